@@ -1,0 +1,94 @@
+"""Feature extractors shared by every method: Conv4 and an MLP.
+
+``track_running_stats=False`` gives BatchNorm that always uses batch statistics, as MAML needs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .errors import KshotError
+
+
+def conv_block(in_channels: int, out_channels: int, track_running_stats: bool = True,
+               pool: bool = True) -> nn.Sequential:
+    layers = [nn.Conv2d(in_channels, out_channels, 3, padding=1),
+              nn.BatchNorm2d(out_channels, track_running_stats=track_running_stats),
+              nn.ReLU(inplace=True)]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class Conv4(nn.Sequential):
+    """4 x [conv 3x3 (``hidden`` filters), BatchNorm, ReLU, max-pool 2], then flatten.
+
+    28x28 inputs give 64-d features (``hidden`` x 1 x 1); 84x84 give 1600-d.
+    ``flatten=False`` keeps the feature map (Relation networks need it).
+    """
+
+    def __init__(self, in_channels: int = 1, hidden: int = 64, depth: int = 4,
+                 track_running_stats: bool = True, flatten: bool = True, image_size: int = 28):
+        blocks = [conv_block(in_channels if i == 0 else hidden, hidden, track_running_stats)
+                  for i in range(depth)]
+        super().__init__(*blocks, *( [nn.Flatten()] if flatten else []))
+        side = image_size
+        for _ in range(depth):
+            side //= 2
+        self.out_dim = hidden * side * side if flatten else hidden
+        self.out_shape = (hidden, side, side)
+        self.item_dims = 3
+        # channels-last convolutions are ~1.5x faster on CPU (oneDNN); results are identical
+        self.to(memory_format=torch.channels_last)
+
+
+class MLP(nn.Sequential):
+    """Flatten, then Linear-ReLU layers (no activation after the last)."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int] = (256, 128), out_dim: int | None = None):
+        dims = [in_dim, *hidden] + ([out_dim] if out_dim else [])
+        layers: list[nn.Module] = [nn.Flatten()]
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < len(dims) - 2:
+                layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+        self.out_dim = dims[-1]
+        self.item_dims = 1  # build_backbone sets the real number of item dimensions
+
+
+BACKBONES = ("conv4", "mlp")
+
+
+def build_backbone(name: str, item_shape: Sequence[int], **kwargs) -> nn.Module:
+    """Build a backbone by name for items of shape ``item_shape`` (e.g. ``(1, 28, 28)``)."""
+    if name == "conv4":
+        if len(item_shape) != 3:
+            raise KshotError(f"backbone conv4 needs image items [C, H, W], got shape {tuple(item_shape)}")
+        return Conv4(in_channels=item_shape[0], image_size=item_shape[-1], **kwargs)
+    if name == "mlp":
+        net = MLP(int(math.prod(item_shape)), **kwargs)
+        net.item_dims = len(item_shape)
+        return net
+    raise KshotError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
+
+
+def uses_running_stats(module: nn.Module) -> bool:
+    """True when any BatchNorm layer keeps running statistics."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+               for m in module.modules())
+
+
+def encode(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run ``backbone`` over items with any number of leading dimensions (e.g. ``[T, N, C, H, W]``)."""
+    lead = x.shape[: x.dim() - getattr(backbone, "item_dims", 1)]
+    flat = x.reshape(-1, *x.shape[len(lead):])
+    if flat.dim() == 4 and flat.is_contiguous() and not flat.is_cuda:
+        flat = flat.contiguous(memory_format=torch.channels_last)
+    out = backbone(flat)
+    return out.reshape(*lead, *out.shape[1:])
+

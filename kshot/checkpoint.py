@@ -1,0 +1,74 @@
+"""Checkpoints: weights (and optimizer state) in safetensors, everything else in JSON.
+
+A checkpoint ``PREFIX`` is two files, ``PREFIX.safetensors`` and ``PREFIX.json``; the JSON records the
+sha256 of the tensors file and is written last, so a checkpoint is either complete or absent.
+Loading reads tensors and JSON only: it never executes code from the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .data.store import atomic_write
+from .errors import KshotError
+
+OPTIM = "optim."
+
+
+def save_checkpoint(prefix, state_dict: dict, meta: dict, optimizer=None) -> None:
+    """Write ``PREFIX.safetensors`` (``state_dict`` + optimizer tensors) and ``PREFIX.json`` (``meta``)."""
+    prefix = Path(prefix)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    meta = dict(meta)
+    if optimizer is not None:
+        opt = optimizer.state_dict()
+        scalars = {}
+        for idx, st in opt["state"].items():
+            for key, val in st.items():
+                if torch.is_tensor(val):
+                    tensors[f"{OPTIM}{idx}.{key}"] = val.detach().cpu().contiguous()
+                else:
+                    scalars[f"{idx}.{key}"] = val
+        meta["optimizer"] = {"param_groups": opt["param_groups"], "scalars": scalars}
+    blob = st_save(tensors)
+    tensor_path = prefix.with_suffix(".safetensors")
+    with atomic_write(tensor_path) as f:
+        f.write(blob)
+    meta["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+    with atomic_write(prefix.with_suffix(".json"), "w") as f:
+        json.dump(meta, f, indent=2)
+
+
+def load_checkpoint(prefix) -> tuple[dict, dict, dict | None]:
+    """Return (model state_dict, meta, optimizer state_dict or None)."""
+    prefix = Path(prefix)
+    json_path, tensor_path = prefix.with_suffix(".json"), prefix.with_suffix(".safetensors")
+    if not json_path.is_file() or not tensor_path.is_file():
+        raise KshotError(f"no checkpoint at {prefix} (expected {json_path.name} and {tensor_path.name})")
+    try:
+        meta = json.loads(json_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise KshotError(f"{json_path} is not valid JSON: {exc}") from None
+    data = tensor_path.read_bytes()
+    if meta.get("weights_sha256") and hashlib.sha256(data).hexdigest() != meta["weights_sha256"]:
+        raise KshotError(f"checksum mismatch for {tensor_path}: it does not match {json_path.name}")
+    tensors = st_load(data)
+    state = {k: v for k, v in tensors.items() if not k.startswith(OPTIM)}
+    optim = None
+    if "optimizer" in meta:
+        per_param: dict[int, dict] = {}
+        for k, v in tensors.items():
+            if k.startswith(OPTIM):
+                idx, key = k[len(OPTIM):].split(".", 1)
+                per_param.setdefault(int(idx), {})[key] = v
+        for k, v in meta["optimizer"]["scalars"].items():
+            idx, key = k.split(".", 1)
+            per_param.setdefault(int(idx), {})[key] = v
+        optim = {"state": per_param, "param_groups": meta["optimizer"]["param_groups"]}
+    return state, meta, optim

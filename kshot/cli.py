@@ -1,0 +1,204 @@
+"""The ``kshot`` command line: thin wiring over the Python API.
+
+User errors print one line (``error: ...``) without a traceback and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .errors import KshotError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Few-shot learning: train, evaluate and apply few-shot models.")
+
+
+def _echo_err(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def _parse_params(items: list[str] | None) -> dict:
+    """``KEY=VALUE`` pairs; values are parsed as JSON when they can be (numbers, true/false)."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise KshotError(f"--param takes KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _read_config(path: Path) -> dict:
+    if not path.is_file():
+        raise KshotError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        return json.loads(text)
+    except Exception as exc:  # tomllib.TOMLDecodeError / json.JSONDecodeError
+        raise KshotError(f"cannot parse config file {path}: {exc}".splitlines()[0]) from None
+
+
+@app.command()
+def datasets(data_root: Optional[Path] = typer.Option(None, help="data root (default: $KSHOT_DATA, else the user cache)")):
+    """List the datasets, where each looks for its files, and whether they are present."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .data import DATASETS, data_root as resolve_root
+
+    root = resolve_root(data_root)
+    table = Table("dataset", "kind", "looks in", "status", "description")
+    for info in DATASETS.values():
+        missing = info.files(root)
+        status = "present" if not missing else "missing: " + ", ".join(missing)
+        table.add_row(info.name, info.kind, str(root / info.folder), status, info.description)
+    Console().print(table)
+
+
+@app.command()
+def train(
+    out: Path = typer.Option(..., "--out", help="run directory for config, checkpoints and logs"),
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON or TOML file of TrainConfig keys; flags override it"),
+    method: Optional[str] = typer.Option(None, help="method name (protonet, ...)"),
+    dataset: Optional[str] = typer.Option(None, help="dataset name (see `kshot datasets`)"),
+    backbone: Optional[str] = typer.Option(None, help="conv4 or mlp"),
+    way: Optional[int] = typer.Option(None, help="classes per training episode"),
+    shot: Optional[int] = typer.Option(None, help="support examples per class"),
+    query: Optional[int] = typer.Option(None, help="query examples per class"),
+    episodes: Optional[int] = typer.Option(None, help="training episodes (tasks)"),
+    meta_batch: Optional[int] = typer.Option(None, help="tasks per optimisation step"),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate"),
+    lr_step: Optional[int] = typer.Option(None, help="episodes between learning-rate halvings"),
+    val_way: Optional[int] = typer.Option(None, help="classes per validation episode"),
+    val_shot: Optional[int] = typer.Option(None, help="support per class in validation (default: --shot)"),
+    val_every: Optional[int] = typer.Option(None, help="episodes between validations"),
+    val_episodes: Optional[int] = typer.Option(None, help="fixed validation episodes"),
+    patience: Optional[int] = typer.Option(None, help="early stopping: validations without improvement (0: off)"),
+    seed: Optional[int] = typer.Option(None, help="random seed"),
+    data_root: Optional[str] = typer.Option(None, help="data root (default: $KSHOT_DATA, else the user cache)"),
+    device: Optional[str] = typer.Option(None, help="torch device (cpu, cuda)"),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="method parameter KEY=VALUE (repeatable)"),
+    tensorboard: bool = typer.Option(False, help="log to RUN_DIR/tensorboard"),
+    resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+):
+    """Meta-train a method on a dataset and write checkpoints to --out."""
+    from .training import TrainConfig, meta_train
+
+    values = {}
+    if resume and (out / "config.json").is_file():
+        values = json.loads((out / "config.json").read_text())
+        values.pop("kshot_version", None)
+    if config is not None:
+        values.update(_read_config(config))
+    flags = dict(method=method, dataset=dataset, backbone=backbone, way=way, shot=shot, query=query,
+                 episodes=episodes, meta_batch=meta_batch, lr=lr, lr_step=lr_step, val_way=val_way,
+                 val_shot=val_shot, val_every=val_every, val_episodes=val_episodes, patience=patience,
+                 seed=seed, data_root=data_root, device=device)
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if tensorboard:
+        values["tensorboard"] = True
+    if param:
+        values["method_params"] = {**values.get("method_params", {}), **_parse_params(param)}
+    cfg = TrainConfig.from_dict(values)
+    summary = meta_train(cfg, out, resume=resume, progress=progress)
+    typer.echo(f"best validation accuracy {100 * summary['best_val_accuracy']:.2f}% after "
+               f"{summary['episodes']} episodes ({summary['train_seconds']:.0f} s training); run in {out}")
+
+
+@app.command(name="eval")
+def eval_(
+    run_dir: Path = typer.Argument(..., help="a run directory written by `kshot train`"),
+    way: int = typer.Option(5, help="classes per test episode"),
+    shot: int = typer.Option(1, help="support examples per class"),
+    query: int = typer.Option(15, help="queries per class"),
+    episodes: int = typer.Option(1000, help="number of fixed test episodes"),
+    seed: int = typer.Option(0, help="seed of the fixed test episodes"),
+    split: str = typer.Option("test", help="data split to evaluate on"),
+    checkpoint: str = typer.Option("best", help="best or last"),
+    data_root: Optional[str] = typer.Option(None, help="data root (default: the run's, else $KSHOT_DATA)"),
+    per_class: bool = typer.Option(False, help="add per-class precision / recall / F1"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+):
+    """Evaluate a trained run on fixed test episodes: accuracy with its 95% confidence interval."""
+    from .data import load_dataset
+    from .evaluation import evaluate
+    from .training import load_method
+
+    if not run_dir.is_dir():
+        raise KshotError(f"run directory {run_dir} does not exist")
+    method, meta = load_method(run_dir, checkpoint)
+    cfg = meta.get("config", {})
+    data = load_dataset(meta["dataset"], split, root=data_root or cfg.get("data_root"),
+                        **cfg.get("dataset_params", {}))
+    score = evaluate(method, data, way, shot, query, episodes, seed=seed, per_class=per_class,
+                     device=cfg.get("device", "cpu"), progress=progress and not as_json)
+    if as_json:
+        typer.echo(json.dumps({**score.to_dict(), "method": meta["method"], "dataset": meta["dataset"],
+                               "split": split, "run_dir": str(run_dir)}))
+    else:
+        typer.echo(f"{meta['method']} on {meta['dataset']}/{split}: {score}")
+        if per_class and score.per_class:
+            worst = sorted(score.per_class.items(), key=lambda kv: kv[1]["f1"])[:10]
+            for name, m in worst:
+                typer.echo(f"  {name:40s} P {m['precision']:.3f}  R {m['recall']:.3f}  F1 {m['f1']:.3f}")
+
+
+@app.command()
+def demo(
+    data_root: Optional[str] = typer.Option(None, help="data root holding omniglot/ (default: $KSHOT_DATA)"),
+    episodes: int = typer.Option(600, help="training episodes"),
+    out: Optional[Path] = typer.Option(None, help="keep the run here (default: a temporary folder)"),
+):
+    """A short Omniglot Prototypical Networks run: train, then 5-way 1-shot accuracy with its 95% CI."""
+    from .data import load_dataset
+    from .evaluation import evaluate
+    from .training import TrainConfig, load_method, meta_train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = out or Path(tmp) / "demo"
+        cfg = TrainConfig(method="protonet", dataset="omniglot", way=60, shot=1, query=5,
+                          episodes=episodes, val_every=max(episodes // 3, 1), val_episodes=100,
+                          data_root=data_root)
+        typer.echo(f"Training Prototypical Networks on Omniglot ({episodes} episodes of 60-way 1-shot)...")
+        meta_train(cfg, run)
+        method, _ = load_method(run)
+        test = load_dataset("omniglot", "test", root=data_root)
+        for way, shot in ((5, 1), (5, 5)):
+            score = evaluate(method, test, way, shot, 15, episodes=500, progress=True)
+            typer.echo(f"Omniglot test, {way}-way {shot}-shot: {100 * score.accuracy:.2f}% "
+                       f"± {100 * score.ci95:.2f} (95% CI, {score.n} episodes)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (2 for user errors, printed on one line)."""
+    try:
+        app(args=argv, prog_name="kshot")
+    except SystemExit as exc:  # typer/click finish with SystemExit (usage errors: 2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KshotError as exc:
+        _echo_err(f"error: {str(exc).splitlines()[0]}")
+        return 2
+    except KeyboardInterrupt:
+        _echo_err("interrupted; a training run continues with --resume")
+        return 130
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

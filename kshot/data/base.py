@@ -1,0 +1,58 @@
+"""LabeledData: what every dataset loader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import KshotError
+
+
+@dataclass
+class LabeledData:
+    """Items with integer labels ``0..C-1`` and the names of those classes.
+
+    ``items`` is a tensor ``[N, ...]`` for images or a list of strings for text.
+    """
+
+    items: Any
+    labels: np.ndarray
+    class_names: list[str]
+    name: str = ""
+    split: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if len(self.items) != len(self.labels):
+            raise KshotError(f"{self.name}: {len(self.items)} items but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def item_shape(self) -> tuple[int, ...]:
+        return tuple(self.items.shape[1:])
+
+    def __repr__(self) -> str:
+        return (f"LabeledData(name={self.name!r}, split={self.split!r}, items={len(self)}, "
+                f"classes={self.num_classes})")
+
+
+@dataclass
+class DatasetInfo:
+    """One entry of the dataset registry (``kshot datasets``)."""
+
+    name: str
+    description: str
+    folder: str                       # relative to the data root
+    splits: Sequence[str]
+    files: Callable[[Any], list[str]]  # (root) -> files that are missing ([] when present)
+    load: Callable[..., LabeledData]
+    kind: str = "image"

@@ -1,0 +1,32 @@
+"""User-facing errors: a message that names the bad value and what is allowed."""
+
+
+class KshotError(ValueError):
+    """Bad input from the user. The CLI prints the message on one line and exits 2."""
+
+
+class DataError(KshotError):
+    """A dataset is missing, incomplete or corrupt."""
+
+
+class ChecksumError(DataError):
+    """A file's sha256 does not match the expected value."""
+
+
+def check_positive_int(name: str, value, minimum: int = 1) -> int:
+    """Return ``value`` as an int, or raise KshotError naming it when it is not an int >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
+        hasattr(value, "__index__")
+    ):
+        raise KshotError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise KshotError(f"{name} must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def check_choice(name: str, value, allowed) -> str:
+    allowed = list(allowed)
+    if value not in allowed:
+        raise KshotError(f"unknown {name} {value!r}; choose one of: {', '.join(map(str, allowed))}")
+    return value

@@ -1,0 +1,28 @@
+"""The few-shot methods, by the name used on the command line."""
+
+from __future__ import annotations
+
+from ..backbones import build_backbone
+from ..errors import KshotError
+from .base import FewShotMethod
+from .protonet import ProtoNet
+
+METHODS: dict[str, type[FewShotMethod]] = {
+    "protonet": ProtoNet,
+}
+
+
+def build_method(name: str, item_shape, backbone: str = "conv4", backbone_params: dict | None = None,
+                 **params) -> FewShotMethod:
+    """Build method ``name`` on a fresh ``backbone`` for items of ``item_shape``."""
+    if name not in METHODS:
+        raise KshotError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
+    cls = METHODS[name]
+    net = build_backbone(backbone, item_shape, **{**cls.backbone_defaults, **(backbone_params or {})})
+    try:
+        return cls(net, **params)
+    except TypeError as exc:
+        raise KshotError(f"bad parameter for method {name!r}: {exc}") from None
+
+
+__all__ = ["METHODS", "FewShotMethod", "ProtoNet", "build_method"]

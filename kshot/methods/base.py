@@ -1,0 +1,48 @@
+"""What every method is: an ``nn.Module`` mapping (support, support_labels, query) to query logits."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..episodes import Episode
+
+
+class FewShotMethod(nn.Module):
+    """Base class of the few-shot methods.
+
+    ``forward(support, support_labels, query)`` returns logits ``[Q, N]`` for one episode, or
+    ``[T, Q, N]`` when every tensor has a leading task dimension ``T``. Adaptation (prototypes,
+    inner-loop steps, a fitted head) happens inside ``forward``.
+    """
+
+    #: keyword arguments the backbone needs for this method (e.g. no running BatchNorm statistics)
+    backbone_defaults: dict = {}
+    #: True when the test-time adaptation takes gradients (evaluation must not run under no_grad)
+    adapts_with_gradients: bool = False
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def hparams(self) -> dict:
+        """The JSON-able constructor arguments (besides the backbone), stored in checkpoints."""
+        return {}
+
+    def loss(self, episode: Episode) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training loss on an episode (cross-entropy on the query logits) and the logits."""
+        logits = self(episode.support, episode.support_labels, episode.query)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                               episode.query_labels.reshape(-1)), logits
+
+
+def num_ways(support_labels: torch.Tensor) -> int:
+    return int(support_labels.max()) + 1
+
+
+def class_means(features: torch.Tensor, labels: torch.Tensor, way: int) -> torch.Tensor:
+    """Mean feature of each class: ``[..., S, D]`` features and ``[..., S]`` labels -> ``[..., N, D]``."""
+    onehot = F.one_hot(labels, way).to(features.dtype)           # [..., S, N]
+    sums = onehot.transpose(-1, -2) @ features                    # [..., N, D]
+    return sums / onehot.sum(-2).unsqueeze(-1).clamp_min(1)

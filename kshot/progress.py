@@ -1,0 +1,29 @@
+"""A rich progress bar that yields an ``advance(n, **fields)`` callable (a no-op when disabled)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, description: str, enabled: bool = True, fields: str = ""):
+    """``fields`` is a format string over the keyword arguments given to ``advance``."""
+    if not enabled:
+        yield lambda n=1, **kw: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    if fields:
+        columns.append(TextColumn("{task.fields[info]}"))
+    from rich.console import Console
+
+    with Progress(*columns, console=Console(file=sys.stderr), transient=False) as p:
+        task = p.add_task(description, total=total, info="")
+
+        def advance(n: int = 1, **kw):
+            p.update(task, advance=n, **({"info": fields.format(**kw)} if fields and kw else {}))
+
+        yield advance

@@ -1,0 +1,225 @@
+"""Episodic meta-training: Adam, step learning-rate schedule, validation on fixed episodes,
+best-checkpoint selection, early stopping, resume, progress bar and optional TensorBoard logging.
+
+A run directory holds ``config.json`` (the full ``TrainConfig``), ``last.{safetensors,json}``
+(weights + optimizer state, for ``resume``) and ``best.{safetensors,json}`` (best validation accuracy).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import load_dataset
+from .data.store import atomic_write
+from .episodes import EpisodeSampler
+from .errors import KshotError, check_positive_int
+from .evaluation import evaluate
+from .methods import METHODS, build_method
+from .progress import progress_bar
+
+
+class TrainingError(KshotError):
+    """Training cannot go on (e.g. the loss became NaN)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; stored as ``config.json`` in the run directory."""
+
+    method: str = "protonet"
+    dataset: str = "omniglot"
+    backbone: str = "conv4"
+    train_split: str = "train"
+    val_split: str = "val"
+    way: int = 60
+    shot: int = 1
+    query: int = 5
+    episodes: int = 5000          # training episodes (tasks); meta_batch tasks make one iteration
+    meta_batch: int = 1
+    lr: float = 1e-3
+    lr_step: int = 2000           # halve (lr_gamma) the learning rate every lr_step episodes
+    lr_gamma: float = 0.5
+    weight_decay: float = 0.0
+    val_way: int = 5
+    val_shot: int | None = None   # None: the training shot
+    val_query: int = 15
+    val_every: int = 500          # episodes between validations (0: only at the end)
+    val_episodes: int = 200
+    patience: int = 0             # stop after this many validations without improvement (0: never)
+    seed: int = 0
+    method_params: dict = field(default_factory=dict)
+    backbone_params: dict = field(default_factory=dict)
+    dataset_params: dict = field(default_factory=dict)
+    data_root: str | None = None
+    device: str = "cpu"
+    tensorboard: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise KshotError(f"unknown config key {unknown[0]!r}; allowed keys: {', '.join(names)}")
+        return cls(**d).validate()
+
+    def validate(self) -> "TrainConfig":
+        for name in ("way", "shot", "episodes", "meta_batch", "val_way", "val_query", "val_episodes",
+                     "lr_step"):
+            check_positive_int(name, getattr(self, name), 1)
+        for name in ("query", "val_every", "patience", "seed"):
+            check_positive_int(name, getattr(self, name), 0)
+        if self.val_shot is not None:
+            check_positive_int("val_shot", self.val_shot, 1)
+        for name in ("lr", "lr_gamma", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0 or (name == "lr" and value == 0):
+                raise KshotError(f"{name} must be a finite number{' > 0' if name == 'lr' else ' >= 0'}, "
+                                 f"got {value!r}")
+        if self.method not in METHODS:
+            raise KshotError(f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
+        for name in ("method_params", "backbone_params", "dataset_params"):
+            if not isinstance(getattr(self, name), dict):
+                raise KshotError(f"{name} must be a mapping, got {getattr(self, name)!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_split(config: TrainConfig, split: str):
+    return load_dataset(config.dataset, split, root=config.data_root, **config.dataset_params)
+
+
+def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: bool = True,
+               train_data=None, val_data=None) -> dict:
+    """Train ``config.method`` episodically; return a summary (best validation accuracy, timings)."""
+    config.validate()
+    out = Path(out_dir)
+    if resume:
+        if not (out / "last.json").is_file():
+            raise KshotError(f"cannot resume: {out} has no last.json checkpoint")
+    elif (out / "last.json").exists() or (out / "best.json").exists():
+        raise KshotError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "config.json", "w") as f:
+        json.dump({**config.to_dict(), "kshot_version": __version__}, f, indent=2)
+
+    train_data = train_data if train_data is not None else load_split(config, config.train_split)
+    val_data = val_data if val_data is not None else load_split(config, config.val_split)
+    sampler = EpisodeSampler(train_data.labels, config.way, config.shot, config.query, seed=config.seed)
+    val_shot = config.val_shot or config.shot
+    EpisodeSampler(val_data.labels, config.val_way, val_shot, config.val_query)  # fail early if impossible
+
+    torch.manual_seed(config.seed)
+    method = build_method(config.method, train_data.item_shape, config.backbone,
+                          config.backbone_params, **config.method_params).to(config.device)
+    optimizer = torch.optim.Adam(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    meta = {"kshot_version": __version__, "method": config.method, "method_params": method.hparams(),
+            "backbone": config.backbone, "backbone_params": config.backbone_params,
+            "item_shape": list(train_data.item_shape), "dataset": config.dataset,
+            "train_split": config.train_split, "seed": config.seed, "config": config.to_dict()}
+
+    T = config.meta_batch
+    iterations = math.ceil(config.episodes / T)
+    start, best, history, stale, train_seconds = 0, -1.0, [], 0, 0.0
+    if resume:
+        state, last, optim_state = load_checkpoint(out / "last")
+        method.load_state_dict(state)
+        if optim_state is not None:
+            optimizer.load_state_dict(optim_state)
+        start, best, history = last["iteration"], last["best_val"], last["history"]
+        stale, train_seconds = last.get("stale", 0), last.get("train_seconds", 0.0)
+    writer = _tensorboard(out) if config.tensorboard else None
+
+    def validate_and_save(it: int) -> bool:
+        nonlocal best, stale
+        score = evaluate(method, val_data, config.val_way, val_shot, config.val_query,
+                         config.val_episodes, seed=config.seed, device=config.device)
+        improved = score.accuracy > best
+        best, stale = (score.accuracy, 0) if improved else (best, stale + 1)
+        history.append({"iteration": it, "episodes": it * T, "val_accuracy": score.accuracy,
+                        "val_ci95": score.ci95, "train_seconds": round(train_seconds, 2)})
+        state = {**meta, "iteration": it, "episodes_done": it * T, "best_val": best, "stale": stale,
+                 "history": history, "train_seconds": train_seconds}
+        if improved:
+            save_checkpoint(out / "best", method.state_dict(), {**state, "val_accuracy": score.accuracy})
+        save_checkpoint(out / "last", method.state_dict(), state, optimizer)
+        if writer:
+            writer.add_scalar("val/accuracy", score.accuracy, it * T)
+        return config.patience > 0 and stale >= config.patience
+
+    method.train()
+    seen, loss_avg, acc_avg, step_seconds = 0, 0.0, 0.0, 0.0
+    fields = "loss {loss:.3f}  acc {acc:.3f}  {eps:.1f} ep/s  val {val}"
+    with progress_bar(iterations * T, f"training {config.method}", enabled=progress, fields=fields) as advance:
+        advance(start * T)
+        for it in range(start, iterations):
+            lr = config.lr * config.lr_gamma ** ((it * T) // config.lr_step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            t0 = time.perf_counter()
+            batch = next(sampler.episodes(train_data.items, T, start=it * T, batch=T)).to(config.device)
+            loss, logits = method.loss(batch)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"loss became {loss.item()} at episode {it * T + 1} (iteration {it + 1}); "
+                                    f"the last good checkpoint is kept in {out}/last.*")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            acc = (logits.argmax(-1) == batch.query_labels).float().mean().item()
+            seen += 1
+            loss_avg += (loss.item() - loss_avg) / min(seen, 50)
+            acc_avg += (acc - acc_avg) / min(seen, 50)
+            if writer:
+                writer.add_scalar("train/loss", loss.item(), (it + 1) * T)
+                writer.add_scalar("train/accuracy", acc, (it + 1) * T)
+            dt = time.perf_counter() - t0
+            step_seconds += dt
+            train_seconds += dt
+            done = (it + 1) * T
+            stop = False
+            if (config.val_every and done // config.val_every > (it * T) // config.val_every) \
+                    or it + 1 == iterations:
+                stop = validate_and_save(it + 1)
+            advance(T, loss=loss_avg, acc=acc_avg, eps=seen * T / max(step_seconds, 1e-9),
+                    val=f"{100 * best:.2f}" if best >= 0 else "-")
+            if stop:
+                break
+    if writer:
+        writer.close()
+    return {"best_val_accuracy": best, "iterations": history[-1]["iteration"] if history else start,
+            "episodes": (history[-1]["iteration"] if history else start) * T,
+            "train_seconds": train_seconds, "history": history, "run_dir": str(out)}
+
+
+def load_method(run_dir, which: str = "best"):
+    """Rebuild the method stored in ``run_dir`` (``best`` or ``last`` checkpoint); returns (method, meta)."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise KshotError(f"run directory {run} does not exist")
+    if which not in ("best", "last"):
+        raise KshotError(f"checkpoint must be 'best' or 'last', got {which!r}")
+    state, meta, _ = load_checkpoint(run / which)
+    method = build_method(meta["method"], meta["item_shape"], meta["backbone"],
+                          meta.get("backbone_params"), **meta["method_params"])
+    method.load_state_dict(state)
+    method.eval()
+    return method, meta
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise KshotError("TensorBoard logging needs the tensorboard package: pip install 'kshot[tensorboard]'") from None
+    return SummaryWriter(str(out / "tensorboard"))
