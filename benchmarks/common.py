@@ -1,0 +1,60 @@
+"""Shared pieces of the benchmark scripts: machine description, matmul peak, results-table rows."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()}-core {cpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 20) -> float:
+    """Measured fp32 matrix-multiply throughput (median of ``repeats`` n x n products)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return 2 * n ** 3 / times[len(times) // 2] / 1e9
+
+
+def upsert_row(section: str, header: list[str], key: str, row: list[str], path: Path = RESULTS) -> None:
+    """Insert or replace the row whose first cell is ``key`` in the table under ``## section``."""
+    text = path.read_text() if path.exists() else "# Results\n"
+    head = f"## {section}"
+    table_head = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
+    line = "| " + " | ".join([key, *row]) + " |\n"
+    if head not in text:
+        text = text.rstrip("\n") + f"\n\n{head}\n\n{table_head}"
+    start = text.index(head)
+    nxt = text.find("\n## ", start + len(head))
+    block = text[start:] if nxt < 0 else text[start:nxt + 1]
+    if table_head not in block:
+        block = block.rstrip("\n") + "\n\n" + table_head
+    pattern = re.compile(r"^\| " + re.escape(key) + r" \|.*\n", re.M)
+    block = pattern.sub(line, block) if pattern.search(block) else block.rstrip("\n") + "\n" + line
+    if not block.endswith("\n"):
+        block += "\n"
+    text = text[:start] + block + ("" if nxt < 0 else text[nxt + 1:])
+    path.write_text(text)
