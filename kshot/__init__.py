@@ -11,4 +11,13 @@ from .training import TrainConfig, load_method, meta_train  # noqa: E402
 
 __all__ = ["Episode", "EpisodeSampler", "KshotError", "LabeledData", "METHODS", "Score",
            "TrainConfig", "build_method", "evaluate", "load_dataset", "load_method", "meta_train",
-           "__version__"]
+           "__version__", "FewShotClassifier"]
+
+
+def __getattr__(name):
+    """``kshot.FewShotClassifier`` loads the text stack (sentence-transformers) only when asked for."""
+    if name == "FewShotClassifier":
+        from .text.classifier import FewShotClassifier
+
+        return FewShotClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import KshotError
-from . import omniglot
+from . import intents, omniglot
 from .base import DatasetInfo, LabeledData
 from .store import data_root, download, sha256_file, verify_sha256
 
@@ -22,6 +22,26 @@ register(DatasetInfo(
     splits=omniglot.VINYALS_SPLITS,
     files=omniglot.missing_files,
     load=omniglot.load_omniglot,
+))
+
+register(DatasetInfo(
+    name="banking77",
+    description="BANKING77 customer-service queries, 77 intents (text)",
+    folder=intents.BANKING77_FOLDER,
+    splits=intents.BANKING77_SPLITS,
+    files=intents.banking77_missing,
+    load=intents.load_banking77,
+    kind="text",
+))
+
+register(DatasetInfo(
+    name="clinc150",
+    description="CLINC150 assistant queries, 150 intents + out-of-scope (oos_*) splits (text)",
+    folder=intents.CLINC150_FOLDER,
+    splits=intents.CLINC150_SPLITS,
+    files=intents.clinc150_missing,
+    load=intents.load_clinc150,
+    kind="text",
 ))
 
 

@@ -1,0 +1,92 @@
+"""Intent classification benchmarks: BANKING77 and CLINC150 (with its out-of-scope split).
+
+Files, under the data root:
+
+* ``banking77/train.csv``, ``banking77/test.csv`` (columns ``text,category``; github.com/PolyAI-LDN/task-specific-datasets)
+* ``clinc150/data_full.json`` (keys ``train``, ``val``, ``test``, ``oos_train``, ``oos_val``, ``oos_test``;
+  each a list of ``[text, intent]``; github.com/clinc/oos-eval)
+
+Items are lists of strings. In-scope splits use the sorted intent names of the training split as
+classes; CLINC150's ``oos_*`` splits hold one class, ``oos``.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+
+from ..errors import DataError
+from .base import LabeledData
+from .files import labeled_from_strings
+from .store import data_root
+
+BANKING77_FOLDER = "banking77"
+BANKING77_SPLITS = ("train", "test")
+CLINC150_FOLDER = "clinc150"
+CLINC150_SPLITS = ("train", "val", "test", "oos_train", "oos_val", "oos_test")
+OOS = "oos"
+
+
+def banking77_missing(root=None) -> list[str]:
+    folder = data_root(root) / BANKING77_FOLDER
+    return [f"{BANKING77_FOLDER}/{s}.csv" for s in BANKING77_SPLITS if not (folder / f"{s}.csv").is_file()]
+
+
+def clinc150_missing(root=None) -> list[str]:
+    path = data_root(root) / CLINC150_FOLDER / "data_full.json"
+    return [] if path.is_file() else [f"{CLINC150_FOLDER}/data_full.json"]
+
+
+def _require(missing: list[str], root, name: str) -> None:
+    if missing:
+        raise DataError(f"{name} files missing under {data_root(root)}: {', '.join(missing)} "
+                        "(see the docstring of kshot/data/intents.py for where to get them)")
+
+
+def _check_split(name: str, split: str, splits) -> None:
+    if split not in splits:
+        raise DataError(f"unknown {name} split {split!r}; choose one of: {', '.join(splits)}")
+
+
+@functools.lru_cache(maxsize=4)
+def _banking77_rows(folder: str, split: str) -> tuple[tuple[str, str], ...]:
+    with open(f"{folder}/{split}.csv", newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {"text", "category"} <= set(reader.fieldnames):
+            raise DataError(f"{folder}/{split}.csv must have columns text,category; has {reader.fieldnames}")
+        return tuple((r["text"], r["category"]) for r in reader)
+
+
+def load_banking77(split: str = "train", root=None) -> LabeledData:
+    """BANKING77: 77 banking intents; ``train`` (10,003 texts) and ``test`` (3,080)."""
+    _check_split("banking77", split, BANKING77_SPLITS)
+    _require(banking77_missing(root), root, "banking77")
+    folder = str(data_root(root) / BANKING77_FOLDER)
+    classes = sorted({y for _, y in _banking77_rows(folder, "train")})
+    rows = _banking77_rows(folder, split)
+    return labeled_from_strings([t for t, _ in rows], [y for _, y in rows], "banking77", split, classes)
+
+
+@functools.lru_cache(maxsize=2)
+def _clinc150(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON: {exc}") from None
+
+
+def load_clinc150(split: str = "train", root=None) -> LabeledData:
+    """CLINC150: 150 in-scope intents (``train`` 15,000 / ``val`` 3,000 / ``test`` 4,500 texts) and
+    out-of-scope queries (``oos_train`` 100 / ``oos_val`` 100 / ``oos_test`` 1,000), labelled ``oos``."""
+    _check_split("clinc150", split, CLINC150_SPLITS)
+    _require(clinc150_missing(root), root, "clinc150")
+    path = data_root(root) / CLINC150_FOLDER / "data_full.json"
+    data = _clinc150(str(path))
+    missing = [s for s in CLINC150_SPLITS if s not in data]
+    if missing:
+        raise DataError(f"{path} lacks the keys {', '.join(missing)}")
+    classes = [OOS] if split.startswith("oos_") else sorted({y for _, y in data["train"]})
+    rows = data[split]
+    return labeled_from_strings([t for t, _ in rows], [y for _, y in rows], "clinc150", split, classes)

@@ -1,0 +1,242 @@
+"""FewShotClassifier: few-shot text classification with scikit-learn conventions.
+
+    clf = FewShotClassifier(method="logistic").fit(texts, labels)
+    clf.predict(["where is my card?"], reject_below=0.3)
+
+Methods (the encoder is frozen unless stated):
+
+* ``prototype``   nearest class mean, cosine;
+* ``logistic``    logistic-regression head;
+* ``setfit``      contrastive fine-tuning of the encoder on same/different-class pairs, then a logistic head;
+* ``zeroshot``    prototypes from the label names alone ("This text is about {label}");
+* ``label_prior`` few-shot prototypes blended with the label-name prototype (``prior_weight`` examples);
+* ``finetune``    full fine-tuning of the encoder with a linear head.
+
+``predict_proba`` columns follow ``classes_``; ``predict`` is always their argmax (or ``reject_label``
+when ``reject_below`` is given and the best probability is under it). ``save``/``load`` write
+safetensors + JSON only, fine-tuned encoder weights included.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..errors import KshotError, check_choice
+from .contrastive import LOSSES, contrastive_finetune
+from .encoder import DEFAULT_MODEL, SentenceEncoder
+from .finetune import full_finetune
+from .heads import HEADS, LogisticHead, PrototypeHead
+from .labels import DEFAULT_TEMPLATE, label_embeddings
+
+METHODS = ("prototype", "logistic", "setfit", "zeroshot", "label_prior", "finetune")
+FROZEN = ("prototype", "logistic", "zeroshot", "label_prior")
+FORMAT = "kshot-text-classifier"
+MODEL_FILE = "kshot_model"   # kshot_model.json + kshot_model.safetensors
+PARAMS = ("encoder", "method", "C", "scale", "steps", "batch_size", "lr", "loss", "temperature",
+          "prior_weight", "label_template", "label_descriptions", "reject_label", "seed", "device")
+
+
+def check_texts(texts, what: str = "texts") -> list[str]:
+    if isinstance(texts, str):
+        raise KshotError(f"{what} must be a list of strings, got a single string {texts[:40]!r}")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise KshotError(f"{what}[{i}] must be a string, got {type(t).__name__} {t!r}")
+        if not t.strip():
+            raise KshotError(f"{what}[{i}] is empty; every text needs some words")
+    return texts
+
+
+def _plain(label):
+    return label.item() if isinstance(label, np.generic) else label
+
+
+class FewShotClassifier:
+    """Classify texts from a few labelled examples per class (see the module docstring)."""
+
+    def __init__(self, encoder: str = DEFAULT_MODEL, method: str = "logistic", *, C: float = 10.0,
+                 scale: float | None = None, steps: int = 200, batch_size: int = 16, lr: float | None = None,
+                 loss: str = "supcon", temperature: float = 0.05, prior_weight: float = 1.0,
+                 label_template: str = DEFAULT_TEMPLATE, label_descriptions: dict | None = None,
+                 reject_label="oos", seed: int = 0, device: str = "cpu", progress: bool = False):
+        self.encoder, self.method, self.C, self.scale = encoder, method, C, scale
+        self.steps, self.batch_size, self.lr, self.loss, self.temperature = steps, batch_size, lr, loss, temperature
+        self.prior_weight, self.label_template = prior_weight, label_template
+        self.label_descriptions, self.reject_label = label_descriptions, reject_label
+        self.seed, self.device, self.progress = seed, device, progress
+
+    def get_params(self, deep: bool = False) -> dict:
+        return {k: getattr(self, k) for k in PARAMS}
+
+    # ---------------------------------------------------------------- fitting
+    def _check_params(self) -> None:
+        check_choice("method", self.method, METHODS)
+        check_choice("loss", self.loss, LOSSES)
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise KshotError(f"steps must be an integer >= 1, got {self.steps!r}")
+
+    def _check_xy(self, texts, labels, min_classes: int) -> tuple[list[str], list]:
+        texts = check_texts(texts)
+        labels = [_plain(y) for y in labels]
+        if not texts and self.method != "zeroshot":
+            raise KshotError("the training set is empty; give at least one text per class")
+        if len(texts) != len(labels) and not (self.method == "zeroshot" and not texts):
+            raise KshotError(f"got {len(texts)} texts but {len(labels)} labels")
+        bad = [y for y in labels if isinstance(y, bool) or not isinstance(y, (str, int)) or y == ""]
+        if bad:
+            raise KshotError(f"labels must be non-empty strings or integers, got {bad[0]!r}")
+        if len(set(labels)) < min_classes:
+            raise KshotError(f"the training set has {len(set(labels))} class(es) {sorted(set(map(str, labels)))}; "
+                             f"a classifier needs at least {min_classes}")
+        return texts, labels
+
+    def _head(self):
+        if self.method in ("prototype", "zeroshot", "label_prior"):
+            weight = {"prototype": 0.0, "zeroshot": 1.0, "label_prior": self.prior_weight}[self.method]
+            return PrototypeHead(scale=self.scale or 20.0, prior_weight=weight)
+        return LogisticHead(C=self.C, scale=self.scale or 10.0)
+
+    def _label_prior(self, head) -> None:
+        if isinstance(head, PrototypeHead) and head.params["prior_weight"] > 0:
+            head.set_prior(label_embeddings(self.encoder_, self.classes_, self.label_template,
+                                            self.label_descriptions))
+
+    def fit(self, texts, labels) -> "FewShotClassifier":
+        """Fit on ``texts`` with their ``labels`` (strings or integers); returns self."""
+        self._check_params()
+        texts, labels = self._check_xy(texts, labels, min_classes=2)
+        self.classes_ = sorted(set(labels), key=lambda y: (str(type(y)), y))
+        index = {c: i for i, c in enumerate(self.classes_)}
+        y = np.array([index[v] for v in labels], dtype=np.int64)
+        if self.method == "zeroshot":
+            texts, y = [], y[:0]
+        base = SentenceEncoder(self.encoder, device=self.device)
+        self.finetuned_ = self.method in ("setfit", "finetune")
+        self.encoder_ = base.trainable() if self.finetuned_ else base
+        head = self._head()
+        if self.method == "setfit":
+            contrastive_finetune(self.encoder_, texts, y, steps=self.steps, pairs_per_step=self.batch_size,
+                                 lr=self.lr or 2e-5, loss=self.loss, temperature=self.temperature,
+                                 seed=self.seed, progress=self.progress)
+        if self.method == "finetune":
+            head = full_finetune(self.encoder_, texts, y, len(self.classes_), steps=self.steps,
+                                 batch_size=self.batch_size, lr=self.lr or 5e-5, seed=self.seed,
+                                 scale=self.scale or 10.0, progress=self.progress)
+            head.X, head.y, head.n_classes = torch.as_tensor(self.encoder_.encode(texts)), torch.as_tensor(y), len(self.classes_)
+        else:
+            self._label_prior(head)
+            head.add(self.encoder_.encode(texts), y, len(self.classes_))
+        self.head_ = head
+        return self
+
+    def partial_fit(self, texts, labels) -> "FewShotClassifier":
+        """Add examples, of known or new classes, without encoding the earlier texts again."""
+        if not hasattr(self, "head_"):
+            return self.fit(texts, labels)
+        if self.method not in FROZEN:
+            raise KshotError(f"partial_fit needs a frozen-encoder method ({', '.join(FROZEN)}), "
+                             f"not {self.method!r}; fit again instead")
+        texts, labels = self._check_xy(texts, labels, min_classes=1)
+        known = set(self.classes_)
+        self.classes_ = self.classes_ + sorted({v for v in labels if v not in known}, key=str)
+        index = {c: i for i, c in enumerate(self.classes_)}
+        self._label_prior(self.head_)
+        y = np.array([index[v] for v in labels], dtype=np.int64)
+        X = self.encoder_.encode(texts) if self.method != "zeroshot" else np.zeros((0, self.encoder_.dim))
+        self.head_.add(X, y[: len(X)], len(self.classes_))
+        return self
+
+    # ------------------------------------------------------------- prediction
+    def _fitted(self) -> None:
+        if not hasattr(self, "head_"):
+            raise KshotError("this FewShotClassifier is not fitted yet; call fit(texts, labels) first")
+
+    def predict_proba(self, texts) -> np.ndarray:
+        """Class probabilities ``[len(texts), len(classes_)]``, columns in ``classes_`` order."""
+        self._fitted()
+        texts = check_texts(texts)
+        if not texts:
+            return np.zeros((0, len(self.classes_)))
+        logits = self.head_.logits(self.encoder_.encode(texts)).double()
+        return torch.softmax(logits, dim=1).numpy()
+
+    def predict_with_scores(self, texts, reject_below: float | None = None) -> tuple[list, np.ndarray]:
+        """(labels, best probability); labels under ``reject_below`` become ``reject_label``."""
+        proba = self.predict_proba(texts)
+        best = proba.argmax(1) if len(proba) else np.zeros(0, dtype=np.int64)
+        scores = proba.max(1) if len(proba) else np.zeros(0)
+        preds = [self.classes_[i] for i in best]
+        if reject_below is not None:
+            preds = [self.reject_label if s < reject_below else p for p, s in zip(preds, scores)]
+        return preds, scores
+
+    def predict(self, texts, reject_below: float | None = None) -> np.ndarray:
+        return np.array(self.predict_with_scores(texts, reject_below)[0], dtype=object)
+
+    def score(self, texts, labels) -> float:
+        """Accuracy, scikit-learn style."""
+        return float(np.mean([p == y for p, y in zip(self.predict(texts), labels)]))
+
+    # -------------------------------------------------------------- save/load
+    def save(self, path) -> Path:
+        """Write the classifier to the directory ``path`` (safetensors + JSON, no pickle)."""
+        self._fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if self.finetuned_:
+            self.encoder_.save(path / "encoder")
+        meta = {"format": FORMAT, "kshot_version": __version__, "params": self.get_params(),
+                "classes": [_plain(c) for c in self.classes_], "finetuned": self.finetuned_,
+                "head": {"kind": self.head_.kind, "params": self.head_.params}}
+        save_checkpoint(path / MODEL_FILE, self.head_.state(), meta)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "FewShotClassifier":
+        path = Path(path)
+        meta_file = path / f"{MODEL_FILE}.json"
+        if not path.is_dir() or not meta_file.is_file():
+            raise KshotError(f"{path} is not a kshot model directory (no {MODEL_FILE}.json); "
+                             "make one with `kshot fit` or FewShotClassifier.save")
+        try:
+            fmt = json.loads(meta_file.read_text()).get("format")
+        except (json.JSONDecodeError, AttributeError):
+            fmt = None
+        if fmt != FORMAT:
+            raise KshotError(f"{meta_file} is not a kshot text classifier (format {fmt!r})")
+        state, meta, _ = load_checkpoint(path / MODEL_FILE)
+        clf = cls(**meta["params"])
+        clf.classes_ = list(meta["classes"])
+        clf.finetuned_ = bool(meta["finetuned"])
+        clf.encoder_ = (SentenceEncoder.load_finetuned(path / "encoder", clf.encoder, clf.device)
+                        if clf.finetuned_ else SentenceEncoder(clf.encoder, device=clf.device))
+        clf.head_ = HEADS[meta["head"]["kind"]](**meta["head"]["params"]).load_state(state, len(clf.classes_))
+        return clf
+
+
+def choose_threshold(clf: FewShotClassifier, texts, labels, reject_label=None) -> float:
+    """Pick ``reject_below`` on held-out data mixing in-scope texts and out-of-scope ones (labelled
+    ``reject_label``, default ``clf.reject_label``): it maximises the mean of in-scope accuracy and
+    out-of-scope recall."""
+    reject_label = clf.reject_label if reject_label is None else reject_label
+    labels = np.array(labels, dtype=object)
+    oos = labels == reject_label
+    if oos.all() or not oos.any():
+        raise KshotError(f"choose_threshold needs held-out texts both in scope and labelled {reject_label!r}")
+    preds, scores = clf.predict_with_scores(texts)
+    correct = (np.array(preds, dtype=object) == labels) & ~oos
+    candidates = np.unique(np.concatenate([scores, [0.0, 1.0 + 1e-9]]))
+    best, best_t = -1.0, 0.0
+    for t in candidates:
+        keep = scores >= t
+        value = 0.5 * ((correct & keep).sum() / (~oos).sum() + (~keep & oos).sum() / oos.sum())
+        if value > best:
+            best, best_t = value, float(t)
+    return best_t

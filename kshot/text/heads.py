@@ -1,0 +1,148 @@
+"""Classification heads over unit-norm sentence embeddings.
+
+Both heads keep the (few) support embeddings they were fitted on, so ``partial_fit`` can add examples
+or whole new classes without encoding the old texts again. State is a dict of tensors (safetensors).
+
+* ``PrototypeHead``: nearest class mean by cosine; a class prototype may be blended with a label-name
+  embedding (``prior``, weight ``prior_weight`` in units of examples), which alone gives zero-shot.
+* ``LogisticHead``: multinomial logistic regression (L2, full-batch L-BFGS), warm-started on refits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class Head:
+    kind = ""
+
+    def __init__(self, **params):
+        self.params = params
+        self.X = torch.zeros(0, 0)
+        self.y = torch.zeros(0, dtype=torch.long)
+        self.n_classes = 0
+
+    def add(self, X: np.ndarray, y: np.ndarray, n_classes: int) -> "Head":
+        X = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        y = torch.as_tensor(np.asarray(y, dtype=np.int64))
+        self.X = X if self.X.numel() == 0 else torch.cat([self.X, X])
+        self.y = torch.cat([self.y, y])
+        self.n_classes = n_classes
+        self.refit()
+        return self
+
+    def refit(self) -> None:
+        raise NotImplementedError
+
+    def logits(self, X: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"X": self.X, "y": self.y}
+
+    def load_state(self, state: dict, n_classes: int) -> "Head":
+        self.X, self.y, self.n_classes = state["X"], state["y"], n_classes
+        return self
+
+
+class PrototypeHead(Head):
+    """Cosine to class prototypes, times ``scale`` (an inverse temperature for the probabilities)."""
+
+    kind = "prototype"
+
+    def __init__(self, scale: float = 20.0, prior_weight: float = 0.0):
+        super().__init__(scale=scale, prior_weight=prior_weight)
+        self.prior: torch.Tensor | None = None   # [C, D] label embeddings, optional
+        self.prototypes = torch.zeros(0, 0)
+
+    def set_prior(self, prior: np.ndarray | None) -> "PrototypeHead":
+        self.prior = None if prior is None else torch.as_tensor(np.asarray(prior, dtype=np.float32))
+        return self
+
+    def refit(self) -> None:
+        dim = self.X.shape[1] if self.X.numel() else self.prior.shape[1]
+        sums = torch.zeros(self.n_classes, dim).index_add_(0, self.y, self.X) if self.X.numel() else \
+            torch.zeros(self.n_classes, dim)
+        counts = torch.bincount(self.y, minlength=self.n_classes).float().unsqueeze(1)
+        if self.prior is not None and self.params["prior_weight"] > 0:
+            w = self.params["prior_weight"]
+            sums, counts = sums + w * self.prior[: self.n_classes], counts + w
+        self.prototypes = F.normalize(sums / counts.clamp_min(1e-8), dim=1)
+
+    def logits(self, X) -> torch.Tensor:
+        X = F.normalize(torch.as_tensor(np.asarray(X, dtype=np.float32)), dim=1)
+        return self.params["scale"] * X @ self.prototypes.T
+
+    def state(self) -> dict:
+        out = super().state()
+        if self.prior is not None:
+            out["prior"] = self.prior
+        return out
+
+    def load_state(self, state: dict, n_classes: int) -> "PrototypeHead":
+        super().load_state(state, n_classes)
+        self.set_prior(state.get("prior"))
+        self.refit()
+        return self
+
+
+class LogisticHead(Head):
+    """Softmax regression on ``scale`` * embedding; objective: mean cross-entropy + ||W||^2 / (2 C n)."""
+
+    kind = "logistic"
+
+    def __init__(self, C: float = 1.0, scale: float = 10.0, max_iter: int = 200):
+        super().__init__(C=C, scale=scale, max_iter=max_iter)
+        self.W = torch.zeros(0, 0)
+        self.b = torch.zeros(0)
+
+    def _warm_start(self, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Previous weights for known classes; new classes start from their scaled prototype."""
+        W, b = torch.zeros(self.n_classes, dim), torch.zeros(self.n_classes)
+        known = self.W.shape[0]
+        if known:
+            W[:known], b[:known] = self.W, self.b
+        for c in range(known, self.n_classes):
+            members = self.X[self.y == c]
+            if len(members):
+                W[c] = F.normalize(members.mean(0), dim=0)
+        return W, b
+
+    def refit(self) -> None:
+        X = self.params["scale"] * self.X
+        W, b = self._warm_start(X.shape[1])
+        W.requires_grad_(True)
+        b.requires_grad_(True)
+        l2 = 1.0 / (2.0 * self.params["C"] * len(X))
+        opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=self.params["max_iter"],
+                                tolerance_grad=1e-6, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(X @ W.T + b, self.y) + l2 * (W * W).sum()
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            opt.step(closure)
+        self.W, self.b = W.detach(), b.detach()
+
+    def set_weights(self, W: torch.Tensor, b: torch.Tensor) -> "LogisticHead":
+        self.W, self.b = W.detach().float(), b.detach().float()
+        return self
+
+    def logits(self, X) -> torch.Tensor:
+        X = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        return (self.params["scale"] * X) @ self.W.T + self.b
+
+    def state(self) -> dict:
+        return {**super().state(), "W": self.W, "b": self.b}
+
+    def load_state(self, state: dict, n_classes: int) -> "LogisticHead":
+        super().load_state(state, n_classes)
+        return self.set_weights(state["W"], state["b"])
+
+
+HEADS = {cls.kind: cls for cls in (PrototypeHead, LogisticHead)}

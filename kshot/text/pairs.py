@@ -1,0 +1,58 @@
+"""A seeded stream of same-class / different-class index pairs for contrastive fine-tuning.
+
+SetFit materialises every pair (quadratic in the number of examples). Here pairs are drawn on demand:
+memory is the per-class index lists, O(n), whatever the number of possible pairs, and training runs
+for a step budget rather than "all pairs".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import KshotError
+
+
+class PairStream:
+    """Draw batches of rows ``(i, j, same)``; about ``positive_fraction`` of them are same-class pairs."""
+
+    def __init__(self, labels, seed: int = 0, positive_fraction: float = 0.5):
+        labels = np.asarray(labels, dtype=np.int64)
+        classes = np.unique(labels)
+        if len(classes) < 2:
+            raise KshotError(f"contrastive pairs need at least 2 classes, got {len(classes)}")
+        self.labels = labels
+        self.members = [np.flatnonzero(labels == c) for c in classes]
+        self.class_of = np.searchsorted(classes, labels)
+        self.multi = np.array([k for k, m in enumerate(self.members) if len(m) >= 2], dtype=np.int64)
+        self.positive_fraction = positive_fraction if len(self.multi) else 0.0
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def possible_pairs(self) -> int:
+        n = len(self.labels)
+        return n * (n - 1) // 2
+
+    def _positive(self) -> tuple[int, int]:
+        members = self.members[self.multi[self.rng.integers(len(self.multi))]]
+        i, j = self.rng.choice(len(members), size=2, replace=False)
+        return int(members[i]), int(members[j])
+
+    def _negative(self) -> tuple[int, int]:
+        i = int(self.rng.integers(len(self.labels)))
+        other = int(self.rng.integers(len(self.members) - 1))
+        other += other >= self.class_of[i]            # any class but i's
+        members = self.members[other]
+        return i, int(members[self.rng.integers(len(members))])
+
+    def batch(self, size: int) -> np.ndarray:
+        """``[size, 3]`` int64 rows ``(i, j, same)``."""
+        out = np.empty((size, 3), dtype=np.int64)
+        for row in range(size):
+            same = self.rng.random() < self.positive_fraction
+            i, j = self._positive() if same else self._negative()
+            out[row] = (i, j, int(same))
+        return out
+
+    def __iter__(self):
+        while True:
+            yield self.batch(16)
