@@ -70,5 +70,5 @@ def load_checkpoint(prefix) -> tuple[dict, dict, dict | None]:
         for k, v in meta["optimizer"]["scalars"].items():
             idx, key = k.split(".", 1)
             per_param.setdefault(int(idx), {})[key] = v
-        optim = {"state": per_param, "param_groups": meta["optimizer"]["param_groups"]}
+        optim = {"state": dict(sorted(per_param.items())), "param_groups": meta["optimizer"]["param_groups"]}
     return state, meta, optim

@@ -1,5 +1,7 @@
 """Episodic meta-training: Adam, step learning-rate schedule, validation on fixed episodes,
 best-checkpoint selection, early stopping, resume, progress bar and optional TensorBoard logging.
+Methods with ``pretrains = True`` (transfer baselines) get shuffled mini-batches of all training
+classes instead of episodes; ``TrainConfig.augment`` adds data augmentation (kshot.augment).
 
 A run directory holds ``config.json`` (the full ``TrainConfig``), ``last.{safetensors,json}``
 (weights + optimizer state, for ``resume``) and ``best.{safetensors,json}`` (best validation accuracy).
@@ -14,14 +16,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import __version__
+from .augment import Augmentation, generator_for
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_dataset
 from .data.store import atomic_write
 from .episodes import EpisodeSampler
-from .errors import KshotError, check_positive_int
+from .backbones import BACKBONES
+from .errors import KshotError, check_choice, check_positive_int
 from .evaluation import evaluate
 from .methods import METHODS, build_method
 from .progress import progress_bar
@@ -62,6 +67,8 @@ class TrainConfig:
     data_root: str | None = None
     device: str = "cpu"
     tensorboard: bool = False
+    batch_size: int = 64          # mini-batch of pre-training methods (pretrains=True), instead of episodes
+    augment: dict = field(default_factory=dict)  # kshot.augment.Augmentation keys; {} = off
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -73,7 +80,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         for name in ("way", "shot", "episodes", "meta_batch", "val_way", "val_query", "val_episodes",
-                     "lr_step"):
+                     "lr_step", "batch_size"):
             check_positive_int(name, getattr(self, name), 1)
         for name in ("query", "val_every", "patience", "seed"):
             check_positive_int(name, getattr(self, name), 0)
@@ -85,11 +92,16 @@ class TrainConfig:
                     or value < 0 or (name == "lr" and value == 0):
                 raise KshotError(f"{name} must be a finite number{' > 0' if name == 'lr' else ' >= 0'}, "
                                  f"got {value!r}")
+        check_choice("backbone", self.backbone, BACKBONES)
         if self.method not in METHODS:
             raise KshotError(f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
-        for name in ("method_params", "backbone_params", "dataset_params"):
+        for name in ("method_params", "backbone_params", "dataset_params", "augment"):
             if not isinstance(getattr(self, name), dict):
                 raise KshotError(f"{name} must be a mapping, got {getattr(self, name)!r}")
+        Augmentation.from_dict(self.augment)
+        if METHODS[self.method].pretrains and self.meta_batch != 1:
+            raise KshotError(f"method {self.method!r} pre-trains on mini-batches; meta_batch must be 1, "
+                             f"got {self.meta_batch}")
         return self
 
     def to_dict(self) -> dict:
@@ -114,15 +126,19 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
     with atomic_write(out / "config.json", "w") as f:
         json.dump({**config.to_dict(), "kshot_version": __version__}, f, indent=2)
 
-    train_data = train_data if train_data is not None else load_split(config, config.train_split)
+    augment = Augmentation.from_dict(config.augment)
+    train_data = augment.data(train_data if train_data is not None else load_split(config, config.train_split))
     val_data = val_data if val_data is not None else load_split(config, config.val_split)
-    sampler = EpisodeSampler(train_data.labels, config.way, config.shot, config.query, seed=config.seed)
+    pretrain = METHODS[config.method].pretrains  # transfer baselines: shuffled mini-batches, not episodes
+    sampler = None if pretrain else EpisodeSampler(train_data.labels, config.way, config.shot, config.query,
+                                                   seed=config.seed)
     val_shot = config.val_shot or config.shot
     EpisodeSampler(val_data.labels, config.val_way, val_shot, config.val_query)  # fail early if impossible
 
     torch.manual_seed(config.seed)
+    extra = {"num_classes": train_data.num_classes} if pretrain else {}
     method = build_method(config.method, train_data.item_shape, config.backbone,
-                          config.backbone_params, **config.method_params).to(config.device)
+                          config.backbone_params, **config.method_params, **extra).to(config.device)
     optimizer = torch.optim.Adam(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     meta = {"kshot_version": __version__, "method": config.method, "method_params": method.hparams(),
             "backbone": config.backbone, "backbone_params": config.backbone_params,
@@ -168,15 +184,23 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
             for group in optimizer.param_groups:
                 group["lr"] = lr
             t0 = time.perf_counter()
-            batch = next(sampler.episodes(train_data.items, T, start=it * T, batch=T)).to(config.device)
-            loss, logits = method.loss(batch)
+            generator = generator_for(config.seed, it) if augment.transforms_images else None
+            if pretrain:
+                items, targets = minibatch(train_data, config.batch_size, config.seed, it)
+                items, targets = augment.images(items, generator).to(config.device), targets.to(config.device)
+                loss, logits = method.pretrain_loss(items, targets)
+            else:
+                batch = next(sampler.episodes(train_data.items, T, start=it * T, batch=T))
+                batch = augment.episode(batch, generator).to(config.device)
+                loss, logits = method.loss(batch)
+                targets = batch.query_labels
             if not torch.isfinite(loss):
                 raise TrainingError(f"loss became {loss.item()} at episode {it * T + 1} (iteration {it + 1}); "
                                     f"the last good checkpoint is kept in {out}/last.*")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            acc = (logits.argmax(-1) == batch.query_labels).float().mean().item()
+            acc = (logits.argmax(-1) == targets).float().mean().item()
             seen += 1
             loss_avg += (loss.item() - loss_avg) / min(seen, 50)
             acc_avg += (acc - acc_avg) / min(seen, 50)
@@ -202,14 +226,29 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
             "train_seconds": train_seconds, "history": history, "run_dir": str(out)}
 
 
-def load_method(run_dir, which: str = "best"):
-    """Rebuild the method stored in ``run_dir`` (``best`` or ``last`` checkpoint); returns (method, meta)."""
+def minibatch(data, size: int, seed: int, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mini-batch ``i`` of shuffled passes over ``data`` (items, labels): a fresh permutation per pass,
+    a pure function of ``(seed, pass)``, so a resumed run continues exactly."""
+    n = len(data)
+    size = min(size, n)
+    per_pass = n // size  # the remainder of each permutation is dropped
+    order = np.random.default_rng([seed, i // per_pass]).permutation(n)
+    pick = torch.from_numpy(order[(i % per_pass) * size:(i % per_pass + 1) * size])
+    return data.items[pick], torch.from_numpy(data.labels)[pick]
+
+
+def load_method(run_dir, which: str = "best", params: dict | None = None):
+    """Rebuild the method stored in ``run_dir`` (``best`` or ``last`` checkpoint); returns (method, meta).
+
+    ``params`` overrides constructor parameters that do not change the weights, e.g. a transfer
+    baseline's ``test_time``."""
     run = Path(run_dir)
     if not run.is_dir():
         raise KshotError(f"run directory {run} does not exist")
     if which not in ("best", "last"):
         raise KshotError(f"checkpoint must be 'best' or 'last', got {which!r}")
     state, meta, _ = load_checkpoint(run / which)
+    meta["method_params"] = {**meta["method_params"], **(params or {})}
     method = build_method(meta["method"], meta["item_shape"], meta["backbone"],
                           meta.get("backbone_params"), **meta["method_params"])
     method.load_state_dict(state)

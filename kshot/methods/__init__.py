@@ -5,10 +5,19 @@ from __future__ import annotations
 from ..backbones import build_backbone
 from ..errors import KshotError
 from .base import FewShotMethod
+from .baseline import Baseline, BaselinePlusPlus
+from .matchingnet import MatchingNet
 from .protonet import ProtoNet
+from .relationnet import RelationNet
+from .siamese import Siamese
 
 METHODS: dict[str, type[FewShotMethod]] = {
     "protonet": ProtoNet,
+    "siamese": Siamese,
+    "matchingnet": MatchingNet,
+    "relationnet": RelationNet,
+    "baseline": Baseline,
+    "baseline++": BaselinePlusPlus,
 }
 
 
@@ -25,4 +34,5 @@ def build_method(name: str, item_shape, backbone: str = "conv4", backbone_params
         raise KshotError(f"bad parameter for method {name!r}: {exc}") from None
 
 
-__all__ = ["METHODS", "FewShotMethod", "ProtoNet", "build_method"]
+__all__ = ["METHODS", "Baseline", "BaselinePlusPlus", "FewShotMethod", "MatchingNet", "ProtoNet",
+           "RelationNet", "Siamese", "build_method"]

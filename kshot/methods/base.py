@@ -21,6 +21,10 @@ class FewShotMethod(nn.Module):
     backbone_defaults: dict = {}
     #: True when the test-time adaptation takes gradients (evaluation must not run under no_grad)
     adapts_with_gradients: bool = False
+    #: True for transfer methods trained by supervised pre-training on all base classes: meta_train
+    #: then feeds ``pretrain_loss(items, labels)`` shuffled mini-batches instead of episodes, and
+    #: ``build_method`` passes ``num_classes`` (the number of base classes)
+    pretrains: bool = False
 
     def __init__(self, backbone: nn.Module):
         super().__init__()
@@ -46,3 +50,15 @@ def class_means(features: torch.Tensor, labels: torch.Tensor, way: int) -> torch
     onehot = F.one_hot(labels, way).to(features.dtype)           # [..., S, N]
     sums = onehot.transpose(-1, -2) @ features                    # [..., N, D]
     return sums / onehot.sum(-2).unsqueeze(-1).clamp_min(1)
+
+
+def cosine_logits(x: torch.Tensor, weights: torch.Tensor, scale: float) -> torch.Tensor:
+    """``scale`` x cosine similarity of ``[..., Q, D]`` rows to ``[..., N, D]`` rows -> ``[..., Q, N]``."""
+    return scale * F.normalize(x, dim=-1) @ F.normalize(weights, dim=-1).transpose(-1, -2)
+
+
+def episode_items(episode: Episode) -> tuple[torch.Tensor, torch.Tensor]:
+    """Support and query of an episode as one set: items ``[..., S + Q, ...]`` and labels ``[..., S + Q]``."""
+    dim = episode.support_labels.dim() - 1
+    return (torch.cat([episode.support, episode.query], dim),
+            torch.cat([episode.support_labels, episode.query_labels], dim))

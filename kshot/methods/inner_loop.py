@@ -1,0 +1,230 @@
+"""The inner loop shared by every gradient-based method (MAML, first-order MAML, ANIL, Meta-SGD, Reptile).
+
+Everything here is a pure function of a parameter dict: the network runs through
+``torch.func.functional_call``, the inner gradients come from ``torch.func.grad`` and the meta-gradient
+of one task from a second ``torch.func.grad`` around the whole inner loop. The tasks of a meta-batch then
+run either through ``torch.func.vmap`` (``chunk_size`` tasks at a time, to bound memory) or in a plain
+Python loop over the same per-task function; ``strategy="auto"`` picks the loop on CPU (where vmap turns
+the per-task convolutions into slow grouped convolutions) and vmap on accelerators.
+
+No module is cloned or patched: ``GradientMethod`` keeps one backbone and one linear head, and the
+adapted weights only ever live in dicts of tensors. BatchNorm must use batch statistics (no running
+statistics), as in the MAML paper.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from ..backbones import uses_running_stats
+from ..episodes import Episode
+from ..errors import KshotError, check_choice, check_positive_int
+from .base import FewShotMethod, num_ways
+
+Params = dict[str, torch.Tensor]
+STRATEGIES = ("auto", "loop", "vmap")
+
+
+def check_finite(name: str, value, positive: bool = True) -> float:
+    """``value`` as a float, or a KshotError naming it when it is not a finite (positive) number."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not ok or (positive and value <= 0):
+        raise KshotError(f"{name} must be a finite number{' > 0' if positive else ''}, got {value!r}")
+    return float(value)
+
+
+def adapt(loss_fn: Callable, params: Params, names: tuple[str, ...], lrs: dict, steps: int,
+          first_order: bool, *data) -> Params:
+    """``steps`` steps of gradient descent on ``loss_fn(params, *data)`` over the parameters ``names``.
+
+    ``lrs[name]`` is a float or a tensor shaped like the parameter (Meta-SGD). With ``first_order`` the
+    inner gradients are constants for the outer derivative; otherwise it flows through them.
+    """
+    fast = {n: params[n] for n in names}
+
+    def inner_loss(fast_params):
+        return loss_fn({**params, **fast_params}, *data)
+
+    for _ in range(steps):
+        grads = grad(inner_loss)(fast)
+        fast = {n: w - lrs[n] * (grads[n].detach() if first_order else grads[n]) for n, w in fast.items()}
+    return {**params, **fast}
+
+
+def stack_tree(trees):
+    """Stack a list of nested tuples/dicts of tensors leaf by leaf (the loop's version of vmap's outputs)."""
+    first = trees[0]
+    if isinstance(first, dict):
+        return {k: stack_tree([t[k] for t in trees]) for k in first}
+    if isinstance(first, tuple):
+        return tuple(stack_tree(list(parts)) for parts in zip(*trees))
+    return torch.stack(trees)
+
+
+@dataclass
+class MetaResult:
+    """One meta-iteration: mean query loss, query logits ``[T, Q, N]`` and the meta-gradient per parameter."""
+
+    loss: torch.Tensor
+    logits: torch.Tensor
+    grads: Params
+
+
+class GradientMethod(FewShotMethod):
+    """Base of the gradient-based methods: a backbone, a linear head (``way`` outputs) and the inner loop.
+
+    Subclasses choose ``first_order``, which parameters adapt (``adapt_head_only``), learned learning
+    rates (``inner_lrs``) and, for Reptile, the per-task meta-gradient (``task_meta_gradient``).
+    """
+
+    backbone_defaults = {"track_running_stats": False}
+    adapts_with_gradients = True
+    first_order = False
+    adapt_head_only = False
+    default_inner_steps = 1
+
+    def __init__(self, backbone: nn.Module, way: int = 5, inner_steps: int | None = None,
+                 inner_lr: float = 0.4, test_inner_steps: int | None = None, strategy: str = "auto",
+                 chunk_size: int | None = None):
+        super().__init__(backbone)
+        if uses_running_stats(backbone):
+            raise KshotError(
+                f"{type(self).__name__} needs BatchNorm without running statistics (the inner loop "
+                "normalises every task with its own batch statistics, as in the MAML paper); build the "
+                "backbone with track_running_stats=False, e.g. backbone_params={'track_running_stats': "
+                "False} (the default for this method unless backbone_params overrides it)")
+        if not isinstance(getattr(backbone, "out_dim", None), int):
+            raise KshotError(f"backbone {type(backbone).__name__} has no integer out_dim; gradient-based "
+                             "methods need it to size their linear head")
+        self.way = check_positive_int("way", way, 1)
+        self.inner_steps = check_positive_int(
+            "inner_steps", self.default_inner_steps if inner_steps is None else inner_steps, 0)
+        self.test_inner_steps = check_positive_int(
+            "test_inner_steps", self.inner_steps if test_inner_steps is None else test_inner_steps, 0)
+        self.inner_lr = check_finite("inner_lr", inner_lr)
+        self.strategy = check_choice("strategy", strategy, STRATEGIES)
+        self.chunk_size = None if chunk_size is None else check_positive_int("chunk_size", chunk_size, 1)
+        self.head = nn.Linear(backbone.out_dim, self.way)
+
+    def hparams(self) -> dict:
+        return {"way": self.way, "inner_steps": self.inner_steps, "inner_lr": self.inner_lr,
+                "test_inner_steps": self.test_inner_steps, "strategy": self.strategy,
+                "chunk_size": self.chunk_size}
+
+    # ---- the network as a pure function of a parameter dict ----------------------------------------
+
+    def features(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features of one task's items ``[S, ...]`` with the weights in ``params``."""
+        backbone = {k[len("backbone."):]: v for k, v in params.items() if k.startswith("backbone.")}
+        return functional_call(self.backbone, backbone, (x,))
+
+    def classify(self, params: Params, z: torch.Tensor) -> torch.Tensor:
+        return F.linear(z, params["head.weight"][: self.task_way], params["head.bias"][: self.task_way])
+
+    def logits(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(params, self.features(params, x))
+
+    def adapted_names(self, params: Params) -> tuple[str, ...]:
+        return tuple(n for n in params if n.startswith("head.") or not self.adapt_head_only)
+
+    def inner_lrs(self, params: Params) -> dict:
+        """Learning rate of each adapted parameter: the scalar ``inner_lr`` (Meta-SGD learns them)."""
+        return {n: self.inner_lr for n in self.adapted_names(params)}
+
+    def adapt(self, params: Params, x: torch.Tensor, y: torch.Tensor, steps: int, first_order: bool):
+        """Adapted parameters for one task and the function that classifies items with them.
+
+        With only the head adapting (ANIL), features are computed once and the loop runs on them.
+        """
+        names, lrs = self.adapted_names(params), self.inner_lrs(params)
+        if self.adapt_head_only:
+            z = self.features(params, x)
+            fast = adapt(lambda p, z_, y_: F.cross_entropy(self.classify(p, z_), y_), params, names, lrs,
+                         steps, first_order, z, y)
+            return fast
+        return adapt(lambda p, x_, y_: F.cross_entropy(self.logits(p, x_), y_), params, names, lrs,
+                     steps, first_order, x, y)
+
+    # ---- one task ----------------------------------------------------------------------------------
+
+    def task_loss(self, params: Params, support, support_labels, query, query_labels):
+        """Query loss of one task after the training-time inner loop, and the query logits."""
+        fast = self.adapt(params, support, support_labels, self.inner_steps, self.first_order)
+        logits = self.logits(fast, query)
+        return F.cross_entropy(logits, query_labels), logits
+
+    def task_meta_gradient(self, params: Params, support, support_labels, query, query_labels):
+        """(meta-gradient dict, (query loss, query logits)) of one task."""
+        def loss_and_aux(p):
+            loss, logits = self.task_loss(p, support, support_labels, query, query_labels)
+            return loss, (loss.detach(), logits.detach())
+
+        return grad(loss_and_aux, has_aux=True)(params)
+
+    def task_predict(self, params: Params, support, support_labels, query):
+        fast = self.adapt(params, support, support_labels, self.test_inner_steps, True)
+        return self.logits({n: w.detach() for n, w in fast.items()}, query)
+
+    # ---- a meta-batch --------------------------------------------------------------------------------
+
+    def resolved_strategy(self, device: torch.device) -> str:
+        if self.strategy != "auto":
+            return self.strategy
+        return "loop" if device.type == "cpu" else "vmap"
+
+    def run_tasks(self, fn: Callable, tasks: tuple):
+        params = dict(self.named_parameters())
+        strategy = self.resolved_strategy(tasks[0].device)
+        if strategy == "vmap":
+            return vmap(fn, in_dims=(None,) + (0,) * len(tasks), chunk_size=self.chunk_size)(params, *tasks)
+        return stack_tree([fn(params, *(t[i] for t in tasks)) for i in range(tasks[0].shape[0])])
+
+    def meta_gradients(self, episode: Episode) -> MetaResult:
+        """One meta-iteration without the optimizer step: the mean query loss over the T tasks of
+        ``episode`` (batched ``[T, ...]`` or a single task), their query logits and the meta-gradient
+        (mean over tasks) of every parameter. Leaves ``.grad`` untouched."""
+        tasks = self.prepare(episode.support, episode.support_labels, episode.query, episode.query_labels)
+        grads, (losses, logits) = self.run_tasks(self.task_meta_gradient, tasks)
+        grads = {n: g.mean(0) for n, g in grads.items()}
+        logits = logits if episode.support_labels.dim() == 2 else logits[0]
+        return MetaResult(losses.mean(), logits, grads)
+
+    def loss(self, episode: Episode):
+        """A surrogate whose value is the mean query loss and whose gradient is the meta-gradient, so
+        the generic training loop (``loss.backward(); optimizer.step()``) performs the meta-update."""
+        result = self.meta_gradients(episode)
+        surrogate = sum((p * result.grads[n]).sum() for n, p in self.named_parameters())
+        return result.loss.detach() + surrogate - surrogate.detach(), result.logits
+
+    def forward(self, support, support_labels, query):
+        """Query logits after ``test_inner_steps`` inner steps on the support set (``[Q, N]`` or ``[T, Q, N]``)."""
+        tasks = self.prepare(support, support_labels, query)
+        with torch.enable_grad():
+            logits = self.run_tasks(self.task_predict, tasks)
+        return logits if support_labels.dim() == 2 else logits[0]
+
+    def prepare(self, support, support_labels, *rest):
+        """Add a task dimension to an unbatched episode, check the way and lay images out channels-last."""
+        way = num_ways(support_labels)
+        if way > self.way:
+            raise KshotError(f"{type(self).__name__} was built with way={self.way} (its head has {self.way} "
+                             f"outputs) but the episode has {way} classes; train with --way {way}")
+        self.task_way = way
+        tensors = (support, support_labels, *rest)
+        if support_labels.dim() == 1:
+            tensors = tuple(t.unsqueeze(0) for t in tensors)
+        return tuple(channels_last(t) if t.dim() == 5 else t for t in tensors)
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``[T, S, C, H, W]`` with C innermost in memory, so each task's ``[S, C, H, W]`` is channels-last."""
+    if x.is_cuda:
+        return x
+    return x.movedim(-3, -1).contiguous().movedim(-1, -3)
