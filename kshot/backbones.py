@@ -42,7 +42,8 @@ class Conv4(nn.Sequential):
         self.out_dim = hidden * side * side if flatten else hidden
         self.out_shape = (hidden, side, side)
         self.item_dims = 3
-        # channels-last convolutions are ~1.5x faster on CPU (oneDNN); results are identical
+        # channels-last convolutions are ~1.5x faster on CPU (oneDNN); results are the same
+        self.channels_last = True
         self.to(memory_format=torch.channels_last)
 
 
@@ -87,7 +88,7 @@ def encode(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Run ``backbone`` over items with any number of leading dimensions (e.g. ``[T, N, C, H, W]``)."""
     lead = x.shape[: x.dim() - getattr(backbone, "item_dims", 1)]
     flat = x.reshape(-1, *x.shape[len(lead):])
-    if flat.dim() == 4 and flat.is_contiguous() and not flat.is_cuda:
+    if getattr(backbone, "channels_last", False) and flat.dim() == 4:
         flat = flat.contiguous(memory_format=torch.channels_last)
     out = backbone(flat)
     return out.reshape(*lead, *out.shape[1:])

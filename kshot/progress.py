@@ -1,4 +1,7 @@
-"""A rich progress bar that yields an ``advance(n, **fields)`` callable (a no-op when disabled)."""
+"""A rich progress bar that yields an ``advance(n, **fields)`` callable (a no-op when disabled).
+
+``advance.log(message)`` prints a line above the bar (and into log files, where no bar is drawn).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,11 @@ import sys
 def progress_bar(total: int, description: str, enabled: bool = True, fields: str = ""):
     """``fields`` is a format string over the keyword arguments given to ``advance``."""
     if not enabled:
-        yield lambda n=1, **kw: None
+        def advance(n: int = 1, **kw):
+            pass
+
+        advance.log = lambda message: None
+        yield advance
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -26,4 +33,5 @@ def progress_bar(total: int, description: str, enabled: bool = True, fields: str
         def advance(n: int = 1, **kw):
             p.update(task, advance=n, **({"info": fields.format(**kw)} if fields and kw else {}))
 
+        advance.log = p.console.print
         yield advance

@@ -122,6 +122,7 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
             raise KshotError(f"cannot resume: {out} has no last.json checkpoint")
     elif (out / "last.json").exists() or (out / "best.json").exists():
         raise KshotError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    writer_cls = _tensorboard_writer() if config.tensorboard else None
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(out / "config.json", "w") as f:
         json.dump({**config.to_dict(), "kshot_version": __version__}, f, indent=2)
@@ -155,7 +156,7 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
             optimizer.load_state_dict(optim_state)
         start, best, history = last["iteration"], last["best_val"], last["history"]
         stale, train_seconds = last.get("stale", 0), last.get("train_seconds", 0.0)
-    writer = _tensorboard(out) if config.tensorboard else None
+    writer = writer_cls(str(out / "tensorboard")) if writer_cls else None
 
     def validate_and_save(it: int) -> bool:
         nonlocal best, stale
@@ -172,12 +173,15 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
         save_checkpoint(out / "last", method.state_dict(), state, optimizer)
         if writer:
             writer.add_scalar("val/accuracy", score.accuracy, it * T)
+        log(f"episode {it * T}: validation {100 * score.accuracy:.2f} ± {100 * score.ci95:.2f}% "
+            f"(best {100 * best:.2f}%), {train_seconds:.0f} s of training")
         return config.patience > 0 and stale >= config.patience
 
     method.train()
     seen, loss_avg, acc_avg, step_seconds = 0, 0.0, 0.0, 0.0
     fields = "loss {loss:.3f}  acc {acc:.3f}  {eps:.1f} ep/s  val {val}"
     with progress_bar(iterations * T, f"training {config.method}", enabled=progress, fields=fields) as advance:
+        log = advance.log
         advance(start * T)
         for it in range(start, iterations):
             lr = config.lr * config.lr_gamma ** ((it * T) // config.lr_step)
@@ -256,9 +260,9 @@ def load_method(run_dir, which: str = "best", params: dict | None = None):
     return method, meta
 
 
-def _tensorboard(out: Path):
+def _tensorboard_writer():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise KshotError("TensorBoard logging needs the tensorboard package: pip install 'kshot[tensorboard]'") from None
-    return SummaryWriter(str(out / "tensorboard"))
+    return SummaryWriter

@@ -89,3 +89,14 @@ def test_datasets_lists_presence(tmp_path, capsys):
     assert main(["datasets", "--data-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "omniglot" in out and "missing" in out
+
+
+def test_tensorboard_flag_without_tensorboard_is_a_clear_error(tmp_path, toy_registered, capsys):
+    try:
+        import tensorboard  # noqa: F401
+        pytest.skip("tensorboard is installed")
+    except ImportError:
+        pass
+    assert main([*TRAIN, "--tensorboard", "--out", str(tmp_path / "r")]) == 2
+    assert "pip install 'kshot[tensorboard]'" in one_error_line(capsys)
+    assert not (tmp_path / "r").exists()
