@@ -53,7 +53,7 @@ def contrastive_finetune(encoder: SentenceEncoder, texts: list[str], labels: np.
         emb = encoder.forward([texts[k] for k in idx])
         return supcon_loss(emb, torch.as_tensor(np.asarray(labels)[idx]), temperature)
 
-    losses = run_steps([{"params": list(encoder.model.parameters()), "lr": lr}], steps, step_loss,
+    losses = run_steps([{"params": encoder.tunable_parameters(), "lr": lr}], steps, step_loss,
                        progress=progress, description="contrastive fine-tuning")
     encoder.model.eval()
     return losses

@@ -108,6 +108,16 @@ class SentenceEncoder:
         return SentenceEncoder(self.name, self.device, self.batch_size,
                                _st=copy.deepcopy(self.model), _key=f"{self.key}#finetuned")
 
+    def tunable_parameters(self) -> list[torch.nn.Parameter]:
+        """Every weight but the word-embedding table (half of MiniLM's weights, and a dense gradient
+        for a few dozen tokens): fine-tuning is about twice as fast and overfits less without it."""
+        params = []
+        for name, p in self.model.named_parameters():
+            p.requires_grad_("word_embeddings" not in name)
+            if p.requires_grad:
+                params.append(p)
+        return params
+
     def _features(self, texts: list[str]) -> dict:
         """Tokenise with dynamic padding (to the longest text) and truncation at max_length."""
         prep = getattr(self.model, "preprocess", None) or self.model.tokenize

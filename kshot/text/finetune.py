@@ -33,7 +33,7 @@ def full_finetune(encoder: SentenceEncoder, texts: list[str], labels: np.ndarray
         logits = head(scale * encoder.forward([texts[i] for i in idx]))
         return F.cross_entropy(logits, torch.as_tensor(labels[idx]))
 
-    run_steps([{"params": list(encoder.model.parameters()), "lr": lr},
+    run_steps([{"params": encoder.tunable_parameters(), "lr": lr},
                {"params": list(head.parameters()), "lr": head_lr}], steps, step_loss,
               progress=progress, description="fine-tuning")
     encoder.model.eval()

