@@ -80,6 +80,9 @@ def train(
     query: Optional[int] = typer.Option(None, help="query examples per class"),
     episodes: Optional[int] = typer.Option(None, help="training episodes (tasks)"),
     meta_batch: Optional[int] = typer.Option(None, help="tasks per optimisation step"),
+    inner_steps: Optional[int] = typer.Option(None, help="gradient-based methods: inner-loop steps in training"),
+    inner_lr: Optional[float] = typer.Option(None, help="gradient-based methods: inner-loop learning rate"),
+    test_inner_steps: Optional[int] = typer.Option(None, help="gradient-based methods: inner-loop steps at test time"),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate"),
     lr_step: Optional[int] = typer.Option(None, help="episodes between learning-rate halvings"),
     val_way: Optional[int] = typer.Option(None, help="classes per validation episode"),
@@ -91,6 +94,8 @@ def train(
     data_root: Optional[str] = typer.Option(None, help="data root (default: $KSHOT_DATA, else the user cache)"),
     device: Optional[str] = typer.Option(None, help="torch device (cpu, cuda)"),
     param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="method parameter KEY=VALUE (repeatable)"),
+    batch_size: Optional[int] = typer.Option(None, help="pre-training mini-batch (baseline, baseline++)"),
+    augment: Optional[List[str]] = typer.Option(None, "--augment", help="data augmentation KEY=VALUE: shift=PIXELS, rotate=DEGREES, classes=true (repeatable)"),
     tensorboard: bool = typer.Option(False, help="log to RUN_DIR/tensorboard"),
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
     progress: bool = typer.Option(True, help="show a progress bar"),
@@ -107,12 +112,17 @@ def train(
     flags = dict(method=method, dataset=dataset, backbone=backbone, way=way, shot=shot, query=query,
                  episodes=episodes, meta_batch=meta_batch, lr=lr, lr_step=lr_step, val_way=val_way,
                  val_shot=val_shot, val_every=val_every, val_episodes=val_episodes, patience=patience,
-                 seed=seed, data_root=data_root, device=device)
+                 seed=seed, data_root=data_root, device=device, batch_size=batch_size)
     values.update({k: v for k, v in flags.items() if v is not None})
     if tensorboard:
         values["tensorboard"] = True
+    if augment:
+        values["augment"] = {**values.get("augment", {}), **_parse_params(augment)}
     if param:
         values["method_params"] = {**values.get("method_params", {}), **_parse_params(param)}
+    inner = dict(inner_steps=inner_steps, inner_lr=inner_lr, test_inner_steps=test_inner_steps)
+    values["method_params"] = {**values.get("method_params", {}), **{k: v for k, v in inner.items() if v is not None}}
+    _set_head_way(values)
     cfg = TrainConfig.from_dict(values)
     summary = meta_train(cfg, out, resume=resume, progress=progress)
     typer.echo(f"best validation accuracy {100 * summary['best_val_accuracy']:.2f}% after "
@@ -129,6 +139,7 @@ def eval_(
     seed: int = typer.Option(0, help="seed of the fixed test episodes"),
     split: str = typer.Option("test", help="data split to evaluate on"),
     checkpoint: str = typer.Option("best", help="best or last"),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="test-time method parameter KEY=VALUE, e.g. test_time=finetune"),
     data_root: Optional[str] = typer.Option(None, help="data root (default: the run's, else $KSHOT_DATA)"),
     per_class: bool = typer.Option(False, help="add per-class precision / recall / F1"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -141,7 +152,7 @@ def eval_(
 
     if not run_dir.is_dir():
         raise KshotError(f"run directory {run_dir} does not exist")
-    method, meta = load_method(run_dir, checkpoint)
+    method, meta = load_method(run_dir, checkpoint, params=_parse_params(param))
     cfg = meta.get("config", {})
     data = load_dataset(meta["dataset"], split, root=data_root or cfg.get("data_root"),
                         **cfg.get("dataset_params", {}))
@@ -238,6 +249,17 @@ def predict(
     rows = [{**row, "prediction": p, "score": round(float(s), 6)} for row, p, s in zip(table.rows, preds, scores)]
     columns = [c for c in table.columns if c not in ("prediction", "score")] + ["prediction", "score"]
     write_table(output, rows, columns)
+
+
+def _set_head_way(values: dict) -> None:
+    """Methods with a ``way``-output head (MAML family) get ``way`` from --way unless -p way=... says otherwise."""
+    import inspect
+
+    from .methods import METHODS
+
+    cls = METHODS.get(values.get("method", "protonet"))
+    if cls is not None and "way" in inspect.signature(cls.__init__).parameters and "way" in values:
+        values["method_params"] = {"way": values["way"], **values.get("method_params", {})}
 
 
 def main(argv: list[str] | None = None) -> int:

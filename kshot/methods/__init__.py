@@ -5,10 +5,14 @@ from __future__ import annotations
 from ..backbones import build_backbone
 from ..errors import KshotError
 from .base import FewShotMethod
+from .anil import ANIL
 from .baseline import Baseline, BaselinePlusPlus
+from .maml import FOMAML, MAML
 from .matchingnet import MatchingNet
+from .metasgd import MetaSGD
 from .protonet import ProtoNet
 from .relationnet import RelationNet
+from .reptile import Reptile
 from .siamese import Siamese
 
 METHODS: dict[str, type[FewShotMethod]] = {
@@ -18,6 +22,11 @@ METHODS: dict[str, type[FewShotMethod]] = {
     "relationnet": RelationNet,
     "baseline": Baseline,
     "baseline++": BaselinePlusPlus,
+    "maml": MAML,
+    "fomaml": FOMAML,
+    "anil": ANIL,
+    "metasgd": MetaSGD,
+    "reptile": Reptile,
 }
 
 
@@ -34,5 +43,5 @@ def build_method(name: str, item_shape, backbone: str = "conv4", backbone_params
         raise KshotError(f"bad parameter for method {name!r}: {exc}") from None
 
 
-__all__ = ["METHODS", "Baseline", "BaselinePlusPlus", "FewShotMethod", "MatchingNet", "ProtoNet",
+__all__ = ["ANIL", "FOMAML", "MAML", "METHODS", "MetaSGD", "Reptile", "Baseline", "BaselinePlusPlus", "FewShotMethod", "MatchingNet", "ProtoNet",
            "RelationNet", "Siamese", "build_method"]

@@ -30,6 +30,7 @@ from .base import FewShotMethod, num_ways
 
 Params = dict[str, torch.Tensor]
 STRATEGIES = ("auto", "loop", "vmap")
+LOSSES = ("cross_entropy", "mse")
 
 
 def check_finite(name: str, value, positive: bool = True) -> float:
@@ -89,10 +90,11 @@ class GradientMethod(FewShotMethod):
     first_order = False
     adapt_head_only = False
     default_inner_steps = 1
+    default_inner_lr = 0.4
 
     def __init__(self, backbone: nn.Module, way: int = 5, inner_steps: int | None = None,
-                 inner_lr: float = 0.4, test_inner_steps: int | None = None, strategy: str = "auto",
-                 chunk_size: int | None = None):
+                 inner_lr: float | None = None, test_inner_steps: int | None = None, strategy: str = "auto",
+                 chunk_size: int | None = None, loss: str = "cross_entropy"):
         super().__init__(backbone)
         if uses_running_stats(backbone):
             raise KshotError(
@@ -108,15 +110,19 @@ class GradientMethod(FewShotMethod):
             "inner_steps", self.default_inner_steps if inner_steps is None else inner_steps, 0)
         self.test_inner_steps = check_positive_int(
             "test_inner_steps", self.inner_steps if test_inner_steps is None else test_inner_steps, 0)
-        self.inner_lr = check_finite("inner_lr", inner_lr)
+        self.inner_lr = check_finite("inner_lr", self.default_inner_lr if inner_lr is None else inner_lr)
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
         self.chunk_size = None if chunk_size is None else check_positive_int("chunk_size", chunk_size, 1)
+        self.loss_name = check_choice("loss", loss, LOSSES)
+        if self.loss_name == "mse" and self.way != 1:
+            raise KshotError(f"loss='mse' (regression) needs way=1 (one output), got way={self.way}")
         self.head = nn.Linear(backbone.out_dim, self.way)
+        self.task_way = self.way  # classes of the episode being processed (set by prepare)
 
     def hparams(self) -> dict:
         return {"way": self.way, "inner_steps": self.inner_steps, "inner_lr": self.inner_lr,
                 "test_inner_steps": self.test_inner_steps, "strategy": self.strategy,
-                "chunk_size": self.chunk_size}
+                "chunk_size": self.chunk_size, "loss": self.loss_name}
 
     # ---- the network as a pure function of a parameter dict ----------------------------------------
 
@@ -131,25 +137,29 @@ class GradientMethod(FewShotMethod):
     def logits(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         return self.classify(params, self.features(params, x))
 
+    def criterion(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy on logits, or (``loss='mse'``, regression) squared error of the single output."""
+        return F.mse_loss(out.squeeze(-1), y) if self.loss_name == "mse" else F.cross_entropy(out, y)
+
     def adapted_names(self, params: Params) -> tuple[str, ...]:
-        return tuple(n for n in params if n.startswith("head.") or not self.adapt_head_only)
+        return tuple(n for n in params if n.startswith("head.")
+                     or (n.startswith("backbone.") and not self.adapt_head_only))
 
     def inner_lrs(self, params: Params) -> dict:
         """Learning rate of each adapted parameter: the scalar ``inner_lr`` (Meta-SGD learns them)."""
         return {n: self.inner_lr for n in self.adapted_names(params)}
 
     def adapt(self, params: Params, x: torch.Tensor, y: torch.Tensor, steps: int, first_order: bool):
-        """Adapted parameters for one task and the function that classifies items with them.
+        """Parameters adapted to one task's items ``x`` and labels ``y``.
 
         With only the head adapting (ANIL), features are computed once and the loop runs on them.
         """
         names, lrs = self.adapted_names(params), self.inner_lrs(params)
         if self.adapt_head_only:
             z = self.features(params, x)
-            fast = adapt(lambda p, z_, y_: F.cross_entropy(self.classify(p, z_), y_), params, names, lrs,
+            return adapt(lambda p, z_, y_: self.criterion(self.classify(p, z_), y_), params, names, lrs,
                          steps, first_order, z, y)
-            return fast
-        return adapt(lambda p, x_, y_: F.cross_entropy(self.logits(p, x_), y_), params, names, lrs,
+        return adapt(lambda p, x_, y_: self.criterion(self.logits(p, x_), y_), params, names, lrs,
                      steps, first_order, x, y)
 
     # ---- one task ----------------------------------------------------------------------------------
@@ -158,7 +168,7 @@ class GradientMethod(FewShotMethod):
         """Query loss of one task after the training-time inner loop, and the query logits."""
         fast = self.adapt(params, support, support_labels, self.inner_steps, self.first_order)
         logits = self.logits(fast, query)
-        return F.cross_entropy(logits, query_labels), logits
+        return self.criterion(logits, query_labels), logits
 
     def task_meta_gradient(self, params: Params, support, support_labels, query, query_labels):
         """(meta-gradient dict, (query loss, query logits)) of one task."""
@@ -180,7 +190,11 @@ class GradientMethod(FewShotMethod):
         return "loop" if device.type == "cpu" else "vmap"
 
     def run_tasks(self, fn: Callable, tasks: tuple):
-        params = dict(self.named_parameters())
+        """``fn(params, *task)`` for each task along dim 0 of ``tasks``, outputs stacked along dim 0.
+
+        The parameters enter detached: ``fn`` takes its own derivatives with ``torch.func.grad``, and no
+        outer autograd graph is recorded (the training loop gets the meta-gradient through ``loss``)."""
+        params = {n: p.detach() for n, p in self.named_parameters()}
         strategy = self.resolved_strategy(tasks[0].device)
         if strategy == "vmap":
             return vmap(fn, in_dims=(None,) + (0,) * len(tasks), chunk_size=self.chunk_size)(params, *tasks)
@@ -212,10 +226,11 @@ class GradientMethod(FewShotMethod):
 
     def prepare(self, support, support_labels, *rest):
         """Add a task dimension to an unbatched episode, check the way and lay images out channels-last."""
-        way = num_ways(support_labels)
+        way = self.way if self.loss_name == "mse" else num_ways(support_labels)
         if way > self.way:
             raise KshotError(f"{type(self).__name__} was built with way={self.way} (its head has {self.way} "
-                             f"outputs) but the episode has {way} classes; train with --way {way}")
+                             f"outputs) but the episode has {way} classes; train with way={way} "
+                             f"(kshot train --way {way}, or method_params={{'way': {way}}})")
         self.task_way = way
         tensors = (support, support_labels, *rest)
         if support_labels.dim() == 1:

@@ -1,0 +1,28 @@
+"""Reptile (Nichol et al. 2018), batched version.
+
+Each task adapts all weights with ``inner_steps`` plain SGD steps on all of its labelled items (support
+and query: Reptile has no inner train/test split); the initialisation then moves toward the mean of the
+adapted weights. In the generic training loop this is the meta-gradient ``theta - mean(theta_adapted)``,
+so Adam on it replaces Reptile's outer step size. The reported logits and loss are the query's after
+adaptation (a training-set figure). Test-time adaptation uses the support set only, as for MAML.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .inner_loop import GradientMethod
+
+
+class Reptile(GradientMethod):
+    first_order = True
+    default_inner_steps = 5
+    default_inner_lr = 0.1
+
+    def task_meta_gradient(self, params, support, support_labels, query, query_labels):
+        fast = self.adapt(params, torch.cat([support, query]), torch.cat([support_labels, query_labels]),
+                          self.inner_steps, True)
+        with torch.no_grad():
+            logits = self.logits(fast, query)
+            grads = {n: params[n] - fast[n] for n in params}
+        return grads, (self.criterion(logits, query_labels), logits)

@@ -1,0 +1,318 @@
+"""Gradient-based methods (MAML, FOMAML, ANIL, Meta-SGD, Reptile) on the shared torch.func inner loop."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kshot.backbones import MLP, Conv4
+from kshot.cli import main
+from kshot.data import LabeledData
+from kshot.episodes import Episode, EpisodeSampler
+from kshot.errors import KshotError
+from kshot.methods import ANIL, FOMAML, MAML, METHODS, MetaSGD, Reptile, build_method
+from kshot.training import TrainConfig, TrainingError, load_method, meta_train
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run much faster on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_conv(**kw):
+    return Conv4(hidden=4, depth=2, track_running_stats=False, image_size=8, **kw)
+
+
+def image_episode(T=3, way=3, shot=2, query=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    support = torch.randn(T, way * shot, 1, 8, 8, generator=g)
+    query_items = torch.randn(T, way * query, 1, 8, 8, generator=g)
+    ar = torch.arange(way)
+    return Episode(support, ar.repeat_interleave(shot).repeat(T, 1), query_items,
+                   ar.repeat_interleave(query).repeat(T, 1), ar.repeat(T, 1))
+
+
+# ---- exactness of the meta-gradient -------------------------------------------------------------------
+
+def explicit_mlp(params, x):
+    """The MLP backbone + head written out by hand (no functional_call)."""
+    h = F.relu(F.linear(x.flatten(1), params["backbone.1.weight"], params["backbone.1.bias"]))
+    h = F.linear(h, params["backbone.3.weight"], params["backbone.3.bias"])
+    return F.linear(h, params["head.weight"], params["head.bias"])
+
+
+def unrolled_meta_gradients(method, ep, lr, steps, first_order):
+    """Meta-gradient by differentiating an explicitly unrolled inner loop with torch.autograd."""
+    names = [n for n, _ in method.named_parameters()]
+    theta = [p.detach().clone().requires_grad_(True) for _, p in method.named_parameters()]
+    total = [torch.zeros_like(t) for t in theta]
+    for t in range(ep.support.shape[0]):
+        fast = list(theta)
+        for _ in range(steps):
+            inner = F.cross_entropy(explicit_mlp(dict(zip(names, fast)), ep.support[t]), ep.support_labels[t])
+            grads = torch.autograd.grad(inner, fast, create_graph=not first_order)
+            fast = [w - lr * g for w, g in zip(fast, grads)]
+        outer = F.cross_entropy(explicit_mlp(dict(zip(names, fast)), ep.query[t]), ep.query_labels[t])
+        for acc, g in zip(total, torch.autograd.grad(outer, theta)):
+            acc += g / ep.support.shape[0]
+    return dict(zip(names, total))
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_second_order_meta_gradient_equals_unrolled_inner_loop(steps):
+    torch.manual_seed(0)
+    ep = image_episode(T=2, way=3)
+    for cls, first_order in ((MAML, False), (FOMAML, True)):
+        torch.manual_seed(0)
+        method = cls(MLP(64, hidden=(6,), out_dim=5), way=3, inner_steps=steps, inner_lr=0.3).double()
+        ep64 = Episode(ep.support.double(), ep.support_labels, ep.query.double(), ep.query_labels, ep.classes)
+        ours = method.meta_gradients(ep64).grads
+        ref = unrolled_meta_gradients(method, ep64, 0.3, steps, first_order)
+        for n in ref:
+            torch.testing.assert_close(ours[n], ref[n], rtol=1e-9, atol=1e-11)
+
+
+def test_first_order_drops_exactly_the_second_order_term():
+    """One step: MAML = (I - lr * H_support) g_query and FOMAML = g_query, at the adapted weights."""
+    torch.manual_seed(1)
+    ep = image_episode(T=1, way=3)
+    ep = Episode(ep.support[0].double(), ep.support_labels[0], ep.query[0].double(), ep.query_labels[0],
+                 ep.classes[0])
+    lr = 0.5
+    maml = MAML(MLP(64, hidden=(6,), out_dim=5), way=3, inner_lr=lr).double()
+    fomaml = FOMAML(MLP(64, hidden=(6,), out_dim=5), way=3, inner_lr=lr).double()
+    fomaml.load_state_dict(maml.state_dict())
+    g2, g1 = maml.meta_gradients(ep).grads, fomaml.meta_gradients(ep).grads
+    names = [n for n, _ in maml.named_parameters()]
+    theta = [p.detach().clone().requires_grad_(True) for _, p in maml.named_parameters()]
+    g_s = torch.autograd.grad(F.cross_entropy(explicit_mlp(dict(zip(names, theta)), ep.support),
+                                              ep.support_labels), theta, create_graph=True)
+    fast = [(w - lr * g).detach() for w, g in zip(theta, g_s)]
+    g_q = torch.autograd.grad(F.cross_entropy(explicit_mlp(dict(zip(names, [f.requires_grad_() for f in fast])),
+                                                           ep.query), ep.query_labels), fast)
+    hvp = torch.autograd.grad(g_s, theta, grad_outputs=g_q)
+    for n, gq, h in zip(names, g_q, hvp):
+        torch.testing.assert_close(g1[n], gq, rtol=1e-9, atol=1e-11)
+        torch.testing.assert_close(g2[n] - g1[n], -lr * h, rtol=1e-7, atol=1e-10)
+
+
+# ---- vmap and loop agree -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls", [MAML, FOMAML, ANIL, MetaSGD, Reptile])
+def test_vmap_and_loop_give_the_same_losses_gradients_and_predictions(cls):
+    ep = image_episode(T=3, way=3)
+    torch.manual_seed(0)
+    method = cls(tiny_conv(), way=3, inner_steps=2, inner_lr=0.2)
+    results = {}
+    for strategy in ("loop", "vmap"):
+        method.strategy = strategy
+        method.chunk_size = 2 if strategy == "vmap" else None  # chunks of 2 + 1: exercises chunk_size
+        r = method.meta_gradients(ep)
+        results[strategy] = (r, method(ep.support, ep.support_labels, ep.query))
+    (a, pa), (b, pb) = results["loop"], results["vmap"]
+    torch.testing.assert_close(a.loss, b.loss)
+    torch.testing.assert_close(a.logits, b.logits)
+    torch.testing.assert_close(pa, pb)
+    assert set(a.grads) == {n for n, _ in method.named_parameters()}
+    for n in a.grads:
+        torch.testing.assert_close(a.grads[n], b.grads[n], rtol=1e-4, atol=1e-6)
+    assert pa.shape == (3, 12, 3)
+
+
+def test_anil_adapts_only_the_head_and_metasgd_learns_its_rates():
+    ep = image_episode(T=2, way=3)
+    torch.manual_seed(0)
+    anil = ANIL(tiny_conv(), way=3)
+    assert all(n.startswith("head.") for n in anil.adapted_names(dict(anil.named_parameters())))
+    assert any(g.abs().sum() > 0 for n, g in anil.meta_gradients(ep).grads.items() if n.startswith("backbone."))
+    msgd = MetaSGD(tiny_conv(), way=3, inner_lr=0.1)
+    lrs = [p for n, p in msgd.named_parameters() if n.startswith("lrs.")]
+    assert len(lrs) == len(msgd.lr_names) and all(torch.all(p == 0.1) for p in lrs)
+    grads = msgd.meta_gradients(ep).grads
+    assert all(grads[f"lrs.{i}"].abs().sum() > 0 for i in range(len(lrs)))
+
+
+def test_reptile_meta_gradient_is_theta_minus_mean_adapted_weights():
+    ep = image_episode(T=2, way=3)
+    torch.manual_seed(0)
+    method = Reptile(tiny_conv(), way=3, inner_steps=3, inner_lr=0.1)
+    params = dict(method.named_parameters())
+    grads = method.meta_gradients(ep).grads
+    expected = {n: torch.zeros_like(p) for n, p in params.items()}
+    for t in range(2):
+        tasks = method.prepare(ep.support[t], ep.support_labels[t], ep.query[t], ep.query_labels[t])
+        x = torch.cat([tasks[0][0], tasks[2][0]])
+        y = torch.cat([tasks[1][0], tasks[3][0]])
+        fast = {n: p.detach().clone() for n, p in params.items()}
+        for _ in range(3):  # plain SGD steps through an ordinary autograd loop
+            fast = {n: w.requires_grad_(True) for n, w in fast.items()}
+            loss = F.cross_entropy(method.logits(fast, x), y)
+            g = dict(zip(fast, torch.autograd.grad(loss, list(fast.values()))))
+            fast = {n: (w - 0.1 * g[n]).detach() for n, w in fast.items()}
+        for n in params:
+            expected[n] += (params[n].detach() - fast[n]) / 2
+    for n in params:
+        torch.testing.assert_close(grads[n], expected[n], rtol=1e-4, atol=1e-6)
+    # the surrogate loss hands exactly this gradient to the optimizer
+    loss, _ = method.loss(ep)
+    loss.backward()
+    for n, p in method.named_parameters():
+        torch.testing.assert_close(p.grad, grads[n], rtol=1e-4, atol=1e-6)
+
+
+# ---- learning: the sinusoid problem of Finn et al. 2017 ---------------------------------------------
+
+def sinusoid_tasks(T, shots, queries, gen):
+    """T regression tasks y = A sin(x - phase), A in [0.1, 5], phase in [0, pi], x in [-5, 5]."""
+    amp = torch.empty(T, 1).uniform_(0.1, 5.0, generator=gen)
+    phase = torch.empty(T, 1).uniform_(0, math.pi, generator=gen)
+    x = torch.empty(T, shots + queries).uniform_(-5, 5, generator=gen)
+    y = amp * torch.sin(x - phase)
+    return Episode(x[:, :shots, None], y[:, :shots], x[:, shots:, None], y[:, shots:], torch.zeros(T, 1))
+
+
+def sinusoid_net():
+    """Finn et al.'s 1-40-40 ReLU network (the head adds the output): any nn.Module with out_dim works."""
+    net = nn.Sequential(nn.Linear(1, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU())
+    net.out_dim = 40
+    return net
+
+
+def test_maml_beats_joint_pretraining_on_sinusoids():
+    gen = torch.Generator().manual_seed(0)
+    kw = dict(way=1, loss="mse", inner_lr=0.01, inner_steps=1, test_inner_steps=10, strategy="vmap")
+    torch.manual_seed(0)
+    maml = MAML(sinusoid_net(), **kw)
+    opt = torch.optim.Adam(maml.parameters(), lr=3e-3)
+    for _ in range(600):
+        loss, _ = maml.loss(sinusoid_tasks(10, 10, 10, gen))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    pretrained = MAML(sinusoid_net(), **kw)  # same network and fine-tuning, trained on all tasks jointly
+    opt = torch.optim.Adam(pretrained.parameters(), lr=3e-3)
+    for _ in range(600):
+        ep = sinusoid_tasks(10, 10, 10, gen)
+        x, y = torch.cat([ep.support, ep.query], 1), torch.cat([ep.support_labels, ep.query_labels], 1)
+        out = pretrained.logits(dict(pretrained.named_parameters()), x.reshape(-1, 1))
+        loss = F.mse_loss(out.squeeze(-1), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    test = sinusoid_tasks(200, 5, 50, torch.Generator().manual_seed(123))  # 5-shot
+
+    def mse(method, steps):
+        method.test_inner_steps = steps
+        return F.mse_loss(method(test.support, test.support_labels, test.query).squeeze(-1),
+                          test.query_labels).item()
+
+    maml_mse = mse(maml, 10)
+    pretrained_mse = min(mse(pretrained, steps) for steps in (0, 1, 10))  # its best number of steps
+    assert maml_mse < 0.7 * pretrained_mse, (maml_mse, pretrained_mse)
+    assert mse(maml, 10) < mse(maml, 0)  # adaptation is what helps
+
+
+# ---- bad input --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("params, match", [
+    ({"inner_steps": -1}, "inner_steps must be an integer >= 0, got -1"),
+    ({"test_inner_steps": -2}, "test_inner_steps must be an integer >= 0, got -2"),
+    ({"inner_lr": float("nan")}, "inner_lr must be a finite number > 0, got nan"),
+    ({"inner_lr": float("inf")}, "inner_lr must be a finite number > 0, got inf"),
+    ({"inner_lr": 0}, "inner_lr must be a finite number > 0, got 0"),
+    ({"strategy": "threads"}, "unknown strategy 'threads'"),
+])
+def test_bad_parameters_are_named(params, match):
+    with pytest.raises(KshotError, match=match):
+        MAML(tiny_conv(), **params)
+
+
+def test_running_batchnorm_statistics_are_refused_with_the_fix():
+    with pytest.raises(KshotError, match="track_running_stats=False"):
+        MAML(Conv4(hidden=4, depth=2, image_size=8))
+    with pytest.raises(KshotError, match="track_running_stats=False"):
+        build_method("maml", (1, 8, 8), "conv4", {"track_running_stats": True, "hidden": 4, "depth": 2})
+    assert not build_method("anil", (1, 8, 8), "conv4", {"hidden": 4, "depth": 2}).backbone[0][1].track_running_stats
+
+
+def test_more_classes_than_the_head_is_an_error_fewer_is_fine():
+    method = MAML(tiny_conv(), way=3)
+    ep = image_episode(T=1, way=4)
+    with pytest.raises(KshotError, match="way=3 .* 4 classes; train with way=4"):
+        method.meta_gradients(ep)
+    assert method(*(t[0] for t in image_episode(T=1, way=2).astuple()[:3])).shape == (8, 2)
+
+
+# ---- training, checkpoints, CLI ---------------------------------------------------------------------
+
+def blobs(split, n_classes=10, per_class=8):
+    g = torch.Generator().manual_seed({"train": 0, "val": 1, "test": 2}[split])
+    centers = 2 * torch.randn(n_classes, 1, 8, 8, generator=g)
+    items = centers.repeat_interleave(per_class, 0) + 0.5 * torch.randn(n_classes * per_class, 1, 8, 8, generator=g)
+    return LabeledData(items, np.repeat(np.arange(n_classes), per_class), [f"c{i}" for i in range(n_classes)],
+                       name="blobs", split=split)
+
+
+def small_config(method, **kw):
+    return TrainConfig(method=method, dataset="blobs", way=3, shot=1, query=2, episodes=8, meta_batch=2,
+                       val_way=3, val_query=2, val_every=4, val_episodes=6, lr=1e-3,
+                       backbone_params={"hidden": 4, "depth": 2}, method_params={"way": 3}, **kw)
+
+
+@pytest.mark.parametrize("method", ["maml", "fomaml", "anil", "metasgd", "reptile"])
+def test_meta_train_and_load_round_trip(tmp_path, method):
+    summary = meta_train(small_config(method), tmp_path / method, progress=False,
+                         train_data=blobs("train"), val_data=blobs("val"))
+    assert summary["episodes"] == 8 and len(summary["history"]) == 2
+    loaded, meta = load_method(tmp_path / method, "last")
+    assert type(loaded) is METHODS[method] and meta["method_params"]["way"] == 3
+    test = blobs("test")
+    ep = EpisodeSampler(test.labels, 3, 1, 2, seed=0).episode(test.items, 0)
+    torch.manual_seed(0)
+    fresh = build_method(method, (1, 8, 8), "conv4", {"hidden": 4, "depth": 2}, way=3)
+    fresh.load_state_dict(loaded.state_dict())
+    torch.testing.assert_close(loaded(ep.support, ep.support_labels, ep.query),
+                               fresh(ep.support, ep.support_labels, ep.query))
+
+
+def test_nan_loss_stops_training_naming_the_step_and_keeps_the_checkpoint(tmp_path):
+    data = blobs("train")
+    meta_train(small_config("maml"), tmp_path, progress=False, train_data=data, val_data=blobs("val"))
+    before = (tmp_path / "last.safetensors").read_bytes()
+    bad = LabeledData(data.items.clone(), data.labels, data.class_names, name="blobs")
+    bad.items[:] = float("nan")
+    cfg = small_config("maml", seed=0)
+    cfg.episodes = 16
+    with pytest.raises(TrainingError, match=r"loss became nan at episode 9 \(iteration 5\)"):
+        meta_train(cfg, tmp_path, resume=True, progress=False, train_data=bad, val_data=blobs("val"))
+    assert (tmp_path / "last.safetensors").read_bytes() == before
+
+
+def test_cli_flags_and_exit_codes(tmp_path, capsys, monkeypatch):
+    import kshot.training as training
+
+    monkeypatch.setattr(training, "load_split", lambda config, split: blobs(split))
+    run, config = tmp_path / "run", tmp_path / "small.json"
+    config.write_text('{"backbone_params": {"hidden": 4, "depth": 2}, "val_query": 2}')
+    code = main(["train", "--out", str(run), "--config", str(config), "--method", "maml", "--dataset", "blobs", "--way", "3",
+                 "--shot", "1", "--query", "2", "--episodes", "4", "--meta-batch", "2", "--val-way", "3",
+                 "--val-episodes", "4", "--inner-steps", "2", "--inner-lr", "0.3", "--test-inner-steps", "3",
+                 "-p", "strategy=loop", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    method, meta = load_method(run)
+    assert (method.way, method.inner_steps, method.inner_lr, method.test_inner_steps) == (3, 2, 0.3, 3)
+    capsys.readouterr()
+    small = ["--config", str(config), "--dataset", "blobs", "--way", "3", "--val-way", "3", "--no-progress"]
+    code = main(["train", "--out", str(tmp_path / "bad"), "--method", "maml", "--inner-steps", "-1", *small])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "inner_steps must be an integer >= 0, got -1" in err
+    code = main(["train", "--out", str(tmp_path / "bad2"), "--method", "fomaml", "--inner-lr", "nan", *small])
+    err = capsys.readouterr().err
+    assert code == 2 and "inner_lr must be a finite number > 0, got nan" in err
