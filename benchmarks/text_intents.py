@@ -82,6 +82,7 @@ def run_one(args, train, test, oos, held, method: str, k: int, seed: int) -> dic
     labels = [train.class_names[train.labels[i]] for i in idx]
     clf = FewShotClassifier(method=method, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                             loss=args.loss, C=args.C, prior_weight=args.prior_weight, seed=seed,
+                            label_examples=args.label_examples,
                             progress=args.progress)
     start = time.perf_counter()
     clf.fit(texts, labels)
@@ -133,6 +134,7 @@ def main() -> None:
     ap.add_argument("--loss", default="supcon")
     ap.add_argument("--C", type=float, default=10.0)
     ap.add_argument("--prior-weight", type=float, default=1.0)
+    ap.add_argument("--label-examples", action="store_true", help="add label texts as training examples")
     ap.add_argument("--tag", default="", help="label for a variant in the log")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--cache", type=Path, default=Path("runs/text_cache/minilm.safetensors"))

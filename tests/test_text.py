@@ -189,3 +189,11 @@ def test_demo_data_shape():
     train_x, train_y, test_x, test_y = demo_data()
     assert len(set(train_y)) == 8 and len(train_x) == 40 and len(test_x) == 80
     assert not set(train_x) & set(test_x)
+
+
+def test_label_examples_add_one_example_per_class_and_per_new_class():
+    clf = FewShotClassifier(method="logistic", label_examples=True).fit(TRAIN_X, TRAIN_Y)
+    assert len(clf.head_.X) == len(TRAIN_X) + 3
+    clf.partial_fit(["close my account please", "I want to close my account"], ["close_account"] * 2)
+    assert len(clf.head_.X) == len(TRAIN_X) + 3 + 2 + 1
+    assert clf.predict(["shut my account down"])[0] == "close_account"

@@ -12,6 +12,10 @@ Methods (the encoder is frozen unless stated):
 * ``label_prior`` few-shot prototypes blended with the label-name prototype (``prior_weight`` examples);
 * ``finetune``    full fine-tuning of the encoder with a linear head.
 
+``label_examples=True`` adds each class's label text ("This text is about card arrival") as one more
+training example of that class to the methods that learn from examples (logistic, setfit, finetune);
+it helps when the labels are meaningful words, most at 1 shot.
+
 ``predict_proba`` columns follow ``classes_``; ``predict`` is always their argmax (or ``reject_label``
 when ``reject_below`` is given and the best probability is under it). ``save``/``load`` write
 safetensors + JSON only, fine-tuned encoder weights included.
@@ -32,14 +36,14 @@ from .contrastive import LOSSES, contrastive_finetune
 from .encoder import DEFAULT_MODEL, SentenceEncoder
 from .finetune import full_finetune
 from .heads import HEADS, LogisticHead, PrototypeHead
-from .labels import DEFAULT_TEMPLATE, label_embeddings
+from .labels import DEFAULT_TEMPLATE, label_embeddings, label_text
 
 METHODS = ("prototype", "logistic", "setfit", "zeroshot", "label_prior", "finetune")
 FROZEN = ("prototype", "logistic", "zeroshot", "label_prior")
 FORMAT = "kshot-text-classifier"
 MODEL_FILE = "kshot_model"   # kshot_model.json + kshot_model.safetensors
 PARAMS = ("encoder", "method", "C", "scale", "steps", "batch_size", "lr", "loss", "temperature",
-          "prior_weight", "label_template", "label_descriptions", "reject_label", "seed", "device")
+          "prior_weight", "label_examples", "label_template", "label_descriptions", "reject_label", "seed", "device")
 
 
 def check_texts(texts, what: str = "texts") -> list[str]:
@@ -64,11 +68,13 @@ class FewShotClassifier:
     def __init__(self, encoder: str = DEFAULT_MODEL, method: str = "logistic", *, C: float = 10.0,
                  scale: float | None = None, steps: int = 200, batch_size: int = 16, lr: float | None = None,
                  loss: str = "supcon", temperature: float = 0.05, prior_weight: float = 1.0,
+                 label_examples: bool = False,
                  label_template: str = DEFAULT_TEMPLATE, label_descriptions: dict | None = None,
                  reject_label="oos", seed: int = 0, device: str = "cpu", progress: bool = False):
         self.encoder, self.method, self.C, self.scale = encoder, method, C, scale
         self.steps, self.batch_size, self.lr, self.loss, self.temperature = steps, batch_size, lr, loss, temperature
         self.prior_weight, self.label_template = prior_weight, label_template
+        self.label_examples = label_examples
         self.label_descriptions, self.reject_label = label_descriptions, reject_label
         self.seed, self.device, self.progress = seed, device, progress
 
@@ -108,6 +114,14 @@ class FewShotClassifier:
             head.set_prior(label_embeddings(self.encoder_, self.classes_, self.label_template,
                                             self.label_descriptions))
 
+    def _with_label_texts(self, texts: list[str], y: np.ndarray, classes: list) -> tuple[list[str], np.ndarray]:
+        """Append the label text of each of ``classes`` as a training example (``label_examples``)."""
+        if not self.label_examples or self.method not in ("logistic", "setfit", "finetune"):
+            return texts, y
+        index = {c: i for i, c in enumerate(self.classes_)}
+        extra = [label_text(c, self.label_template, self.label_descriptions) for c in classes]
+        return texts + extra, np.concatenate([y, [index[c] for c in classes]]).astype(np.int64)
+
     def fit(self, texts, labels) -> "FewShotClassifier":
         """Fit on ``texts`` with their ``labels`` (strings or integers); returns self."""
         self._check_params()
@@ -117,6 +131,7 @@ class FewShotClassifier:
         y = np.array([index[v] for v in labels], dtype=np.int64)
         if self.method == "zeroshot":
             texts, y = [], y[:0]
+        texts, y = self._with_label_texts(texts, y, self.classes_)
         base = SentenceEncoder(self.encoder, device=self.device)
         self.finetuned_ = self.method in ("setfit", "finetune")
         self.encoder_ = base.trainable() if self.finetuned_ else base
@@ -145,10 +160,11 @@ class FewShotClassifier:
                              f"not {self.method!r}; fit again instead")
         texts, labels = self._check_xy(texts, labels, min_classes=1)
         known = set(self.classes_)
-        self.classes_ = self.classes_ + sorted({v for v in labels if v not in known}, key=str)
+        new = sorted({v for v in labels if v not in known}, key=str)
+        self.classes_ = self.classes_ + new
         index = {c: i for i, c in enumerate(self.classes_)}
         self._label_prior(self.head_)
-        y = np.array([index[v] for v in labels], dtype=np.int64)
+        texts, y = self._with_label_texts(texts, np.array([index[v] for v in labels], dtype=np.int64), new)
         X = self.encoder_.encode(texts) if self.method != "zeroshot" else np.zeros((0, self.encoder_.dim))
         self.head_.add(X, y[: len(X)], len(self.classes_))
         return self
