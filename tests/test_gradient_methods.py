@@ -228,6 +228,7 @@ def test_maml_beats_joint_pretraining_on_sinusoids():
     ({"inner_lr": float("inf")}, "inner_lr must be a finite number > 0, got inf"),
     ({"inner_lr": 0}, "inner_lr must be a finite number > 0, got 0"),
     ({"strategy": "threads"}, "unknown strategy 'threads'"),
+    ({"compile": "yes"}, "compile must be true or false, got 'yes'"),
 ])
 def test_bad_parameters_are_named(params, match):
     with pytest.raises(KshotError, match=match):

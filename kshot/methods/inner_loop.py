@@ -42,11 +42,13 @@ def check_finite(name: str, value, positive: bool = True) -> float:
 
 
 def adapt(loss_fn: Callable, params: Params, names: tuple[str, ...], lrs: dict, steps: int,
-          first_order: bool, *data) -> Params:
+          first_order: bool, *data, channels_last: bool = False) -> Params:
     """``steps`` steps of gradient descent on ``loss_fn(params, *data)`` over the parameters ``names``.
 
     ``lrs[name]`` is a float or a tensor shaped like the parameter (Meta-SGD). With ``first_order`` the
     inner gradients are constants for the outer derivative; otherwise it flows through them.
+    ``channels_last`` keeps 4-d weights channels-last (CPU convolutions are much faster that way, and a
+    weight in the default layout would switch the layers after it to the slow layout).
     """
     fast = {n: params[n] for n in names}
 
@@ -56,6 +58,8 @@ def adapt(loss_fn: Callable, params: Params, names: tuple[str, ...], lrs: dict, 
     for _ in range(steps):
         grads = grad(inner_loss)(fast)
         fast = {n: w - lrs[n] * (grads[n].detach() if first_order else grads[n]) for n, w in fast.items()}
+        if channels_last:
+            fast = {n: to_channels_last(w) for n, w in fast.items()}
     return {**params, **fast}
 
 
@@ -94,7 +98,7 @@ class GradientMethod(FewShotMethod):
 
     def __init__(self, backbone: nn.Module, way: int = 5, inner_steps: int | None = None,
                  inner_lr: float | None = None, test_inner_steps: int | None = None, strategy: str = "auto",
-                 chunk_size: int | None = None, loss: str = "cross_entropy"):
+                 chunk_size: int | None = None, loss: str = "cross_entropy", compile: bool = False):
         super().__init__(backbone)
         if uses_running_stats(backbone):
             raise KshotError(
@@ -114,22 +118,27 @@ class GradientMethod(FewShotMethod):
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
         self.chunk_size = None if chunk_size is None else check_positive_int("chunk_size", chunk_size, 1)
         self.loss_name = check_choice("loss", loss, LOSSES)
+        if not isinstance(compile, bool):
+            raise KshotError(f"compile must be true or false, got {compile!r}")
+        self.compile = compile
+        self._compiled: dict = {}
         if self.loss_name == "mse" and self.way != 1:
             raise KshotError(f"loss='mse' (regression) needs way=1 (one output), got way={self.way}")
         self.head = nn.Linear(backbone.out_dim, self.way)
         self.task_way = self.way  # classes of the episode being processed (set by prepare)
+        self.channels_last = False  # set per call by run_tasks
 
     def hparams(self) -> dict:
         return {"way": self.way, "inner_steps": self.inner_steps, "inner_lr": self.inner_lr,
                 "test_inner_steps": self.test_inner_steps, "strategy": self.strategy,
-                "chunk_size": self.chunk_size, "loss": self.loss_name}
+                "chunk_size": self.chunk_size, "loss": self.loss_name, "compile": self.compile}
 
     # ---- the network as a pure function of a parameter dict ----------------------------------------
 
     def features(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         """Backbone features of one task's items ``[S, ...]`` with the weights in ``params``."""
         backbone = {k[len("backbone."):]: v for k, v in params.items() if k.startswith("backbone.")}
-        return functional_call(self.backbone, backbone, (x,))
+        return functional_call(self.backbone, backbone, (to_channels_last(x) if self.channels_last else x,))
 
     def classify(self, params: Params, z: torch.Tensor) -> torch.Tensor:
         return F.linear(z, params["head.weight"][: self.task_way], params["head.bias"][: self.task_way])
@@ -160,7 +169,7 @@ class GradientMethod(FewShotMethod):
             return adapt(lambda p, z_, y_: self.criterion(self.classify(p, z_), y_), params, names, lrs,
                          steps, first_order, z, y)
         return adapt(lambda p, x_, y_: self.criterion(self.logits(p, x_), y_), params, names, lrs,
-                     steps, first_order, x, y)
+                     steps, first_order, x, y, channels_last=self.channels_last)
 
     # ---- one task ----------------------------------------------------------------------------------
 
@@ -196,6 +205,10 @@ class GradientMethod(FewShotMethod):
         outer autograd graph is recorded (the training loop gets the meta-gradient through ``loss``)."""
         params = {n: p.detach() for n, p in self.named_parameters()}
         strategy = self.resolved_strategy(tasks[0].device)
+        # CPU loop: keep images and weights channels-last (the vmap path leaves layouts to the device)
+        self.channels_last = strategy == "loop" and tasks[0].device.type == "cpu"
+        if self.compile:  # torch.compile of the per-task function (fuses BatchNorm, ReLU, pooling)
+            fn = self._compiled.setdefault(fn.__name__, torch.compile(fn, dynamic=False))
         if strategy == "vmap":
             return vmap(fn, in_dims=(None,) + (0,) * len(tasks), chunk_size=self.chunk_size)(params, *tasks)
         return stack_tree([fn(params, *(t[i] for t in tasks)) for i in range(tasks[0].shape[0])])
@@ -235,11 +248,12 @@ class GradientMethod(FewShotMethod):
         tensors = (support, support_labels, *rest)
         if support_labels.dim() == 1:
             tensors = tuple(t.unsqueeze(0) for t in tensors)
-        return tuple(channels_last(t) if t.dim() == 5 else t for t in tensors)
+        return tensors
 
 
-def channels_last(x: torch.Tensor) -> torch.Tensor:
-    """``[T, S, C, H, W]`` with C innermost in memory, so each task's ``[S, C, H, W]`` is channels-last."""
-    if x.is_cuda:
-        return x
-    return x.movedim(-3, -1).contiguous().movedim(-1, -3)
+def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """A 4-d tensor (images or conv weights) in channels-last layout; anything else unchanged.
+
+    ``clone`` rather than ``contiguous``: with one channel both layouts pass ``is_contiguous`` and
+    ``contiguous`` would keep strides that make the convolution pick the slow layout."""
+    return x.clone(memory_format=torch.channels_last) if x.dim() == 4 and x.stride(1) != 1 else x

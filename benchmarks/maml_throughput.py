@@ -1,0 +1,133 @@
+"""Seconds per MAML meta-iteration and peak memory, for each execution strategy of the inner loop.
+
+The Omniglot MAML configuration of Finn et al. 2017: Conv4 (64 filters, BatchNorm with batch
+statistics), 28x28 images, 5-way 1-shot, 15 queries per class, meta-batch 32, 1 inner step, inner lr
+0.4, second and first order. One meta-iteration = ``method.meta_gradients(episode)`` (every task's
+inner loop and the meta-gradient) + an Adam step. Strategies are measured interleaved (round-robin)
+so that a busy machine slows them alike; the median over iterations is reported.
+
+    python benchmarks/maml_throughput.py [--iterations 5] [--meta-batch 32] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import time
+
+import torch
+
+from kshot.backbones import Conv4
+from kshot.episodes import Episode
+from kshot.methods import FOMAML, MAML
+
+
+def random_episode(T: int, way: int = 5, shot: int = 1, query: int = 15, size: int = 28) -> Episode:
+    g = torch.Generator().manual_seed(0)
+    ar = torch.arange(way)
+    return Episode(torch.rand(T, way * shot, 1, size, size, generator=g), ar.repeat_interleave(shot).repeat(T, 1),
+                   torch.rand(T, way * query, 1, size, size, generator=g), ar.repeat_interleave(query).repeat(T, 1),
+                   ar.repeat(T, 1))
+
+
+def reset_peak_rss() -> None:
+    try:  # Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Floor:
+    """Not meta-learning: one plain forward + backward of Conv4 over every support and query image of
+    the meta-batch, task by task, with shared weights. No strategy can do less work than this."""
+
+    def __init__(self):
+        self.net, self.head = Conv4(hidden=64, track_running_stats=False), torch.nn.Linear(64, 5)
+
+    def loss(self, ep):
+        total = 0
+        for t in range(ep.support.shape[0]):
+            for x, y in ((ep.support[t], ep.support_labels[t]), (ep.query[t], ep.query_labels[t])):
+                x = x.clone(memory_format=torch.channels_last)
+                loss = torch.nn.functional.cross_entropy(self.head(self.net(x)), y)
+                loss.backward()
+                total += loss.detach()
+        return total + 0 * sum(p.sum() for p in self.parameters()), None  # backward() must have work
+
+    def parameters(self):
+        return [*self.net.parameters(), *self.head.parameters()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iterations", type=int, default=5)
+    ap.add_argument("--meta-batch", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--strategies", default="loop,loop+compile,vmap",
+                    help="comma-separated: loop, vmap, with +compile for torch.compile of the per-task function")
+    ap.add_argument("--floor", action="store_true", help="also time a plain forward+backward over the same images")
+    ap.add_argument("--chunk-size", type=int, default=None, help="vmap chunk size (default: all tasks)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    episode = random_episode(args.meta_batch).to(device)
+    runs = {}
+    for cls in (MAML, FOMAML):
+        for strategy in args.strategies.split(","):
+            torch.manual_seed(0)
+            method = cls(Conv4(hidden=64, track_running_stats=False), way=5, inner_steps=1, inner_lr=0.4,
+                         strategy=strategy.split("+")[0], chunk_size=args.chunk_size,
+                         compile=strategy.endswith("+compile")).to(device)
+            runs[f"{cls.__name__} {strategy}"] = (method, torch.optim.Adam(method.parameters(), lr=1e-3), [])
+    if args.floor:
+        floor = Floor()
+        runs["plain fwd+bwd"] = (floor, torch.optim.Adam(floor.parameters(), lr=1e-3), [])
+
+    def iteration(method, optimizer):
+        loss, _ = method.loss(episode)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    for name, (method, optimizer, times) in runs.items():  # warm-up (and memory) per configuration
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        iteration(method, optimizer)  # compiles, when compiling
+        reset_peak_rss()
+        iteration(method, optimizer)
+        runs[name] += (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mib(),)
+    for _ in range(args.iterations):
+        for name, (method, optimizer, times, _) in runs.items():
+            t0 = time.perf_counter()
+            iteration(method, optimizer)
+            times.append(time.perf_counter() - t0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, load average "
+          f"{os.getloadavg()[0]:.1f}, "
+          f"meta-batch {args.meta_batch}, {args.iterations} timed iterations (median; min-max)")
+    rows = []
+    for name, (_, _, times, mem) in runs.items():
+        mem_name = "peak CUDA memory" if device.type == "cuda" else "peak RSS (whole process)"
+        print(f"{name:16s} {statistics.median(times):7.3f} s/iteration ({min(times):.3f}-{max(times):.3f})"
+              f"   {mem_name} {mem:,.0f} MiB")
+        rows.append({"config": name, "median_s": statistics.median(times), "times": times, "memory_mib": mem})
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
