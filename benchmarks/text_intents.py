@@ -105,10 +105,11 @@ def summary(log: Path) -> None:
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["dataset"], r["method"], r.get("tag", ""), r["k"]), []).append(r)
-    print("| dataset | method | K | seeds | accuracy % (mean ± std) | fit s/run | in-scope acc w/ reject % | OOS recall % |")
-    print("|---|---|---:|---:|---|---:|---|---|")
-    for (ds, method, tag, k), rs in sorted(groups.items()):
+        groups.setdefault((r["dataset"], r["method"], r.get("tag", ""), r["k"], r.get("steps", 0)), []).append(r)
+    print("| dataset | method | K | steps | seeds | accuracy % (mean ± std) | fit s/run | peak RSS MB "
+          "| in-scope acc w/ reject % | OOS recall % |")
+    print("|---|---|---:|---:|---:|---|---:|---:|---|---|")
+    for (ds, method, tag, k, steps), rs in sorted(groups.items()):
         acc = 100 * np.array([r["accuracy"] for r in rs])
         fit = np.mean([r["fit_seconds"] for r in rs])
         extra = ["", ""]
@@ -118,8 +119,10 @@ def summary(log: Path) -> None:
             extra = [f"{ins.mean():.1f} ± {ins.std(ddof=1) if len(rs) > 1 else 0:.1f}",
                      f"{rec.mean():.1f} ± {rec.std(ddof=1) if len(rs) > 1 else 0:.1f}"]
         std = acc.std(ddof=1) if len(rs) > 1 else 0.0
-        name = method + (f" ({tag})" if tag else "")
-        print(f"| {ds} | {name} | {k} | {len(rs)} | {acc.mean():.1f} ± {std:.1f} | {fit:.1f} | {extra[0]} | {extra[1]} |")
+        name = method + (" + label examples" if tag == "label-examples" else f" ({tag})" if tag else "")
+        rss = max(r["peak_rss_mb"] for r in rs)
+        print(f"| {ds} | {name} | {k} | {steps or '-'} | {len(rs)} | {acc.mean():.1f} ± {std:.1f} | {fit:.1f} | {rss} "
+              f"| {extra[0]} | {extra[1]} |")
 
 
 def main() -> None:
