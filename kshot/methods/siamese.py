@@ -15,7 +15,7 @@ from torch import nn
 
 from ..backbones import encode
 from ..errors import KshotError, check_positive_int
-from .base import FewShotMethod, class_means, episode_items, num_ways
+from .base import FewShotMethod, episode_items, num_ways
 
 
 class Siamese(FewShotMethod):
@@ -23,6 +23,8 @@ class Siamese(FewShotMethod):
         super().__init__(backbone)
         self.pairs = check_positive_int("pairs", pairs, 2)
         self.head = nn.Linear(backbone.out_dim, 1)  # the weights of the weighted L1 distance
+        with torch.no_grad():  # start as "nearer is more similar", so an untrained model ranks by L1
+            self.head.weight.copy_(-self.head.weight.abs())
 
     def hparams(self) -> dict:
         return {"pairs": self.pairs}
@@ -32,10 +34,12 @@ class Siamese(FewShotMethod):
         return self.head((za.unsqueeze(-2) - zb.unsqueeze(-3)).abs()).squeeze(-1)   # [..., A, B]
 
     def classify(self, z_support, support_labels, z_query) -> torch.Tensor:
-        """Log of the mean "same class" probability of each query to each class's support examples."""
-        probs = torch.sigmoid(self.similarity_logits(z_query, z_support))          # [..., Q, S]
-        mean = class_means(probs.transpose(-1, -2), support_labels, num_ways(support_labels))
-        return mean.transpose(-1, -2).clamp_min(1e-12).log()                      # [..., Q, N]
+        """Log of the mean "same class" probability of each query to each class's support examples
+        (computed in log space, so saturated sigmoids do not tie)."""
+        log_p = F.logsigmoid(self.similarity_logits(z_query, z_support))           # [..., Q, S]
+        onehot = F.one_hot(support_labels, num_ways(support_labels)).to(log_p.dtype)  # [..., S, N]
+        log_sum = (log_p.unsqueeze(-1) + onehot.log().unsqueeze(-3)).logsumexp(-2)   # [..., Q, N]
+        return log_sum - onehot.sum(-2).log().unsqueeze(-2)
 
     def forward(self, support, support_labels, query):
         return self.classify(encode(self.backbone, support), support_labels, encode(self.backbone, query))
