@@ -101,6 +101,11 @@ def run_one(args, train, test, oos, held, method: str, k: int, seed: int) -> dic
     return row
 
 
+def mean_std(values: np.ndarray) -> str:
+    """``mean ± sample std``; a single run has no spread to report."""
+    return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}" if len(values) > 1 else f"{values.mean():.1f}"
+
+
 def summary(log: Path) -> None:
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     groups: dict[tuple, list[dict]] = {}
@@ -116,12 +121,10 @@ def summary(log: Path) -> None:
         if "oos_recall" in rs[0]:
             ins = 100 * np.array([r["inscope_accuracy_with_reject"] for r in rs])
             rec = 100 * np.array([r["oos_recall"] for r in rs])
-            extra = [f"{ins.mean():.1f} ± {ins.std(ddof=1) if len(rs) > 1 else 0:.1f}",
-                     f"{rec.mean():.1f} ± {rec.std(ddof=1) if len(rs) > 1 else 0:.1f}"]
-        std = acc.std(ddof=1) if len(rs) > 1 else 0.0
+            extra = [mean_std(ins), mean_std(rec)]
         name = method + (" + label examples" if tag == "label-examples" else f" ({tag})" if tag else "")
         rss = max(r["peak_rss_mb"] for r in rs)
-        print(f"| {ds} | {name} | {k} | {steps or '-'} | {len(rs)} | {acc.mean():.1f} ± {std:.1f} | {fit:.1f} | {rss} "
+        print(f"| {ds} | {name} | {k} | {steps or '-'} | {len(rs)} | {mean_std(acc)} | {fit:.1f} | {rss} "
               f"| {extra[0]} | {extra[1]} |")
 
 
