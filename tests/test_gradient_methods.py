@@ -1,5 +1,6 @@
 """Gradient-based methods (MAML, FOMAML, ANIL, Meta-SGD, Reptile) on the shared torch.func inner loop."""
 
+import inspect
 import math
 
 import numpy as np
@@ -307,6 +308,7 @@ def test_cli_flags_and_exit_codes(tmp_path, capsys, monkeypatch):
                  "--val-episodes", "4", "--inner-steps", "2", "--inner-lr", "0.3", "--test-inner-steps", "3",
                  "-p", "strategy=loop", "--no-progress"])
     assert code == 0, capsys.readouterr().err
+    assert all("way" in inspect.signature(METHODS[m]).parameters for m in ("maml", "fomaml", "anil", "metasgd", "reptile"))
     method, meta = load_method(run)
     assert (method.way, method.inner_steps, method.inner_lr, method.test_inner_steps) == (3, 2, 0.3, 3)
     capsys.readouterr()

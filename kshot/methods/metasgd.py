@@ -14,8 +14,8 @@ from .inner_loop import GradientMethod
 
 
 class MetaSGD(GradientMethod):
-    def __init__(self, backbone, **params):
-        super().__init__(backbone, **params)
+    def __init__(self, backbone, way: int = 5, **params):
+        super().__init__(backbone, way, **params)
         self.lr_names = self.adapted_names(dict(self.named_parameters()))
         self.lrs = nn.ParameterList([nn.Parameter(torch.full_like(p, self.inner_lr))
                                      for n, p in self.named_parameters() if n in self.lr_names])
