@@ -53,8 +53,11 @@ def main() -> None:
     p.add_argument("--data-root", default=None)
     p.add_argument("--out", default=None)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     p.add_argument("--no-record", action="store_true", help="do not write docs/results.md")
     a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     out = Path(a.out or f"runs/protonet-{a.shot}shot")
 
     gflops = matmul_gflops()
