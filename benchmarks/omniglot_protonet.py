@@ -89,14 +89,13 @@ def main() -> None:
                f"--out {out}")
         upsert_row("Prototypical Networks on Omniglot (Vinyals split)",
                    ["setting", "accuracy (%)", "paper", "training episodes", "training time",
-                    "train images/s", "% of matmul peak", "machine", "command"],
+                    "machine", "command"],
                    f"{way}-way {a.shot}-shot",
                    [f"{100 * score.accuracy:.2f} ± {100 * score.ci95:.2f} (n={score.n})",
                     {(5, 1): "98.8", (5, 5): "99.7", (20, 1): "96.0", (20, 5): "98.9"}[(way, a.shot)],
                     f"{summary['episodes']} ({a.train_way}-way, {a.query} queries; best val at "
                     f"{meta['episodes_done']})",
-                    f"{summary['train_seconds'] / 60:.1f} min", f"{img_s:.0f}", f"{100 * frac:.0f}%",
-                    machine(), f"`{cmd}`"])
+                    f"{summary['train_seconds'] / 60:.1f} min", machine(), f"`{cmd}`"])
 
 
 if __name__ == "__main__":
