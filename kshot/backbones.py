@@ -50,7 +50,8 @@ class Conv4(nn.Sequential):
 class MLP(nn.Sequential):
     """Flatten, then Linear-ReLU layers (no activation after the last)."""
 
-    def __init__(self, in_dim: int, hidden: Sequence[int] = (256, 128), out_dim: int | None = None):
+    def __init__(self, in_dim: int, hidden: Sequence[int] = (256, 128), out_dim: int | None = None,
+                 track_running_stats: bool = True):  # accepted like Conv4's; the MLP has no BatchNorm
         dims = [in_dim, *hidden] + ([out_dim] if out_dim else [])
         layers: list[nn.Module] = [nn.Flatten()]
         for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):

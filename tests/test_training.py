@@ -134,3 +134,10 @@ def test_end_to_end_real_omniglot_reaches_90_percent(tmp_path, real_data_root):
     test = kshot.load_dataset("omniglot", "test", root=real_data_root)
     score = evaluate(method, test, way=5, shot=1, query=15, episodes=300)
     assert score.accuracy > 0.90, str(score)
+
+
+def test_backbone_params_that_do_not_fit_are_user_errors():
+    from kshot.methods import build_method
+    assert type(build_method("maml", (1, 6, 6), "mlp", way=5)).__name__ == "MAML"  # no BatchNorm to switch
+    with pytest.raises(KshotError, match="backbone 'mlp' does not fit method 'protonet'"):
+        build_method("protonet", (1, 6, 6), "mlp", backbone_params={"depth": 3})

@@ -36,12 +36,15 @@ def build_method(name: str, item_shape, backbone: str = "conv4", backbone_params
     if name not in METHODS:
         raise KshotError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
     cls = METHODS[name]
-    net = build_backbone(backbone, item_shape, **{**cls.backbone_defaults, **(backbone_params or {})})
+    try:
+        net = build_backbone(backbone, item_shape, **{**cls.backbone_defaults, **(backbone_params or {})})
+    except TypeError as exc:
+        raise KshotError(f"backbone {backbone!r} does not fit method {name!r}: {exc}") from None
     try:
         return cls(net, **params)
     except TypeError as exc:
         raise KshotError(f"bad parameter for method {name!r}: {exc}") from None
 
 
-__all__ = ["ANIL", "FOMAML", "MAML", "METHODS", "MetaSGD", "Reptile", "Baseline", "BaselinePlusPlus", "FewShotMethod", "MatchingNet", "ProtoNet",
-           "RelationNet", "Siamese", "build_method"]
+__all__ = ["ANIL", "FOMAML", "MAML", "METHODS", "MetaSGD", "Reptile", "Baseline", "BaselinePlusPlus",
+           "FewShotMethod", "MatchingNet", "ProtoNet", "RelationNet", "Siamese", "build_method"]
