@@ -15,9 +15,7 @@ class ChecksumError(DataError):
 
 def check_positive_int(name: str, value, minimum: int = 1) -> int:
     """Return ``value`` as an int, or raise KshotError naming it when it is not an int >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        hasattr(value, "__index__")
-    ):
+    if isinstance(value, bool) or not hasattr(value, "__index__"):  # ints and numpy ints only
         raise KshotError(f"{name} must be an integer >= {minimum}, got {value!r}")
     value = int(value)
     if value < minimum:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError, KshotError
+from ..errors import ChecksumError, DataError, KshotError
 from .base import LabeledData
 from .store import data_root, download, verify_sha256
 
@@ -93,20 +93,22 @@ def _set_sources(folder: Path, image_set: str) -> list[Path]:
 
 def missing_files(root=None) -> list[str]:
     """Files (relative to the data root) that the loader needs and cannot find."""
-    folder = data_root(root) / FOLDER
-    missing = [f"{FOLDER}/images_{s}.npz (or .zip)" for s in SETS
-               if not any(p.exists() for p in _set_sources(folder, s))]
-    missing += [f"{FOLDER}/{rel}" for rel in FILES if rel.startswith("splits/")
-                and not (folder / rel).exists()]
-    return missing
+    return [f"{FOLDER}/{rel}" + (" (or .zip)" if rel.endswith(".npz") else "")
+            for rel in _needed(data_root(root) / FOLDER)]
+
+
+def _needed(folder: Path) -> list[str]:
+    """Entries of FILES (relative to ``folder``) that are absent; an image set counts as present in
+    any of its forms (npz, zip, extracted folder)."""
+    needed = [f"images_{s}.npz" for s in SETS
+              if not any(p.exists() for p in _set_sources(folder, s))]
+    return needed + [rel for rel in FILES if rel.startswith("splits/") and not (folder / rel).exists()]
 
 
 def ensure_files(root=None, download_missing: bool = True) -> Path:
     """Make sure the Omniglot files are under the data root; download what is missing."""
     folder = data_root(root) / FOLDER
-    needed = [f"images_{s}.npz" for s in SETS
-              if not any(p.exists() for p in _set_sources(folder, s))]
-    needed += [rel for rel in FILES if rel.startswith("splits/") and not (folder / rel).exists()]
+    needed = _needed(folder)
     errors = []
     for rel in needed:
         if not download_missing:
@@ -118,9 +120,9 @@ def ensure_files(root=None, download_missing: bool = True) -> Path:
             url = f"{mirror.rstrip('/')}/{FOLDER}/{rel}"
         try:
             download(url, folder / rel, sha)
-        except DataError as exc:
-            if "checksum" in str(exc):
-                raise
+        except ChecksumError:
+            raise
+        except DataError as exc:  # no network, HTTP error: collect, then say what to put where
             errors.append(str(exc))
     if errors:
         raise DataError(
