@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from kshot.allocator import tune_allocator
 from kshot.backbones import Conv4
 from kshot.episodes import Episode
 from kshot.methods import FOMAML, MAML
@@ -75,14 +76,18 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--meta-batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    ap.add_argument("--strategies", default="loop,loop+compile,vmap",
-                    help="comma-separated: loop, vmap, with +compile for torch.compile of the per-task function")
+    ap.add_argument("--strategies", default="threads,loop,vmap",
+                    help="comma-separated: threads, loop, vmap, with +compile for torch.compile of the per-task "
+                         "function (loop only)")
+    ap.add_argument("--no-tune-malloc", action="store_true", help="leave glibc malloc's thresholds alone")
     ap.add_argument("--floor", action="store_true", help="also time a plain forward+backward over the same images")
     ap.add_argument("--chunk-size", type=int, default=None, help="vmap chunk size (default: all tasks)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not args.no_tune_malloc:
+        tune_allocator()
     device = torch.device(args.device)
     episode = random_episode(args.meta_batch).to(device)
     runs = {}

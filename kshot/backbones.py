@@ -16,16 +16,21 @@ from .errors import KshotError
 
 def conv_block(in_channels: int, out_channels: int, track_running_stats: bool = True,
                pool: bool = True) -> nn.Sequential:
+    """Conv 3x3, BatchNorm, (max-pool 2), ReLU.
+
+    Pooling comes before the ReLU: the two commute exactly (ReLU is monotone), and the ReLU and its
+    backward then run on a map 4x smaller. The parameter names are those of the conv, BN, ReLU, pool order.
+    """
     layers = [nn.Conv2d(in_channels, out_channels, 3, padding=1),
-              nn.BatchNorm2d(out_channels, track_running_stats=track_running_stats),
-              nn.ReLU(inplace=True)]
+              nn.BatchNorm2d(out_channels, track_running_stats=track_running_stats)]
     if pool:
         layers.append(nn.MaxPool2d(2))
+    layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 
 class Conv4(nn.Sequential):
-    """4 x [conv 3x3 (``hidden`` filters), BatchNorm, ReLU, max-pool 2], then flatten.
+    """4 x [conv 3x3 (``hidden`` filters), BatchNorm, max-pool 2, ReLU], then flatten.
 
     28x28 inputs give 64-d features (``hidden`` x 1 x 1); 84x84 give 1600-d.
     ``flatten=False`` keeps the feature map (Relation networks need it).
@@ -94,3 +99,45 @@ def encode(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
     out = backbone(flat)
     return out.reshape(*lead, *out.shape[1:])
 
+
+
+def pure_forward(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` with the weights in ``params`` (named as in ``module.named_parameters()``).
+
+    A pure function: unlike ``torch.func.functional_call`` it never swaps tensors into the module, so
+    several threads may run it at once on the same module. It knows the layers of this file
+    (``supports_pure_forward`` says whether a module is made only of them); BatchNorm uses batch
+    statistics.
+    """
+    return _PURE[type(module)](module, params, x, "")
+
+
+def supports_pure_forward(module: nn.Module) -> bool:
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+        return False
+    return type(module) in _PURE and all(supports_pure_forward(m) for m in module.children())
+
+
+def _sequential(module, params, x, prefix):
+    for name, child in module.named_children():
+        x = _PURE[type(child)](child, params, x, f"{prefix}{name}.")
+    return x
+
+
+def _bias(params, prefix):
+    return params.get(prefix + "bias")
+
+
+_F = nn.functional
+_PURE = {
+    nn.Sequential: _sequential, Conv4: _sequential, MLP: _sequential,
+    nn.Conv2d: lambda m, p, x, pre: _F.conv2d(x, p[pre + "weight"], _bias(p, pre), m.stride, m.padding,
+                                              m.dilation, m.groups),
+    nn.BatchNorm2d: lambda m, p, x, pre: _F.batch_norm(x, None, None, p.get(pre + "weight"), _bias(p, pre),
+                                                       True, 0.0, m.eps),
+    nn.MaxPool2d: lambda m, p, x, pre: _F.max_pool2d(x, m.kernel_size, m.stride, m.padding, m.dilation,
+                                                     m.ceil_mode),
+    nn.ReLU: lambda m, p, x, pre: _F.relu(x),
+    nn.Flatten: lambda m, p, x, pre: x.flatten(m.start_dim, m.end_dim),
+    nn.Linear: lambda m, p, x, pre: _F.linear(x, p[pre + "weight"], _bias(p, pre)),
+}

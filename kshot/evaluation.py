@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .allocator import tune_allocator
 from .data.base import LabeledData
 from .episodes import EpisodeSampler
 from .progress import progress_bar
@@ -64,6 +65,7 @@ def evaluate(method, data: LabeledData, way: int = 5, shot: int = 1, query: int 
     the same ones. ``per_class=True`` adds precision / recall / F1 per original class.
     """
     sampler = EpisodeSampler(data.labels, way, shot, query, seed=seed)
+    tune_allocator()
     was_training = method.training
     method.eval()
     values, truth, pred = [], [], []

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .allocator import tune_allocator
 from .augment import Augmentation, generator_for
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_dataset
@@ -116,6 +117,7 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
                train_data=None, val_data=None) -> dict:
     """Train ``config.method`` episodically; return a summary (best validation accuracy, timings)."""
     config.validate()
+    tune_allocator()
     out = Path(out_dir)
     if resume:
         if not (out / "last.json").is_file():

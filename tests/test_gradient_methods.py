@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kshot.backbones import MLP, Conv4
+from kshot.backbones import MLP, Conv4, pure_forward, supports_pure_forward
 from kshot.cli import main
 from kshot.data import LabeledData
 from kshot.episodes import Episode, EpisodeSampler
@@ -127,6 +127,43 @@ def test_vmap_and_loop_give_the_same_losses_gradients_and_predictions(cls):
     assert pa.shape == (3, 12, 3)
 
 
+@pytest.mark.parametrize("cls", [MAML, FOMAML, Reptile])
+def test_threads_match_the_loop_and_restore_the_thread_count(cls):
+    ep = image_episode(T=5, way=3)
+    torch.manual_seed(0)
+    method = cls(tiny_conv(), way=3, inner_steps=2, inner_lr=0.2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert method.resolved_strategy(torch.device("cpu")) == "threads"  # auto on a multi-core CPU
+        results = {}
+        for strategy in ("loop", "threads"):
+            method.strategy = strategy
+            results[strategy] = (method.meta_gradients(ep), method(ep.support, ep.support_labels, ep.query))
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    (a, pa), (b, pb) = results["loop"], results["threads"]
+    torch.testing.assert_close(a.loss, b.loss)
+    torch.testing.assert_close(pa, pb)
+    for n in a.grads:
+        torch.testing.assert_close(a.grads[n], b.grads[n], rtol=1e-4, atol=1e-6)
+
+
+def test_pure_forward_equals_the_module_and_unknown_layers_fall_back_to_the_loop():
+    net = tiny_conv()
+    x = torch.randn(6, 1, 8, 8)
+    params = dict(net.named_parameters())
+    torch.testing.assert_close(pure_forward(net, params, x), net(x))
+    odd = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.Tanh())
+    odd.out_dim = 8
+    assert supports_pure_forward(tiny_conv()) and not supports_pure_forward(odd)
+    method = MAML(odd, way=3, strategy="threads")
+    assert method.resolved_strategy(torch.device("cpu")) == "loop"
+    ep = image_episode(T=2, way=3)
+    assert method.meta_gradients(ep).logits.shape == (2, 12, 3)
+
+
 def test_anil_adapts_only_the_head_and_metasgd_learns_its_rates():
     ep = image_episode(T=2, way=3)
     torch.manual_seed(0)
@@ -228,7 +265,7 @@ def test_maml_beats_joint_pretraining_on_sinusoids():
     ({"inner_lr": float("nan")}, "inner_lr must be a finite number > 0, got nan"),
     ({"inner_lr": float("inf")}, "inner_lr must be a finite number > 0, got inf"),
     ({"inner_lr": 0}, "inner_lr must be a finite number > 0, got 0"),
-    ({"strategy": "threads"}, "unknown strategy 'threads'"),
+    ({"strategy": "processes"}, "unknown strategy 'processes'"),
     ({"compile": "yes"}, "compile must be true or false, got 'yes'"),
 ])
 def test_bad_parameters_are_named(params, match):

@@ -3,9 +3,12 @@
 Everything here is a pure function of a parameter dict: the network runs through
 ``torch.func.functional_call``, the inner gradients come from ``torch.func.grad`` and the meta-gradient
 of one task from a second ``torch.func.grad`` around the whole inner loop. The tasks of a meta-batch then
-run either through ``torch.func.vmap`` (``chunk_size`` tasks at a time, to bound memory) or in a plain
-Python loop over the same per-task function; ``strategy="auto"`` picks the loop on CPU (where vmap turns
-the per-task convolutions into slow grouped convolutions) and vmap on accelerators.
+run either through ``torch.func.vmap`` (``chunk_size`` tasks at a time, to bound memory) or in a loop
+over the same per-task function: a plain Python loop, or ``threads``, the loop spread over one worker
+thread per torch thread, each task on one core (small convolutions use several cores poorly, whole
+tasks side by side do not). ``strategy="auto"`` picks ``threads`` on a multi-core CPU (``loop`` with one
+thread; vmap turns the per-task convolutions into slow grouped convolutions on CPU) and vmap on
+accelerators.
 
 No module is cloned or patched: ``GradientMethod`` keeps one backbone and one linear head, and the
 adapted weights only ever live in dicts of tensors. BatchNorm must use batch statistics (no running
@@ -15,6 +18,7 @@ statistics), as in the MAML paper.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -23,13 +27,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from ..backbones import uses_running_stats
+from ..backbones import pure_forward, supports_pure_forward, uses_running_stats
 from ..episodes import Episode
 from ..errors import KshotError, check_choice, check_positive_int
 from .base import FewShotMethod, num_ways
 
 Params = dict[str, torch.Tensor]
-STRATEGIES = ("auto", "loop", "vmap")
+STRATEGIES = ("auto", "loop", "threads", "vmap")
+_POOLS: dict[int, ThreadPoolExecutor] = {}
 LOSSES = ("cross_entropy", "mse")
 
 
@@ -61,6 +66,32 @@ def adapt(loss_fn: Callable, params: Params, names: tuple[str, ...], lrs: dict, 
         if channels_last:
             fast = {n: to_channels_last(w) for n, w in fast.items()}
     return {**params, **fast}
+
+
+def threaded_map(fn: Callable, n: int) -> list:
+    """``[fn(0), ..., fn(n - 1)]`` computed by one worker thread per torch thread, each running torch
+    single-threaded (the caller's thread count is restored afterwards). Every call of ``fn`` must be
+    independent of the others; torch releases the GIL inside its operators."""
+    threads = torch.get_num_threads()
+    if threads <= 1 or n <= 1:
+        return [fn(i) for i in range(n)]
+    pool = _POOLS.get(threads) or _POOLS.setdefault(
+        threads, ThreadPoolExecutor(threads, thread_name_prefix="kshot-task"))
+    torch.set_num_threads(1)  # before the workers' first op: they keep one intra-op thread each
+    try:
+        return list(pool.map(fn, range(n)))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def concat_tree(trees):
+    """Concatenate nested tuples/dicts of tensors leaf by leaf along dim 0."""
+    first = trees[0]
+    if isinstance(first, dict):
+        return {k: concat_tree([t[k] for t in trees]) for k in first}
+    if isinstance(first, tuple):
+        return tuple(concat_tree(list(parts)) for parts in zip(*trees))
+    return torch.cat(trees)
 
 
 def stack_tree(trees):
@@ -122,6 +153,7 @@ class GradientMethod(FewShotMethod):
             raise KshotError(f"compile must be true or false, got {compile!r}")
         self.compile = compile
         self._compiled: dict = {}
+        self._pure = supports_pure_forward(backbone)  # thread-safe forward without functional_call
         if self.loss_name == "mse" and self.way != 1:
             raise KshotError(f"loss='mse' (regression) needs way=1 (one output), got way={self.way}")
         self.head = nn.Linear(backbone.out_dim, self.way)
@@ -138,7 +170,10 @@ class GradientMethod(FewShotMethod):
     def features(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         """Backbone features of one task's items ``[S, ...]`` with the weights in ``params``."""
         backbone = {k[len("backbone."):]: v for k, v in params.items() if k.startswith("backbone.")}
-        return functional_call(self.backbone, backbone, (to_channels_last(x) if self.channels_last else x,))
+        x = to_channels_last(x) if self.channels_last else x
+        if self._pure:
+            return pure_forward(self.backbone, backbone, x)
+        return functional_call(self.backbone, backbone, (x,))
 
     def classify(self, params: Params, z: torch.Tensor) -> torch.Tensor:
         return F.linear(z, params["head.weight"][: self.task_way], params["head.bias"][: self.task_way])
@@ -194,9 +229,12 @@ class GradientMethod(FewShotMethod):
     # ---- a meta-batch --------------------------------------------------------------------------------
 
     def resolved_strategy(self, device: torch.device) -> str:
-        if self.strategy != "auto":
-            return self.strategy
-        return "loop" if device.type == "cpu" else "vmap"
+        strategy = self.strategy
+        if strategy == "auto":
+            strategy = "vmap" if device.type != "cpu" else "threads" if torch.get_num_threads() > 1 else "loop"
+        if strategy == "threads" and (not self._pure or self.compile):
+            return "loop"  # functional_call swaps tensors into the shared module: one thread at a time
+        return strategy
 
     def run_tasks(self, fn: Callable, tasks: tuple):
         """``fn(params, *task)`` for each task along dim 0 of ``tasks``, outputs stacked along dim 0.
@@ -205,13 +243,20 @@ class GradientMethod(FewShotMethod):
         outer autograd graph is recorded (the training loop gets the meta-gradient through ``loss``)."""
         params = {n: p.detach() for n, p in self.named_parameters()}
         strategy = self.resolved_strategy(tasks[0].device)
-        # CPU loop: keep images and weights channels-last (the vmap path leaves layouts to the device)
-        self.channels_last = strategy == "loop" and tasks[0].device.type == "cpu"
+        # CPU loops: keep images and weights channels-last (the vmap path leaves layouts to the device)
+        self.channels_last = strategy != "vmap" and tasks[0].device.type == "cpu"
         if self.compile:  # torch.compile of the per-task function (fuses BatchNorm, ReLU, pooling)
             fn = self._compiled.setdefault(fn.__name__, torch.compile(fn, dynamic=False))
-        if strategy == "vmap":
-            return vmap(fn, in_dims=(None,) + (0,) * len(tasks), chunk_size=self.chunk_size)(params, *tasks)
-        return stack_tree([fn(params, *(t[i] for t in tasks)) for i in range(tasks[0].shape[0])])
+        if strategy == "vmap":  # chunk_size tasks per vmap; a lone task runs unbatched (vmap over one
+            # task trips over a channels-last copy in the gradient of max-pooling, torch 2.13)
+            batched = vmap(fn, in_dims=(None,) + (0,) * len(tasks))
+            size = self.chunk_size or tasks[0].shape[0]
+            return concat_tree([batched(params, *chunk) if chunk[0].shape[0] > 1
+                                else stack_tree([fn(params, *(t[0] for t in chunk))])
+                                for chunk in zip(*(t.split(size) for t in tasks))])
+        one_task = lambda i: fn(params, *(t[i] for t in tasks))  # noqa: E731
+        n = tasks[0].shape[0]
+        return stack_tree(threaded_map(one_task, n) if strategy == "threads" else [one_task(i) for i in range(n)])
 
     def meta_gradients(self, episode: Episode) -> MetaResult:
         """One meta-iteration without the optimizer step: the mean query loss over the T tasks of
