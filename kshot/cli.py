@@ -214,6 +214,8 @@ def fit(
     method: str = typer.Option("logistic", help="prototype, logistic, setfit, zeroshot, label_prior or finetune"),
     encoder: str = typer.Option("all-MiniLM-L6-v2", help="sentence encoder: a model name or a local directory"),
     steps: int = typer.Option(200, help="(setfit, finetune) optimisation steps"),
+    label_examples: bool = typer.Option(False, help="(logistic, setfit, finetune) add each label's text "
+                                        "('This text is about {label}') as one more training example"),
     seed: int = typer.Option(0, help="random seed"),
     progress: bool = typer.Option(True, help="show a progress bar while fine-tuning"),
 ):
@@ -224,7 +226,8 @@ def fit(
 
     check_choice("method", method, METHODS)
     table = read_table(train_file, text_column, label_column)
-    clf = FewShotClassifier(encoder=encoder, method=method, steps=steps, seed=seed, progress=progress)
+    clf = FewShotClassifier(encoder=encoder, method=method, steps=steps, seed=seed, progress=progress,
+                            label_examples=label_examples)
     clf.fit(table.texts, table.labels)
     clf.save(out)
     typer.echo(f"fitted {method} on {len(table.texts)} texts, {len(clf.classes_)} classes; model in {out}",

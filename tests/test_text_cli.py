@@ -10,6 +10,7 @@ import pytest
 from kshot import KshotError, load_dataset
 from kshot.cli import main
 from kshot.data.files import load_text_file, read_table
+from kshot.text.classifier import FewShotClassifier
 
 ROWS = [("where is my card", "card"), ("my card has not arrived", "card"), ("card still missing", "card"),
         ("reset my password", "password"), ("I forgot my password", "password"), ("new password please", "password")]
@@ -124,6 +125,17 @@ def test_cli_fit_then_predict_csv(tmp_path, capsys):
     assert [r["id"] for r in rows] == ["1", "2"]
     assert [r["prediction"] for r in rows] == ["card", "password"]
     assert all(0.5 < float(r["score"]) <= 1.0 for r in rows)
+
+
+@needs_encoder
+def test_cli_fit_label_examples_is_saved_with_the_model(tmp_path):
+    write_csv(tmp_path / "train.csv", ROWS)
+    for flag, expected in (("--label-examples", True), ("--no-label-examples", False)):
+        out = tmp_path / flag
+        assert main(["fit", str(tmp_path / "train.csv"), "--out", str(out), "--method", "logistic", flag]) == 0
+        clf = FewShotClassifier.load(out)
+        assert clf.label_examples is expected
+        assert clf.predict(["where is my card"]).tolist() == ["card"]
 
 
 @needs_encoder
