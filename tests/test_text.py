@@ -139,6 +139,18 @@ def test_pair_stream_is_balanced_and_valid():
     np.testing.assert_array_equal(PairStream(labels, seed=3).batch(20), PairStream(labels, seed=3).batch(20))
 
 
+def test_positive_pairs_give_one_partner_per_text_from_distinct_classes():
+    labels = np.array([0] * 4 + [1] * 3 + [2] * 1 + [3] * 2)  # class 2 has a single example
+    stream = PairStream(labels, seed=0)
+    for size, expected in ((2, 2), (10, 3)):  # at most the 3 classes that have two examples
+        pairs = stream.positive_pairs(size)
+        assert pairs.shape == (expected, 2)
+        assert (labels[pairs[:, 0]] == labels[pairs[:, 1]]).all() and (pairs[:, 0] != pairs[:, 1]).all()
+        assert len(set(labels[pairs[:, 0]])) == expected and 2 not in labels[pairs[:, 0]]
+    with pytest.raises(KshotError, match="at least 2 examples"):
+        PairStream(np.arange(4), seed=0).positive_pairs(2)
+
+
 def _peak_bytes(n: int) -> int:
     labels = np.arange(n) % 50
     tracemalloc.start()

@@ -35,23 +35,27 @@ def supcon_loss(emb: torch.Tensor, labels: torch.Tensor, temperature: float) -> 
 
 def contrastive_finetune(encoder: SentenceEncoder, texts: list[str], labels: np.ndarray, steps: int = 200,
                          pairs_per_step: int = 16, lr: float = 2e-5, loss: str = "supcon",
-                         temperature: float = 0.05, seed: int = 0, progress: bool = False) -> list[float]:
-    """Fine-tune ``encoder`` (a trainable copy) in place; returns the per-step losses."""
+                         temperature: float = 0.05, seed: int = 0, progress: bool = False,
+                         balanced: bool = True) -> list[float]:
+    """Fine-tune ``encoder`` (a trainable copy) in place; returns the per-step losses.
+
+    ``supcon`` with ``balanced`` (the default) draws ``pairs_per_step`` classes and two texts of each per
+    step; without it, ``pairs_per_step`` random pairs (half same-class), as the ``cosine`` loss uses."""
     torch.manual_seed(seed)
     stream = PairStream(labels, seed=seed)
     encoder.model.train()
 
     def step_loss(_step: int) -> torch.Tensor:
-        pairs = stream.batch(pairs_per_step)
-        if loss == "cosine":
-            idx, inverse = np.unique(pairs[:, :2], return_inverse=True)
+        if loss == "supcon":
+            idx = (stream.positive_pairs(pairs_per_step).ravel() if balanced
+                   else np.unique(stream.batch(pairs_per_step)[:, :2]))
             emb = encoder.forward([texts[k] for k in idx])
-            a, b = emb[inverse.reshape(-1, 2)[:, 0]], emb[inverse.reshape(-1, 2)[:, 1]]
-            target = torch.as_tensor(pairs[:, 2], dtype=torch.float32)
-            return F.mse_loss((a * b).sum(-1), target)
-        idx = np.unique(pairs[:, :2])
+            return supcon_loss(emb, torch.as_tensor(np.asarray(labels)[idx]), temperature)
+        pairs = stream.batch(pairs_per_step)
+        idx, inverse = np.unique(pairs[:, :2], return_inverse=True)
         emb = encoder.forward([texts[k] for k in idx])
-        return supcon_loss(emb, torch.as_tensor(np.asarray(labels)[idx]), temperature)
+        a, b = emb[inverse.reshape(-1, 2)[:, 0]], emb[inverse.reshape(-1, 2)[:, 1]]
+        return F.mse_loss((a * b).sum(-1), torch.as_tensor(pairs[:, 2], dtype=torch.float32))
 
     losses = run_steps([{"params": encoder.tunable_parameters(), "lr": lr}], steps, step_loss,
                        progress=progress, description="contrastive fine-tuning")

@@ -53,6 +53,19 @@ class PairStream:
             out[row] = (i, j, int(same))
         return out
 
+    def positive_pairs(self, size: int) -> np.ndarray:
+        """``[size, 2]`` same-class pairs from ``size`` different classes (fewer when fewer classes have
+        two examples): flattened, a batch where every text has exactly one partner and all the others
+        are negatives, the batch shape that the supervised contrastive loss learns most from."""
+        if not len(self.multi):
+            raise KshotError("contrastive fine-tuning needs a class with at least 2 examples")
+        classes = self.rng.permutation(self.multi)[:size]
+        out = np.empty((len(classes), 2), dtype=np.int64)
+        for row, k in enumerate(classes):
+            members = self.members[k]
+            out[row] = members[self.rng.choice(len(members), size=2, replace=False)]
+        return out
+
     def __iter__(self):
         while True:
             yield self.batch(16)
