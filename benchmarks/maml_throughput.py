@@ -3,10 +3,12 @@
 The Omniglot MAML configuration of Finn et al. 2017: Conv4 (64 filters, BatchNorm with batch
 statistics), 28x28 images, 5-way 1-shot, 15 queries per class, meta-batch 32, 1 inner step, inner lr
 0.4, second and first order. One meta-iteration = ``method.meta_gradients(episode)`` (every task's
-inner loop and the meta-gradient) + an Adam step. Strategies are measured interleaved (round-robin)
-so that a busy machine slows them alike; the median over iterations is reported.
+inner loop and the meta-gradient) + an Adam step. Each configuration runs in a process of its own
+(one warm-up iteration, then ``--iterations`` timed ones; the median is reported), one after the
+other, so that one strategy's threads and allocator state cannot slow the next and the peak memory is
+that configuration's own.
 
-    python benchmarks/maml_throughput.py [--iterations 5] [--meta-batch 32] [--threads N]
+    python benchmarks/maml_throughput.py [--iterations 5] [--meta-batch 32] [--threads N] [--floor]
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import json
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -83,26 +87,48 @@ def main() -> None:
     ap.add_argument("--floor", action="store_true", help="also time a plain forward+backward over the same images")
     ap.add_argument("--chunk-size", type=int, default=None, help="vmap chunk size (default: all tasks)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--config", default=None, help=argparse.SUPPRESS)  # run one configuration, print JSON
     args = ap.parse_args()
+    configs = [f"{cls} {s}" for cls in ("MAML", "FOMAML") for s in args.strategies.split(",")]
+    configs += ["plain fwd+bwd"] if args.floor else []
+    if args.config:
+        print(json.dumps(measure(args, args.config)))
+        return
+    rows = []
+    for config in configs:
+        cmd = [sys.executable, __file__, "--config", config, *sys.argv[1:]]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    print(f"torch {torch.__version__}, {rows[0]['threads']} threads, device {args.device}, load average "
+          f"{os.getloadavg()[0]:.1f}, meta-batch {args.meta_batch}, {args.iterations} timed iterations "
+          "(median; min-max), one process per configuration")
+    for row in rows:
+        times, mem_name = row["times"], "peak CUDA memory" if args.device.startswith("cuda") else "peak RSS"
+        print(f"{row['config']:16s} {row['median_s']:7.3f} s/iteration ({min(times):.3f}-{max(times):.3f})"
+              f"   {mem_name} {row['memory_mib']:,.0f} MiB")
+    print(json.dumps(rows))
+
+
+def measure(args, config: str) -> dict:
+    """Warm up, then time ``args.iterations`` meta-iterations of one configuration in this process."""
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.no_tune_malloc:
         tune_allocator()
     device = torch.device(args.device)
     episode = random_episode(args.meta_batch).to(device)
-    runs = {}
-    for cls in (MAML, FOMAML):
-        for strategy in args.strategies.split(","):
-            torch.manual_seed(0)
-            method = cls(Conv4(hidden=64, track_running_stats=False), way=5, inner_steps=1, inner_lr=0.4,
-                         strategy=strategy.split("+")[0], chunk_size=args.chunk_size,
-                         compile=strategy.endswith("+compile")).to(device)
-            runs[f"{cls.__name__} {strategy}"] = (method, torch.optim.Adam(method.parameters(), lr=1e-3), [])
-    if args.floor:
-        floor = Floor()
-        runs["plain fwd+bwd"] = (floor, torch.optim.Adam(floor.parameters(), lr=1e-3), [])
+    torch.manual_seed(0)
+    if config == "plain fwd+bwd":
+        method = Floor()
+    else:
+        name, strategy = config.split(" ")
+        method = {"MAML": MAML, "FOMAML": FOMAML}[name](
+            Conv4(hidden=64, track_running_stats=False), way=5, inner_steps=1, inner_lr=0.4,
+            strategy=strategy.split("+")[0], chunk_size=args.chunk_size,
+            compile=strategy.endswith("+compile")).to(device)
+    optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
 
-    def iteration(method, optimizer):
+    def iteration():
         loss, _ = method.loss(episode)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -110,28 +136,18 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    for name, (method, optimizer, times) in runs.items():  # warm-up (and memory) per configuration
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        iteration(method, optimizer)  # compiles, when compiling
-        reset_peak_rss()
-        iteration(method, optimizer)
-        runs[name] += (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mib(),)
+    iteration()  # warm-up (compiles, when compiling)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    reset_peak_rss()
+    times = []
     for _ in range(args.iterations):
-        for name, (method, optimizer, times, _) in runs.items():
-            t0 = time.perf_counter()
-            iteration(method, optimizer)
-            times.append(time.perf_counter() - t0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, load average "
-          f"{os.getloadavg()[0]:.1f}, "
-          f"meta-batch {args.meta_batch}, {args.iterations} timed iterations (median; min-max)")
-    rows = []
-    for name, (_, _, times, mem) in runs.items():
-        mem_name = "peak CUDA memory" if device.type == "cuda" else "peak RSS (whole process)"
-        print(f"{name:16s} {statistics.median(times):7.3f} s/iteration ({min(times):.3f}-{max(times):.3f})"
-              f"   {mem_name} {mem:,.0f} MiB")
-        rows.append({"config": name, "median_s": statistics.median(times), "times": times, "memory_mib": mem})
-    print(json.dumps(rows))
+        t0 = time.perf_counter()
+        iteration()
+        times.append(time.perf_counter() - t0)
+    mem = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mib()
+    return {"config": config, "median_s": statistics.median(times), "times": times, "memory_mib": mem,
+            "threads": torch.get_num_threads()}
 
 
 if __name__ == "__main__":
