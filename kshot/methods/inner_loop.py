@@ -84,24 +84,15 @@ def threaded_map(fn: Callable, n: int) -> list:
         torch.set_num_threads(threads)
 
 
-def concat_tree(trees):
-    """Concatenate nested tuples/dicts of tensors leaf by leaf along dim 0."""
+def join_tree(trees, join=torch.stack):
+    """Join a list of nested tuples/dicts of tensors leaf by leaf: ``torch.stack`` (the loop's version
+    of vmap's outputs) or ``torch.cat`` (chunks of vmap's outputs)."""
     first = trees[0]
     if isinstance(first, dict):
-        return {k: concat_tree([t[k] for t in trees]) for k in first}
+        return {k: join_tree([t[k] for t in trees], join) for k in first}
     if isinstance(first, tuple):
-        return tuple(concat_tree(list(parts)) for parts in zip(*trees))
-    return torch.cat(trees)
-
-
-def stack_tree(trees):
-    """Stack a list of nested tuples/dicts of tensors leaf by leaf (the loop's version of vmap's outputs)."""
-    first = trees[0]
-    if isinstance(first, dict):
-        return {k: stack_tree([t[k] for t in trees]) for k in first}
-    if isinstance(first, tuple):
-        return tuple(stack_tree(list(parts)) for parts in zip(*trees))
-    return torch.stack(trees)
+        return tuple(join_tree(list(parts), join) for parts in zip(*trees))
+    return join(trees)
 
 
 @dataclass
@@ -251,12 +242,12 @@ class GradientMethod(FewShotMethod):
             # task trips over a channels-last copy in the gradient of max-pooling, torch 2.13)
             batched = vmap(fn, in_dims=(None,) + (0,) * len(tasks))
             size = self.chunk_size or tasks[0].shape[0]
-            return concat_tree([batched(params, *chunk) if chunk[0].shape[0] > 1
-                                else stack_tree([fn(params, *(t[0] for t in chunk))])
-                                for chunk in zip(*(t.split(size) for t in tasks))])
+            return join_tree([batched(params, *chunk) if chunk[0].shape[0] > 1
+                              else join_tree([fn(params, *(t[0] for t in chunk))])
+                              for chunk in zip(*(t.split(size) for t in tasks))], torch.cat)
         one_task = lambda i: fn(params, *(t[i] for t in tasks))  # noqa: E731
         n = tasks[0].shape[0]
-        return stack_tree(threaded_map(one_task, n) if strategy == "threads" else [one_task(i) for i in range(n)])
+        return join_tree(threaded_map(one_task, n) if strategy == "threads" else [one_task(i) for i in range(n)])
 
     def meta_gradients(self, episode: Episode) -> MetaResult:
         """One meta-iteration without the optimizer step: the mean query loss over the T tasks of
