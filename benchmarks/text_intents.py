@@ -122,7 +122,9 @@ def summary(log: Path) -> None:
             ins = 100 * np.array([r["inscope_accuracy_with_reject"] for r in rs])
             rec = 100 * np.array([r["oos_recall"] for r in rs])
             extra = [mean_std(ins), mean_std(rec)]
-        name = method + (" + label examples" if tag == "label-examples" else f" ({tag})" if tag else "")
+        name = method + (" + label examples" if tag.startswith("label-examples") else "")
+        rest = tag.removeprefix("label-examples").strip(",")
+        name += f" ({rest})" if rest else ""
         rss = max(r["peak_rss_mb"] for r in rs)
         print(f"| {ds} | {name} | {k} | {steps or '-'} | {len(rs)} | {mean_std(acc)} | {fit:.1f} | {rss} "
               f"| {extra[0]} | {extra[1]} |")
