@@ -4,8 +4,8 @@ glibc's malloc serves large blocks (a 75x64x28x28 float map is 15 MB) with fresh
 returns the top of the heap to the kernel as soon as 128 kB are free, so a training step that allocates
 and frees the same large activations every time pays page faults on every one of them: 15 % of a MAML
 meta-iteration on a 2-core CPU. ``tune_allocator()`` raises both thresholds (process-wide; the price is a
-resident size that stays at its high-water mark). ``kshot train`` / ``kshot eval`` and
-``kshot.meta_train`` call it; set ``KSHOT_TUNE_MALLOC=0`` to leave malloc alone.
+resident size that stays at its high-water mark). ``kshot.meta_train`` and ``kshot.evaluate`` (so
+``kshot train`` and ``kshot eval``) call it; set ``KSHOT_TUNE_MALLOC=0`` to leave malloc alone.
 """
 
 from __future__ import annotations

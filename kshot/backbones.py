@@ -19,7 +19,8 @@ def conv_block(in_channels: int, out_channels: int, track_running_stats: bool = 
     """Conv 3x3, BatchNorm, (max-pool 2), ReLU.
 
     Pooling comes before the ReLU: the two commute exactly (ReLU is monotone), and the ReLU and its
-    backward then run on a map 4x smaller. The parameter names are those of the conv, BN, ReLU, pool order.
+    backward then run on a map 4x smaller. ReLU and pooling have no parameters, so the parameter names
+    (and checkpoints written with the old conv, BN, ReLU, pool order) are unchanged.
     """
     layers = [nn.Conv2d(in_channels, out_channels, 3, padding=1),
               nn.BatchNorm2d(out_channels, track_running_stats=track_running_stats)]
@@ -98,7 +99,6 @@ def encode(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
         flat = flat.contiguous(memory_format=torch.channels_last)
     out = backbone(flat)
     return out.reshape(*lead, *out.shape[1:])
-
 
 
 def pure_forward(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:

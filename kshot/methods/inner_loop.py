@@ -1,7 +1,8 @@
 """The inner loop shared by every gradient-based method (MAML, first-order MAML, ANIL, Meta-SGD, Reptile).
 
 Everything here is a pure function of a parameter dict: the network runs through
-``torch.func.functional_call``, the inner gradients come from ``torch.func.grad`` and the meta-gradient
+``kshot.backbones.pure_forward`` (``torch.func.functional_call`` for modules made of other layers), the
+inner gradients come from ``torch.func.grad`` and the meta-gradient
 of one task from a second ``torch.func.grad`` around the whole inner loop. The tasks of a meta-batch then
 run either through ``torch.func.vmap`` (``chunk_size`` tasks at a time, to bound memory) or in a loop
 over the same per-task function: a plain Python loop, or ``threads``, the loop spread over one worker
