@@ -80,9 +80,9 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--meta-batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    ap.add_argument("--strategies", default="threads,loop,vmap",
+    ap.add_argument("--strategies", default="threads,loop,vmap,threads+bf16",
                     help="comma-separated: threads, loop, vmap, with +compile for torch.compile of the per-task "
-                         "function (loop only)")
+                         "function (loop only) and/or +bf16 for precision='bf16' (bfloat16 autocast)")
     ap.add_argument("--no-tune-malloc", action="store_true", help="leave glibc malloc's thresholds alone")
     ap.add_argument("--floor", action="store_true", help="also time a plain forward+backward over the same images")
     ap.add_argument("--chunk-size", type=int, default=None, help="vmap chunk size (default: all tasks)")
@@ -125,7 +125,7 @@ def measure(args, config: str) -> dict:
         method = {"MAML": MAML, "FOMAML": FOMAML}[name](
             Conv4(hidden=64, track_running_stats=False), way=5, inner_steps=1, inner_lr=0.4,
             strategy=strategy.split("+")[0], chunk_size=args.chunk_size,
-            compile=strategy.endswith("+compile")).to(device)
+            compile="+compile" in strategy, precision="bf16" if "+bf16" in strategy else "fp32").to(device)
     optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
 
     def iteration():

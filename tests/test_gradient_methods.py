@@ -150,6 +150,37 @@ def test_threads_match_the_loop_and_restore_the_thread_count(cls):
         torch.testing.assert_close(a.grads[n], b.grads[n], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("cls", [MAML, Reptile])
+def test_bf16_meta_gradients_are_close_to_fp32_and_autocast_reaches_the_worker_threads(cls):
+    ep = image_episode(T=4, way=3)
+    torch.manual_seed(0)
+    method = cls(Conv4(hidden=16, depth=2, track_running_stats=False, image_size=8), way=3, inner_lr=0.2)
+    method.strategy = "loop"
+    fp32 = method.meta_gradients(ep)
+    method.precision = "bf16"
+    results = {}
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for strategy in ("loop", "threads"):
+            method.strategy = strategy
+            results[strategy] = method.meta_gradients(ep)
+    finally:
+        torch.set_num_threads(before)
+    bf16 = results["loop"]
+    flat = lambda r: torch.cat([r.grads[n].flatten() for n in sorted(r.grads)])  # noqa: E731
+    cosine = F.cosine_similarity(flat(bf16), flat(fp32), dim=0)
+    assert bf16.loss.dtype == bf16.logits.dtype == torch.float32
+    assert all(g.dtype == torch.float32 for g in bf16.grads.values())
+    assert 0.97 < cosine < 1 - 1e-7, cosine  # close, and really computed in bf16
+    assert abs(bf16.loss - fp32.loss) < 0.1 * fp32.loss
+    # each worker thread entered autocast itself: the threads land on the loop's bf16 numbers (up to
+    # bf16 rounding of reductions split differently across threads), not on the fp32 ones
+    threads = flat(results["threads"])
+    assert (threads - flat(bf16)).norm() < 0.25 * (threads - flat(fp32)).norm()
+    assert method.hparams()["precision"] == "bf16"
+
+
 def test_pure_forward_equals_the_module_and_unknown_layers_fall_back_to_the_loop():
     net = tiny_conv()
     x = torch.randn(6, 1, 8, 8)
@@ -267,6 +298,7 @@ def test_maml_beats_joint_pretraining_on_sinusoids():
     ({"inner_lr": 0}, "inner_lr must be a finite number > 0, got 0"),
     ({"strategy": "processes"}, "unknown strategy 'processes'"),
     ({"compile": "yes"}, "compile must be true or false, got 'yes'"),
+    ({"precision": "fp16"}, "unknown precision 'fp16'"),
 ])
 def test_bad_parameters_are_named(params, match):
     with pytest.raises(KshotError, match=match):
@@ -343,11 +375,12 @@ def test_cli_flags_and_exit_codes(tmp_path, capsys, monkeypatch):
     code = main(["train", "--out", str(run), "--config", str(config), "--method", "maml", "--dataset", "blobs", "--way", "3",
                  "--shot", "1", "--query", "2", "--episodes", "4", "--meta-batch", "2", "--val-way", "3",
                  "--val-episodes", "4", "--inner-steps", "2", "--inner-lr", "0.3", "--test-inner-steps", "3",
-                 "-p", "strategy=loop", "--no-progress"])
+                 "-p", "strategy=loop", "-p", "precision=bf16", "--no-progress"])
     assert code == 0, capsys.readouterr().err
     assert all("way" in inspect.signature(METHODS[m]).parameters for m in ("maml", "fomaml", "anil", "metasgd", "reptile"))
     method, meta = load_method(run)
     assert (method.way, method.inner_steps, method.inner_lr, method.test_inner_steps) == (3, 2, 0.3, 3)
+    assert method.precision == "bf16"
     capsys.readouterr()
     small = ["--config", str(config), "--dataset", "blobs", "--way", "3", "--val-way", "3", "--no-progress"]
     code = main(["train", "--out", str(tmp_path / "bad"), "--method", "maml", "--inner-steps", "-1", *small])
