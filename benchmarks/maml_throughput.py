@@ -2,13 +2,16 @@
 
 The Omniglot MAML configuration of Finn et al. 2017: Conv4 (64 filters, BatchNorm with batch
 statistics), 28x28 images, 5-way 1-shot, 15 queries per class, meta-batch 32, 1 inner step, inner lr
-0.4, second and first order. One meta-iteration = ``method.meta_gradients(episode)`` (every task's
+0.4, second and first order. Two Conv4 networks: ``stride`` is the paper's Omniglot network (stride-2
+convolutions, mean of the last map; learn2learn's ``OmniglotCNN``), ``maxpool`` the Conv4 of the
+metric-learning papers (convolutions at full resolution, then 2x2 max-pooling: ~4x the FLOPs). One meta-iteration = ``method.meta_gradients(episode)`` (every task's
 inner loop and the meta-gradient) + an Adam step. Each configuration runs in a process of its own
 (one warm-up iteration, then ``--iterations`` timed ones; the median is reported), one after the
 other, so that one strategy's threads and allocator state cannot slow the next and the peak memory is
 that configuration's own.
 
     python benchmarks/maml_throughput.py [--iterations 5] [--meta-batch 32] [--threads N] [--floor]
+                                         [--networks stride,maxpool] [--strategies threads,loop,...]
 """
 
 from __future__ import annotations
@@ -58,8 +61,9 @@ class Floor:
     """Not meta-learning: one plain forward + backward of Conv4 over every support and query image of
     the meta-batch, task by task, with shared weights. No strategy can do less work than this."""
 
-    def __init__(self):
-        self.net, self.head = Conv4(hidden=64, track_running_stats=False), torch.nn.Linear(64, 5)
+    def __init__(self, downsample: str):
+        self.net = Conv4(hidden=64, track_running_stats=False, downsample=downsample)
+        self.head = torch.nn.Linear(64, 5)
 
     def loss(self, ep):
         total = 0
@@ -83,14 +87,18 @@ def main() -> None:
     ap.add_argument("--strategies", default="threads,loop,vmap,threads+bf16",
                     help="comma-separated: threads, loop, vmap, with +compile for torch.compile of the per-task "
                          "function (loop only) and/or +bf16 for precision='bf16' (bfloat16 autocast)")
+    ap.add_argument("--networks", default="stride,maxpool",
+                    help="comma-separated Conv4 variants: stride (MAML's Omniglot network), maxpool")
     ap.add_argument("--no-tune-malloc", action="store_true", help="leave glibc malloc's thresholds alone")
     ap.add_argument("--floor", action="store_true", help="also time a plain forward+backward over the same images")
     ap.add_argument("--chunk-size", type=int, default=None, help="vmap chunk size (default: all tasks)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--config", default=None, help=argparse.SUPPRESS)  # run one configuration, print JSON
     args = ap.parse_args()
-    configs = [f"{cls} {s}" for cls in ("MAML", "FOMAML") for s in args.strategies.split(",")]
-    configs += ["plain fwd+bwd"] if args.floor else []
+    configs = []
+    for net in args.networks.split(","):
+        configs += [f"{cls} {s} {net}" for cls in ("MAML", "FOMAML") for s in args.strategies.split(",")]
+        configs += [f"floor fwd+bwd {net}"] if args.floor else []
     if args.config:
         print(json.dumps(measure(args, args.config)))
         return
@@ -104,7 +112,7 @@ def main() -> None:
           "(median; min-max), one process per configuration")
     for row in rows:
         times, mem_name = row["times"], "peak CUDA memory" if args.device.startswith("cuda") else "peak RSS"
-        print(f"{row['config']:16s} {row['median_s']:7.3f} s/iteration ({min(times):.3f}-{max(times):.3f})"
+        print(f"{row['config']:28s} {row['median_s']:7.3f} s/iteration ({min(times):.3f}-{max(times):.3f})"
               f"   {mem_name} {row['memory_mib']:,.0f} MiB")
     print(json.dumps(rows))
 
@@ -118,12 +126,12 @@ def measure(args, config: str) -> dict:
     device = torch.device(args.device)
     episode = random_episode(args.meta_batch).to(device)
     torch.manual_seed(0)
-    if config == "plain fwd+bwd":
-        method = Floor()
+    name, strategy, downsample = config.split(" ")
+    if name == "floor":
+        method = Floor(downsample)
     else:
-        name, strategy = config.split(" ")
         method = {"MAML": MAML, "FOMAML": FOMAML}[name](
-            Conv4(hidden=64, track_running_stats=False), way=5, inner_steps=1, inner_lr=0.4,
+            Conv4(hidden=64, track_running_stats=False, downsample=downsample), way=5, inner_steps=1, inner_lr=0.4,
             strategy=strategy.split("+")[0], chunk_size=args.chunk_size,
             compile="+compile" in strategy, precision="bf16" if "+bf16" in strategy else "fp32").to(device)
     optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)

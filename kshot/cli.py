@@ -75,6 +75,8 @@ def train(
     method: Optional[str] = typer.Option(None, help="method name (protonet, ...)"),
     dataset: Optional[str] = typer.Option(None, help="dataset name (see `kshot datasets`)"),
     backbone: Optional[str] = typer.Option(None, help="conv4 or mlp"),
+    backbone_param: Optional[List[str]] = typer.Option(
+        None, "--backbone-param", "-b", help="backbone parameter KEY=VALUE, e.g. downsample=stride (repeatable)"),
     way: Optional[int] = typer.Option(None, help="classes per training episode"),
     shot: Optional[int] = typer.Option(None, help="support examples per class"),
     query: Optional[int] = typer.Option(None, help="query examples per class"),
@@ -120,6 +122,8 @@ def train(
         values["augment"] = {**values.get("augment", {}), **_parse_params(augment)}
     if param:
         values["method_params"] = {**values.get("method_params", {}), **_parse_params(param)}
+    if backbone_param:
+        values["backbone_params"] = {**values.get("backbone_params", {}), **_parse_params(backbone_param)}
     inner = dict(inner_steps=inner_steps, inner_lr=inner_lr, test_inner_steps=test_inner_steps)
     values["method_params"] = {**values.get("method_params", {}), **{k: v for k, v in inner.items() if v is not None}}
     _set_head_way(values)

@@ -1,6 +1,7 @@
 """A rich progress bar that yields an ``advance(n, **fields)`` callable (a no-op when disabled).
 
-``advance.log(message)`` prints a line above the bar (and into log files, where no bar is drawn).
+``advance.log(message)`` prints a line above the bar (and into log files, where no bar is drawn); without
+a bar it still prints the line to stderr, so ``--no-progress`` runs keep their validation messages.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ def progress_bar(total: int, description: str, enabled: bool = True, fields: str
         def advance(n: int = 1, **kw):
             pass
 
-        advance.log = lambda message: None
+        advance.log = lambda message: print(message, file=sys.stderr, flush=True)
         yield advance
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn

@@ -104,13 +104,15 @@ def test_first_order_drops_exactly_the_second_order_term():
         torch.testing.assert_close(g2[n] - g1[n], -lr * h, rtol=1e-7, atol=1e-10)
 
 
+@pytest.mark.parametrize("downsample", ["maxpool", "stride"])
 @pytest.mark.parametrize("cls", [MAML, FOMAML])
-def test_conv4_batchnorm_meta_gradient_equals_plain_autograd(cls):
-    """Conv4 with batch-statistics BatchNorm (the Omniglot setting), 2 inner steps: the torch.func meta-gradient
-    equals plain torch.autograd through the same forward (graph kept for MAML, inner gradients detached for FOMAML)."""
+def test_conv4_batchnorm_meta_gradient_equals_plain_autograd(cls, downsample):
+    """Conv4 with batch-statistics BatchNorm (the Omniglot setting; max-pooling or MAML's strided
+    convolutions), 2 inner steps: the torch.func meta-gradient equals plain torch.autograd through the same
+    forward (graph kept for MAML, inner gradients detached for FOMAML)."""
     torch.manual_seed(0)
     ep = image_episode(T=2, way=3)
-    method = cls(tiny_conv(), way=3, inner_steps=2, inner_lr=0.4, strategy="loop").double()
+    method = cls(tiny_conv(downsample=downsample), way=3, inner_steps=2, inner_lr=0.4, strategy="loop").double()
     ours = method.meta_gradients(Episode(ep.support.double(), ep.support_labels, ep.query.double(),
                                          ep.query_labels, ep.classes)).grads
     theta = {n: p.detach().clone().requires_grad_(True) for n, p in method.named_parameters()}
@@ -206,10 +208,10 @@ def test_bf16_meta_gradients_are_close_to_fp32_and_autocast_reaches_the_worker_t
 
 
 def test_pure_forward_equals_the_module_and_unknown_layers_fall_back_to_the_loop():
-    net = tiny_conv()
     x = torch.randn(6, 1, 8, 8)
-    params = dict(net.named_parameters())
-    torch.testing.assert_close(pure_forward(net, params, x), net(x))
+    for net in (tiny_conv(), tiny_conv(downsample="stride")):
+        params = dict(net.named_parameters())
+        torch.testing.assert_close(pure_forward(net, params, x), net(x))
     odd = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.Tanh())
     odd.out_dim = 8
     assert supports_pure_forward(tiny_conv()) and not supports_pure_forward(odd)
@@ -399,12 +401,14 @@ def test_cli_flags_and_exit_codes(tmp_path, capsys, monkeypatch):
     code = main(["train", "--out", str(run), "--config", str(config), "--method", "maml", "--dataset", "blobs", "--way", "3",
                  "--shot", "1", "--query", "2", "--episodes", "4", "--meta-batch", "2", "--val-way", "3",
                  "--val-episodes", "4", "--inner-steps", "2", "--inner-lr", "0.3", "--test-inner-steps", "3",
-                 "-p", "strategy=loop", "-p", "precision=bf16", "--no-progress"])
+                 "-p", "strategy=loop", "-p", "precision=bf16", "-b", "downsample=stride", "--no-progress"])
     assert code == 0, capsys.readouterr().err
     assert all("way" in inspect.signature(METHODS[m]).parameters for m in ("maml", "fomaml", "anil", "metasgd", "reptile"))
     method, meta = load_method(run)
     assert (method.way, method.inner_steps, method.inner_lr, method.test_inner_steps) == (3, 2, 0.3, 3)
     assert method.precision == "bf16"
+    assert meta["backbone_params"] == {"hidden": 4, "depth": 2, "downsample": "stride"}
+    assert method.backbone[0][0].stride == (2, 2)
     capsys.readouterr()
     small = ["--config", str(config), "--dataset", "blobs", "--way", "3", "--val-way", "3", "--no-progress"]
     code = main(["train", "--out", str(tmp_path / "bad"), "--method", "maml", "--inner-steps", "-1", *small])
@@ -413,3 +417,6 @@ def test_cli_flags_and_exit_codes(tmp_path, capsys, monkeypatch):
     code = main(["train", "--out", str(tmp_path / "bad2"), "--method", "fomaml", "--inner-lr", "nan", *small])
     err = capsys.readouterr().err
     assert code == 2 and "inner_lr must be a finite number > 0, got nan" in err
+    code = main(["train", "--out", str(tmp_path / "bad3"), "--method", "maml", "-b", "downsample=avg", *small])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "unknown downsample 'avg'; choose one of: maxpool, stride" in err

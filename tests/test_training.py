@@ -141,3 +141,16 @@ def test_backbone_params_that_do_not_fit_are_user_errors():
     assert type(build_method("maml", (1, 6, 6), "mlp", way=5)).__name__ == "MAML"  # no BatchNorm to switch
     with pytest.raises(KshotError, match="backbone 'mlp' does not fit method 'protonet'"):
         build_method("protonet", (1, 6, 6), "mlp", backbone_params={"depth": 3})
+
+
+def test_strided_conv4_is_mamls_omniglot_network():
+    """downsample='stride': stride-2 convolutions and the mean of the last map (28 -> 14, 7, 4, 2 -> 64-d),
+    the same parameter names and shapes as the max-pool Conv4; an unknown value is a user error."""
+    from kshot.backbones import Conv4
+    pooled, strided = Conv4(), Conv4(downsample="stride")
+    assert [(n, p.shape) for n, p in pooled.named_parameters()] == [(n, p.shape) for n, p in strided.named_parameters()]
+    x = torch.rand(3, 1, 28, 28)
+    assert strided(x).shape == (3, 64) and strided.out_dim == 64
+    assert strided[0][0].stride == (2, 2) and not any(isinstance(m, torch.nn.MaxPool2d) for m in strided.modules())
+    with pytest.raises(KshotError, match="unknown downsample 'avg'; choose one of: maxpool, stride"):
+        Conv4(downsample="avg")

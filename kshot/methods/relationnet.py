@@ -32,7 +32,8 @@ class RelationNet(FewShotMethod):
         blocks = []
         for i in range(2):
             pool = side >= 2
-            blocks.append(conv_block(2 * channels if i == 0 else hidden, hidden, pool=pool))
+            blocks.append(conv_block(2 * channels if i == 0 else hidden, hidden,
+                                     downsample="maxpool" if pool else "none"))
             side = side // 2 if pool else side
         self.relation = nn.Sequential(*blocks, nn.Flatten(), nn.Linear(hidden * side * side, fc_dim),
                                       nn.ReLU(inplace=True), nn.Linear(fc_dim, 1))
