@@ -4,6 +4,8 @@ For K in --shots and each seed, K training examples per class are drawn from the
 (nested: the K=1 draw is inside the K=5 draw of the same seed) and a FewShotClassifier is fitted on
 them; it is scored on the full test split. CLINC150 also reports out-of-scope recall with a reject
 threshold chosen on held-out data (2 in-scope val texts per class + the 100 oos_val texts).
+``--unlabeled`` adds self-training: the rest of the training split, without its labels (CLINC150: plus
+its 100 ``oos_train`` texts), is the unlabelled pool given to ``fit``.
 
     KSHOT_DATA=/work/shared/data .venv/bin/python benchmarks/text_intents.py --dataset banking77 \
         --methods prototype logistic --shots 1 5 10 --seeds 0 1 2 3 4
@@ -57,12 +59,22 @@ def data_for(dataset: str, root):
     return train, test, oos
 
 
-def precompute(dataset: str, root, encoder: SentenceEncoder, seeds, cache: Path) -> None:
-    """Encode every text the frozen runs need (train draws, test, oos, held-out) and save the cache."""
+def unlabeled_pool(dataset: str, root, train, idx: np.ndarray) -> list[str]:
+    """The training texts not drawn as labelled examples (and CLINC150's oos_train texts), labels dropped."""
+    rest = np.setdiff1d(np.arange(len(train)), idx)
+    extra = list(load_dataset(dataset, "oos_train", root=root).items) if dataset == "clinc150" else []
+    return [train.items[i] for i in rest] + extra
+
+
+def precompute(dataset: str, root, encoder: SentenceEncoder, seeds, cache: Path, pool: bool = False) -> None:
+    """Encode every text the frozen runs need (train draws or the whole training split, test, oos,
+    held-out) and save the cache."""
     train, test, oos = data_for(dataset, root)
     texts = list(test.items)
     for seed in seeds:
         texts += [train.items[i] for i in few_shot_indices(train.labels, 10, seed)]
+    if pool:
+        texts += unlabeled_pool(dataset, root, train, np.zeros(0, dtype=np.int64))
     if oos is not None:
         texts += list(oos.items) + held_out(dataset, root)[0]
     t = time.perf_counter()
@@ -82,17 +94,19 @@ def run_one(args, train, test, oos, held, method: str, k: int, seed: int) -> dic
     labels = [train.class_names[train.labels[i]] for i in idx]
     clf = FewShotClassifier(method=method, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                             loss=args.loss, C=args.C, prior_weight=args.prior_weight, seed=seed,
-                            label_examples=args.label_examples,
-                            progress=args.progress)
+                            label_examples=args.label_examples, pseudo_per_class=args.pseudo_per_class,
+                            self_training_rounds=args.rounds, progress=args.progress)
+    pool = unlabeled_pool(args.dataset, args.data_root, train, idx) if args.unlabeled else None
     start = time.perf_counter()
-    clf.fit(texts, labels)
+    clf.fit(texts, labels, unlabeled=pool)
     fit_s = time.perf_counter() - start
     truth = np.array([test.class_names[y] for y in test.labels], dtype=object)
     pred = clf.predict(list(test.items))
     row = {"dataset": test.name, "method": method, "tag": args.tag, "k": k, "seed": seed,
            "accuracy": float(np.mean(pred == truth)), "fit_seconds": round(fit_s, 2),
            "eval_seconds": round(time.perf_counter() - start - fit_s, 2), "peak_rss_mb": round(peak_rss_mb()),
-           "steps": args.steps if method in ("setfit", "finetune") else 0}
+           "steps": args.steps if method in ("setfit", "finetune") else 0,
+           "unlabeled": len(pool or []), "pseudo_labels": getattr(clf, "n_pseudo_labels_", 0)}
     if oos is not None:
         t = choose_threshold(clf, *held)
         kept = clf.predict(list(test.items), reject_below=t)
@@ -124,6 +138,9 @@ def summary(log: Path) -> None:
             extra = [mean_std(ins), mean_std(rec)]
         name = method + (" + label examples" if tag.startswith("label-examples") else "")
         rest = tag.removeprefix("label-examples").strip(",")
+        if rest.startswith("self-training"):
+            name += " + self-training"
+            rest = rest.removeprefix("self-training").strip(",")
         name += f" ({rest})" if rest else ""
         rss = max(r["peak_rss_mb"] for r in rs)
         print(f"| {ds} | {name} | {k} | {steps or '-'} | {len(rs)} | {mean_std(acc)} | {fit:.1f} | {rss} "
@@ -143,6 +160,10 @@ def main() -> None:
     ap.add_argument("--C", type=float, default=10.0)
     ap.add_argument("--prior-weight", type=float, default=1.0)
     ap.add_argument("--label-examples", action="store_true", help="add label texts as training examples")
+    ap.add_argument("--unlabeled", action="store_true",
+                    help="self-training on the rest of the training split, labels dropped")
+    ap.add_argument("--pseudo-per-class", type=int, default=80)
+    ap.add_argument("--rounds", type=int, default=4, help="self-training rounds")
     ap.add_argument("--tag", default="", help="label for a variant in the log")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--cache", type=Path, default=Path("runs/text_cache/minilm.safetensors"))
@@ -162,7 +183,7 @@ def main() -> None:
     if args.cache.is_file():
         load_cache(args.cache)
     encoder = SentenceEncoder("all-MiniLM-L6-v2")
-    precompute(args.dataset, args.data_root, encoder, args.seeds, args.cache)
+    precompute(args.dataset, args.data_root, encoder, args.seeds, args.cache, pool=args.unlabeled)
     train, test, oos = data_for(args.dataset, args.data_root)
     held = held_out(args.dataset, args.data_root) if oos is not None else None
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -220,6 +220,9 @@ def fit(
     steps: int = typer.Option(200, help="(setfit, finetune) optimisation steps"),
     label_examples: bool = typer.Option(False, help="(logistic, setfit, finetune) add each label's text "
                                         "('This text is about {label}') as one more training example"),
+    unlabeled: Optional[str] = typer.Option(None, help="file of unlabelled texts (same --text-column) for "
+                                            "self-training: confident predictions become extra examples"),
+    pseudo_per_class: int = typer.Option(80, help="(with --unlabeled) pseudo-labelled texts per class"),
     seed: int = typer.Option(0, help="random seed"),
     progress: bool = typer.Option(True, help="show a progress bar while fine-tuning"),
 ):
@@ -230,11 +233,13 @@ def fit(
 
     check_choice("method", method, METHODS)
     table = read_table(train_file, text_column, label_column)
+    pool = read_table(unlabeled, text_column).texts if unlabeled is not None else None
     clf = FewShotClassifier(encoder=encoder, method=method, steps=steps, seed=seed, progress=progress,
-                            label_examples=label_examples)
-    clf.fit(table.texts, table.labels)
+                            label_examples=label_examples, pseudo_per_class=pseudo_per_class)
+    clf.fit(table.texts, table.labels, unlabeled=pool)
     clf.save(out)
-    typer.echo(f"fitted {method} on {len(table.texts)} texts, {len(clf.classes_)} classes; model in {out}",
+    extra = f" and {clf.n_pseudo_labels_} pseudo-labelled texts" if pool else ""
+    typer.echo(f"fitted {method} on {len(table.texts)} texts{extra}, {len(clf.classes_)} classes; model in {out}",
                err=str(train_file) == "-")
 
 

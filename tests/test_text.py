@@ -208,3 +208,59 @@ def test_label_examples_add_one_example_per_class_and_per_new_class():
     clf.partial_fit(["close my account please", "I want to close my account"], ["close_account"] * 2)
     assert len(clf.head_.X) == len(TRAIN_X) + 3 + 2 + 1
     assert clf.predict(["shut my account down"])[0] == "close_account"
+
+
+# ---- self-training on unlabelled texts ---------------------------------------------------------------
+
+def two_elongated_clusters(n=40, seed=0):
+    """Class 0 spread vertically around x=0, class 1 around x=4; the one labelled example of each sits at
+    opposite ends, so the labelled-only boundary is tilted and misclassifies the far ends."""
+    rng = np.random.default_rng(seed)
+    ys = rng.uniform(-3, 3, n)
+    U = np.concatenate([np.stack([rng.normal(0, 0.2, n), ys], 1), np.stack([rng.normal(4, 0.2, n), ys], 1)])
+    truth = np.repeat([0, 1], n)
+    return np.array([[0.0, 3.0], [4.0, -3.0]]), np.array([0, 1]), U.astype(np.float32), truth
+
+
+def test_self_training_straightens_a_tilted_boundary_with_class_balanced_pseudo_labels():
+    from kshot.text.heads import LogisticHead
+    from kshot.text.selftrain import most_confident, self_train
+
+    X, y, U, truth = two_elongated_clusters()
+    make = lambda: LogisticHead(C=10.0, scale=1.0)  # noqa: E731
+    alone = make().add(X, y, 2)
+    before = (alone.logits(U).argmax(1).numpy() == truth).mean()
+    idx, pseudo = most_confident(alone, U, per_class=5)
+    assert len(idx) == 10 and sorted(np.bincount(pseudo)) == [5, 5]   # 5 per class, the most confident
+    assert (pseudo == truth[idx]).all()
+    head, idx, pseudo = self_train(make, X, y, 2, U, per_class=30, rounds=3)
+    after = (head.logits(U).argmax(1).numpy() == truth).mean()
+    assert before < 0.9 and after == 1.0
+    assert np.bincount(pseudo).tolist() == [30, 30] and head.X.shape == (2 + 60, 2)
+
+
+def test_fit_with_unlabeled_texts_pseudo_labels_them_and_round_trips(tmp_path):
+    pool = ["my card is lost in the post", "card delivery is late", "password won't reset",
+            "locked out, need a new password", "dollar to yen exchange", "how much is a pound in euros"]
+    clf = FewShotClassifier(method="logistic", pseudo_per_class=1, self_training_rounds=2)
+    clf.fit(TRAIN_X, TRAIN_Y, unlabeled=pool)
+    assert clf.n_pseudo_labels_ == 3 and len(clf.head_.X) == len(TRAIN_X) + 3
+    assert list(clf.predict(QUERIES)) == ["card", "password", "fx"]
+    clf.save(tmp_path / "m")
+    loaded = FewShotClassifier.load(tmp_path / "m")
+    assert loaded.pseudo_per_class == 1
+    np.testing.assert_allclose(loaded.predict_proba(pool), clf.predict_proba(pool), atol=1e-6)
+    tuned = FewShotClassifier(method="setfit", steps=2, batch_size=4, pseudo_per_class=2)
+    assert tuned.fit(TRAIN_X, TRAIN_Y, unlabeled=pool).n_pseudo_labels_ == 6
+
+
+@pytest.mark.parametrize("kwargs,unlabeled,message", [
+    ({"method": "finetune"}, ["some text"], "not with method 'finetune'"),
+    ({}, ["fine", "  "], r"unlabeled\[1\] is empty"),
+    ({}, "one string", "unlabeled must be a list of strings"),
+    ({"pseudo_per_class": 0}, ["text"], "pseudo_per_class must be an integer >= 1, got 0"),
+    ({"self_training_rounds": 1.5}, ["text"], "self_training_rounds must be an integer >= 1, got 1.5"),
+])
+def test_bad_self_training_input_is_a_one_line_error(kwargs, unlabeled, message):
+    with pytest.raises(KshotError, match=message):
+        FewShotClassifier(**kwargs).fit(TRAIN_X, TRAIN_Y, unlabeled=unlabeled)

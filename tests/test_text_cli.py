@@ -139,6 +139,24 @@ def test_cli_fit_label_examples_is_saved_with_the_model(tmp_path):
 
 
 @needs_encoder
+def test_cli_fit_unlabeled_file_self_trains(tmp_path, capsys):
+    write_csv(tmp_path / "train.csv", ROWS)
+    write_csv(tmp_path / "pool.csv", [("my card is stuck in the mail",), ("reset my login password",),
+                                      ("card still missing",)], header=("text",))
+    out = tmp_path / "m"
+    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(out), "--method", "logistic",
+                 "--unlabeled", str(tmp_path / "pool.csv"), "--pseudo-per-class", "1"]) == 0
+    assert "and 2 pseudo-labelled texts" in capsys.readouterr().out
+    clf = FewShotClassifier.load(out)
+    assert clf.pseudo_per_class == 1 and len(clf.head_.X) == len(ROWS) + 2
+    write_csv(tmp_path / "bad.csv", [("fine",), ("",)], header=("text",))
+    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "m2"),
+                 "--unlabeled", str(tmp_path / "bad.csv")]) == 2
+    assert "row 2 has an empty text" in one_error_line(capsys)
+    assert not (tmp_path / "m2").exists()
+
+
+@needs_encoder
 def test_cli_predict_stdin_to_stdout(tmp_path, capsys, monkeypatch):
     write_csv(tmp_path / "train.csv", ROWS)
     assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "m"), "--method", "logistic"]) == 0

@@ -16,6 +16,11 @@ Methods (the encoder is frozen unless stated):
 training example of that class to the methods that learn from examples (logistic, setfit, finetune);
 it helps when the labels are meaningful words, most at 1 shot.
 
+``fit(texts, labels, unlabeled=pool)`` adds self-training (kshot/text/selftrain.py): the head labels
+the unlabelled ``pool``, the ``pseudo_per_class`` most confident texts of each class join the training
+set over ``self_training_rounds`` rounds (after the contrastive fine-tuning, for ``setfit``; not for
+``finetune``).
+
 ``predict_proba`` columns follow ``classes_``; ``predict`` is always their argmax (or ``reject_label``
 when ``reject_below`` is given and the best probability is under it). ``save``/``load`` write
 safetensors + JSON only, fine-tuned encoder weights included.
@@ -37,13 +42,15 @@ from .encoder import DEFAULT_MODEL, SentenceEncoder
 from .finetune import full_finetune
 from .heads import HEADS, LogisticHead, PrototypeHead
 from .labels import DEFAULT_TEMPLATE, label_embeddings, label_text
+from .selftrain import self_train
 
 METHODS = ("prototype", "logistic", "setfit", "zeroshot", "label_prior", "finetune")
 FROZEN = ("prototype", "logistic", "zeroshot", "label_prior")
 FORMAT = "kshot-text-classifier"
 MODEL_FILE = "kshot_model"   # kshot_model.json + kshot_model.safetensors
 PARAMS = ("encoder", "method", "C", "scale", "steps", "batch_size", "lr", "loss", "temperature",
-          "prior_weight", "label_examples", "label_template", "label_descriptions", "reject_label", "seed", "device")
+          "prior_weight", "label_examples", "label_template", "label_descriptions", "pseudo_per_class",
+          "self_training_rounds", "reject_label", "seed", "device")
 
 
 def check_texts(texts, what: str = "texts") -> list[str]:
@@ -70,12 +77,14 @@ class FewShotClassifier:
                  loss: str = "supcon", temperature: float = 0.05, prior_weight: float = 1.0,
                  label_examples: bool = False,
                  label_template: str = DEFAULT_TEMPLATE, label_descriptions: dict | None = None,
+                 pseudo_per_class: int = 80, self_training_rounds: int = 4,
                  reject_label="oos", seed: int = 0, device: str = "cpu", progress: bool = False):
         self.encoder, self.method, self.C, self.scale = encoder, method, C, scale
         self.steps, self.batch_size, self.lr, self.loss, self.temperature = steps, batch_size, lr, loss, temperature
         self.prior_weight, self.label_template = prior_weight, label_template
         self.label_examples = label_examples
         self.label_descriptions, self.reject_label = label_descriptions, reject_label
+        self.pseudo_per_class, self.self_training_rounds = pseudo_per_class, self_training_rounds
         self.seed, self.device, self.progress = seed, device, progress
 
     def get_params(self, deep: bool = False) -> dict:
@@ -85,8 +94,10 @@ class FewShotClassifier:
     def _check_params(self) -> None:
         check_choice("method", self.method, METHODS)
         check_choice("loss", self.loss, LOSSES)
-        if not isinstance(self.steps, int) or self.steps < 1:
-            raise KshotError(f"steps must be an integer >= 1, got {self.steps!r}")
+        for name, low in (("steps", 1), ("pseudo_per_class", 1), ("self_training_rounds", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise KshotError(f"{name} must be an integer >= {low}, got {value!r}")
 
     def _check_xy(self, texts, labels, min_classes: int) -> tuple[list[str], list]:
         texts = check_texts(texts)
@@ -114,6 +125,12 @@ class FewShotClassifier:
             head.set_prior(label_embeddings(self.encoder_, self.classes_, self.label_template,
                                             self.label_descriptions))
 
+    def _new_head(self):
+        """A fresh, empty head for this method (with its label prior, when it has one)."""
+        head = self._head()
+        self._label_prior(head)
+        return head
+
     def _with_label_texts(self, texts: list[str], y: np.ndarray, classes: list) -> tuple[list[str], np.ndarray]:
         """Append the label text of each of ``classes`` as a training example (``label_examples``)."""
         if not self.label_examples or self.method not in ("logistic", "setfit", "finetune"):
@@ -122,10 +139,13 @@ class FewShotClassifier:
         extra = [label_text(c, self.label_template, self.label_descriptions) for c in classes]
         return texts + extra, np.concatenate([y, [index[c] for c in classes]]).astype(np.int64)
 
-    def fit(self, texts, labels) -> "FewShotClassifier":
-        """Fit on ``texts`` with their ``labels`` (strings or integers); returns self."""
+    def fit(self, texts, labels, unlabeled=None) -> "FewShotClassifier":
+        """Fit on ``texts`` with their ``labels`` (strings or integers); returns self.
+
+        ``unlabeled``: optional texts without labels from the same source, used for self-training."""
         self._check_params()
         texts, labels = self._check_xy(texts, labels, min_classes=2)
+        unlabeled = self._check_unlabeled(unlabeled)
         self.classes_ = sorted(set(labels), key=lambda y: (str(type(y)), y))
         index = {c: i for i, c in enumerate(self.classes_)}
         y = np.array([index[v] for v in labels], dtype=np.int64)
@@ -135,7 +155,7 @@ class FewShotClassifier:
         base = SentenceEncoder(self.encoder, device=self.device)
         self.finetuned_ = self.method in ("setfit", "finetune")
         self.encoder_ = base.trainable() if self.finetuned_ else base
-        head = self._head()
+        self.n_pseudo_labels_ = 0
         if self.method == "setfit":
             contrastive_finetune(self.encoder_, texts, y, steps=self.steps, pairs_per_step=self.batch_size,
                                  lr=self.lr or 2e-5, loss=self.loss, temperature=self.temperature,
@@ -145,11 +165,24 @@ class FewShotClassifier:
                                  batch_size=self.batch_size, lr=self.lr or 5e-5, seed=self.seed,
                                  scale=self.scale or 10.0, progress=self.progress)
             head.X, head.y, head.n_classes = torch.as_tensor(self.encoder_.encode(texts)), torch.as_tensor(y), len(self.classes_)
+        elif unlabeled:
+            head, idx, _ = self_train(self._new_head, self.encoder_.encode(texts), y, len(self.classes_),
+                                      self.encoder_.encode(unlabeled), self.pseudo_per_class,
+                                      self.self_training_rounds)
+            self.n_pseudo_labels_ = len(idx)
         else:
-            self._label_prior(head)
-            head.add(self.encoder_.encode(texts), y, len(self.classes_))
+            head = self._new_head().add(self.encoder_.encode(texts), y, len(self.classes_))
         self.head_ = head
         return self
+
+    def _check_unlabeled(self, unlabeled) -> list[str]:
+        if unlabeled is None:
+            return []
+        unlabeled = check_texts(unlabeled, "unlabeled")
+        if unlabeled and self.method == "finetune":
+            raise KshotError("unlabeled texts (self-training) work with prototype, logistic, label_prior, "
+                             "zeroshot and setfit, not with method 'finetune'")
+        return unlabeled
 
     def partial_fit(self, texts, labels) -> "FewShotClassifier":
         """Add examples, of known or new classes, without encoding the earlier texts again."""
