@@ -107,6 +107,8 @@ def run_one(args, train, test, oos, held, method: str, k: int, seed: int) -> dic
            "eval_seconds": round(time.perf_counter() - start - fit_s, 2), "peak_rss_mb": round(peak_rss_mb()),
            "steps": args.steps if method in ("setfit", "finetune") else 0,
            "unlabeled": len(pool or []), "pseudo_labels": getattr(clf, "n_pseudo_labels_", 0)}
+    if pool:
+        row.update(pseudo_per_class=args.pseudo_per_class, rounds=args.rounds)
     if oos is not None:
         t = choose_threshold(clf, *held)
         kept = clf.predict(list(test.items), reject_below=t)
@@ -123,12 +125,13 @@ def mean_std(values: np.ndarray) -> str:
 def summary(log: Path) -> None:
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["dataset"], r["method"], r.get("tag", ""), r["k"], r.get("steps", 0)), []).append(r)
+    for r in rows:  # self-training runs group apart from the others and by their settings, whatever their tag
+        st = (r.get("pseudo_per_class", 80), r.get("rounds", 4)) if r.get("unlabeled") else ()  # older rows: defaults
+        groups.setdefault((r["dataset"], r["method"], r.get("tag", ""), r["k"], r.get("steps", 0), st), []).append(r)
     print("| dataset | method | K | steps | seeds | accuracy % (mean ± std) | fit s/run | peak RSS MB "
           "| in-scope acc w/ reject % | OOS recall % |")
     print("|---|---|---:|---:|---:|---|---:|---:|---|---|")
-    for (ds, method, tag, k, steps), rs in sorted(groups.items()):
+    for (ds, method, tag, k, steps, st), rs in sorted(groups.items()):
         acc = 100 * np.array([r["accuracy"] for r in rs])
         fit = np.mean([r["fit_seconds"] for r in rs])
         extra = ["", ""]
@@ -138,8 +141,8 @@ def summary(log: Path) -> None:
             extra = [mean_std(ins), mean_std(rec)]
         name = method + (" + label examples" if tag.startswith("label-examples") else "")
         rest = tag.removeprefix("label-examples").strip(",")
-        if rest.startswith("self-training"):
-            name += " + self-training"
+        if rest.startswith("self-training") or st:
+            name += " + self-training" + ("" if st in ((), (80, 4)) else f" ({st[0]} per class, {st[1]} rounds)")
             rest = rest.removeprefix("self-training").strip(",")
         name += f" ({rest})" if rest else ""
         rss = max(r["peak_rss_mb"] for r in rs)

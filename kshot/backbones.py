@@ -21,12 +21,13 @@ def conv_block(in_channels: int, out_channels: int, track_running_stats: bool = 
                downsample: str = "maxpool") -> nn.Sequential:
     """Conv 3x3, BatchNorm, max-pool 2, ReLU; or, with ``downsample="stride"``, a stride-2 conv 3x3,
     BatchNorm, ReLU (MAML's Omniglot network: the convolution computes 4x fewer outputs); ``"none"``
-    keeps the size.
+    keeps the size (the relation module of Relation Networks on small maps).
 
     Pooling comes before the ReLU: the two commute exactly (ReLU is monotone), and the ReLU and its
     backward then run on a map 4x smaller. ReLU and pooling have no parameters, so the parameter names
     (and checkpoints written with the old conv, BN, ReLU, pool order) are unchanged.
     """
+    check_choice("downsample", downsample, (*DOWNSAMPLING, "none"))
     stride = 2 if downsample == "stride" else 1
     layers = [nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1),
               nn.BatchNorm2d(out_channels, track_running_stats=track_running_stats)]
@@ -70,6 +71,7 @@ class Conv4(nn.Sequential):
         self.out_dim = hidden * (1 if strided else side * side) if flatten else hidden
         self.out_shape = (hidden, 1, 1) if flatten and strided else (hidden, side, side)
         self.item_dims = 3
+        self.flatten = flatten   # False: features are maps of ``out_shape`` (only Relation Networks take them)
         # channels-last convolutions are ~1.5x faster on CPU (oneDNN); results are the same
         self.channels_last = True
         self.to(memory_format=torch.channels_last)

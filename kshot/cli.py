@@ -223,6 +223,8 @@ def fit(
     unlabeled: Optional[str] = typer.Option(None, help="file of unlabelled texts (same --text-column) for "
                                             "self-training: confident predictions become extra examples"),
     pseudo_per_class: int = typer.Option(80, help="(with --unlabeled) pseudo-labelled texts per class"),
+    rounds: int = typer.Option(4, help="(with --unlabeled) self-training rounds; the pseudo-labels grow to "
+                               "--pseudo-per-class over them"),
     seed: int = typer.Option(0, help="random seed"),
     progress: bool = typer.Option(True, help="show a progress bar while fine-tuning or encoding --unlabeled texts"),
 ):
@@ -232,10 +234,13 @@ def fit(
     from .errors import check_choice
 
     check_choice("method", method, METHODS)
+    if unlabeled == "-" and str(train_file) == "-":
+        raise KshotError("standard input ('-') can be the training file or --unlabeled, not both")
     table = read_table(train_file, text_column, label_column)
     pool = read_table(unlabeled, text_column).texts if unlabeled is not None else None
     clf = FewShotClassifier(encoder=encoder, method=method, steps=steps, seed=seed, progress=progress,
-                            label_examples=label_examples, pseudo_per_class=pseudo_per_class)
+                            label_examples=label_examples, pseudo_per_class=pseudo_per_class,
+                            self_training_rounds=rounds)
     clf.fit(table.texts, table.labels, unlabeled=pool)
     clf.save(out)
     extra = f" and {clf.n_pseudo_labels_} pseudo-labelled texts" if pool else ""

@@ -175,3 +175,24 @@ def test_real_omniglot_short_run_beats_chance(name, tmp_path, real_data_root):
     test = kshot.load_dataset("omniglot", "test", root=real_data_root)
     score = evaluate(method, test, way=5, shot=1, query=5, episodes=30)
     assert score.accuracy > 0.5, str(score)  # chance 0.2
+
+
+def test_feature_maps_only_go_to_relation_networks():
+    """flatten=False keeps Conv4's maps: Relation Networks use them, a flat-feature method says so."""
+    params = {"hidden": 8, "downsample": "stride", "flatten": False}
+    rn = build_method("relationnet", (1, 28, 28), "conv4", params, hidden=8)
+    assert rn.feature_shape == (8, 2, 2)   # 28 -> 14 -> 7 -> 4 -> 2 with stride-2 convolutions
+    support, labels = torch.rand(3, 1, 28, 28), torch.arange(3)
+    assert rn(support, labels, torch.rand(4, 1, 28, 28)).shape == (4, 3)
+    pooled = build_method("relationnet", (1, 28, 28), "conv4", {"hidden": 8, "downsample": "stride"}, hidden=8)
+    assert pooled.feature_shape == (8, 1, 1)   # the strided Conv4 averages its last map by default
+    for name in ("protonet", "matchingnet", "baseline", "maml"):
+        with pytest.raises(KshotError, match="needs flat features.*flatten=false"):
+            build_method(name, (1, 28, 28), "conv4", params, **({"num_classes": 5} if name == "baseline" else {}))
+
+
+def test_conv_block_names_a_bad_downsampling():
+    from kshot.backbones import conv_block
+
+    with pytest.raises(KshotError, match="downsample.*'avg'"):
+        conv_block(1, 4, downsample="avg")

@@ -248,10 +248,25 @@ def test_fit_with_unlabeled_texts_pseudo_labels_them_and_round_trips(tmp_path):
     assert list(clf.predict(QUERIES)) == ["card", "password", "fx"]
     clf.save(tmp_path / "m")
     loaded = FewShotClassifier.load(tmp_path / "m")
-    assert loaded.pseudo_per_class == 1
+    assert loaded.pseudo_per_class == 1 and loaded.n_pseudo_labels_ == 3
     np.testing.assert_allclose(loaded.predict_proba(pool), clf.predict_proba(pool), atol=1e-6)
     tuned = FewShotClassifier(method="setfit", steps=2, batch_size=4, pseudo_per_class=2)
     assert tuned.fit(TRAIN_X, TRAIN_Y, unlabeled=pool).n_pseudo_labels_ == 6
+    tuned.save(tmp_path / "tuned")
+    np.testing.assert_allclose(FewShotClassifier.load(tmp_path / "tuned").predict_proba(QUERIES),
+                               tuned.predict_proba(QUERIES), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["prototype", "label_prior", "zeroshot"])
+def test_self_training_works_for_the_other_frozen_methods(method):
+    """Prototypes (with or without a label prior; zero-shot: from label names alone) move toward the
+    pseudo-labelled pool texts, one per class here."""
+    pool = ["my card is lost in the post", "password won't reset", "dollar to yen exchange"]
+    clf = FewShotClassifier(method=method, pseudo_per_class=1, self_training_rounds=1)
+    clf.fit(TRAIN_X, TRAIN_Y, unlabeled=pool)
+    n_labelled = 0 if method == "zeroshot" else len(TRAIN_X)
+    assert clf.n_pseudo_labels_ == 3 and len(clf.head_.X) == n_labelled + 3
+    assert list(clf.predict(pool)) == ["card", "password", "fx"]
 
 
 @pytest.mark.parametrize("kwargs,unlabeled,message", [

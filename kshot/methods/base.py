@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..episodes import Episode
+from ..errors import KshotError
 
 
 class FewShotMethod(nn.Module):
@@ -25,9 +26,15 @@ class FewShotMethod(nn.Module):
     #: then feeds ``pretrain_loss(items, labels)`` shuffled mini-batches instead of episodes, and
     #: ``build_method`` passes ``num_classes`` (the number of base classes)
     pretrains: bool = False
+    #: True when the method takes the backbone's feature maps (a Conv4 with ``flatten=False``)
+    uses_feature_maps: bool = False
 
     def __init__(self, backbone: nn.Module):
         super().__init__()
+        if getattr(backbone, "flatten", True) is False and not self.uses_feature_maps:
+            raise KshotError(f"{type(self).__name__} needs flat features, but the backbone keeps its feature "
+                             "maps (flatten=False); only relationnet takes maps: drop the backbone parameter "
+                             "flatten=false")
         self.backbone = backbone
 
     def hparams(self) -> dict:

@@ -8,7 +8,9 @@ targets with mean squared error, as in the paper.
 
 The relation module max-pools only while the feature map is at least 2x2, so it works on Conv4 maps
 of any size (Omniglot 28x28 gives 64x1x1, miniImageNet 84x84 gives 64x5x5). A flattened backbone
-output is reshaped to its ``out_shape`` (Conv4) or treated as a ``D x 1 x 1`` map (MLP).
+output is reshaped to its ``out_shape`` (Conv4) or treated as a ``D x 1 x 1`` map (MLP). A strided
+Conv4 (``downsample="stride"``) averages its last map, so the module sees ``64x1x1``; add
+``flatten=False`` to the backbone parameters to keep the map (84x84 inputs: ``64x6x6``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from .base import FewShotMethod, class_means, num_ways
 
 
 class RelationNet(FewShotMethod):
+    uses_feature_maps = True
+
     def __init__(self, backbone, hidden: int = 64, fc_dim: int = 8):
         super().__init__(backbone)
         self.hidden = check_positive_int("hidden", hidden, 1)

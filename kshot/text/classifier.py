@@ -185,7 +185,10 @@ class FewShotClassifier:
         return unlabeled
 
     def partial_fit(self, texts, labels) -> "FewShotClassifier":
-        """Add examples, of known or new classes, without encoding the earlier texts again."""
+        """Add examples, of known or new classes, without encoding the earlier texts again.
+
+        After a fit with ``unlabeled=``, the pseudo-labelled texts stay in the head with the labels they
+        got then: a class added here gets no share of that pool (fit again with ``unlabeled=`` for that)."""
         if not hasattr(self, "head_"):
             return self.fit(texts, labels)
         if self.method not in FROZEN:
@@ -243,6 +246,7 @@ class FewShotClassifier:
             self.encoder_.save(path / "encoder")
         meta = {"format": FORMAT, "kshot_version": __version__, "params": self.get_params(),
                 "classes": [_plain(c) for c in self.classes_], "finetuned": self.finetuned_,
+                "n_pseudo_labels": int(getattr(self, "n_pseudo_labels_", 0)),
                 "head": {"kind": self.head_.kind, "params": self.head_.params}}
         save_checkpoint(path / MODEL_FILE, self.head_.state(), meta)
         return path
@@ -264,6 +268,7 @@ class FewShotClassifier:
         clf = cls(**meta["params"])
         clf.classes_ = list(meta["classes"])
         clf.finetuned_ = bool(meta["finetuned"])
+        clf.n_pseudo_labels_ = int(meta.get("n_pseudo_labels", 0))
         clf.encoder_ = (SentenceEncoder.load_finetuned(path / "encoder", clf.encoder, clf.device)
                         if clf.finetuned_ else SentenceEncoder(clf.encoder, device=clf.device))
         clf.head_ = HEADS[meta["head"]["kind"]](**meta["head"]["params"]).load_state(state, len(clf.classes_))
