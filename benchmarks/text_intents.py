@@ -95,7 +95,7 @@ def run_one(args, train, test, oos, held, method: str, k: int, seed: int) -> dic
     clf = FewShotClassifier(method=method, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                             loss=args.loss, C=args.C, prior_weight=args.prior_weight, seed=seed,
                             label_examples=args.label_examples, pseudo_per_class=args.pseudo_per_class,
-                            self_training_rounds=args.rounds, pseudo_finetune=args.pseudo_finetune, progress=args.progress)
+                            self_training_rounds=args.rounds, progress=args.progress)
     pool = unlabeled_pool(args.dataset, args.data_root, train, idx) if args.unlabeled else None
     start = time.perf_counter()
     clf.fit(texts, labels, unlabeled=pool)
@@ -108,7 +108,7 @@ def run_one(args, train, test, oos, held, method: str, k: int, seed: int) -> dic
            "steps": args.steps if method in ("setfit", "finetune") else 0,
            "unlabeled": len(pool or []), "pseudo_labels": getattr(clf, "n_pseudo_labels_", 0)}
     if pool:
-        row.update(pseudo_per_class=args.pseudo_per_class, rounds=args.rounds, pseudo_finetune=args.pseudo_finetune)
+        row.update(pseudo_per_class=args.pseudo_per_class, rounds=args.rounds)
     if oos is not None:
         t = choose_threshold(clf, *held)
         kept = clf.predict(list(test.items), reject_below=t)
@@ -126,8 +126,7 @@ def summary(log: Path) -> None:
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:  # self-training runs group apart from the others and by their settings, whatever their tag
-        st = ((r.get("pseudo_per_class", 80), r.get("rounds", 4), r.get("pseudo_finetune", False))  # older rows: defaults
-              if r.get("unlabeled") else ())
+        st = (r.get("pseudo_per_class", 80), r.get("rounds", 4)) if r.get("unlabeled") else ()  # older rows: defaults
         groups.setdefault((r["dataset"], r["method"], r.get("tag", ""), r["k"], r.get("steps", 0), st), []).append(r)
     print("| dataset | method | K | steps | seeds | accuracy % (mean ± std) | fit s/run | peak RSS MB "
           "| in-scope acc w/ reject % | OOS recall % |")
@@ -143,8 +142,7 @@ def summary(log: Path) -> None:
         name = method + (" + label examples" if tag.startswith("label-examples") else "")
         rest = tag.removeprefix("label-examples").strip(",")
         if rest.startswith("self-training") or st:
-            name += " + self-training" + ("" if st[:2] in ((), (80, 4)) else f" ({st[0]} per class, {st[1]} rounds)")
-            name += " + pseudo-labelled fine-tuning" if st[2:] == (True,) else ""
+            name += " + self-training" + ("" if st in ((), (80, 4)) else f" ({st[0]} per class, {st[1]} rounds)")
             rest = rest.removeprefix("self-training").strip(",")
         name += f" ({rest})" if rest else ""
         rss = max(r["peak_rss_mb"] for r in rs)
@@ -169,8 +167,6 @@ def main() -> None:
                     help="self-training on the rest of the training split, labels dropped")
     ap.add_argument("--pseudo-per-class", type=int, default=80)
     ap.add_argument("--rounds", type=int, default=4, help="self-training rounds")
-    ap.add_argument("--pseudo-finetune", action="store_true",
-                    help="(setfit) contrastive fine-tuning on the pseudo-labelled pool texts too")
     ap.add_argument("--tag", default="", help="label for a variant in the log")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--cache", type=Path, default=Path("runs/text_cache/minilm.safetensors"))

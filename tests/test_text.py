@@ -279,23 +279,3 @@ def test_self_training_works_for_the_other_frozen_methods(method):
 def test_bad_self_training_input_is_a_one_line_error(kwargs, unlabeled, message):
     with pytest.raises(KshotError, match=message):
         FewShotClassifier(**kwargs).fit(TRAIN_X, TRAIN_Y, unlabeled=unlabeled)
-
-
-def test_pseudo_finetune_tunes_the_encoder_on_the_pseudo_labelled_pool_too(monkeypatch):
-    import kshot.text.classifier as classifier
-
-    seen = []
-    real = classifier.contrastive_finetune
-    monkeypatch.setattr(classifier, "contrastive_finetune",
-                        lambda enc, texts, labels, **kw: seen.append((list(texts), list(labels))) or real(enc, texts, labels, **kw))
-    pool = ["my card is lost in the post", "password won't reset", "dollar to yen exchange"]
-    for pseudo_finetune in (False, True):
-        clf = FewShotClassifier(method="setfit", steps=2, batch_size=4, pseudo_per_class=1,
-                                self_training_rounds=1, pseudo_finetune=pseudo_finetune)
-        clf.fit(TRAIN_X, TRAIN_Y, unlabeled=pool)
-        assert clf.n_pseudo_labels_ == 3
-    plain, with_pool = seen
-    assert plain[0] == TRAIN_X and with_pool[0][: len(TRAIN_X)] == TRAIN_X
-    pseudo = dict(zip(with_pool[0][len(TRAIN_X):], with_pool[1][len(TRAIN_X):]))
-    assert {clf.classes_[v] for v in pseudo.values()} == {"card", "password", "fx"} and set(pseudo) == set(pool)
-    assert pseudo["password won't reset"] == clf.classes_.index("password")

@@ -50,7 +50,7 @@ FORMAT = "kshot-text-classifier"
 MODEL_FILE = "kshot_model"   # kshot_model.json + kshot_model.safetensors
 PARAMS = ("encoder", "method", "C", "scale", "steps", "batch_size", "lr", "loss", "temperature",
           "prior_weight", "label_examples", "label_template", "label_descriptions", "pseudo_per_class",
-          "self_training_rounds", "pseudo_finetune", "reject_label", "seed", "device")
+          "self_training_rounds", "reject_label", "seed", "device")
 
 
 def check_texts(texts, what: str = "texts") -> list[str]:
@@ -77,7 +77,7 @@ class FewShotClassifier:
                  loss: str = "supcon", temperature: float = 0.05, prior_weight: float = 1.0,
                  label_examples: bool = False,
                  label_template: str = DEFAULT_TEMPLATE, label_descriptions: dict | None = None,
-                 pseudo_per_class: int = 80, self_training_rounds: int = 4, pseudo_finetune: bool = False,
+                 pseudo_per_class: int = 80, self_training_rounds: int = 4,
                  reject_label="oos", seed: int = 0, device: str = "cpu", progress: bool = False):
         self.encoder, self.method, self.C, self.scale = encoder, method, C, scale
         self.steps, self.batch_size, self.lr, self.loss, self.temperature = steps, batch_size, lr, loss, temperature
@@ -85,7 +85,6 @@ class FewShotClassifier:
         self.label_examples = label_examples
         self.label_descriptions, self.reject_label = label_descriptions, reject_label
         self.pseudo_per_class, self.self_training_rounds = pseudo_per_class, self_training_rounds
-        self.pseudo_finetune = pseudo_finetune
         self.seed, self.device, self.progress = seed, device, progress
 
     def get_params(self, deep: bool = False) -> dict:
@@ -158,9 +157,7 @@ class FewShotClassifier:
         self.encoder_ = base.trainable() if self.finetuned_ else base
         self.n_pseudo_labels_ = 0
         if self.method == "setfit":
-            tune_texts, tune_y = (self._with_pseudo_labels(base, texts, y, unlabeled)
-                                  if unlabeled and self.pseudo_finetune else (texts, y))
-            contrastive_finetune(self.encoder_, tune_texts, tune_y, steps=self.steps, pairs_per_step=self.batch_size,
+            contrastive_finetune(self.encoder_, texts, y, steps=self.steps, pairs_per_step=self.batch_size,
                                  lr=self.lr or 2e-5, loss=self.loss, temperature=self.temperature,
                                  seed=self.seed, progress=self.progress)
         if self.method == "finetune":
@@ -177,14 +174,6 @@ class FewShotClassifier:
             head = self._new_head().add(self.encoder_.encode(texts), y, len(self.classes_))
         self.head_ = head
         return self
-
-    def _with_pseudo_labels(self, encoder, texts: list[str], y: np.ndarray, unlabeled: list[str]):
-        """``texts`` plus the pool texts that self-training on the frozen ``encoder`` labels, with labels
-        (``pseudo_finetune``: the contrastive fine-tuning then sees many texts per class, not a few)."""
-        _, idx, pseudo = self_train(self._new_head, encoder.encode(texts), y, len(self.classes_),
-                                    encoder.encode(unlabeled, progress=self.progress), self.pseudo_per_class,
-                                    self.self_training_rounds)
-        return texts + [unlabeled[i] for i in idx], np.concatenate([y, pseudo]).astype(np.int64)
 
     def _check_unlabeled(self, unlabeled) -> list[str]:
         if unlabeled is None:
