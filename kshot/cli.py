@@ -85,7 +85,9 @@ def train(
     inner_steps: Optional[int] = typer.Option(None, help="gradient-based methods: inner-loop steps in training"),
     inner_lr: Optional[float] = typer.Option(None, help="gradient-based methods: inner-loop learning rate"),
     test_inner_steps: Optional[int] = typer.Option(None, help="gradient-based methods: inner-loop steps at test time"),
-    lr: Optional[float] = typer.Option(None, help="Adam learning rate"),
+    lr: Optional[float] = typer.Option(None, help="outer learning rate (Adam's, or SGD's step size)"),
+    optimizer: Optional[str] = typer.Option(None, help="adam (default) or sgd (plain; Reptile's outer step)"),
+    lr_schedule: Optional[str] = typer.Option(None, help="step (halve every --lr-step episodes, default) or linear (down to 0)"),
     lr_step: Optional[int] = typer.Option(None, help="episodes between learning-rate halvings"),
     val_way: Optional[int] = typer.Option(None, help="classes per validation episode"),
     val_shot: Optional[int] = typer.Option(None, help="support per class in validation (default: --shot)"),
@@ -112,7 +114,8 @@ def train(
     if config is not None:
         values.update(_read_config(config))
     flags = dict(method=method, dataset=dataset, backbone=backbone, way=way, shot=shot, query=query,
-                 episodes=episodes, meta_batch=meta_batch, lr=lr, lr_step=lr_step, val_way=val_way,
+                 episodes=episodes, meta_batch=meta_batch, lr=lr, optimizer=optimizer,
+                 lr_schedule=lr_schedule, lr_step=lr_step, val_way=val_way,
                  val_shot=val_shot, val_every=val_every, val_episodes=val_episodes, patience=patience,
                  seed=seed, data_root=data_root, device=device, batch_size=batch_size)
     values.update({k: v for k, v in flags.items() if v is not None})

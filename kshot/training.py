@@ -1,4 +1,4 @@
-"""Episodic meta-training: Adam, step learning-rate schedule, validation on fixed episodes,
+"""Episodic meta-training: Adam (or plain SGD), step or linear learning-rate schedule, validation on fixed episodes,
 best-checkpoint selection, early stopping, resume, progress bar and optional TensorBoard logging.
 Methods with ``pretrains = True`` (transfer baselines) get shuffled mini-batches of all training
 classes instead of episodes; ``TrainConfig.augment`` adds data augmentation (kshot.augment).
@@ -33,6 +33,10 @@ from .methods import METHODS, build_method
 from .progress import progress_bar
 
 
+OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("step", "linear")
+
+
 class TrainingError(KshotError):
     """Training cannot go on (e.g. the loss became NaN)."""
 
@@ -52,6 +56,8 @@ class TrainConfig:
     episodes: int = 5000          # training episodes (tasks); meta_batch tasks make one iteration
     meta_batch: int = 1
     lr: float = 1e-3
+    optimizer: str = "adam"       # or "sgd" (no momentum: Reptile's outer step theta += lr (mean adapted - theta))
+    lr_schedule: str = "step"     # "step": times lr_gamma every lr_step episodes; "linear": down to 0 at the end
     lr_step: int = 2000           # halve (lr_gamma) the learning rate every lr_step episodes
     lr_gamma: float = 0.5
     weight_decay: float = 0.0
@@ -94,6 +100,8 @@ class TrainConfig:
                 raise KshotError(f"{name} must be a finite number{' > 0' if name == 'lr' else ' >= 0'}, "
                                  f"got {value!r}")
         check_choice("backbone", self.backbone, BACKBONES)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         if self.method not in METHODS:
             raise KshotError(f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
         for name in ("method_params", "backbone_params", "dataset_params", "augment"):
@@ -142,7 +150,8 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
     extra = {"num_classes": train_data.num_classes} if pretrain else {}
     method = build_method(config.method, train_data.item_shape, config.backbone,
                           config.backbone_params, **config.method_params, **extra).to(config.device)
-    optimizer = torch.optim.Adam(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optim_cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
+    optimizer = optim_cls(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     meta = {"kshot_version": __version__, "method": config.method, "method_params": method.hparams(),
             "backbone": config.backbone, "backbone_params": config.backbone_params,
             "item_shape": list(train_data.item_shape), "dataset": config.dataset,
@@ -186,7 +195,7 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
         log = advance.log
         advance(start * T)
         for it in range(start, iterations):
-            lr = config.lr * config.lr_gamma ** ((it * T) // config.lr_step)
+            lr = learning_rate(config, it, iterations)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             t0 = time.perf_counter()
@@ -230,6 +239,15 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
     return {"best_val_accuracy": best, "iterations": history[-1]["iteration"] if history else start,
             "episodes": (history[-1]["iteration"] if history else start) * T,
             "train_seconds": train_seconds, "history": history, "run_dir": str(out)}
+
+
+def learning_rate(config: TrainConfig, it: int, iterations: int) -> float:
+    """The learning rate of iteration ``it`` (0-based) of ``iterations``: ``step`` multiplies it by
+    ``lr_gamma`` every ``lr_step`` episodes; ``linear`` takes it from ``lr`` down towards 0 (Reptile's
+    annealed meta step size; the last iteration gets ``lr / iterations``)."""
+    if config.lr_schedule == "linear":
+        return config.lr * (1 - it / iterations)
+    return config.lr * config.lr_gamma ** ((it * config.meta_batch) // config.lr_step)
 
 
 def minibatch(data, size: int, seed: int, i: int) -> tuple[torch.Tensor, torch.Tensor]:

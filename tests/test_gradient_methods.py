@@ -1,6 +1,7 @@
 """Gradient-based methods (MAML, FOMAML, ANIL, Meta-SGD, Reptile) on the shared torch.func inner loop."""
 
 import inspect
+import json
 import math
 
 import numpy as np
@@ -132,11 +133,13 @@ def test_conv4_batchnorm_meta_gradient_equals_plain_autograd(cls, downsample):
 
 # ---- vmap and loop agree -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls", [MAML, FOMAML, ANIL, MetaSGD, Reptile])
-def test_vmap_and_loop_give_the_same_losses_gradients_and_predictions(cls):
+@pytest.mark.parametrize("cls, options", [(MAML, {}), (FOMAML, {}), (ANIL, {}), (MetaSGD, {}), (Reptile, {}),
+                                          (Reptile, {"inner_batch": 4, "transductive": False}),
+                                          (MAML, {"inner_batch": 3, "transductive": False})])
+def test_vmap_and_loop_give_the_same_losses_gradients_and_predictions(cls, options):
     ep = image_episode(T=3, way=3)
     torch.manual_seed(0)
-    method = cls(tiny_conv(), way=3, inner_steps=2, inner_lr=0.2)
+    method = cls(tiny_conv(), way=3, inner_steps=2, inner_lr=0.2, **options)
     results = {}
     for strategy in ("loop", "vmap"):
         method.strategy = strategy
@@ -262,6 +265,78 @@ def test_reptile_meta_gradient_is_theta_minus_mean_adapted_weights():
         torch.testing.assert_close(p.grad, grads[n], rtol=1e-4, atol=1e-6)
 
 
+def test_inner_batches_take_the_classes_in_turn_and_walk_through_the_items():
+    from kshot.methods.inner_loop import interleave_classes
+
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    assert interleave_classes(labels, 3).tolist() == [0, 3, 6, 1, 4, 7, 2, 5, 8]
+    assert interleave_classes(torch.tensor([1, 0, 1, 0]), 2).tolist() == [1, 0, 3, 2]
+    # Reptile with inner_batch=4 on 3 classes x 4 items: step i uses interleaved items 4i .. 4i+3 (mod 12)
+    ep = image_episode(T=1, way=3, shot=1, query=3)
+    torch.manual_seed(0)
+    method = Reptile(tiny_conv(), way=3, inner_steps=4, inner_lr=0.1, inner_batch=4)
+    params = dict(method.named_parameters())
+    grads = method.meta_gradients(ep).grads
+    tasks = method.prepare(*(t[0] for t in ep.astuple()[:4]))
+    x, y = torch.cat([tasks[0][0], tasks[2][0]]), torch.cat([tasks[1][0], tasks[3][0]])
+    order = interleave_classes(y, 3)
+    x, y = x[order], y[order]
+    assert y.tolist() == [0, 1, 2] * 4
+    fast = {n: p.detach().clone() for n, p in params.items()}
+    for step in range(4):
+        index = [(4 * step + j) % 12 for j in range(4)]
+        fast = {n: w.requires_grad_(True) for n, w in fast.items()}
+        loss = F.cross_entropy(method.logits(fast, x[index]), y[index])
+        g = dict(zip(fast, torch.autograd.grad(loss, list(fast.values()))))
+        fast = {n: (w - 0.1 * g[n]).detach() for n, w in fast.items()}
+    for n in params:
+        torch.testing.assert_close(grads[n], params[n].detach() - fast[n], rtol=1e-4, atol=1e-6)
+    # a full-batch run is a different update: the option really changes the inner loop
+    full = Reptile(tiny_conv(), way=3, inner_steps=4, inner_lr=0.1)
+    full.load_state_dict(method.state_dict())
+    assert not torch.allclose(full.meta_gradients(ep).grads["head.weight"], grads["head.weight"])
+
+
+def test_sgd_with_the_reptile_meta_gradient_is_the_reptile_update():
+    ep = image_episode(T=2, way=3)
+    torch.manual_seed(0)
+    method = Reptile(tiny_conv(), way=3, inner_steps=2, inner_lr=0.1)
+    before = {n: p.detach().clone() for n, p in method.named_parameters()}
+    grads = method.meta_gradients(ep).grads
+    adapted_mean = {n: before[n] - grads[n] for n in before}  # theta - mean(adapted) = meta-gradient
+    optimizer = torch.optim.SGD(method.parameters(), lr=0.25)
+    loss, _ = method.loss(ep)
+    loss.backward()
+    optimizer.step()
+    for n, p in method.named_parameters():  # theta + eps (mean(adapted) - theta)
+        torch.testing.assert_close(p.detach(), before[n] + 0.25 * (adapted_mean[n] - before[n]),
+                                   rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("cls", [MAML, Reptile])
+def test_non_transductive_prediction_keeps_test_items_apart(cls):
+    ep = image_episode(T=1, way=3, shot=2, query=4)
+    support, labels, query = (t[0] for t in ep.astuple()[:3])
+    torch.manual_seed(0)
+    method = cls(tiny_conv(), way=3, test_inner_steps=2)
+    inductive = cls(tiny_conv(), way=3, test_inner_steps=2, transductive=False)
+    inductive.load_state_dict(method.state_dict())
+    out = inductive(support, labels, query)
+    assert out.shape == (12, 3)
+    # item 0's logits do not depend on the other query items (they do in the transductive protocol)
+    other = query.clone()
+    other[1:] = 3 * torch.randn_like(other[1:])
+    torch.testing.assert_close(inductive(support, labels, other)[0], out[0])
+    assert not torch.allclose(method(support, labels, other)[0], method(support, labels, query)[0])
+    # and equal the adapted network on the support set plus that one item
+    params = {n: p.detach() for n, p in method.named_parameters()}
+    fast = method.adapt(params, support, labels, 2, True)
+    with torch.no_grad():
+        expected = method.logits(fast, torch.cat([support, query[3:4]]))[-1]
+    torch.testing.assert_close(out[3], expected, rtol=1e-4, atol=1e-5)
+    assert inductive.hparams()["transductive"] is False
+
+
 # ---- learning: the sinusoid problem of Finn et al. 2017 ---------------------------------------------
 
 def sinusoid_tasks(T, shots, queries, gen):
@@ -325,6 +400,8 @@ def test_maml_beats_joint_pretraining_on_sinusoids():
     ({"strategy": "processes"}, "unknown strategy 'processes'"),
     ({"compile": "yes"}, "compile must be true or false, got 'yes'"),
     ({"precision": "fp16"}, "unknown precision 'fp16'"),
+    ({"inner_batch": 0}, "inner_batch must be an integer >= 1, got 0"),
+    ({"transductive": "no"}, "transductive must be true or false, got 'no'"),
 ])
 def test_bad_parameters_are_named(params, match):
     with pytest.raises(KshotError, match=match):
@@ -420,3 +497,23 @@ def test_cli_flags_and_exit_codes(tmp_path, capsys, monkeypatch):
     code = main(["train", "--out", str(tmp_path / "bad3"), "--method", "maml", "-b", "downsample=avg", *small])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "unknown downsample 'avg'; choose one of: maxpool, stride" in err
+    code = main(["train", "--out", str(tmp_path / "bad4"), "--method", "reptile", "--optimizer", "rmsprop", *small])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "unknown optimizer 'rmsprop'; choose one of: adam, sgd" in err
+    assert not (tmp_path / "bad4").exists()
+    # Reptile's own protocol: SGD outer step annealed linearly, inner mini-batches, non-transductive test
+    code = main(["train", "--out", str(tmp_path / "reptile"), "--method", "reptile", "--shot", "1", "--query", "3",
+                 "--episodes", "4", "--meta-batch", "2", "--optimizer", "sgd", "--lr", "1.0", "--lr-schedule",
+                 "linear", "-p", "inner_batch=3", "--val-episodes", "4", *small])
+    assert code == 0, capsys.readouterr().err
+    method, meta = load_method(tmp_path / "reptile")
+    assert method.inner_batch == 3 and meta["config"]["optimizer"] == "sgd"
+    assert meta["config"]["lr_schedule"] == "linear"
+    capsys.readouterr()
+    import kshot.data
+
+    monkeypatch.setattr(kshot.data, "load_dataset", lambda name, split, root=None, **kw: blobs(split))
+    code = main(["eval", str(tmp_path / "reptile"), "--way", "3", "--query", "2", "--episodes", "4", "--json",
+                 "-p", "transductive=false"])
+    out = capsys.readouterr().out
+    assert code == 0 and 0 <= json.loads(out)["accuracy"] <= 1

@@ -111,6 +111,33 @@ def test_early_stopping_and_config_validation(tmp_path):
         TrainConfig.from_dict({"lr": -1})
     with pytest.raises(KshotError, match="unknown method 'protonets'"):
         TrainConfig.from_dict({"method": "protonets"})
+    with pytest.raises(KshotError, match="unknown optimizer 'rmsprop'; choose one of: adam, sgd"):
+        TrainConfig.from_dict({"optimizer": "rmsprop"})
+    with pytest.raises(KshotError, match="unknown lr_schedule 'cosine'; choose one of: step, linear"):
+        TrainConfig.from_dict({"lr_schedule": "cosine"})
+
+
+def test_learning_rate_schedules_and_the_sgd_optimizer(tmp_path):
+    from kshot.training import learning_rate
+
+    step = tiny_config(lr=0.8, lr_step=40, meta_batch=4)
+    assert [learning_rate(step, it, 25) for it in (0, 9, 10, 20)] == [0.8, 0.8, 0.4, 0.2]
+    linear = tiny_config(lr=1.0, lr_schedule="linear")
+    assert [learning_rate(linear, it, 4) for it in range(4)] == [1.0, 0.75, 0.5, 0.25]
+    # plain SGD (no momentum, no Adam state) trains, deterministically
+    train, val = toy_data(split="train"), toy_data(split="val")
+    cfg = dict(optimizer="sgd", lr=0.05, lr_schedule="linear")
+    summary = meta_train(tiny_config(**cfg), tmp_path / "a", progress=False, train_data=train, val_data=val)
+    assert summary["best_val_accuracy"] > 0.8
+    meta_train(tiny_config(**cfg), tmp_path / "b", progress=False, train_data=train, val_data=val)
+    a, _, optim_a = load_checkpoint(tmp_path / "a" / "last")
+    b, _, _ = load_checkpoint(tmp_path / "b" / "last")
+    assert "exp_avg" not in str(optim_a)  # an SGD state, not Adam's
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    adam, _, _ = load_checkpoint(meta_train(tiny_config(lr=0.05), tmp_path / "c", progress=False, train_data=train,
+                                            val_data=val)["run_dir"] + "/last")
+    assert not torch.equal(adam["backbone.1.weight"], a["backbone.1.weight"])
 
 
 def test_protonet_shapes_and_cosine_option():

@@ -50,21 +50,28 @@ def check_finite(name: str, value, positive: bool = True) -> float:
 
 
 def adapt(loss_fn: Callable, params: Params, names: tuple[str, ...], lrs: dict, steps: int,
-          first_order: bool, *data, channels_last: bool = False) -> Params:
+          first_order: bool, *data, channels_last: bool = False, batch_size: int | None = None) -> Params:
     """``steps`` steps of gradient descent on ``loss_fn(params, *data)`` over the parameters ``names``.
 
     ``lrs[name]`` is a float or a tensor shaped like the parameter (Meta-SGD). With ``first_order`` the
     inner gradients are constants for the outer derivative; otherwise it flows through them.
     ``channels_last`` keeps 4-d weights channels-last (CPU convolutions are much faster that way, and a
     weight in the default layout would switch the layers after it to the slow layout).
+    ``batch_size`` (smaller than the number of items): step ``i`` uses items ``i*b .. i*b+b-1`` (modulo the
+    number of items) of every tensor in ``data``, so the steps walk through the items in order.
     """
     fast = {n: params[n] for n in names}
+    n_items = data[0].shape[0]
 
-    def inner_loss(fast_params):
-        return loss_fn({**params, **fast_params}, *data)
+    def inner_loss(fast_params, *batch):
+        return loss_fn({**params, **fast_params}, *batch)
 
-    for _ in range(steps):
-        grads = grad(inner_loss)(fast)
+    for step in range(steps):
+        batch = data
+        if batch_size is not None and batch_size < n_items:
+            index = (torch.arange(batch_size, device=data[0].device) + step * batch_size) % n_items
+            batch = tuple(t[index] for t in data)
+        grads = grad(inner_loss)(fast, *batch)
         fast = {n: w - lrs[n] * (grads[n].detach() if first_order else grads[n]) for n, w in fast.items()}
         if channels_last:
             fast = {n: to_channels_last(w) for n, w in fast.items()}
@@ -113,6 +120,15 @@ class GradientMethod(FewShotMethod):
     Subclasses choose ``first_order``, which parameters adapt (``adapt_head_only``), learned learning
     rates (``inner_lrs``) and, for Reptile, the per-task meta-gradient (``task_meta_gradient``).
 
+    ``inner_batch``: items per training-time inner step (default: all of them), taken class by class in
+    turn (Reptile's mini-batches: with 10 items per class of 5 classes and ``inner_batch=10``, 5 steps
+    see every item once, 2 per class per step). Test-time adaptation always uses the whole support set.
+
+    ``transductive`` (test time only): ``True`` predicts the query items together, so BatchNorm's batch
+    statistics are those of the whole query set (MAML's protocol); ``False`` predicts each query item
+    with the statistics of the support set plus that one item (Reptile's non-transductive protocol),
+    so no information passes between test items. One forward per query item: slower.
+
     ``precision="bf16"`` computes the meta-gradients (inner loops included) under bfloat16 autocast:
     about 1.35x faster on a CPU with AVX-512 BF16, with a meta-gradient at cosine ~0.99 of the fp32 one
     (docs/results.md compares the accuracies this reaches). Weights, inner updates, the optimizer and
@@ -129,7 +145,7 @@ class GradientMethod(FewShotMethod):
     def __init__(self, backbone: nn.Module, way: int = 5, inner_steps: int | None = None,
                  inner_lr: float | None = None, test_inner_steps: int | None = None, strategy: str = "auto",
                  chunk_size: int | None = None, loss: str = "cross_entropy", compile: bool = False,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", inner_batch: int | None = None, transductive: bool = True):
         super().__init__(backbone)
         if uses_running_stats(backbone):
             raise KshotError(
@@ -153,6 +169,10 @@ class GradientMethod(FewShotMethod):
             raise KshotError(f"compile must be true or false, got {compile!r}")
         self.compile = compile
         self.precision = check_choice("precision", precision, PRECISIONS)
+        self.inner_batch = None if inner_batch is None else check_positive_int("inner_batch", inner_batch, 1)
+        if not isinstance(transductive, bool):
+            raise KshotError(f"transductive must be true or false, got {transductive!r}")
+        self.transductive = transductive
         self._compiled: dict = {}
         self._pure = supports_pure_forward(backbone)  # thread-safe forward without functional_call
         if self.loss_name == "mse" and self.way != 1:
@@ -165,7 +185,7 @@ class GradientMethod(FewShotMethod):
         return {"way": self.way, "inner_steps": self.inner_steps, "inner_lr": self.inner_lr,
                 "test_inner_steps": self.test_inner_steps, "strategy": self.strategy,
                 "chunk_size": self.chunk_size, "loss": self.loss_name, "compile": self.compile,
-                "precision": self.precision}
+                "precision": self.precision, "inner_batch": self.inner_batch, "transductive": self.transductive}
 
     # ---- the network as a pure function of a parameter dict ----------------------------------------
 
@@ -195,24 +215,29 @@ class GradientMethod(FewShotMethod):
         """Learning rate of each adapted parameter: the scalar ``inner_lr`` (Meta-SGD learns them)."""
         return {n: self.inner_lr for n in self.adapted_names(params)}
 
-    def adapt(self, params: Params, x: torch.Tensor, y: torch.Tensor, steps: int, first_order: bool):
-        """Parameters adapted to one task's items ``x`` and labels ``y``.
+    def adapt(self, params: Params, x: torch.Tensor, y: torch.Tensor, steps: int, first_order: bool,
+              batch_size: int | None = None):
+        """Parameters adapted to one task's items ``x`` and labels ``y`` (``batch_size`` items per step,
+        class by class in turn; default all).
 
         With only the head adapting (ANIL), features are computed once and the loop runs on them.
         """
         names, lrs = self.adapted_names(params), self.inner_lrs(params)
+        if batch_size is not None and batch_size < y.shape[0]:
+            order = interleave_classes(y, self.task_way)
+            x, y = x[order], y[order]
         if self.adapt_head_only:
             z = self.features(params, x)
             return adapt(lambda p, z_, y_: self.criterion(self.classify(p, z_), y_), params, names, lrs,
-                         steps, first_order, z, y)
+                         steps, first_order, z, y, batch_size=batch_size)
         return adapt(lambda p, x_, y_: self.criterion(self.logits(p, x_), y_), params, names, lrs,
-                     steps, first_order, x, y, channels_last=self.channels_last)
+                     steps, first_order, x, y, channels_last=self.channels_last, batch_size=batch_size)
 
     # ---- one task ----------------------------------------------------------------------------------
 
     def task_loss(self, params: Params, support, support_labels, query, query_labels):
         """Query loss of one task after the training-time inner loop, and the query logits."""
-        fast = self.adapt(params, support, support_labels, self.inner_steps, self.first_order)
+        fast = self.adapt(params, support, support_labels, self.inner_steps, self.first_order, self.inner_batch)
         logits = self.logits(fast, query)
         return self.criterion(logits, query_labels), logits
 
@@ -226,7 +251,11 @@ class GradientMethod(FewShotMethod):
 
     def task_predict(self, params: Params, support, support_labels, query):
         fast = self.adapt(params, support, support_labels, self.test_inner_steps, True)
-        return self.logits({n: w.detach() for n, w in fast.items()}, query)
+        fast = {n: w.detach() for n, w in fast.items()}
+        if self.transductive:
+            return self.logits(fast, query)
+        with torch.no_grad():  # each query item normalised with the support set's statistics and its own
+            return torch.stack([self.logits(fast, torch.cat([support, item[None]]))[-1] for item in query])
 
     # ---- a meta-batch --------------------------------------------------------------------------------
 
@@ -301,6 +330,14 @@ class GradientMethod(FewShotMethod):
         if support_labels.dim() == 1:
             tensors = tuple(t.unsqueeze(0) for t in tensors)
         return tensors
+
+
+def interleave_classes(labels: torch.Tensor, way: int) -> torch.Tensor:
+    """Order of the items that takes one item of each class in turn (first items of classes 0..way-1,
+    then the second ones, ...), keeping the order within a class; ``labels`` in ``0..way-1``."""
+    onehot = (labels[:, None] == torch.arange(way, device=labels.device)).long()  # F.one_hot breaks vmap
+    rank = (onehot.cumsum(0) - 1).gather(1, labels[:, None])[:, 0]  # position of the item in its class
+    return torch.argsort(rank * way + labels)
 
 
 def bf16_autocast(fn: Callable, device_type: str) -> Callable:
