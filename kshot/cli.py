@@ -234,9 +234,11 @@ def fit(
     """Fit a few-shot text classifier on a labelled file and save it to --out."""
     from .data.files import read_table
     from .text.classifier import METHODS, FewShotClassifier
-    from .errors import check_choice
+    from .errors import check_choice, check_positive_int
 
     check_choice("method", method, METHODS)
+    for flag, value in (("--steps", steps), ("--pseudo-per-class", pseudo_per_class), ("--rounds", rounds)):
+        check_positive_int(flag, value, 1)  # named as the user typed them, before any file is read
     if unlabeled == "-" and str(train_file) == "-":
         raise KshotError("standard input ('-') can be the training file or --unlabeled, not both")
     table = read_table(train_file, text_column, label_column)

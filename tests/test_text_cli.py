@@ -155,6 +155,10 @@ def test_cli_fit_unlabeled_file_self_trains(tmp_path, capsys):
                  str(tmp_path / "pool.csv"), "--pseudo-per-class", "1", "--rounds", "1", "--no-progress"]) == 0
     assert FewShotClassifier.load(tmp_path / "r1").self_training_rounds == 1
     capsys.readouterr()
+    for flag in ("--rounds", "--pseudo-per-class", "--steps"):
+        assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "m4"), flag, "0"]) == 2
+        assert f"{flag} must be an integer >= 1, got 0" in one_error_line(capsys)
+    assert not (tmp_path / "m4").exists()
     assert main(["fit", "-", "--out", str(tmp_path / "m3"), "--unlabeled", "-"]) == 2
     assert "standard input ('-') can be the training file or --unlabeled, not both" in one_error_line(capsys)
     write_csv(tmp_path / "bad.csv", [("fine",), ("",)], header=("text",))
