@@ -127,9 +127,11 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
     config.validate()
     tune_allocator()
     out = Path(out_dir)
+    notice = None
     if resume:
         if not (out / "last.json").is_file():
             raise KshotError(f"cannot resume: {out} has no last.json checkpoint")
+        notice = check_resume(config, json.loads((out / "last.json").read_text()).get("config", {}))
     elif (out / "last.json").exists() or (out / "best.json").exists():
         raise KshotError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     writer_cls = _tensorboard_writer() if config.tensorboard else None
@@ -193,6 +195,8 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
     fields = "loss {loss:.3f}  acc {acc:.3f}  {eps:.1f} ep/s  val {val}"
     with progress_bar(iterations * T, f"training {config.method}", enabled=progress, fields=fields) as advance:
         log = advance.log
+        if notice:
+            log(notice)
         advance(start * T)
         for it in range(start, iterations):
             lr = learning_rate(config, it, iterations)
@@ -239,6 +243,20 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
     return {"best_val_accuracy": best, "iterations": history[-1]["iteration"] if history else start,
             "episodes": (history[-1]["iteration"] if history else start) * T,
             "train_seconds": train_seconds, "history": history, "run_dir": str(out)}
+
+
+def check_resume(config: TrainConfig, previous: dict) -> str | None:
+    """Refuse to resume with another optimizer (its saved state does not fit); a notice when a linear
+    schedule's length changed (the rate continues on the new slope, not as an uninterrupted run)."""
+    before = previous.get("optimizer", "adam")
+    if before != config.optimizer:
+        raise KshotError(f"cannot resume with optimizer {config.optimizer!r}: the run was trained with "
+                         f"{before!r} and its checkpoint holds that optimizer's state; resume with "
+                         f"--optimizer {before} or start a new run")
+    if config.lr_schedule == "linear" and previous.get("episodes") not in (None, config.episodes):
+        return (f"note: the linear learning-rate schedule now spans {config.episodes} episodes instead of "
+                f"{previous['episodes']}; the rate continues on the new slope from here")
+    return None
 
 
 def learning_rate(config: TrainConfig, it: int, iterations: int) -> float:

@@ -297,6 +297,21 @@ def test_inner_batches_take_the_classes_in_turn_and_walk_through_the_items():
     assert not torch.allclose(full.meta_gradients(ep).grads["head.weight"], grads["head.weight"])
 
 
+def test_inner_batches_in_regression_keep_the_order():
+    ep = sinusoid_tasks(2, 6, 4, torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    batched = MAML(sinusoid_net(), way=1, loss="mse", inner_steps=1, inner_lr=0.01, inner_batch=3)
+    full = MAML(sinusoid_net(), way=1, loss="mse", inner_steps=1, inner_lr=0.01)
+    full.load_state_dict(batched.state_dict())
+    # one step on the first 3 items of each task = one full-batch step on those 3 items only
+    half = Episode(ep.support[:, :3], ep.support_labels[:, :3], ep.query, ep.query_labels, ep.classes)
+    a, b = batched.meta_gradients(ep), full.meta_gradients(half)
+    torch.testing.assert_close(a.loss, b.loss)
+    for n in a.grads:
+        torch.testing.assert_close(a.grads[n], b.grads[n])
+    assert not torch.allclose(full.meta_gradients(ep).loss, a.loss)
+
+
 def test_sgd_with_the_reptile_meta_gradient_is_the_reptile_update():
     ep = image_episode(T=2, way=3)
     torch.manual_seed(0)

@@ -117,7 +117,7 @@ def test_early_stopping_and_config_validation(tmp_path):
         TrainConfig.from_dict({"lr_schedule": "cosine"})
 
 
-def test_learning_rate_schedules_and_the_sgd_optimizer(tmp_path):
+def test_learning_rate_schedules_and_the_sgd_optimizer(tmp_path, capsys):
     from kshot.training import learning_rate
 
     step = tiny_config(lr=0.8, lr_step=40, meta_batch=4)
@@ -135,6 +135,15 @@ def test_learning_rate_schedules_and_the_sgd_optimizer(tmp_path):
     assert "exp_avg" not in str(optim_a)  # an SGD state, not Adam's
     for k in a:
         assert torch.equal(a[k], b[k]), k
+    # resuming with the other optimizer is refused before anything is written; a longer linear
+    # schedule is announced
+    config_before = (tmp_path / "a" / "config.json").read_text()
+    with pytest.raises(KshotError, match="cannot resume with optimizer 'adam': the run was trained with 'sgd'"):
+        meta_train(tiny_config(lr=0.05), tmp_path / "a", resume=True, progress=False, train_data=train, val_data=val)
+    assert (tmp_path / "a" / "config.json").read_text() == config_before
+    summary = meta_train(tiny_config(episodes=80, **cfg), tmp_path / "a", resume=True, progress=False,
+                         train_data=train, val_data=val)
+    assert summary["episodes"] == 80 and "schedule now spans 80 episodes instead of 60" in capsys.readouterr().err
     adam, _, _ = load_checkpoint(meta_train(tiny_config(lr=0.05), tmp_path / "c", progress=False, train_data=train,
                                             val_data=val)["run_dir"] + "/last")
     assert not torch.equal(adam["backbone.1.weight"], a["backbone.1.weight"])

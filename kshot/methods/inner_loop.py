@@ -120,9 +120,13 @@ class GradientMethod(FewShotMethod):
     Subclasses choose ``first_order``, which parameters adapt (``adapt_head_only``), learned learning
     rates (``inner_lrs``) and, for Reptile, the per-task meta-gradient (``task_meta_gradient``).
 
-    ``inner_batch``: items per training-time inner step (default: all of them), taken class by class in
-    turn (Reptile's mini-batches: with 10 items per class of 5 classes and ``inner_batch=10``, 5 steps
-    see every item once, 2 per class per step). Test-time adaptation always uses the whole support set.
+    ``inner_batch``: items per training-time inner step (default, or when at least the number of items:
+    all of them), taken class by class in turn, so every mini-batch is class-balanced (with 10 items per
+    class of 5 classes and ``inner_batch=10``, 5 steps see every item once, 2 per class per step; more
+    steps than items repeat the same order). Reptile's paper reshuffles at random instead; regression
+    (``loss="mse"``) keeps the items' order. ANIL computes the features once over all items (BatchNorm
+    statistics of the whole set) and mini-batches only the head's steps. Test-time adaptation always
+    uses the whole support set.
 
     ``transductive`` (test time only): ``True`` predicts the query items together, so BatchNorm's batch
     statistics are those of the whole query set (MAML's protocol); ``False`` predicts each query item
@@ -223,7 +227,7 @@ class GradientMethod(FewShotMethod):
         With only the head adapting (ANIL), features are computed once and the loop runs on them.
         """
         names, lrs = self.adapted_names(params), self.inner_lrs(params)
-        if batch_size is not None and batch_size < y.shape[0]:
+        if batch_size is not None and batch_size < y.shape[0] and self.loss_name != "mse":
             order = interleave_classes(y, self.task_way)
             x, y = x[order], y[order]
         if self.adapt_head_only:

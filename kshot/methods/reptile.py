@@ -5,8 +5,11 @@ and query: Reptile has no inner train/test split); the initialisation then moves
 adapted weights. In the generic training loop this is the meta-gradient ``theta - mean(theta_adapted)``:
 with ``optimizer="sgd"`` and learning rate ``eps`` the update is exactly Reptile's
 ``theta += eps (mean(theta_adapted) - theta)`` (``lr_schedule="linear"`` anneals ``eps`` to 0 as in the
-paper); with Adam (the default) Adam's step replaces the outer step size. ``inner_batch`` gives the
-paper's inner mini-batches (e.g. 10 items per step over 5-way tasks of 10 items per class). The reported logits and loss are the query's after
+paper); with Adam (the default) Adam's step replaces the outer step size. ``inner_batch`` gives
+inner mini-batches (e.g. 10 items per step over 5-way tasks of 10 items per class). Deviations from
+the paper's code: the inner optimizer is plain SGD at ``inner_lr`` (the paper: Adam with beta1 = 0,
+whose moments persist across tasks), mini-batches are class-balanced in a fixed order (the paper
+reshuffles), and test-time adaptation uses the whole support set in every step. The reported logits and loss are the query's after
 adaptation (a training-set figure). Test-time adaptation uses the support set only, as for MAML.
 """
 
