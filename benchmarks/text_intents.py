@@ -5,7 +5,9 @@ For K in --shots and each seed, K training examples per class are drawn from the
 them; it is scored on the full test split. CLINC150 also reports out-of-scope recall with a reject
 threshold chosen on held-out data (2 in-scope val texts per class + the 100 oos_val texts).
 ``--unlabeled`` adds self-training: the rest of the training split, without its labels (CLINC150: plus
-its 100 ``oos_train`` texts), is the unlabelled pool given to ``fit``.
+its 100 ``oos_train`` texts), is the unlabelled pool given to ``fit``. ``--knn K`` blends the head with a
+vote of the K nearest training rows (labelled + pseudo-labelled); the row then also holds
+``accuracy_no_knn``, the same fitted classifier scored without the vote (a paired comparison).
 
     KSHOT_DATA=/work/shared/data .venv/bin/python benchmarks/text_intents.py --dataset banking77 \
         --methods prototype logistic --shots 1 5 10 --seeds 0 1 2 3 4
@@ -95,7 +97,8 @@ def run_one(args, train, test, oos, held, method: str, k: int, seed: int) -> dic
     clf = FewShotClassifier(method=method, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                             loss=args.loss, C=args.C, prior_weight=args.prior_weight, seed=seed,
                             label_examples=args.label_examples, pseudo_per_class=args.pseudo_per_class,
-                            self_training_rounds=args.rounds, progress=args.progress)
+                            self_training_rounds=args.rounds, knn=args.knn, knn_weight=args.knn_weight,
+                            progress=args.progress)
     pool = unlabeled_pool(args.dataset, args.data_root, train, idx) if args.unlabeled else None
     start = time.perf_counter()
     clf.fit(texts, labels, unlabeled=pool)
@@ -109,6 +112,11 @@ def run_one(args, train, test, oos, held, method: str, k: int, seed: int) -> dic
            "unlabeled": len(pool or []), "pseudo_labels": getattr(clf, "n_pseudo_labels_", 0)}
     if pool:
         row.update(pseudo_per_class=args.pseudo_per_class, rounds=args.rounds)
+    if args.knn:
+        clf.head_.params["knn"] = 0          # the same fit without the neighbour vote
+        row.update(knn=args.knn, knn_weight=args.knn_weight,
+                   accuracy_no_knn=float(np.mean(clf.predict(list(test.items)) == truth)))
+        clf.head_.params["knn"] = args.knn
     if oos is not None:
         t = choose_threshold(clf, *held)
         kept = clf.predict(list(test.items), reject_below=t)
@@ -127,11 +135,13 @@ def summary(log: Path) -> None:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:  # self-training runs group apart from the others and by their settings, whatever their tag
         st = (r.get("pseudo_per_class", 80), r.get("rounds", 4)) if r.get("unlabeled") else ()  # older rows: defaults
-        groups.setdefault((r["dataset"], r["method"], r.get("tag", ""), r["k"], r.get("steps", 0), st), []).append(r)
+        knn = (r["knn"], r["knn_weight"]) if r.get("knn") else ()
+        key = (r["dataset"], r["method"], r.get("tag", ""), r["k"], r.get("steps", 0), st, knn)
+        groups.setdefault(key, []).append(r)
     print("| dataset | method | K | steps | seeds | accuracy % (mean ± std) | fit s/run | peak RSS MB "
           "| in-scope acc w/ reject % | OOS recall % |")
     print("|---|---|---:|---:|---:|---|---:|---:|---|---|")
-    for (ds, method, tag, k, steps, st), rs in sorted(groups.items()):
+    for (ds, method, tag, k, steps, st, knn), rs in sorted(groups.items()):
         acc = 100 * np.array([r["accuracy"] for r in rs])
         fit = np.mean([r["fit_seconds"] for r in rs])
         extra = ["", ""]
@@ -145,6 +155,9 @@ def summary(log: Path) -> None:
             name += " + self-training" + ("" if st in ((), (80, 4)) else f" ({st[0]} per class, {st[1]} rounds)")
             rest = rest.removeprefix("self-training").strip(",")
         name += f" ({rest})" if rest else ""
+        if knn:
+            base = 100 * np.array([r["accuracy_no_knn"] for r in rs])
+            name += f" + knn {knn[0]} (weight {knn[1]}; without: {mean_std(base)})"
         rss = max(r["peak_rss_mb"] for r in rs)
         print(f"| {ds} | {name} | {k} | {steps or '-'} | {len(rs)} | {mean_std(acc)} | {fit:.1f} | {rss} "
               f"| {extra[0]} | {extra[1]} |")
@@ -167,6 +180,8 @@ def main() -> None:
                     help="self-training on the rest of the training split, labels dropped")
     ap.add_argument("--pseudo-per-class", type=int, default=80)
     ap.add_argument("--rounds", type=int, default=4, help="self-training rounds")
+    ap.add_argument("--knn", type=int, default=0, help="neighbour vote of the K nearest training rows")
+    ap.add_argument("--knn-weight", type=float, default=0.5)
     ap.add_argument("--tag", default="", help="label for a variant in the log")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--cache", type=Path, default=Path("runs/text_cache/minilm.safetensors"))

@@ -228,6 +228,9 @@ def fit(
     pseudo_per_class: int = typer.Option(80, help="(with --unlabeled) pseudo-labelled texts per class"),
     rounds: int = typer.Option(4, help="(with --unlabeled) self-training rounds; the pseudo-labels grow to "
                                "--pseudo-per-class over them"),
+    knn: int = typer.Option(0, help="(logistic, setfit) blend the probabilities with a vote of the K nearest "
+                            "training texts, pseudo-labelled ones included (10 helps after --unlabeled; 0: off)"),
+    knn_weight: float = typer.Option(0.5, help="(with --knn) weight of the neighbour vote, 0 to 1"),
     seed: int = typer.Option(0, help="random seed"),
     progress: bool = typer.Option(True, help="show a progress bar while fine-tuning or encoding --unlabeled texts"),
 ):
@@ -239,13 +242,16 @@ def fit(
     check_choice("method", method, METHODS)
     for flag, value in (("--steps", steps), ("--pseudo-per-class", pseudo_per_class), ("--rounds", rounds)):
         check_positive_int(flag, value, 1)  # named as the user typed them, before any file is read
+    check_positive_int("--knn", knn, 0)
+    if not 0 <= knn_weight <= 1:
+        raise KshotError(f"--knn-weight must be a number from 0 to 1, got {knn_weight}")
     if unlabeled == "-" and str(train_file) == "-":
         raise KshotError("standard input ('-') can be the training file or --unlabeled, not both")
     table = read_table(train_file, text_column, label_column)
     pool = read_table(unlabeled, text_column).texts if unlabeled is not None else None
     clf = FewShotClassifier(encoder=encoder, method=method, steps=steps, seed=seed, progress=progress,
                             label_examples=label_examples, pseudo_per_class=pseudo_per_class,
-                            self_training_rounds=rounds)
+                            self_training_rounds=rounds, knn=knn, knn_weight=knn_weight)
     clf.fit(table.texts, table.labels, unlabeled=pool)
     clf.save(out)
     extra = f" and {clf.n_pseudo_labels_} pseudo-labelled texts" if pool else ""

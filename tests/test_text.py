@@ -279,3 +279,60 @@ def test_self_training_works_for_the_other_frozen_methods(method):
 def test_bad_self_training_input_is_a_one_line_error(kwargs, unlabeled, message):
     with pytest.raises(KshotError, match=message):
         FewShotClassifier(**kwargs).fit(TRAIN_X, TRAIN_Y, unlabeled=unlabeled)
+
+
+def xor_on_the_circle(n: int = 40, seed: int = 0):
+    """Unit vectors: class 0 around 0 and 180 degrees, class 1 around 90 and 270: no linear boundary
+    separates them, but every point's neighbours share its class."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([0.0, 180.0, 90.0, 270.0])
+    angles = np.radians(np.repeat(centres, n) + rng.normal(0, 8, 4 * n))
+    X = np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32)
+    return X, np.repeat([0, 0, 1, 1], n)
+
+
+def test_neighbour_vote_weights_the_labels_of_the_nearest_rows():
+    import torch
+
+    from kshot.text.heads import neighbour_vote
+
+    M = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [-1.0, 0.0]])
+    y = torch.tensor([0, 0, 1, 1, 2])
+    vote = neighbour_vote(M, y, 3, np.array([[1.0, 0.05], [0.05, 1.0]]), k=2, chunk=1)
+    np.testing.assert_allclose(vote.sum(1).numpy(), 1.0)
+    assert vote.argmax(1).tolist() == [0, 1] and vote[:, 2].abs().max() == 0   # class 2 is not among the 2 nearest
+    near = neighbour_vote(M, y, 3, np.array([[0.6, 0.4]]), k=50, temperature=0.05)   # k clipped to 5 rows
+    hot = neighbour_vote(M, y, 3, np.array([[0.6, 0.4]]), k=50, temperature=10.0)    # almost uniform weights
+    assert near[0, 0] > 0.9 and abs(hot[0, 0] - 0.4) < 0.05 and hot[0, 2] > 0.15
+
+
+def test_knn_vote_fixes_what_a_linear_head_cannot_and_leaves_logits_alone():
+    from kshot.text.heads import LogisticHead
+
+    X, y = xor_on_the_circle()
+    Q, truth = xor_on_the_circle(seed=1)
+    plain = LogisticHead(C=10.0, scale=1.0).add(X, y, 2)
+    voted = LogisticHead(C=10.0, scale=1.0, knn=5).add(X, y, 2)
+    assert (plain.proba(Q).argmax(1).numpy() == truth).mean() < 0.8
+    assert (voted.proba(Q).argmax(1).numpy() == truth).mean() == 1.0
+    np.testing.assert_allclose(voted.proba(Q).sum(1).numpy(), 1.0)
+    np.testing.assert_allclose(voted.logits(Q).numpy(), plain.logits(Q).numpy())   # self-training's view
+
+
+def test_classifier_knn_round_trips_and_bad_values_are_one_line_errors(tmp_path):
+    pool = ["my card is lost in the post", "password won't reset", "dollar to yen exchange"]
+    clf = FewShotClassifier(method="logistic", knn=3, knn_weight=0.3, pseudo_per_class=1, self_training_rounds=1)
+    clf.fit(TRAIN_X, TRAIN_Y, unlabeled=pool)
+    plain = FewShotClassifier(method="logistic", pseudo_per_class=1, self_training_rounds=1)
+    plain.fit(TRAIN_X, TRAIN_Y, unlabeled=pool)
+    assert list(clf.predict(QUERIES)) == ["card", "password", "fx"]
+    assert not np.allclose(clf.predict_proba(QUERIES), plain.predict_proba(QUERIES))
+    clf.save(tmp_path / "m")
+    loaded = FewShotClassifier.load(tmp_path / "m")
+    assert (loaded.knn, loaded.knn_weight, loaded.head_.params["knn"]) == (3, 0.3, 3)
+    np.testing.assert_allclose(loaded.predict_proba(QUERIES), clf.predict_proba(QUERIES), atol=1e-6)
+    for kwargs, message in [({"knn": -1}, "knn must be an integer >= 0, got -1"),
+                            ({"knn_weight": 1.5}, "knn_weight must be a number from 0 to 1, got 1.5"),
+                            ({"knn": 5, "method": "prototype"}, "knn works with methods 'logistic' and 'setfit'")]:
+        with pytest.raises(KshotError, match=message):
+            FewShotClassifier(**kwargs).fit(TRAIN_X, TRAIN_Y)

@@ -154,6 +154,16 @@ def test_cli_fit_unlabeled_file_self_trains(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "r1"), "--unlabeled",
                  str(tmp_path / "pool.csv"), "--pseudo-per-class", "1", "--rounds", "1", "--no-progress"]) == 0
     assert FewShotClassifier.load(tmp_path / "r1").self_training_rounds == 1
+    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "r2"), "--unlabeled",
+                 str(tmp_path / "pool.csv"), "--pseudo-per-class", "1", "--knn", "2", "--knn-weight", "0.3",
+                 "--no-progress"]) == 0
+    voting = FewShotClassifier.load(tmp_path / "r2")
+    assert (voting.knn, voting.knn_weight) == (2, 0.3)
+    texts = ["card still missing", "reset my login password"]
+    assert list(voting.predict(texts)) == [voting.classes_[i] for i in voting.predict_proba(texts).argmax(1)]
+    capsys.readouterr()
+    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "r3"), "--knn-weight", "2"]) == 2
+    assert "--knn-weight must be a number from 0 to 1, got 2.0" in one_error_line(capsys)
     capsys.readouterr()
     for flag in ("--rounds", "--pseudo-per-class", "--steps"):
         assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "m4"), flag, "0"]) == 2

@@ -21,6 +21,10 @@ the unlabelled ``pool``, the ``pseudo_per_class`` most confident texts of each c
 set over ``self_training_rounds`` rounds (after the contrastive fine-tuning, for ``setfit``; not for
 ``finetune``).
 
+``knn=k`` (``logistic`` and ``setfit``) blends the head's probabilities with a vote of the ``k`` training
+rows nearest to each query (``knn_weight`` of the mix; kshot/text/heads.py). It pays after self-training,
+when those rows include the pseudo-labelled pool; it changes predictions, not the fit.
+
 ``predict_proba`` columns follow ``classes_``; ``predict`` is always their argmax (or ``reject_label``
 when ``reject_below`` is given and the best probability is under it). ``save``/``load`` write
 safetensors + JSON only, fine-tuned encoder weights included.
@@ -50,7 +54,7 @@ FORMAT = "kshot-text-classifier"
 MODEL_FILE = "kshot_model"   # kshot_model.json + kshot_model.safetensors
 PARAMS = ("encoder", "method", "C", "scale", "steps", "batch_size", "lr", "loss", "temperature",
           "prior_weight", "label_examples", "label_template", "label_descriptions", "pseudo_per_class",
-          "self_training_rounds", "reject_label", "seed", "device")
+          "self_training_rounds", "knn", "knn_weight", "reject_label", "seed", "device")
 
 
 def check_texts(texts, what: str = "texts") -> list[str]:
@@ -77,14 +81,16 @@ class FewShotClassifier:
                  loss: str = "supcon", temperature: float = 0.05, prior_weight: float = 1.0,
                  label_examples: bool = False,
                  label_template: str = DEFAULT_TEMPLATE, label_descriptions: dict | None = None,
-                 pseudo_per_class: int = 80, self_training_rounds: int = 4,
-                 reject_label="oos", seed: int = 0, device: str = "cpu", progress: bool = False):
+                 pseudo_per_class: int = 80, self_training_rounds: int = 4, knn: int = 0,
+                 knn_weight: float = 0.5, reject_label="oos", seed: int = 0, device: str = "cpu",
+                 progress: bool = False):
         self.encoder, self.method, self.C, self.scale = encoder, method, C, scale
         self.steps, self.batch_size, self.lr, self.loss, self.temperature = steps, batch_size, lr, loss, temperature
         self.prior_weight, self.label_template = prior_weight, label_template
         self.label_examples = label_examples
         self.label_descriptions, self.reject_label = label_descriptions, reject_label
         self.pseudo_per_class, self.self_training_rounds = pseudo_per_class, self_training_rounds
+        self.knn, self.knn_weight = knn, knn_weight
         self.seed, self.device, self.progress = seed, device, progress
 
     def get_params(self, deep: bool = False) -> dict:
@@ -94,10 +100,15 @@ class FewShotClassifier:
     def _check_params(self) -> None:
         check_choice("method", self.method, METHODS)
         check_choice("loss", self.loss, LOSSES)
-        for name, low in (("steps", 1), ("pseudo_per_class", 1), ("self_training_rounds", 1)):
+        for name, low in (("steps", 1), ("pseudo_per_class", 1), ("self_training_rounds", 1), ("knn", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise KshotError(f"{name} must be an integer >= {low}, got {value!r}")
+        w = self.knn_weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1:
+            raise KshotError(f"knn_weight must be a number from 0 to 1, got {w!r}")
+        if self.knn and self.method not in ("logistic", "setfit"):
+            raise KshotError(f"knn works with methods 'logistic' and 'setfit', not {self.method!r}")
 
     def _check_xy(self, texts, labels, min_classes: int) -> tuple[list[str], list]:
         texts = check_texts(texts)
@@ -118,7 +129,7 @@ class FewShotClassifier:
         if self.method in ("prototype", "zeroshot", "label_prior"):
             weight = {"prototype": 0.0, "zeroshot": 1.0, "label_prior": self.prior_weight}[self.method]
             return PrototypeHead(scale=self.scale or 20.0, prior_weight=weight)
-        return LogisticHead(C=self.C, scale=self.scale or 10.0)
+        return LogisticHead(C=self.C, scale=self.scale or 10.0, knn=self.knn, knn_weight=self.knn_weight)
 
     def _label_prior(self, head) -> None:
         if isinstance(head, PrototypeHead) and head.params["prior_weight"] > 0:
@@ -216,8 +227,7 @@ class FewShotClassifier:
         texts = check_texts(texts)
         if not texts:
             return np.zeros((0, len(self.classes_)))
-        logits = self.head_.logits(self.encoder_.encode(texts)).double()
-        return torch.softmax(logits, dim=1).numpy()
+        return self.head_.proba(self.encoder_.encode(texts)).numpy()
 
     def predict_with_scores(self, texts, reject_below: float | None = None) -> tuple[list, np.ndarray]:
         """(labels, best probability); labels under ``reject_below`` become ``reject_label``."""

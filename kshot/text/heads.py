@@ -6,6 +6,9 @@ or whole new classes without encoding the old texts again. State is a dict of te
 * ``PrototypeHead``: nearest class mean by cosine; a class prototype may be blended with a label-name
   embedding (``prior``, weight ``prior_weight`` in units of examples), which alone gives zero-shot.
 * ``LogisticHead``: multinomial logistic regression (L2, full-batch L-BFGS), warm-started on refits.
+  With ``knn=k`` its probabilities are blended with a vote of the ``k`` nearest rows it was fitted on
+  (``neighbour_vote``): after self-training those are the labelled and pseudo-labelled texts, so a
+  query is also judged by the pool texts most like it, which a linear boundary alone cannot follow.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ class Head:
 
     def logits(self, X: np.ndarray) -> torch.Tensor:
         raise NotImplementedError
+
+    def proba(self, X: np.ndarray) -> torch.Tensor:
+        """Class probabilities ``[len(X), n_classes]`` (float64)."""
+        return torch.softmax(self.logits(X).double(), dim=1)
 
     def state(self) -> dict[str, torch.Tensor]:
         return {"X": self.X, "y": self.y}
@@ -88,13 +95,33 @@ class PrototypeHead(Head):
         return self
 
 
+def neighbour_vote(M: torch.Tensor, y: torch.Tensor, n_classes: int, Q, k: int, temperature: float = 0.05,
+                   chunk: int = 1024) -> torch.Tensor:
+    """For each row of ``Q``: the labels ``y`` of its ``k`` most cosine-similar rows of ``M``, weighted by
+    softmax(cosine / ``temperature``) over those ``k``; ``[len(Q), n_classes]`` float64, rows sum to 1."""
+    M = F.normalize(torch.as_tensor(M, dtype=torch.float32), dim=1)
+    Q = F.normalize(torch.as_tensor(np.asarray(Q, dtype=np.float32)), dim=1)
+    k = min(k, len(M))
+    out = torch.zeros(len(Q), n_classes, dtype=torch.float64)
+    for start in range(0, len(Q), chunk):
+        sim, nbr = (Q[start:start + chunk] @ M.T).topk(k, dim=1)
+        weight = torch.softmax(sim.double() / temperature, dim=1)
+        out[start:start + chunk].scatter_add_(1, y[nbr], weight)
+    return out
+
+
 class LogisticHead(Head):
-    """Softmax regression on ``scale`` * embedding; objective: mean cross-entropy + ||W||^2 / (2 C n)."""
+    """Softmax regression on ``scale`` * embedding; objective: mean cross-entropy + ||W||^2 / (2 C n).
+
+    ``knn > 0``: ``proba`` is ``(1 - knn_weight)`` * the softmax + ``knn_weight`` * ``neighbour_vote`` over
+    the fitted rows (``logits`` stays the plain regression, which self-training selects with)."""
 
     kind = "logistic"
 
-    def __init__(self, C: float = 1.0, scale: float = 10.0, max_iter: int = 200):
-        super().__init__(C=C, scale=scale, max_iter=max_iter)
+    def __init__(self, C: float = 1.0, scale: float = 10.0, max_iter: int = 200, knn: int = 0,
+                 knn_weight: float = 0.5, knn_temperature: float = 0.05):
+        super().__init__(C=C, scale=scale, max_iter=max_iter, knn=knn, knn_weight=knn_weight,
+                         knn_temperature=knn_temperature)
         self.W = torch.zeros(0, 0)
         self.b = torch.zeros(0)
 
@@ -136,6 +163,14 @@ class LogisticHead(Head):
     def logits(self, X) -> torch.Tensor:
         X = torch.as_tensor(np.asarray(X, dtype=np.float32))
         return (self.params["scale"] * X) @ self.W.T + self.b
+
+    def proba(self, X) -> torch.Tensor:
+        p = super().proba(X)
+        k, w = self.params.get("knn", 0), self.params.get("knn_weight", 0.5)
+        if not k or not w or not len(self.X):
+            return p
+        vote = neighbour_vote(self.X, self.y, self.n_classes, X, k, self.params.get("knn_temperature", 0.05))
+        return (1 - w) * p + w * vote
 
     def state(self) -> dict:
         return {**super().state(), "W": self.W, "b": self.b}
