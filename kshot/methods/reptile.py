@@ -9,8 +9,8 @@ paper); with Adam (the default) Adam's step replaces the outer step size. ``inne
 inner mini-batches (e.g. 10 items per step over 5-way tasks of 10 items per class). Deviations from
 the paper's code: the inner optimizer is plain SGD at ``inner_lr`` (the paper: Adam with beta1 = 0,
 whose moments persist across tasks), mini-batches are class-balanced in a fixed order (the paper
-reshuffles), and test-time adaptation uses the whole support set in every step. The reported logits and loss are the query's after
-adaptation (a training-set figure). Test-time adaptation uses the support set only, as for MAML.
+reshuffles), and test-time adaptation uses the whole support set in every step (the support set only,
+as for MAML). The reported logits and loss are the query's after adaptation (a training-set figure).
 """
 
 from __future__ import annotations
