@@ -212,6 +212,11 @@ def demo(
                        f"± {100 * score.ci95:.2f} (95% CI, {score.n} episodes)")
 
 
+# FewShotClassifier parameters set by `kshot fit` flags of another name, for its errors
+FIT_FLAGS = {"steps": "--steps", "pseudo_per_class": "--pseudo-per-class",
+             "self_training_rounds": "--rounds", "knn": "--knn", "knn_weight": "--knn-weight"}
+
+
 @app.command()
 def fit(
     train_file: str = typer.Argument(..., help="CSV/TSV/JSONL/JSON file of labelled texts (- for stdin, CSV)"),
@@ -236,22 +241,16 @@ def fit(
 ):
     """Fit a few-shot text classifier on a labelled file and save it to --out."""
     from .data.files import read_table
-    from .text.classifier import METHODS, FewShotClassifier
-    from .errors import check_choice, check_positive_int
+    from .text.classifier import FewShotClassifier
 
-    check_choice("method", method, METHODS)
-    for flag, value in (("--steps", steps), ("--pseudo-per-class", pseudo_per_class), ("--rounds", rounds)):
-        check_positive_int(flag, value, 1)  # named as the user typed them, before any file is read
-    check_positive_int("--knn", knn, 0)
-    if not 0 <= knn_weight <= 1:
-        raise KshotError(f"--knn-weight must be a number from 0 to 1, got {knn_weight}")
     if unlabeled == "-" and str(train_file) == "-":
         raise KshotError("standard input ('-') can be the training file or --unlabeled, not both")
-    table = read_table(train_file, text_column, label_column)
-    pool = read_table(unlabeled, text_column).texts if unlabeled is not None else None
     clf = FewShotClassifier(encoder=encoder, method=method, steps=steps, seed=seed, progress=progress,
                             label_examples=label_examples, pseudo_per_class=pseudo_per_class,
                             self_training_rounds=rounds, knn=knn, knn_weight=knn_weight)
+    clf.check_params(names=FIT_FLAGS)  # before any file is read, the errors naming the flags typed
+    table = read_table(train_file, text_column, label_column)
+    pool = read_table(unlabeled, text_column).texts if unlabeled is not None else None
     clf.fit(table.texts, table.labels, unlabeled=pool)
     clf.save(out)
     extra = f" and {clf.n_pseudo_labels_} pseudo-labelled texts" if pool else ""

@@ -40,7 +40,7 @@ import torch
 
 from .. import __version__
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..errors import KshotError, check_choice
+from ..errors import KshotError, check_choice, check_positive_int
 from .contrastive import LOSSES, contrastive_finetune
 from .encoder import DEFAULT_MODEL, SentenceEncoder
 from .finetune import full_finetune
@@ -97,18 +97,19 @@ class FewShotClassifier:
         return {k: getattr(self, k) for k in PARAMS}
 
     # ---------------------------------------------------------------- fitting
-    def _check_params(self) -> None:
-        check_choice("method", self.method, METHODS)
-        check_choice("loss", self.loss, LOSSES)
-        for name, low in (("steps", 1), ("pseudo_per_class", 1), ("self_training_rounds", 1), ("knn", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise KshotError(f"{name} must be an integer >= {low}, got {value!r}")
+    def check_params(self, names: dict | None = None) -> None:
+        """Raise KshotError for the first bad parameter; ``names`` maps a parameter to the name its error
+        uses (the CLI passes its flags: ``{"pseudo_per_class": "--pseudo-per-class"}``)."""
+        name = lambda param: (names or {}).get(param, param)  # noqa: E731
+        check_choice(name("method"), self.method, METHODS)
+        check_choice(name("loss"), self.loss, LOSSES)
+        for param, low in (("steps", 1), ("pseudo_per_class", 1), ("self_training_rounds", 1), ("knn", 0)):
+            check_positive_int(name(param), getattr(self, param), low)
         w = self.knn_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1:
-            raise KshotError(f"knn_weight must be a number from 0 to 1, got {w!r}")
+            raise KshotError(f"{name('knn_weight')} must be a number from 0 to 1, got {w!r}")
         if self.knn and self.method not in ("logistic", "setfit"):
-            raise KshotError(f"knn works with methods 'logistic' and 'setfit', not {self.method!r}")
+            raise KshotError(f"{name('knn')} works with methods 'logistic' and 'setfit', not {self.method!r}")
 
     def _check_xy(self, texts, labels, min_classes: int) -> tuple[list[str], list]:
         texts = check_texts(texts)
@@ -154,7 +155,7 @@ class FewShotClassifier:
         """Fit on ``texts`` with their ``labels`` (strings or integers); returns self.
 
         ``unlabeled``: optional texts without labels from the same source, used for self-training."""
-        self._check_params()
+        self.check_params()
         texts, labels = self._check_xy(texts, labels, min_classes=2)
         unlabeled = self._check_unlabeled(unlabeled)
         self.classes_ = sorted(set(labels), key=lambda y: (str(type(y)), y))
