@@ -131,6 +131,9 @@ def train(
     values["method_params"] = {**values.get("method_params", {}), **{k: v for k, v in inner.items() if v is not None}}
     _set_head_way(values)
     cfg = TrainConfig.from_dict(values)
+    if lr_step is not None and cfg.lr_schedule == "linear":
+        raise KshotError(f"--lr-step {lr_step} has no effect with --lr-schedule linear (the learning rate falls "
+                         "to 0 at --episodes); give one of the two")
     summary = meta_train(cfg, out, resume=resume, progress=progress)
     typer.echo(f"best validation accuracy {100 * summary['best_val_accuracy']:.2f}% after "
                f"{summary['episodes']} episodes ({summary['train_seconds']:.0f} s training); run in {out}")

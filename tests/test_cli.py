@@ -62,6 +62,8 @@ def test_config_file_with_flag_overrides(tmp_path, toy_registered, capsys):
     (["train", "--config", "missing.toml", "--out", "X"], "config file missing.toml does not exist"),
     (["train", "--dataset", "toy", "-p", "distance", "--out", "X"], "--param takes KEY=VALUE"),
     (["eval", "no-such-run"], "run directory no-such-run does not exist"),
+    (["train", "--dataset", "toy", "--lr-schedule", "linear", "--lr-step", "100", "--out", "X"],
+     "--lr-step 100 has no effect with --lr-schedule linear"),
 ])
 def test_user_errors_are_one_line_and_exit_2(args, message, tmp_path, toy_registered, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
