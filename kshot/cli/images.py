@@ -1,54 +1,16 @@
-"""The ``kshot`` command line: thin wiring over the Python API.
-
-User errors print one line (``error: ...``) without a traceback and exit with status 2.
-"""
+"""`kshot datasets`, `kshot train`, `kshot eval`, `kshot demo`: the image few-shot commands."""
 
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from .errors import KshotError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Few-shot learning: train, evaluate and apply few-shot models.")
-
-
-def _echo_err(msg: str) -> None:
-    typer.echo(msg, err=True)
-
-
-def _parse_params(items: list[str] | None) -> dict:
-    """``KEY=VALUE`` pairs; values are parsed as JSON when they can be (numbers, true/false)."""
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise KshotError(f"--param takes KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
-def _read_config(path: Path) -> dict:
-    if not path.is_file():
-        raise KshotError(f"config file {path} does not exist")
-    text = path.read_text()
-    try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            return tomllib.loads(text)
-        return json.loads(text)
-    except Exception as exc:  # tomllib.TOMLDecodeError / json.JSONDecodeError
-        raise KshotError(f"cannot parse config file {path}: {exc}".splitlines()[0]) from None
+from ..errors import KshotError
+from .common import _parse_params, _read_config, app
 
 
 @app.command()
@@ -57,7 +19,7 @@ def datasets(data_root: Optional[Path] = typer.Option(None, help="data root (def
     from rich.console import Console
     from rich.table import Table
 
-    from .data import DATASETS, data_root as resolve_root
+    from ..data import DATASETS, data_root as resolve_root
 
     root = resolve_root(data_root)
     table = Table("dataset", "kind", "looks in", "status", "description")
@@ -105,7 +67,7 @@ def train(
     progress: bool = typer.Option(True, help="show a progress bar"),
 ):
     """Meta-train a method on a dataset and write checkpoints to --out."""
-    from .training import TrainConfig, meta_train
+    from ..training import TrainConfig, meta_train
 
     values = {}
     if resume and (out / "config.json").is_file():
@@ -156,9 +118,9 @@ def eval_(
     progress: bool = typer.Option(True, help="show a progress bar"),
 ):
     """Evaluate a trained run on fixed test episodes: accuracy with its 95% confidence interval."""
-    from .data import load_dataset
-    from .evaluation import evaluate
-    from .training import load_method
+    from ..data import load_dataset
+    from ..evaluation import evaluate
+    from ..training import load_method
 
     if not run_dir.is_dir():
         raise KshotError(f"run directory {run_dir} does not exist")
@@ -192,13 +154,13 @@ def demo(
     With --omniglot: a short Omniglot Prototypical Networks run, then 5-way accuracy with its 95% CI.
     """
     if not omniglot:
-        from .text.demo import run_demo
+        from ..text.demo import run_demo
 
         run_demo(method=method, echo=typer.echo)
         return
-    from .data import load_dataset
-    from .evaluation import evaluate
-    from .training import TrainConfig, load_method, meta_train
+    from ..data import load_dataset
+    from ..evaluation import evaluate
+    from ..training import TrainConfig, load_method, meta_train
 
     with tempfile.TemporaryDirectory() as tmp:
         run = out or Path(tmp) / "demo"
@@ -215,98 +177,12 @@ def demo(
                        f"± {100 * score.ci95:.2f} (95% CI, {score.n} episodes)")
 
 
-# FewShotClassifier parameters set by `kshot fit` flags of another name, for its errors
-FIT_FLAGS = {"steps": "--steps", "pseudo_per_class": "--pseudo-per-class",
-             "self_training_rounds": "--rounds", "knn": "--knn", "knn_weight": "--knn-weight"}
-
-
-@app.command()
-def fit(
-    train_file: str = typer.Argument(..., help="CSV/TSV/JSONL/JSON file of labelled texts (- for stdin, CSV)"),
-    out: Path = typer.Option(..., "--out", help="model directory to write"),
-    text_column: str = typer.Option("text", help="column holding the texts"),
-    label_column: str = typer.Option("label", help="column holding the labels"),
-    method: str = typer.Option("logistic", help="prototype, logistic, setfit, zeroshot, label_prior or finetune"),
-    encoder: str = typer.Option("all-MiniLM-L6-v2", help="sentence encoder: a model name or a local directory"),
-    steps: int = typer.Option(200, help="(setfit, finetune) optimisation steps"),
-    label_examples: bool = typer.Option(False, help="(logistic, setfit, finetune) add each label's text "
-                                        "('This text is about {label}') as one more training example"),
-    unlabeled: Optional[str] = typer.Option(None, help="file of unlabelled texts (same --text-column) for "
-                                            "self-training: confident predictions become extra examples"),
-    pseudo_per_class: int = typer.Option(80, help="(with --unlabeled) pseudo-labelled texts per class"),
-    rounds: int = typer.Option(4, help="(with --unlabeled) self-training rounds; the pseudo-labels grow to "
-                               "--pseudo-per-class over them"),
-    knn: int = typer.Option(0, help="(logistic, setfit) blend the probabilities with a vote of the K nearest "
-                            "training texts, pseudo-labelled ones included (10 helps after --unlabeled; 0: off)"),
-    knn_weight: float = typer.Option(0.5, help="(with --knn) weight of the neighbour vote, 0 to 1"),
-    seed: int = typer.Option(0, help="random seed"),
-    progress: bool = typer.Option(True, help="show a progress bar while fine-tuning or encoding --unlabeled texts"),
-):
-    """Fit a few-shot text classifier on a labelled file and save it to --out."""
-    from .data.files import read_table
-    from .text.classifier import FewShotClassifier
-
-    if unlabeled == "-" and str(train_file) == "-":
-        raise KshotError("standard input ('-') can be the training file or --unlabeled, not both")
-    clf = FewShotClassifier(encoder=encoder, method=method, steps=steps, seed=seed, progress=progress,
-                            label_examples=label_examples, pseudo_per_class=pseudo_per_class,
-                            self_training_rounds=rounds, knn=knn, knn_weight=knn_weight)
-    clf.check_params(names=FIT_FLAGS)  # before any file is read, the errors naming the flags typed
-    table = read_table(train_file, text_column, label_column)
-    pool = read_table(unlabeled, text_column).texts if unlabeled is not None else None
-    clf.fit(table.texts, table.labels, unlabeled=pool)
-    clf.save(out)
-    extra = f" and {clf.n_pseudo_labels_} pseudo-labelled texts" if pool else ""
-    typer.echo(f"fitted {method} on {len(table.texts)} texts{extra}, {len(clf.classes_)} classes; model in {out}",
-               err=str(train_file) == "-")
-
-
-@app.command()
-def predict(
-    model_dir: Path = typer.Argument(..., help="a model directory written by `kshot fit`"),
-    input_file: str = typer.Argument(..., help="CSV/TSV/JSONL/JSON file of texts (- for stdin, CSV)"),
-    text_column: str = typer.Option("text", help="column holding the texts"),
-    output: str = typer.Option("-", "--output", "-o", help="file to write (- for stdout, CSV)"),
-    reject_below: Optional[float] = typer.Option(None, help="predict the reject label when the best score is under this"),
-):
-    """Write the input rows plus `prediction` and `score` columns."""
-    from .data.files import read_table, write_table
-    from .text.classifier import FewShotClassifier
-
-    clf = FewShotClassifier.load(model_dir)
-    table = read_table(input_file, text_column)
-    preds, scores = clf.predict_with_scores(table.texts, reject_below=reject_below)
-    rows = [{**row, "prediction": p, "score": round(float(s), 6)} for row, p, s in zip(table.rows, preds, scores)]
-    columns = [c for c in table.columns if c not in ("prediction", "score")] + ["prediction", "score"]
-    write_table(output, rows, columns)
-
-
 def _set_head_way(values: dict) -> None:
     """Methods with a ``way``-output head (MAML family) get ``way`` from --way unless -p way=... says otherwise."""
     import inspect
 
-    from .methods import METHODS
+    from ..methods import METHODS
 
     cls = METHODS.get(values.get("method", "protonet"))
     if cls is not None and "way" in inspect.signature(cls.__init__).parameters and "way" in values:
         values["method_params"] = {"way": values["way"], **values.get("method_params", {})}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (2 for user errors, printed on one line)."""
-    try:
-        app(args=argv, prog_name="kshot")
-    except SystemExit as exc:  # typer/click finish with SystemExit (usage errors: 2)
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except KshotError as exc:
-        _echo_err(f"error: {str(exc).splitlines()[0]}")
-        return 2
-    except KeyboardInterrupt:
-        _echo_err("interrupted; a training run continues with --resume")
-        return 130
-    return 0
-
-
-def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())

@@ -1,0 +1,5 @@
+"""``python -m kshot`` runs the command line."""
+
+from .cli import run
+
+run()

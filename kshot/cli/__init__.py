@@ -1,0 +1,34 @@
+"""The ``kshot`` command line: thin wiring over the Python API, one module per command group.
+
+User errors print one line (``error: ...``) without a traceback and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import KshotError
+from . import images, text  # noqa: F401  (each module registers its commands on ``app``)
+from .common import _echo_err, app
+
+__all__ = ["app", "main", "run"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (2 for user errors, printed on one line)."""
+    try:
+        app(args=argv, prog_name="kshot")
+    except SystemExit as exc:  # typer/click finish with SystemExit (usage errors: 2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KshotError as exc:
+        _echo_err(f"error: {str(exc).splitlines()[0]}")
+        return 2
+    except KeyboardInterrupt:
+        _echo_err("interrupted; a training run continues with --resume")
+        return 130
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

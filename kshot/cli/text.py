@@ -1,0 +1,77 @@
+"""`kshot fit`, `kshot predict`: the few-shot text classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import KshotError
+from .common import app
+
+
+# FewShotClassifier parameters set by `kshot fit` flags of another name, for its errors
+FIT_FLAGS = {"steps": "--steps", "pseudo_per_class": "--pseudo-per-class",
+             "self_training_rounds": "--rounds", "knn": "--knn", "knn_weight": "--knn-weight"}
+
+
+@app.command()
+def fit(
+    train_file: str = typer.Argument(..., help="CSV/TSV/JSONL/JSON file of labelled texts (- for stdin, CSV)"),
+    out: Path = typer.Option(..., "--out", help="model directory to write"),
+    text_column: str = typer.Option("text", help="column holding the texts"),
+    label_column: str = typer.Option("label", help="column holding the labels"),
+    method: str = typer.Option("logistic", help="prototype, logistic, setfit, zeroshot, label_prior or finetune"),
+    encoder: str = typer.Option("all-MiniLM-L6-v2", help="sentence encoder: a model name or a local directory"),
+    steps: int = typer.Option(200, help="(setfit, finetune) optimisation steps"),
+    label_examples: bool = typer.Option(False, help="(logistic, setfit, finetune) add each label's text "
+                                        "('This text is about {label}') as one more training example"),
+    unlabeled: Optional[str] = typer.Option(None, help="file of unlabelled texts (same --text-column) for "
+                                            "self-training: confident predictions become extra examples"),
+    pseudo_per_class: int = typer.Option(80, help="(with --unlabeled) pseudo-labelled texts per class"),
+    rounds: int = typer.Option(4, help="(with --unlabeled) self-training rounds; the pseudo-labels grow to "
+                               "--pseudo-per-class over them"),
+    knn: int = typer.Option(0, help="(logistic, setfit) blend the probabilities with a vote of the K nearest "
+                            "training texts, pseudo-labelled ones included (10 helps after --unlabeled; 0: off)"),
+    knn_weight: float = typer.Option(0.5, help="(with --knn) weight of the neighbour vote, 0 to 1"),
+    seed: int = typer.Option(0, help="random seed"),
+    progress: bool = typer.Option(True, help="show a progress bar while fine-tuning or encoding --unlabeled texts"),
+):
+    """Fit a few-shot text classifier on a labelled file and save it to --out."""
+    from ..data.files import read_table
+    from ..text.classifier import FewShotClassifier
+
+    if unlabeled == "-" and str(train_file) == "-":
+        raise KshotError("standard input ('-') can be the training file or --unlabeled, not both")
+    clf = FewShotClassifier(encoder=encoder, method=method, steps=steps, seed=seed, progress=progress,
+                            label_examples=label_examples, pseudo_per_class=pseudo_per_class,
+                            self_training_rounds=rounds, knn=knn, knn_weight=knn_weight)
+    clf.check_params(names=FIT_FLAGS)  # before any file is read, the errors naming the flags typed
+    table = read_table(train_file, text_column, label_column)
+    pool = read_table(unlabeled, text_column).texts if unlabeled is not None else None
+    clf.fit(table.texts, table.labels, unlabeled=pool)
+    clf.save(out)
+    extra = f" and {clf.n_pseudo_labels_} pseudo-labelled texts" if pool else ""
+    typer.echo(f"fitted {method} on {len(table.texts)} texts{extra}, {len(clf.classes_)} classes; model in {out}",
+               err=str(train_file) == "-")
+
+
+@app.command()
+def predict(
+    model_dir: Path = typer.Argument(..., help="a model directory written by `kshot fit`"),
+    input_file: str = typer.Argument(..., help="CSV/TSV/JSONL/JSON file of texts (- for stdin, CSV)"),
+    text_column: str = typer.Option("text", help="column holding the texts"),
+    output: str = typer.Option("-", "--output", "-o", help="file to write (- for stdout, CSV)"),
+    reject_below: Optional[float] = typer.Option(None, help="predict the reject label when the best score is under this"),
+):
+    """Write the input rows plus `prediction` and `score` columns."""
+    from ..data.files import read_table, write_table
+    from ..text.classifier import FewShotClassifier
+
+    clf = FewShotClassifier.load(model_dir)
+    table = read_table(input_file, text_column)
+    preds, scores = clf.predict_with_scores(table.texts, reject_below=reject_below)
+    rows = [{**row, "prediction": p, "score": round(float(s), 6)} for row, p, s in zip(table.rows, preds, scores)]
+    columns = [c for c in table.columns if c not in ("prediction", "score")] + ["prediction", "score"]
+    write_table(output, rows, columns)
