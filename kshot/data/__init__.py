@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import KshotError
-from . import intents, omniglot
+from . import intents, movielens, omniglot
 from .base import DatasetInfo, LabeledData
 from .store import data_root, download, sha256_file, verify_sha256
 
@@ -43,6 +43,8 @@ register(DatasetInfo(
     load=intents.load_clinc150,
     kind="text",
 ))
+
+register(movielens.INFO)
 
 
 def get_dataset(name: str) -> DatasetInfo:
