@@ -1,0 +1,122 @@
+"""What every cold-start method shares: fit on warm ratings, score the catalogue for a new user, tune on
+validation users, and its state as named arrays (for safetensors) plus JSON-able settings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...data.interactions import Interactions
+from ..protocol import evaluate_tasks
+
+TUNE_SHOTS = (1, 3, 5, 10)
+
+
+class ColdStartMethod:
+    """Base class. Subclasses set ``name``, ``grid`` (settings tried on the validation users) and
+    implement ``_fit`` and ``predict_items``; learned arrays go in ``self.arrays_`` (numpy), settings are
+    the constructor's keyword arguments (``self.params``)."""
+
+    name = ""
+    predicts_ratings = True
+    grid: dict = {}  # setting -> values tried on the validation users (the first is the default)
+    tune_shots = TUNE_SHOTS
+
+    def __init__(self, seed: int = 0, **params):
+        self.seed = seed
+        self.params = {k: v[0] for k, v in self.grid.items()}
+        unknown = set(params) - set(self.params)
+        if unknown:
+            from ...errors import KshotError
+
+            raise KshotError(f"unknown parameter {sorted(unknown)[0]!r} for method {self.name!r}; "
+                             f"allowed: {', '.join(self.params) or 'none'}")
+        self.params.update(params)
+        self.arrays_: dict[str, np.ndarray] = {}
+        self.tuning_: list = []
+
+    # ---- the interface ---------------------------------------------------------------------------
+
+    def fit(self, train: Interactions, val: list | None = None, tune: bool = True) -> "ColdStartMethod":
+        """Learn from the warm ratings in ``train``; with validation tasks ``val``, try the settings of
+        ``grid`` that are not fixed and keep the one with the lowest validation error."""
+        self.n_items = train.n_items
+        self.scale = train.scale
+        self._fit(train)
+        if tune and val and self.grid:
+            self.tune(train, val)
+        return self
+
+    def _fit(self, train: Interactions) -> None:
+        raise NotImplementedError
+
+    def predict_items(self, items: np.ndarray, ratings: np.ndarray, user_features: np.ndarray) -> np.ndarray:
+        """Scores (predicted ratings for rating methods) of every catalogue item for a new user who gave
+        ``ratings`` to ``items``."""
+        raise NotImplementedError
+
+    def clip(self, pred: np.ndarray) -> np.ndarray:
+        return np.clip(pred, *self.scale)
+
+    # ---- tuning on validation users --------------------------------------------------------------
+
+    def refit_needed(self) -> tuple:
+        """Settings whose change needs ``_fit`` again (the others act at prediction time)."""
+        return ()
+
+    def val_score(self, train: Interactions, val: list) -> float:
+        """Mean validation error: MAE for rating methods, 1 - NDCG@10 for rankers, over ``tune_shots``."""
+        res = evaluate_tasks(self, train, val, self.tune_shots, self.seed)
+        key = "mae" if self.predicts_ratings else "ndcg10"
+        vals = [np.nanmean(res[k][key]) for k in self.tune_shots]
+        return float(np.mean(vals)) if self.predicts_ratings else 1 - float(np.mean(vals))
+
+    def tune(self, train: Interactions, val: list) -> None:
+        """Coordinate descent over ``grid``: each setting in turn takes the value with the lowest
+        validation error, the others held at their current values (one pass)."""
+        best = self.val_score(train, val)
+        self.tuning_.append({**self.params, "val": best})
+        for key, values in self.grid.items():
+            for value in values:
+                old = self.params[key]
+                if value == old:
+                    continue
+                self.params[key] = value
+                if key in self.refit_needed():
+                    self._fit(train)
+                score = self.val_score(train, val)
+                self.tuning_.append({**self.params, "val": score})
+                if score < best:
+                    best = score
+                else:
+                    self.params[key] = old
+                    if key in self.refit_needed():
+                        self._fit(train)
+
+    # ---- state --------------------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        """Arrays to save (safetensors)."""
+        return dict(self.arrays_)
+
+    def load_state(self, arrays: dict, n_items: int, scale) -> None:
+        self.arrays_ = {k: np.asarray(v) for k, v in arrays.items()}
+        self.n_items, self.scale = n_items, tuple(scale)
+
+
+def damped_biases(train: Interactions, item_damping: float, user_damping: float, iters: int = 3):
+    """Global mean, item biases and warm user biases of the damped bias model, by alternating
+    damped means of the residuals (Koren's baseline predictor)."""
+    mu = float(train.ratings.mean()) if len(train) else float(np.mean(train.scale))
+    bu = np.zeros(train.n_users)
+    bi = np.zeros(train.n_items)
+    n_i = np.bincount(train.items, minlength=train.n_items)
+    n_u = np.bincount(train.users, minlength=train.n_users)
+    for _ in range(iters):
+        bi = np.bincount(train.items, train.ratings - mu - bu[train.users], train.n_items) / (n_i + item_damping)
+        bu = np.bincount(train.users, train.ratings - mu - bi[train.items], train.n_users) / (n_u + user_damping)
+    return mu, bi, bu
+
+
+def shrunk_user_bias(residuals: np.ndarray, damping: float, prior: float = 0.0) -> float:
+    """A new user's bias from the residuals of its K support ratings, shrunk towards ``prior``."""
+    return float((residuals.sum() + damping * prior) / (len(residuals) + damping))

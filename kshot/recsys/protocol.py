@@ -1,0 +1,217 @@
+"""The cold-start protocol: folds, tasks (support = first K ratings, query = the last ones) and metrics.
+
+Every method and the benchmark go through this module, so every number is measured on the same tasks.
+
+* **User cold start** (``mode="user"``): the users with at least ``max(shots) + n_query`` ratings are
+  shuffled with ``seed`` and cut into ``n_folds`` folds. Fold ``f``'s users are the test users; of the
+  other eligible users ``val_fraction`` (seeded by ``seed`` and ``f``) are validation users; the ratings of
+  all remaining users (the ineligible ones included) are the warm training data. A test user's ratings in
+  time order (ties by item): support = the first K, query = the last ``n_query``; for K <= max(shots) the
+  query never changes, so the curves over K compare like with like.
+* **Item cold start** (``mode="item"``): the same with items as tasks, on the transposed matrix
+  (``Interactions.transpose``): the eligible items (at least ``max(shots) + 1`` ratings) are cut into
+  ``n_folds`` folds (20% of them held out with 5 folds); support = the first K ratings of the new item,
+  query = up to ``n_query`` later ones (the last ones).
+* **Both cold** (``mode="both"``): fold ``f`` holds out its users and 1/``n_folds`` of all items; warm
+  data has neither. A test task is a test user's ratings of held-out items (at least ``max(shots) + 1``),
+  split as for items. Validation users rate only warm items (their tasks are user cold).
+
+Metrics of one task (``task_metrics``): MAE and RMSE over its query ratings (computed per user, then
+averaged over users); nDCG@5 of the ranking of the query items by predicted rating, gains = the ratings
+(scikit-learn's ``ndcg_score``; ties averaged), beside the expected value of a random order of those
+items; full-catalogue Recall@10 and NDCG@10 over every item not in the support set, positives = the query
+items rated >= 4 (binary gains; users without a positive are left out of these two, ``n`` says how many
+counted). Ties in the catalogue ranking are broken by a random order fixed by the user and ``seed``.
+``summarize`` reports the mean with its 95% CI over users and, over folds, the mean of the fold means
+with their 95% CI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data.interactions import Interactions
+from ..errors import KshotError, check_choice, check_positive_int
+from ..evaluation import ci95
+
+SHOTS = (0, 1, 3, 5, 10)
+N_QUERY = 10
+MODES = ("user", "item", "both")
+METRICS = ("mae", "rmse", "ndcg5", "ndcg5_random", "recall10", "ndcg10")
+POSITIVE = 4.0
+
+
+@dataclass
+class Task:
+    """One new user (or item): ``max(shots)`` support ratings in time order and the query ratings."""
+
+    user: int
+    support_items: np.ndarray
+    support_ratings: np.ndarray
+    query_items: np.ndarray
+    query_ratings: np.ndarray
+
+    def support(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if k > len(self.support_items):
+            raise KshotError(f"K={k} is larger than the {len(self.support_items)} support ratings this "
+                             f"user has (the protocol keeps up to {len(self.support_items)})")
+        return self.support_items[:k], self.support_ratings[:k]
+
+
+@dataclass
+class Fold:
+    """Warm training ratings, validation tasks and test tasks of one fold (indices of ``train``)."""
+
+    train: Interactions
+    val: list
+    test: list
+    fold: int
+    seed: int
+    mode: str
+    shots: tuple
+
+    @property
+    def max_shot(self) -> int:
+        return max(self.shots)
+
+
+def _tasks(data: Interactions, rows: list, users, max_shot: int, n_query: int, keep=None) -> list[Task]:
+    out = []
+    for u in users:
+        r = rows[u] if keep is None else rows[u][keep[data.items[rows[u]]]]
+        if len(r) <= max_shot:
+            continue
+        s, q = r[:max_shot], r[max(max_shot, len(r) - n_query):]
+        out.append(Task(int(u), data.items[s], data.ratings[s], data.items[q], data.ratings[q]))
+    return out
+
+
+def _split(n_eligible_ids: np.ndarray, fold: int, n_folds: int, seed: int, val_fraction: float):
+    perm = np.random.default_rng(seed).permutation(n_eligible_ids)
+    chunks = np.array_split(perm, n_folds)
+    test = np.sort(chunks[fold])
+    rest = np.concatenate([c for i, c in enumerate(chunks) if i != fold])
+    rest = np.random.default_rng([seed, fold]).permutation(rest)
+    n_val = int(round(val_fraction * len(rest)))
+    return test, np.sort(rest[:n_val])
+
+
+def make_fold(data: Interactions, fold: int = 0, n_folds: int = 5, seed: int = 0, mode: str = "user",
+              shots=SHOTS, n_query: int = N_QUERY, val_fraction: float = 0.1) -> Fold:
+    """Fold ``fold`` of ``n_folds`` of the cold-start protocol (see the module docstring)."""
+    check_choice("mode", mode, MODES)
+    n_folds = check_positive_int("n_folds", n_folds, 2)
+    if not isinstance(fold, int) or not 0 <= fold < n_folds:
+        raise KshotError(f"fold must be an integer in 0..{n_folds - 1}, got {fold!r}")
+    shots = tuple(sorted({check_positive_int("K", k, 0) for k in shots}))
+    max_shot = shots[-1]
+    n_query = check_positive_int("n_query", n_query, 1)
+    if mode == "item":  # tasks are items: ``train`` and the tasks index the transposed matrix
+        data = data.transpose()
+    counts = np.bincount(data.users, minlength=data.n_users)
+    rows = data.user_rows()
+    need = max_shot + (n_query if mode == "user" else 1)
+    eligible = np.flatnonzero(counts >= need)
+    if len(eligible) < n_folds:
+        raise KshotError(f"only {len(eligible)} users have >= {need} ratings (K up to {max_shot} plus the "
+                         f"query); need at least {n_folds} for {n_folds} folds: lower K or n_folds")
+    test_users, val_users = _split(eligible, fold, n_folds, seed, val_fraction)
+    cold_user = np.zeros(data.n_users, bool)
+    cold_user[test_users] = cold_user[val_users] = True
+    if mode != "both":
+        train = data.subset(~cold_user[data.users])
+        return Fold(train, _tasks(data, rows, val_users, max_shot, n_query),
+                    _tasks(data, rows, test_users, max_shot, n_query), fold, seed, mode, shots)
+    cold_item = np.zeros(data.n_items, bool)
+    cold_item[np.array_split(np.random.default_rng([seed, 99]).permutation(data.n_items), n_folds)[fold]] = True
+    train = data.subset(~cold_user[data.users] & ~cold_item[data.items])
+    val = [t for t in _tasks(data, rows, val_users, max_shot, n_query, ~cold_item)
+           if len(t.query_items) == n_query]
+    return Fold(train, val, _tasks(data, rows, test_users, max_shot, n_query, cold_item), fold, seed, mode, shots)
+
+
+# ---- metrics ---------------------------------------------------------------------------------------
+
+def _discounts(n: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(2, n + 2))
+
+
+def random_ndcg(ratings: np.ndarray, k: int = 5) -> float:
+    """Expected nDCG@k of a uniformly random order of items with these gains: every position holds
+    the mean gain on average, so E[DCG@k] = mean(gains) * sum of the first k discounts."""
+    ratings = np.asarray(ratings, np.float64)
+    ideal = (np.sort(ratings)[::-1][:k] * _discounts(min(k, len(ratings)))).sum()
+    return float(ratings.mean() * _discounts(min(k, len(ratings))).sum() / ideal) if ideal > 0 else 0.0
+
+
+def task_metrics(scores: np.ndarray, task: Task, k: int, predicts_ratings: bool = True, seed: int = 0,
+                 cutoff: int = 10) -> dict:
+    """Metrics of one task given the method's scores (predicted ratings) of every catalogue item."""
+    from sklearn.metrics import ndcg_score
+
+    scores = np.asarray(scores, np.float64)
+    support, _ = task.support(k)
+    q, y = task.query_items, task.query_ratings.astype(np.float64)
+    pred = scores[q]
+    out = dict.fromkeys(METRICS, float("nan"))
+    if predicts_ratings:
+        out["mae"] = float(np.abs(pred - y).mean())
+        out["rmse"] = float(np.sqrt(((pred - y) ** 2).mean()))
+    if len(q) > 1:
+        out["ndcg5"] = float(ndcg_score(y[None], pred[None], k=5))
+        out["ndcg5_random"] = random_ndcg(y, 5)
+    positives = q[y >= POSITIVE]
+    if len(positives):
+        candidates = np.ones(len(scores), bool)
+        candidates[support] = False
+        idx = np.flatnonzero(candidates)
+        tie = np.random.default_rng([seed, task.user]).random(len(idx))
+        top = idx[np.lexsort((tie, -scores[idx]))[:cutoff]]
+        hits = np.isin(top, positives)
+        out["recall10"] = float(hits.sum() / len(positives))
+        ideal = _discounts(min(len(positives), cutoff)).sum()
+        out["ndcg10"] = float((hits * _discounts(len(top))).sum() / ideal)
+    return out
+
+
+def evaluate_tasks(method, data: Interactions, tasks: list, shots=SHOTS, seed: int = 0) -> dict:
+    """Per-task metrics of ``method`` for each K: ``{K: {metric: array over tasks}}``.
+
+    ``data`` gives the users' features (``data.user_features[task.user]``)."""
+    out = {}
+    for k in shots:
+        rows = []
+        for task in tasks:
+            items, ratings = task.support(k)
+            scores = method.predict_items(items, ratings, data.user_features[task.user])
+            rows.append(task_metrics(scores, task, k, method.predicts_ratings, seed))
+        out[k] = {m: np.array([r[m] for r in rows]) for m in METRICS}
+    return out
+
+
+def stat(values) -> dict:
+    """Mean, 95% CI half-width and n of the finite values."""
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return {"mean": None, "ci95": None, "n": 0}
+    ci = ci95(values)
+    return {"mean": float(values.mean()), "ci95": None if np.isnan(ci) else ci, "n": int(len(values))}
+
+
+def summarize(per_fold: list) -> dict:
+    """``{K: {metric: {mean, ci95, n (over users), fold_mean, fold_ci95, folds}}}`` from a list of
+    ``evaluate_tasks`` results, one per fold."""
+    out = {}
+    for k in per_fold[0]:
+        out[k] = {}
+        for m in METRICS:
+            s = stat(np.concatenate([f[k][m] for f in per_fold]))
+            fold_means = [stat(f[k][m])["mean"] for f in per_fold]
+            fold_means = [x for x in fold_means if x is not None]
+            fs = stat(fold_means)
+            s.update(fold_mean=fs["mean"], fold_ci95=fs["ci95"], folds=fs["n"])
+            out[k][m] = s
+    return out
