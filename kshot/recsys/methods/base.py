@@ -31,6 +31,7 @@ class ColdStartMethod:
             raise KshotError(f"unknown parameter {sorted(unknown)[0]!r} for method {self.name!r}; "
                              f"allowed: {', '.join(self.params) or 'none'}")
         self.params.update(params)
+        self.fixed_ = set(params)  # given by the caller: not tuned
         self.arrays_: dict[str, np.ndarray] = {}
         self.tuning_: list = []
 
@@ -76,7 +77,7 @@ class ColdStartMethod:
         best = self.val_score(train, val)
         self.tuning_.append({**self.params, "val": best})
         for key, values in self.grid.items():
-            for value in values:
+            for value in values if key not in self.fixed_ else ():
                 old = self.params[key]
                 if value == old:
                     continue

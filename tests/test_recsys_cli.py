@@ -1,0 +1,105 @@
+"""`kshot recsys train|eval` and `kshot recommend` end to end on a tiny synthetic dataset written as CSV
+files, and their bad inputs (one line on stderr, exit 2, nothing written)."""
+
+import json
+
+import pytest
+
+from kshot.cli import main
+
+from test_recsys import synthetic
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = synthetic(n_users=50, n_items=40, per_user=22, seed=1)
+    root = tmp_path_factory.mktemp("shop")
+    lines = ["user,item,rating,timestamp"] + [
+        f"{d.user_ids[u]},{d.item_ids[i]},{r:g},{t}" for u, i, r, t in zip(d.users, d.items, d.ratings, d.timestamps)]
+    (root / "ratings.csv").write_text("\n".join(lines) + "\n")
+    (root / "items.csv").write_text("item,title,genre\n" + "".join(
+        f"{i},Movie {i},{'Drama' if f[0] else 'Comedy'}\n" for i, f in zip(d.item_ids, d.item_features)))
+    (root / "users.csv").write_text("user,group\n" + "".join(
+        f"{u},{'a' if f[0] else 'b'}\n" for u, f in zip(d.user_ids, d.user_features)))
+    return root
+
+
+def train(files, out, method, *extra):
+    return main(["recsys", "train", "--ratings", str(files / "ratings.csv"), "--item-features",
+                 str(files / "items.csv"), "--user-features", str(files / "users.csv"), "--method", method,
+                 "--fold", "1", "--folds", "4", "--out", str(out), *extra])
+
+
+@pytest.fixture(scope="module")
+def run(files, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "itemknn"
+    assert train(files, out, "itemknn") == 0
+    return out
+
+
+def test_train_eval_recommend_end_to_end(files, run, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["recsys", "eval", str(run), "--shots", "0", "1", "3", "5", "10", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["method"] == "itemknn" and result["fold"] == 1 and set(result["shots"]) == {"0", "1", "3", "5", "10"}
+    for k, row in result["shots"].items():
+        assert row["mae"]["n"] == result["test_tasks"] and 0 < row["mae"]["mean"] < 2
+        assert row["mae"]["ci95"] > 0 and 0 <= row["ndcg10"]["mean"] <= 1
+    assert result["shots"]["10"]["mae"]["mean"] < result["shots"]["0"]["mae"]["mean"]
+    assert main(["recsys", "eval", str(run)]) == 0
+    assert "ndcg10" in capsys.readouterr().out
+
+    mine = tmp_path / "mine.csv"
+    mine.write_text("item,rating\n3,5\nMovie 7,1\n12,4\n")
+    assert main(["recommend", str(run), "--ratings", str(mine), "--top", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "top 5 for a new user with 3 ratings" in out and out.count("Movie ") == 5
+    assert "Movie 7 " not in out and "Movie 3 " not in out  # rated items are left out
+
+
+def test_melu_trains_through_the_cli(files, tmp_path, capsys):
+    out = tmp_path / "melu"
+    assert train(files, out, "melu", "-p", "train_steps=10", "-p", "eval_every=10", "-p", "test_steps=1",
+                 "-p", "test_lr=0.1") == 0
+    assert "melu fitted" in capsys.readouterr().out
+    mine = tmp_path / "mine.csv"
+    mine.write_text("item,rating\n3,5\n")
+    assert main(["recommend", str(out), "--ratings", str(mine), "--top", "3"]) == 0
+
+
+@pytest.mark.parametrize("content, match", [
+    ("item,rating\n3,6\n", "rating 6.0 for item 3 is outside the scale 1..5"),
+    ("item,rating\n3,4\nnope,2\nalso-nope,1\n", "unknown item(s) nope, also-nope"),
+    ("", "is empty"),
+    ("item,rating\n", "has no ratings"),
+    ("item,rating\n3,4\n3,5\n", "item '3' is rated twice"),
+    ("item,stars\n3,4\n", "needs columns item,rating"),
+])
+def test_recommend_bad_ratings(run, tmp_path, capsys, content, match):
+    mine = tmp_path / "mine.csv"
+    mine.write_text(content)
+    capsys.readouterr()
+    assert main(["recommend", str(run), "--ratings", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1
+
+
+def test_cli_bad_inputs(files, run, tmp_path, capsys):
+    capsys.readouterr()
+    cases = [
+        (["recsys", "eval", str(run), "--shots", "50"], "K=50 is larger than the 10 support ratings"),
+        (["recommend", str(run), "--ratings", str(tmp_path / "none.csv")], "does not exist"),
+        (["recsys", "train", "--dataset", "movielens-100k", "--data-root", str(tmp_path), "--out",
+          str(tmp_path / "x")], "movielens-100k/u.data"),
+        (["recsys", "train", "--method", "nope", "--out", str(tmp_path / "y")], "unknown method 'nope'"),
+        (["recsys", "eval", str(tmp_path / "nothing")], "no checkpoint"),
+    ]
+    for argv, match in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert match in err and err.count("\n") == 1, err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # nothing written
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user,item,rating\na,x,3\na,x,4\n")
+    assert main(["recsys", "train", "--ratings", str(bad), "--out", str(tmp_path / "z")]) == 2
+    assert "duplicate rating of user a for item x" in capsys.readouterr().err and not (tmp_path / "z").exists()
