@@ -1,13 +1,10 @@
 """Interaction data: the generic reader, its bad inputs, the MovieLens-100K loader (on KSHOT_DATA) and its
 sha256-checked download against a loopback HTTP server serving a small zip made here."""
 
-import functools
 import hashlib
-import http.server
 import io
 import json
 import os
-import threading
 import zipfile
 
 import numpy as np
@@ -17,6 +14,8 @@ from kshot.data import DATASETS, load_dataset
 from kshot.data.interactions import read_interactions
 from kshot.data.movielens import download_movielens, load_movielens
 from kshot.errors import ChecksumError, DataError
+
+from test_data import http_server  # noqa: F401  (the loopback HTTP server fixture)
 
 
 def write(path, text):
@@ -97,19 +96,6 @@ def tiny_zip() -> bytes:
         zf.writestr("ml-100k/u.user", "1|24|M|technician|85711\n2|53|F|other|T8H1N\n")
         zf.writestr("ml-100k/README", "tiny")
     return buf.getvalue()
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_download_checks_sha256_then_unpacks(tmp_path, http_server):
