@@ -48,7 +48,12 @@ def main():
     ap.add_argument("--results", default="docs/results.md")
     ap.add_argument("--plot", default="docs/recsys_coldstart.png")
     ap.add_argument("--json", default="runs/recsys_coldstart.json")
+    ap.add_argument("--replot", action="store_true", help="only redraw the plot from --json")
     args = ap.parse_args()
+    if args.replot:
+        summary = json.loads(Path(args.json).read_text())["summary"]
+        summary = {m: {int(k): v for k, v in s.items()} for m, s in summary.items()}
+        return plot(summary, list(summary), args.plot)
     torch.set_num_threads(1)
     start = time.time()
     data = load_dataset("movielens-100k", "all")
@@ -97,11 +102,12 @@ def plot(summary, methods, path):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, metric, label in ((axes[0], "mae", "MAE (lower is better)"),
                               (axes[1], "ndcg10", "full-catalogue NDCG@10 (higher is better)")):
-        for m in methods:
+        for n, m in enumerate(methods):
             pts = [(k, summary[m][k][metric]) for k in SHOTS if summary[m][k][metric]["mean"] is not None]
             if pts:
                 ax.errorbar([k for k, _ in pts], [s["mean"] for _, s in pts], yerr=[s["ci95"] for _, s in pts],
-                            marker="o", capsize=2, label=m, linestyle="--" if m in NEURAL else "-")
+                            marker="o", capsize=2, label=m, linestyle="--" if m in NEURAL else "-",
+                            color=plt.cm.tab20(2 * n % 20 + n // 10))
         ax.set_xlabel("K (support ratings of the new user)")
         ax.set_ylabel(label)
         ax.set_xticks(SHOTS)
