@@ -58,7 +58,7 @@ class FewShotTagger:
 
     def __init__(self, method: str = "structshot", encoder: str = DEFAULT_MODEL, *, backbone: str = "lstm",
                  crf: bool = False, steps: int | None = None, lr: float | None = None, tau: float | None = None,
-                 scale: float | None = None, pooling: str = "mean", layers: int = 1, shape: bool = True,
+                 scale: float | None = None, pooling: str = "mean", layers: int = 4, shape: bool = True,
                  shape_weight: float = 0.5, window: int | None = None, seed: int = 0, device: str = "cpu"):
         self.method, self.encoder, self.backbone, self.crf = method, encoder, backbone, crf
         self.steps, self.lr, self.tau, self.scale = steps, lr, tau, scale
