@@ -12,7 +12,7 @@ from .nnshot import NNShot
 class StructShot(NNShot):
     name = "structshot"
 
-    def __init__(self, tau: float = 0.2, scale: float = 5.0):
+    def __init__(self, tau: float = 0.02, scale: float = 5.0):
         super().__init__(scale=scale)
         self.params["tau"] = tau
 
