@@ -60,6 +60,17 @@ def test_predict_entities_raw_strings_and_save_load(tmp_path):
     assert FewShotTagger.load(tmp_path / "ft").predict(TEST[0]) == ft.predict(TEST[0])
 
 
+def test_episodic_training_on_a_source_corpus():
+    rng = np.random.default_rng(3)
+    src = [[str(rng.choice(["Toyota", "Honda"])), "makes", str(rng.choice(["Prius", "Civic"])), "in",
+            str(rng.choice(["Japan", "Ohio"]))] for _ in range(20)]
+    src_tags = [["B-corporation", "O", "B-product", "O", "B-location"]] * 20
+    tagger = FewShotTagger(method="episodic", backbone="gru", steps=4).fit(*TRAIN, source=(src, src_tags))
+    assert tagger.score(*TEST)["micro"]["f1"] >= 0.8
+    with pytest.raises(KshotError, match="episodic"):
+        FewShotTagger(method="proto").fit(*TRAIN, source=(src, src_tags))
+
+
 def test_long_sentences_are_windowed_not_truncated():
     words = ["the"] * 40 + ["Alice", "visited", "Paris"]
     enc = TokenEncoder(window=12)

@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .. import __version__
 from ..checkpoint import load_checkpoint, save_checkpoint
@@ -110,8 +109,12 @@ class FewShotTagger:
         return self
 
     def _source(self, sentences, tags, way: int = 3, shots: int = 2):
+        """A source corpus for episodic training: (sentences, labels, classes, episodes), each episode
+        ``(support indices, query indices, its classes)``; the other types count as O in it."""
         sentences, tags = self._check_xy(sentences, tags)
         types = sorted({tag_type(t) for ts in tags for t in ts if t != "O"})
+        if not types:
+            raise KshotError("the source corpus has no entities")
         index = {t: i for i, t in enumerate(["O"] + types)}
         labels = [np.array([index[tag_type(t)] for t in ts]) for ts in tags]
         way = min(way, len(types))
@@ -120,10 +123,8 @@ class FewShotTagger:
             for i in range(10 ** 9):
                 s, q, chosen = fewnerd_episode(tags, way, shots, seed=self.seed * 100003 + i, types=types)
                 if s and q:
-                    yield s, q
-        # episode labels: other types count as O, so re-label per episode through only_types
-        eps = episodes()
-        return sentences, labels, len(types) + 1, eps
+                    yield s, q, [index[t] for t in chosen]
+        return sentences, labels, len(types) + 1, episodes()
 
     def _check_xy(self, sentences, tags):
         sentences = as_tokens(sentences)
@@ -224,4 +225,4 @@ class FewShotTagger:
         return tagger
 
 
-__all__ = ["FewShotTagger", "METHODS", "torch"]
+__all__ = ["FewShotTagger", "METHODS"]

@@ -43,12 +43,12 @@ class EpisodicTagger(TagMethod):
         return [torch.from_numpy(v) for v in encoder.encode(sentences)]
 
     def episodes(self, sentences, labels, rng):
-        """Support-set episodes: random halves of the support sentences."""
+        """Support-set episodes: random halves of the support sentences (all its classes)."""
         n = len(sentences)
         while True:
             perm = rng.permutation(n)
             half = max(1, n // 2)
-            yield perm[:half], perm[half:] if n > 1 else perm[:half]
+            yield perm[:half], (perm[half:] if n > 1 else perm[:half]), None
 
     def fit(self, encoder, sentences, labels, n_classes, source=None):
         p = self.params
@@ -63,10 +63,15 @@ class EpisodicTagger(TagMethod):
         gold = [torch.as_tensor(y).long() for y in src_labels]
         opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"])
         self.net.train()
-        for _, (s_idx, q_idx) in zip(range(p["steps"]), eps):
+        for _, (s_idx, q_idx, classes) in zip(range(p["steps"]), eps):
             out = self.net.encode([vectors[i] for i in list(s_idx) + list(q_idx)])
+            y = [gold[i] for i in list(s_idx) + list(q_idx)]
+            if classes is not None:       # an N-way episode: the other types are O
+                keep = torch.zeros(src_classes, dtype=torch.bool)
+                keep[classes] = True
+                y = [torch.where(keep[t], t, 0) for t in y]
             k = len(s_idx)
-            loss = proto_loss(out[:k], [gold[i] for i in s_idx], out[k:], [gold[i] for i in q_idx], src_classes)
+            loss = proto_loss(out[:k], y[:k], out[k:], y[k:], src_classes)
             opt.zero_grad()
             loss.backward()
             opt.step()
