@@ -13,13 +13,12 @@ classes (O or a type) and returned as BIO. ``save``/``load`` write safetensors +
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import check_model_dir, load_checkpoint, save_checkpoint
 from ..errors import KshotError, check_choice
 from ..text.encoder import DEFAULT_MODEL, SentenceEncoder
 from .encoders import TokenEncoder
@@ -204,21 +203,12 @@ class FewShotTagger:
 
     @classmethod
     def load(cls, path) -> "FewShotTagger":
-        path = Path(path)
-        meta_file = path / f"{MODEL_FILE}.json"
-        if not path.is_dir() or not meta_file.is_file():
-            raise KshotError(f"{path} is not a kshot tagger directory (no {MODEL_FILE}.json); "
-                             "make one with `kshot tag fit` or FewShotTagger.save")
-        try:
-            fmt = json.loads(meta_file.read_text()).get("format")
-        except (json.JSONDecodeError, AttributeError):
-            fmt = None
-        if fmt != FORMAT:
-            raise KshotError(f"{meta_file} is not a kshot tagger (format {fmt!r})")
-        state, meta, _ = load_checkpoint(path / MODEL_FILE)
+        prefix = check_model_dir(path, MODEL_FILE, FORMAT, "kshot tagger",
+                                 "`kshot tag fit` or FewShotTagger.save")
+        state, meta, _ = load_checkpoint(prefix)
         tagger = cls(**meta["params"])
         tagger.types_ = list(meta["types"])
-        sentence = (SentenceEncoder.load_finetuned(path / "encoder", tagger.encoder, tagger.device)
+        sentence = (SentenceEncoder.load_finetuned(prefix.parent / "encoder", tagger.encoder, tagger.device)
                     if meta["finetuned"] else None)
         tagger.encoder_ = tagger._token_encoder(sentence)
         tagger.method_ = METHODS[tagger.method](**meta["method_params"]).load_state(state, tagger.encoder_)
