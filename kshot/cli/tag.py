@@ -8,7 +8,6 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import KshotError
 from .common import app
 
 tag_app = typer.Typer(no_args_is_help=True, help="Few-shot sequence labelling: tag entities from a few "
@@ -96,4 +95,4 @@ def evaluate(
     Console().print(table)
 
 
-__all__ = ["tag_app", "KshotError"]
+__all__ = ["tag_app"]

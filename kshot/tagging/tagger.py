@@ -60,7 +60,8 @@ class FewShotTagger:
                  shape_weight: float = 0.5, window: int | None = None, seed: int = 0, device: str = "cpu"):
         self.method, self.encoder, self.backbone, self.crf = method, encoder, backbone, crf
         self.steps, self.lr, self.tau, self.scale = steps, lr, tau, scale
-        self.pooling, self.layers, self.shape, self.shape_weight, self.window = pooling, layers, shape, shape_weight, window
+        self.pooling, self.layers, self.shape = pooling, layers, shape
+        self.shape_weight, self.window = shape_weight, window
         self.seed, self.device = seed, device
 
     def get_params(self) -> dict:

@@ -58,7 +58,8 @@ class EpisodicTagger(TagMethod):
         if source is not None:    # (sentences, labels, n_classes, episode generator) of another corpus
             src_sents, src_labels, src_classes, eps = source
         else:
-            src_sents, src_labels, src_classes, eps = sentences, labels, n_classes, self.episodes(sentences, labels, rng)
+            eps = self.episodes(sentences, labels, rng)
+            src_sents, src_labels, src_classes = sentences, labels, n_classes
         vectors = self._vectors(encoder, src_sents)
         gold = [torch.as_tensor(y).long() for y in src_labels]
         opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"])

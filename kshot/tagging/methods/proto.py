@@ -4,8 +4,6 @@ prototype is the mean vector of its support words; a word's log-probabilities ar
 
 from __future__ import annotations
 
-import torch
-
 from ...methods.base import class_means
 from ...methods.protonet import squared_distances
 from .base import TagMethod, split_rows, token_matrix
