@@ -54,7 +54,7 @@ def as_tokens(sentences) -> list[list[str]]:
 class FewShotTagger:
     """Few-shot sequence labelling (see the module docstring)."""
 
-    def __init__(self, method: str = "structshot", encoder: str = DEFAULT_MODEL, *, backbone: str = "lstm",
+    def __init__(self, method: str = "finetune", encoder: str = DEFAULT_MODEL, *, backbone: str = "lstm",
                  crf: bool = False, steps: int | None = None, lr: float | None = None, tau: float | None = None,
                  scale: float | None = None, pooling: str = "mean", layers: int = 4, shape: bool = True,
                  shape_weight: float = 0.5, window: int | None = None, seed: int = 0, device: str = "cpu"):
