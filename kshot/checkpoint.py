@@ -72,3 +72,19 @@ def load_checkpoint(prefix) -> tuple[dict, dict, dict | None]:
             per_param.setdefault(int(idx), {})[key] = v
         optim = {"state": dict(sorted(per_param.items())), "param_groups": meta["optimizer"]["param_groups"]}
     return state, meta, optim
+
+
+def check_model_dir(path, model_file: str, fmt: str, what: str, how: str) -> Path:
+    """The checkpoint prefix ``path/model_file`` of a model directory whose JSON says ``"format": fmt``;
+    a KshotError naming ``path`` when it is not one (``what``: e.g. "kshot tagger"; ``how``: how to make one)."""
+    path = Path(path)
+    meta_file = path / f"{model_file}.json"
+    if not path.is_dir() or not meta_file.is_file():
+        raise KshotError(f"{path} is not a {what} directory (no {model_file}.json); make one with {how}")
+    try:
+        found = json.loads(meta_file.read_text()).get("format")
+    except (json.JSONDecodeError, AttributeError):
+        found = None
+    if found != fmt:
+        raise KshotError(f"{meta_file} is not a {what} (format {found!r})")
+    return path / model_file

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import KshotError
-from . import intents, movielens, omniglot
+from . import intents, movielens, omniglot, wnut17
 from .base import DatasetInfo, LabeledData
 from .store import data_root, download, sha256_file, verify_sha256
 
@@ -45,6 +45,16 @@ register(DatasetInfo(
 ))
 
 register(movielens.INFO)
+
+register(DatasetInfo(
+    name="wnut17",
+    description="WNUT-17 emerging entities: tweets etc. tagged with 6 entity types, BIO (token tagging)",
+    folder=wnut17.FOLDER,
+    splits=wnut17.SPLITS,
+    files=wnut17.missing_files,
+    load=wnut17.load_wnut17,
+    kind="tagging",
+))
 
 
 def get_dataset(name: str) -> DatasetInfo:

@@ -1,0 +1,9 @@
+"""Tagging methods, one file each (see kshot/tagging/methods/base.py for the contract)."""
+
+from .episodic import EpisodicTagger
+from .finetune import FineTune
+from .nnshot import NNShot
+from .proto import ProtoTagger
+from .structshot import StructShot
+
+METHODS = {m.name: m for m in (ProtoTagger, NNShot, StructShot, FineTune, EpisodicTagger)}

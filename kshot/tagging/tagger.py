@@ -1,0 +1,219 @@
+"""FewShotTagger: tag new entity types from a few annotated sentences (scikit-learn conventions).
+
+    tagger = FewShotTagger(method="structshot").fit(sentences, tags)     # lists of tokens, BIO tags
+    tagger.predict(["Watching Stranger Things with @bob in Paris"])      # raw strings are tokenised
+    tagger.predict_entities([...])   # [{"start", "end", "type", "text", "score"}, ...] per sentence
+
+Methods (kshot/tagging/methods/, one file each): ``proto`` (nearest tag prototype), ``nnshot`` (nearest
+support word), ``structshot`` (nnshot + Viterbi over abstract transitions), ``finetune`` (transformer +
+linear head; ``crf=True`` adds a CRF) and ``episodic`` (a ``backbone`` BiLSTM / BiGRU / Transformer over
+the frozen word vectors, trained episodically with a prototypical loss). Words are classified into IO
+classes (O or a type) and returned as BIO. ``save``/``load`` write safetensors + JSON only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..checkpoint import check_model_dir, load_checkpoint, save_checkpoint
+from ..errors import KshotError, check_choice
+from ..text.encoder import DEFAULT_MODEL, SentenceEncoder
+from .encoders import TokenEncoder
+from .io import check_tag, io_to_bio, spans, tag_type, tokenize
+from .methods import METHODS
+from .sampling import fewnerd_episode, only_types
+
+FORMAT = "kshot-tagger"
+MODEL_FILE = "kshot_tagger"
+ENCODER_PARAMS = ("pooling", "layers", "shape", "shape_weight", "window")
+
+
+def method_params(method: str, p: dict) -> dict:
+    """The constructor arguments of ``method`` from the tagger's parameters (None: the method default)."""
+    names = {"proto": ("scale",), "nnshot": ("scale",), "structshot": ("tau", "scale"),
+             "finetune": ("steps", "lr", "crf", "seed"), "episodic": ("backbone", "steps", "lr", "scale", "seed")}
+    return {k: p[k] for k in names[method] if p.get(k) is not None}
+
+
+def as_tokens(sentences) -> list[list[str]]:
+    """Lists of tokens, raw strings tokenised; a KshotError for an empty sentence."""
+    if isinstance(sentences, str):
+        raise KshotError(f"sentences must be a list (of strings or token lists), got one string {sentences[:40]!r}")
+    out = []
+    for i, s in enumerate(sentences):
+        toks = tokenize(s) if isinstance(s, str) else [str(t) for t in s]
+        if not toks or not all(t.strip() for t in toks):
+            raise KshotError(f"sentence {i} is empty or has an empty token; every sentence needs tokens")
+        out.append(toks)
+    return out
+
+
+class FewShotTagger:
+    """Few-shot sequence labelling (see the module docstring)."""
+
+    def __init__(self, method: str = "finetune", encoder: str = DEFAULT_MODEL, *, backbone: str = "lstm",
+                 crf: bool = False, steps: int | None = None, lr: float | None = None, tau: float | None = None,
+                 scale: float | None = None, pooling: str = "mean", layers: int = 4, shape: bool = True,
+                 shape_weight: float = 0.5, window: int | None = None, seed: int = 0, device: str = "cpu"):
+        self.method, self.encoder, self.backbone, self.crf = method, encoder, backbone, crf
+        self.steps, self.lr, self.tau, self.scale = steps, lr, tau, scale
+        self.pooling, self.layers, self.shape = pooling, layers, shape
+        self.shape_weight, self.window = shape_weight, window
+        self.seed, self.device = seed, device
+
+    def get_params(self) -> dict:
+        return {k: getattr(self, k) for k in ("method", "encoder", "backbone", "crf", "steps", "lr", "tau", "scale",
+                                              "pooling", "layers", "shape", "shape_weight", "window", "seed", "device")}
+
+    def _token_encoder(self, sentence: SentenceEncoder | None = None) -> TokenEncoder:
+        return TokenEncoder(self.encoder, device=self.device, _sentence=sentence,
+                            **{k: getattr(self, k) for k in ENCODER_PARAMS})
+
+    # ---------------------------------------------------------------- fitting
+    def _labels(self, tags) -> list[np.ndarray]:
+        index = {t: i for i, t in enumerate(["O"] + self.types_)}
+        return [np.array([index[tag_type(t)] for t in ts], dtype=np.int64) for ts in tags]
+
+    def fit(self, sentences, tags, types=None, source=None) -> "FewShotTagger":
+        """Fit on ``sentences`` (token lists or raw strings) and their BIO/IO ``tags``; returns self.
+
+        ``types``: the entity types to learn (others become O); each must occur in ``tags``.
+        ``source`` (method ``episodic``): ``(sentences, tags)`` of another corpus whose own types train
+        the backbone in N-way K~2K episodes before the prototypes are taken from this support set."""
+        check_choice("method", self.method, METHODS)
+        sentences, tags = self._check_xy(sentences, tags)
+        found = sorted({tag_type(t) for ts in tags for t in ts if t != "O"})
+        if not found:
+            raise KshotError("the training sentences have no entities; tag at least one entity per type")
+        if types is not None:
+            missing = sorted(set(types) - set(found))
+            if missing:
+                raise KshotError(f"the training sentences have no entity of type(s) {', '.join(missing)} "
+                                 f"(types found: {', '.join(found)})")
+            tags = only_types(tags, types)
+            found = sorted(set(types))
+        self.types_ = found
+        encoder = self._token_encoder()
+        self.method_ = METHODS[self.method](**method_params(self.method, self.get_params()))
+        labels = self._labels(tags)
+        if source is not None:
+            if self.method != "episodic":
+                raise KshotError(f"a source corpus trains the episodic method's backbone, not {self.method!r}")
+            self.method_.fit(encoder, sentences, labels, len(self.types_) + 1, source=self._source(*source))
+        else:
+            self.method_.fit(encoder, sentences, labels, len(self.types_) + 1)
+        self.encoder_ = getattr(self.method_, "encoder", None) or encoder
+        return self
+
+    def _source(self, sentences, tags, way: int = 3, shots: int = 2):
+        """A source corpus for episodic training: (sentences, labels, classes, episodes), each episode
+        ``(support indices, query indices, its classes)``; the other types count as O in it."""
+        sentences, tags = self._check_xy(sentences, tags)
+        types = sorted({tag_type(t) for ts in tags for t in ts if t != "O"})
+        if not types:
+            raise KshotError("the source corpus has no entities")
+        index = {t: i for i, t in enumerate(["O"] + types)}
+        labels = [np.array([index[tag_type(t)] for t in ts]) for ts in tags]
+        way = min(way, len(types))
+
+        def episodes():
+            for i in range(10 ** 9):
+                s, q, chosen = fewnerd_episode(tags, way, shots, seed=self.seed * 100003 + i, types=types)
+                if s and q:
+                    yield s, q, [index[t] for t in chosen]
+        return sentences, labels, len(types) + 1, episodes()
+
+    def _check_xy(self, sentences, tags):
+        sentences = as_tokens(sentences)
+        tags = [list(t) for t in tags]
+        if not sentences:
+            raise KshotError("the training set is empty; give at least one tagged sentence")
+        if len(sentences) != len(tags):
+            raise KshotError(f"got {len(sentences)} sentences but {len(tags)} tag sequences")
+        for i, (s, t) in enumerate(zip(sentences, tags)):
+            if len(s) != len(t):
+                raise KshotError(f"sentence {i} has {len(s)} tokens but {len(t)} tags; give one tag per token")
+            for tag in t:
+                check_tag(str(tag), f"sentence {i}")
+        return sentences, tags
+
+    # ------------------------------------------------------------- prediction
+    def _fitted(self) -> None:
+        if not hasattr(self, "method_"):
+            raise KshotError("this FewShotTagger is not fitted yet; call fit(sentences, tags) first")
+
+    def _decode(self, sentences):
+        self._fitted()
+        sentences = as_tokens(sentences)
+        if not sentences:
+            return sentences, [], []
+        scores = self.method_.scores(self.encoder_, sentences)
+        return sentences, scores, self.method_.decode(scores)
+
+    def predict(self, sentences) -> list[list[str]]:
+        """BIO tags for each sentence (token lists, or raw strings tokenised by ``io.tokenize``)."""
+        _, _, paths = self._decode(sentences)
+        names = ["O"] + [f"I-{t}" for t in self.types_]
+        return [io_to_bio([names[i] for i in p]) for p in paths]
+
+    def predict_entities(self, sentences) -> list[list[dict]]:
+        """Entities of each sentence: ``start``, ``end`` (exclusive) token indices, ``type``, ``text`` and
+        ``score`` (the mean probability of the entity's class over its tokens)."""
+        tokens, scores, paths = self._decode(sentences)
+        names = ["O"] + [f"I-{t}" for t in self.types_]
+        out = []
+        for toks, s, p in zip(tokens, scores, paths):
+            prob = s.exp()
+            ents = []
+            for a, b, kind in spans(io_to_bio([names[i] for i in p])):
+                c = self.types_.index(kind) + 1
+                ents.append({"start": a, "end": b, "type": kind, "text": " ".join(toks[a:b]),
+                             "score": float(prob[a:b, c].mean())})
+            out.append(ents)
+        return out
+
+    def score(self, sentences, tags) -> dict:
+        """Entity-level P/R/F1 per type and micro (kshot.tagging.metrics); a KshotError when ``tags`` hold a
+        type this tagger was not fitted on."""
+        from .metrics import entity_scores
+
+        sentences, tags = self._check_xy(sentences, tags)
+        self._fitted()
+        unknown = sorted({tag_type(t) for ts in tags for t in ts if t != "O"} - set(self.types_))
+        if unknown:
+            raise KshotError(f"the gold tags hold type(s) {', '.join(unknown)} that this tagger does not know "
+                             f"(it tags: {', '.join(self.types_)})")
+        return entity_scores(tags, self.predict(sentences))
+
+    # -------------------------------------------------------------- save/load
+    def save(self, path) -> Path:
+        """Write the tagger to the directory ``path`` (safetensors + JSON, no pickle)."""
+        self._fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        finetuned = not self.encoder_.frozen
+        if finetuned:
+            self.encoder_.sentence.save(path / "encoder")
+        meta = {"format": FORMAT, "kshot_version": __version__, "params": self.get_params(), "types": self.types_,
+                "finetuned": finetuned, "method_params": self.method_.params}
+        save_checkpoint(path / MODEL_FILE, self.method_.state(), meta)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "FewShotTagger":
+        prefix = check_model_dir(path, MODEL_FILE, FORMAT, "kshot tagger",
+                                 "`kshot tag fit` or FewShotTagger.save")
+        state, meta, _ = load_checkpoint(prefix)
+        tagger = cls(**meta["params"])
+        tagger.types_ = list(meta["types"])
+        sentence = (SentenceEncoder.load_finetuned(prefix.parent / "encoder", tagger.encoder, tagger.device)
+                    if meta["finetuned"] else None)
+        tagger.encoder_ = tagger._token_encoder(sentence)
+        tagger.method_ = METHODS[tagger.method](**meta["method_params"]).load_state(state, tagger.encoder_)
+        return tagger
+
+
+__all__ = ["FewShotTagger", "METHODS"]
