@@ -1,0 +1,228 @@
+"""The served classifier: a ``FewShotClassifier`` kept in step with the database.
+
+Every use of the classifier (encoding, prediction, refits, export) runs on one thread, the *model
+thread*, so a refit never races a prediction. Concurrent predictions are micro-batched: requests wait
+up to ``window`` seconds (or until ``max_batch`` texts) and share one forward pass of the encoder.
+
+Changes made through this process are applied to the head as soon as their transaction commits (the
+next prediction sees them). A poller reads the database's version counter every ``poll`` seconds and,
+when it moved, applies what other workers or replicas changed: additions go into the head incrementally
+(``fit_embeddings(add=True)``, a warm-started refit of the head only), deletions rebuild the head from
+the stored embeddings. The encoder is never re-encoding stored examples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import KshotError
+from ..text.classifier import MODEL_FILE, FewShotClassifier
+from .store import Store
+
+
+def fingerprint(model_dir: Path, clf: FewShotClassifier) -> str:
+    """What stored embeddings depend on: the encoder (and its weights, when fine-tuned)."""
+    if clf.finetuned_:
+        digest = hashlib.sha256()
+        for f in sorted((model_dir / "encoder").rglob("*.safetensors")):
+            digest.update(f.read_bytes())
+        return f"{clf.encoder}#finetuned:{digest.hexdigest()[:16]}"
+    return f"{clf.encoder}:{clf.encoder_.dim}"
+
+
+class ServedModel:
+    def __init__(self, model_dir, store: Store, window: float = 0.004, max_batch: int = 64, poll: float = 0.5):
+        self.model_dir, self.store = Path(model_dir), store
+        self.window, self.max_batch, self.poll = window, max_batch, poll
+        self.clf = FewShotClassifier.load(self.model_dir)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kshot-model")
+        self.ids: dict[int, str] = {}       # example id -> label, what the head holds
+        self.rows: dict[int, np.ndarray] = {}
+        self.recent: dict[int, int] = {}    # id -> version of a change made here, newer than `synced`
+        self.synced = -1                    # database version of the last reconciliation
+        self.model_version = 0              # bumped at every change of the head
+        self.ready = False
+        self.queue: asyncio.Queue | None = None
+        self.batch_sizes: list[int] = []
+        X = self.clf.head_.X.numpy() if self.clf.head_.X.numel() else np.zeros((0, self.clf.encoder_.dim), np.float32)
+        labels = [str(self.clf.classes_[i]) for i in self.clf.head_.y.tolist()]
+        store.seed(fingerprint(self.model_dir, self.clf), X, labels)
+        self.reconcile()
+        self.ready = True
+
+    # ------------------------------------------------------------ head state
+    def _rebuild(self) -> None:
+        ids = sorted(self.rows)
+        X = np.stack([self.rows[i] for i in ids]) if ids else np.zeros((0, self.clf.encoder_.dim), np.float32)
+        self.clf.fit_embeddings(X, [self.ids[i] for i in ids])
+        self.model_version += 1
+
+    def _add(self, new: dict[int, tuple[str, np.ndarray]]) -> None:
+        if not new:
+            return
+        for i, (label, vec) in new.items():
+            self.ids[i], self.rows[i] = label, vec
+        if len(set(self.ids.values())) and len(self.clf.classes_):
+            ids = sorted(new)
+            self.clf.fit_embeddings(np.stack([new[i][1] for i in ids]), [new[i][0] for i in ids], add=True)
+            self.model_version += 1
+        else:
+            self._rebuild()
+
+    def _remove(self, gone: set[int]) -> None:
+        if gone:
+            for i in gone:
+                self.ids.pop(i, None)
+                self.rows.pop(i, None)
+            self._rebuild()
+
+    def reconcile(self) -> bool:
+        """Bring the head in step with the database (any thread); True when something changed."""
+        version = self.store.version()
+        if version == self.synced:
+            return False
+        version, index = self.store.index()
+        fresh = [i for i in index if i not in self.ids]
+        stored = self.store.embeddings(fresh) if fresh else {}
+        return self.run_sync(self._apply_index, version, index, stored)
+
+    def _apply_index(self, version: int, index: dict[int, str], stored: dict) -> bool:
+        skip = {i for i, v in self.recent.items() if v > version}   # changed here after that snapshot
+        gone = {i for i in self.ids if i not in index and i not in skip}
+        new = {i: stored[i] for i in index if i not in self.ids and i not in skip and i in stored}
+        self.recent = {i: v for i, v in self.recent.items() if v > version}
+        self.synced = max(self.synced, version)
+        if gone:
+            self.ids.update({i: s[0] for i, s in new.items()})
+            self.rows.update({i: s[1] for i, s in new.items()})
+            self._remove(gone)
+        else:
+            self._add(new)
+        return bool(gone or new)
+
+    def run_sync(self, fn, *args):
+        """Run ``fn`` on the model thread and wait (from a plain thread)."""
+        if threading.current_thread().name.startswith("kshot-model"):
+            return fn(*args)
+        return self.executor.submit(fn, *args).result()
+
+    async def run(self, fn, *args):
+        """Run ``fn`` on the model thread (from the event loop)."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    # ------------------------------------------------------------ changes made here
+    async def add(self, rows: list[tuple[str, str]], source: str, max_per_label: int | None) -> list[int]:
+        X = await self.run(self.clf.embed, [t for t, _ in rows])
+        ids, version = await asyncio.to_thread(self.store.add_examples, [(t, y, x) for (t, y), x in zip(rows, X)],
+                                               source, max_per_label)
+        await self.run(self._applied_add, {i: (y, x) for i, (_, y), x in zip(ids, rows, X)}, version)
+        return ids
+
+    def _applied_add(self, new: dict, version: int) -> None:
+        self.recent.update({i: version for i in new})
+        self._add(new)
+
+    async def delete_example(self, example_id: int) -> bool:
+        version = await asyncio.to_thread(self.store.delete_example, example_id)
+        if version is None:
+            return False
+        await self.run(self._applied_remove, {example_id}, version)
+        return True
+
+    async def delete_label(self, label: str) -> int:
+        n, version = await asyncio.to_thread(self.store.delete_label, label)
+        if version is not None:
+            await self.run(lambda: self._applied_remove({i for i, y in self.ids.items() if y == label}, version))
+        return n
+
+    def _applied_remove(self, gone: set[int], version: int) -> None:
+        self.recent.update({i: version for i in gone})
+        self._remove(gone)
+
+    # ------------------------------------------------------------ prediction
+    def _predict(self, texts: list[str]) -> tuple[np.ndarray, list]:
+        if not self.clf.classes_:
+            return np.zeros((len(texts), 0)), []
+        return self.clf.proba_embeddings(self.clf.embed(texts)), list(self.clf.classes_)
+
+    async def predict(self, texts: list[str]) -> tuple[np.ndarray, list]:
+        """(probabilities [len(texts), C], class names), batched with concurrent callers."""
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((texts, future))
+        return await future
+
+    async def batcher(self) -> None:
+        """Collect requests for up to ``window`` seconds and run them as one forward pass."""
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            n, deadline = len(batch[0][0]), loop.time() + self.window
+            while n < self.max_batch:
+                try:
+                    item = self.queue.get_nowait() if loop.time() >= deadline else \
+                        await asyncio.wait_for(self.queue.get(), deadline - loop.time())
+                except (asyncio.TimeoutError, asyncio.QueueEmpty):
+                    break
+                batch.append(item)
+                n += len(item[0])
+            texts = [t for item, _ in batch for t in item]
+            try:
+                proba, classes = await self.run(self._predict, texts)
+            except Exception as exc:   # noqa: BLE001  (handed to each waiting request)
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            self.batch_sizes.append(len(texts))
+            start = 0
+            for item, fut in batch:
+                if not fut.done():
+                    fut.set_result((proba[start:start + len(item)], classes))
+                start += len(item)
+
+    async def poller(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll)
+            try:
+                await asyncio.to_thread(self.reconcile)
+            except Exception as exc:   # noqa: BLE001  (the database may be away for a moment)
+                print(f"kshot serve: cannot poll the database: {str(exc).splitlines()[0]}", flush=True)
+
+    def start(self) -> list[asyncio.Task]:
+        self.queue = asyncio.Queue()
+        return [asyncio.create_task(self.batcher()), asyncio.create_task(self.poller())]
+
+    # ------------------------------------------------------------ export
+    def _export(self, dest: Path) -> Path:
+        if len(self.clf.classes_) < 1:
+            raise KshotError("there are no examples to export; add some first")
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
+        try:
+            self.clf.save(tmp)
+            meta_file = tmp / f"{MODEL_FILE}.json"
+            meta = json.loads(meta_file.read_text())
+            meta["serve"] = {"database_version": self.synced, "examples": len(self.ids)}
+            meta_file.write_text(json.dumps(meta, indent=2))
+            for f in tmp.rglob("*"):
+                if f.is_file():
+                    with open(f, "rb") as fh:
+                        os.fsync(fh.fileno())
+            os.rename(tmp, dest)   # atomic; fails when dest exists
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return dest
+
+    async def export(self, dest: Path) -> Path:
+        return await self.run(self._export, dest)
