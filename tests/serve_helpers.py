@@ -3,6 +3,7 @@ PostgreSQL cluster."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -24,11 +25,18 @@ TEXTS = ["where is my card", "my card has not arrived yet", "when will my new ca
 LABELS = ["card_arrival"] * 3 + ["balance"] * 3 + ["close_account"] * 3
 
 
-def make_model(path: Path) -> Path:
-    from kshot.text.classifier import FewShotClassifier
+_MODEL: list[Path] = []
 
-    FewShotClassifier(method="logistic").fit(TEXTS, LABELS).save(path)
-    return path
+
+def make_model() -> Path:
+    """A logistic model directory on 3 intents (made once per test process, shared by the modules)."""
+    if not _MODEL:
+        from kshot.text.classifier import FewShotClassifier
+
+        root = Path(tempfile.mkdtemp(prefix="kshot-serve-model-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _MODEL.append(FewShotClassifier(method="logistic").fit(TEXTS, LABELS).save(root / "model"))
+    return _MODEL[0]
 
 
 def free_port() -> int:

@@ -30,7 +30,7 @@ LIMITS = ["--max-texts", "16", "--max-chars", "300", "--max-examples-per-label",
 def env(tmp_path_factory):
     work = tmp_path_factory.mktemp("serve")
     db = f"sqlite:///{work / 'kshot.db'}"
-    model = make_model(work / "model")
+    model = make_model()
     server = Server(model, db, work, *LIMITS)
     store = Store(db)
     keys = {role: store.create_key(role) for role in ("read", "write", "admin")}
