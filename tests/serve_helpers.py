@@ -48,13 +48,13 @@ def free_port() -> int:
 class Server:
     """``python -m kshot serve MODEL_DIR`` in a child process on 127.0.0.1."""
 
-    def __init__(self, model_dir: Path, db: str, workdir: Path, *args: str):
+    def __init__(self, model_dir: Path, db: str, workdir: Path, *args: str, threads: int = 1):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"server-{self.port}.log"
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "kshot", "serve", str(model_dir), "--db", db,
-                                      "--port", str(self.port), "--export-dir", str(workdir / "exports"),
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "kshot", "serve", str(Path(model_dir).resolve()), "--db", db,
+                                      "--port", str(self.port), "--export-dir", str(Path(workdir).resolve() / "exports"),
                                       "--poll", "0.3", *args],
                                      cwd=workdir, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
 

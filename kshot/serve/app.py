@@ -253,7 +253,7 @@ def create_app(config: Config) -> FastAPI:
         reject_below = _number(data, "reject_below", None, 0.0, 1.0)
         top_k = _number(data, "top_k", 3, 1, 100, integer=True)
         m = model()
-        proba, classes = await m.predict(texts)
+        proba, classes, version = await m.predict(texts)
         if not classes:
             raise ApiError(409, "no_labels", "there are no labels yet; add examples with POST /v1/examples")
         out = []
@@ -264,7 +264,7 @@ def create_app(config: Config) -> FastAPI:
             out.append({"label": m.clf.reject_label if rejected else classes[order[0]], "score": best,
                         "rejected": rejected,
                         "top": [{"label": classes[i], "score": float(row[i])} for i in order]})
-        return {"predictions": out, "model_version": m.model_version}
+        return {"predictions": out, "model_version": version}
 
     async def _add(request: Request, rows, source: str):
         try:

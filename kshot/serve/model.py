@@ -1,19 +1,23 @@
 """The served classifier: a ``FewShotClassifier`` kept in step with the database.
 
-Every use of the classifier (encoding, prediction, refits, export) runs on one thread, the *model
-thread*, so a refit never races a prediction. Concurrent predictions are micro-batched: requests wait
-up to ``window`` seconds (or until ``max_batch`` texts) and share one forward pass of the encoder.
+Two threads own it. The *model thread* encodes: concurrent predictions are micro-batched (requests
+wait up to ``window`` seconds, or until ``max_batch`` texts, and share one forward pass of the encoder),
+and new examples are encoded there too. The *refit thread* changes the head, copy-on-write: it copies
+the published classifier (sharing the encoder), refits the copy's head and publishes it with one
+assignment, so predictions never wait for a refit and never see a half-changed head. Examples that
+arrive while a refit runs are applied together by the next one.
 
-Changes made through this process are applied to the head as soon as their transaction commits (the
-next prediction sees them). A poller reads the database's version counter every ``poll`` seconds and,
-when it moved, applies what other workers or replicas changed: additions go into the head incrementally
-(``fit_embeddings(add=True)``, a warm-started refit of the head only), deletions rebuild the head from
-the stored embeddings. The encoder is never re-encoding stored examples.
+Changes made through this process are published before their request is answered (the next
+prediction sees them). A poller reads the database's version counter every ``poll`` seconds and,
+when it moved, applies what other workers or replicas changed: additions go into the head
+incrementally (``fit_embeddings(add=True)``, a warm-started refit of the head only), deletions rebuild
+the head from the stored embeddings. Stored examples are never encoded again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
 import os
@@ -47,6 +51,8 @@ class ServedModel:
         self.window, self.max_batch, self.poll = window, max_batch, poll
         self.clf = FewShotClassifier.load(self.model_dir)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kshot-model")
+        self.refitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kshot-refit")
+        self.pending: list[tuple[dict, int]] = []   # (new rows, version) added here, not yet published
         self.ids: dict[int, str] = {}       # example id -> label, what the head holds
         self.rows: dict[int, np.ndarray] = {}
         self.recent: dict[int, int] = {}    # id -> version of a change made here, newer than `synced`
@@ -58,29 +64,40 @@ class ServedModel:
         X = self.clf.head_.X.numpy() if self.clf.head_.X.numel() else np.zeros((0, self.clf.encoder_.dim), np.float32)
         labels = [str(self.clf.classes_[i]) for i in self.clf.head_.y.tolist()]
         store.seed(fingerprint(self.model_dir, self.clf), X, labels)
-        self.reconcile()
+        self.synced, index = store.index()   # the database, not the model directory, says what the head holds
+        for i, (label, vec) in store.embeddings(list(index)).items():
+            self.ids[i], self.rows[i] = label, vec
+        self._rebuild()
         self.ready = True
 
-    # ------------------------------------------------------------ head state
+    # ------------------------------------------------------------ head state (refit thread)
+    def _publish(self, fn) -> None:
+        """Apply ``fn`` to a copy of the classifier (its own head, the same encoder) and publish the copy."""
+        new = copy.copy(self.clf)
+        new.head_, new.classes_ = copy.deepcopy(self.clf.head_), list(self.clf.classes_)
+        fn(new)
+        self.clf = new
+        self.model_version += 1
+
     def _rebuild(self) -> None:
         ids = sorted(self.rows)
         X = np.stack([self.rows[i] for i in ids]) if ids else np.zeros((0, self.clf.encoder_.dim), np.float32)
-        self.clf.fit_embeddings(X, [self.ids[i] for i in ids])
-        self.model_version += 1
+        self._publish(lambda clf: clf.fit_embeddings(X, [self.ids[i] for i in ids]))
 
     def _add(self, new: dict[int, tuple[str, np.ndarray]]) -> None:
+        new = {i: v for i, v in new.items() if i not in self.ids}
         if not new:
             return
         for i, (label, vec) in new.items():
             self.ids[i], self.rows[i] = label, vec
-        if len(set(self.ids.values())) and len(self.clf.classes_):
-            ids = sorted(new)
-            self.clf.fit_embeddings(np.stack([new[i][1] for i in ids]), [new[i][0] for i in ids], add=True)
-            self.model_version += 1
-        else:
-            self._rebuild()
+        if not self.clf.classes_:
+            return self._rebuild()
+        ids = sorted(new)
+        X, labels = np.stack([new[i][1] for i in ids]), [new[i][0] for i in ids]
+        self._publish(lambda clf: clf.fit_embeddings(X, labels, add=True))
 
     def _remove(self, gone: set[int]) -> None:
+        gone = {i for i in gone if i in self.ids}
         if gone:
             for i in gone:
                 self.ids.pop(i, None)
@@ -88,16 +105,17 @@ class ServedModel:
             self._rebuild()
 
     def reconcile(self) -> bool:
-        """Bring the head in step with the database (any thread); True when something changed."""
+        """Bring the head in step with the database (from any thread but the refit thread)."""
         version = self.store.version()
         if version == self.synced:
             return False
         version, index = self.store.index()
         fresh = [i for i in index if i not in self.ids]
         stored = self.store.embeddings(fresh) if fresh else {}
-        return self.run_sync(self._apply_index, version, index, stored)
+        return self.refitter.submit(self._apply_index, version, index, stored).result()
 
     def _apply_index(self, version: int, index: dict[int, str], stored: dict) -> bool:
+        self._drain()
         skip = {i for i, v in self.recent.items() if v > version}   # changed here after that snapshot
         gone = {i for i in self.ids if i not in index and i not in skip}
         new = {i: stored[i] for i in index if i not in self.ids and i not in skip and i in stored}
@@ -111,53 +129,56 @@ class ServedModel:
             self._add(new)
         return bool(gone or new)
 
-    def run_sync(self, fn, *args):
-        """Run ``fn`` on the model thread and wait (from a plain thread)."""
-        if threading.current_thread().name.startswith("kshot-model"):
-            return fn(*args)
-        return self.executor.submit(fn, *args).result()
+    def _drain(self) -> None:
+        """Publish every example added here so far, in one refit."""
+        batch, self.pending = self.pending, []
+        new = {}
+        for rows, version in batch:
+            self.recent.update({i: version for i in rows})
+            new.update(rows)
+        self._add(new)
 
-    async def run(self, fn, *args):
-        """Run ``fn`` on the model thread (from the event loop)."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+    async def run(self, fn, *args, executor=None):
+        """Run ``fn`` on the model thread (or ``executor``) from the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(executor or self.executor, fn, *args)
 
     # ------------------------------------------------------------ changes made here
     async def add(self, rows: list[tuple[str, str]], source: str, max_per_label: int | None) -> list[int]:
         X = await self.run(self.clf.embed, [t for t, _ in rows])
         ids, version = await asyncio.to_thread(self.store.add_examples, [(t, y, x) for (t, y), x in zip(rows, X)],
                                                source, max_per_label)
-        await self.run(self._applied_add, {i: (y, x) for i, (_, y), x in zip(ids, rows, X)}, version)
+        self.pending.append(({i: (y, x) for i, (_, y), x in zip(ids, rows, X)}, version))
+        await self.run(self._drain, executor=self.refitter)   # one refit for all that arrived meanwhile
         return ids
-
-    def _applied_add(self, new: dict, version: int) -> None:
-        self.recent.update({i: version for i in new})
-        self._add(new)
 
     async def delete_example(self, example_id: int) -> bool:
         version = await asyncio.to_thread(self.store.delete_example, example_id)
         if version is None:
             return False
-        await self.run(self._applied_remove, {example_id}, version)
+        await self.run(self._applied_remove, {example_id}, version, executor=self.refitter)
         return True
 
     async def delete_label(self, label: str) -> int:
         n, version = await asyncio.to_thread(self.store.delete_label, label)
         if version is not None:
-            await self.run(lambda: self._applied_remove({i for i, y in self.ids.items() if y == label}, version))
+            await self.run(lambda: self._applied_remove({i for i, y in self.ids.items() if y == label}, version),
+                           executor=self.refitter)
         return n
 
     def _applied_remove(self, gone: set[int], version: int) -> None:
+        self._drain()
         self.recent.update({i: version for i in gone})
         self._remove(gone)
 
     # ------------------------------------------------------------ prediction
-    def _predict(self, texts: list[str]) -> tuple[np.ndarray, list]:
-        if not self.clf.classes_:
-            return np.zeros((len(texts), 0)), []
-        return self.clf.proba_embeddings(self.clf.embed(texts)), list(self.clf.classes_)
+    def _predict(self, texts: list[str]) -> tuple[np.ndarray, list, int]:
+        clf, version = self.clf, self.model_version   # the published classifier, used whole
+        if not clf.classes_:
+            return np.zeros((len(texts), 0)), [], version
+        return clf.proba_embeddings(clf.embed(texts)), list(clf.classes_), version
 
-    async def predict(self, texts: list[str]) -> tuple[np.ndarray, list]:
-        """(probabilities [len(texts), C], class names), batched with concurrent callers."""
+    async def predict(self, texts: list[str]) -> tuple[np.ndarray, list, int]:
+        """(probabilities [len(texts), C], class names, model version), batched with concurrent callers."""
         future = asyncio.get_running_loop().create_future()
         await self.queue.put((texts, future))
         return await future
@@ -178,7 +199,7 @@ class ServedModel:
                 n += len(item[0])
             texts = [t for item, _ in batch for t in item]
             try:
-                proba, classes = await self.run(self._predict, texts)
+                proba, classes, version = await self.run(self._predict, texts)
             except Exception as exc:   # noqa: BLE001  (handed to each waiting request)
                 for _, fut in batch:
                     if not fut.done():
@@ -188,7 +209,7 @@ class ServedModel:
             start = 0
             for item, fut in batch:
                 if not fut.done():
-                    fut.set_result((proba[start:start + len(item)], classes))
+                    fut.set_result((proba[start:start + len(item)], classes, version))
                 start += len(item)
 
     async def poller(self) -> None:
@@ -205,11 +226,12 @@ class ServedModel:
 
     # ------------------------------------------------------------ export
     def _export(self, dest: Path) -> Path:
-        if len(self.clf.classes_) < 1:
+        clf = self.clf
+        if len(clf.classes_) < 1:
             raise KshotError("there are no examples to export; add some first")
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
         try:
-            self.clf.save(tmp)
+            clf.save(tmp)
             meta_file = tmp / f"{MODEL_FILE}.json"
             meta = json.loads(meta_file.read_text())
             meta["serve"] = {"database_version": self.synced, "examples": len(self.ids)}
@@ -225,4 +247,4 @@ class ServedModel:
         return dest
 
     async def export(self, dest: Path) -> Path:
-        return await self.run(self._export, dest)
+        return await self.run(self._export, dest, executor=self.refitter)
