@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import statistics
 import sys
 import threading
@@ -95,6 +96,19 @@ def load(server: Server, key: str, clients: int, total: int, time_cap: float, ad
             "errors": len(errors), "first_errors": errors[:3], "acked_ids": acked}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def mean_batch(server: Server) -> float:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    return float(next(line.split()[1] for line in text.splitlines() if line.startswith("kshot_mean_batch_texts ")))
+
+
 def visible_after(writer: Server, reader: Server, key: str, label: str, poll: float = 0.02) -> float:
     """Seconds from sending two examples of a new intent to ``writer`` until ``reader`` predicts it."""
     probe = f"a question only {label} answers"
@@ -144,7 +158,13 @@ def main() -> None:
             s.wait()
         # warm-up: a few requests so that first-call costs are not in the numbers
         load(servers[0], key, 4, 40, 30, 0.0)
+        cpu = cpu_seconds(servers[0].proc.pid)
         result = load(servers[0], key, args.clients, args.requests, args.time_cap, args.add_fraction)
+        served = result["predictions"] + result["adds"]
+        if args.workers == 1:   # the workers are child processes: neither figure would cover them
+            result["server_cpu_ms_per_request"] = round((cpu_seconds(servers[0].proc.pid) - cpu) * 1000 / served, 2)
+            result["mean_texts_per_encoder_pass"] = round(mean_batch(servers[0]), 1)
+        result["load_average_1min"] = os.getloadavg()[0]
         stored = {e["id"] for e in store.examples()}
         acked = result.pop("acked_ids")
         result["acked_missing_from_db"] = len(set(acked) - stored)

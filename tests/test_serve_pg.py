@@ -1,5 +1,6 @@
-"""kshot serve on PostgreSQL: two replicas on one throwaway cluster (initdb/pg_ctl on a loopback port)
-see each other's examples and deletions; concurrent writers on both lose nothing."""
+"""kshot serve on PostgreSQL: two replicas on one throwaway cluster (initdb/pg_ctl on a loopback port),
+the second with two worker processes, see each other's examples and deletions; concurrent writers on
+both lose nothing."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def replicas(tmp_path_factory):
         key = store.create_key("write")
         store.engine.dispose()
         a = Server(model, pg.url, work, "--rate-limit", "0")
-        b = Server(model, pg.url, work, "--rate-limit", "0")   # both seed the same database at once
+        # both seed the same database at once; b has two worker processes
+        b = Server(model, pg.url, work, "--rate-limit", "0", "--workers", "2")
         try:
             yield a.wait(), b.wait(), key, pg
         finally:
