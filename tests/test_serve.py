@@ -63,6 +63,19 @@ def test_keys_create_prints_the_key_alone_on_its_last_line(env, capsys):
     con.close()
 
 
+def test_serve_refuses_a_database_of_another_encoder_and_a_non_model_dir(env, tmp_path, capsys):
+    import numpy as np
+
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    Store(url).seed("some-other-encoder", np.zeros((1, 4), np.float32), ["x"])
+    assert main(["serve", str(env["model"]), "--db", url, "--port", "1"]) == 2
+    assert "some-other-encoder" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path), "--db", url]) == 2
+    assert "not a kshot model directory" in capsys.readouterr().err
+    assert main(["serve", str(env["model"]), "--db", "mysql://nobody@127.0.0.1/x"]) == 2
+    assert "--db" in capsys.readouterr().err
+
+
 def test_predict_gives_label_score_top_k_and_rejection(env):
     with client(env, "read") as c:
         out = predict(c, "my card has still not arrived", "how much money do I have", top_k=2)
@@ -124,6 +137,9 @@ def test_bad_ids_and_unknown_paths(env):
         assert_error(c.delete("/v1/examples/abc"), 422, field="example_id")
         assert_error(c.delete("/v1/labels/no-such-label"), 404, field="label")
         assert_error(c.get("/v1/nothing"), 404)
+        assert_error(c.get("/v1/examples", params={"limit": 0}), 422, field="limit")
+        page = c.get("/v1/examples", params={"limit": 2, "after_id": 1}).json()["examples"]
+        assert [e["id"] for e in page] == [2, 3] and page[0]["text"] is None
         assert_error(c.put("/v1/predict"), 405)
 
 

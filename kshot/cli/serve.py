@@ -88,7 +88,10 @@ def serve(
         from ..serve.app import Config, config_json
     except ImportError as exc:
         raise KshotError(f"kshot serve needs the serve extra (pip install 'kshot[serve]'): {exc}") from None
+    from ..serve.model import fingerprint
+
     store = _store(db)   # migrates the schema once, before the workers start
+    store.check_model(fingerprint(model_dir))
     if store.count_keys() == 0:
         key = store.create_key("admin")
         typer.echo(f"no API keys in {db} yet; created an admin key (shown once, keep it):\n{key}", err=True)

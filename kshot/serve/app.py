@@ -46,12 +46,19 @@ class Config:
 
 
 # ---------------------------------------------------------------- request checks
-async def read_json(request: Request, limits: Limits):
-    body = await request.body()
-    if len(body) > limits.max_body_bytes:
-        raise ApiError(413, "limit_exceeded", f"the request body has {len(body)} bytes; the limit is "
-                       f"{limits.max_body_bytes}", limit="max_body_bytes")
-    if not body:
+async def read_json(request: Request, limits: Limits, optional: bool = False):
+    """The JSON body, read no further than ``max_body_bytes`` (``optional``: an empty body is {})."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limits.max_body_bytes:
+            raise ApiError(413, "limit_exceeded", f"the request body passed {limits.max_body_bytes} bytes, "
+                           "the limit", limit="max_body_bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body.strip():
+        if optional:
+            return {}
         raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object", field="body")
     try:
         return json.loads(body)
@@ -264,7 +271,7 @@ def create_app(config: Config) -> FastAPI:
             out.append({"label": m.clf.reject_label if rejected else classes[order[0]], "score": best,
                         "rejected": rejected,
                         "top": [{"label": classes[i], "score": float(row[i])} for i in order]})
-        return {"predictions": out, "model_version": version}
+        return JSONResponse({"predictions": out, "model_version": version})
 
     async def _add(request: Request, rows, source: str):
         try:
@@ -282,9 +289,13 @@ def create_app(config: Config) -> FastAPI:
         return await _add(request, rows, "api")
 
     @app.get("/v1/examples")
-    async def list_examples(request: Request, label: str | None = None):
+    async def list_examples(request: Request, label: str | None = None, after_id: int = 0, limit: int = 1000):
+        """Stored examples in id order (texts are null for those that came with the model directory);
+        page with ``after_id`` = the last id seen."""
         auth(request, "read")
-        return {"examples": await asyncio.to_thread(store.examples, label)}
+        if not 1 <= limit <= 100_000:
+            raise ApiError(422, "invalid_field", f"limit must be from 1 to 100000, got {limit}", field="limit")
+        return {"examples": await asyncio.to_thread(store.examples, label, after_id, limit)}
 
     @app.delete("/v1/examples/{example_id}")
     async def delete_example(request: Request, example_id: int):
@@ -320,7 +331,7 @@ def create_app(config: Config) -> FastAPI:
     async def export(request: Request):
         """(admin) Write the current classifier as a kshot model directory under the export directory."""
         auth(request, "admin")
-        data = _object(await read_json(request, limits)) if await request.body() else {}
+        data = _object(await read_json(request, limits, optional=True))
         name = data.get("name") or time.strftime("model-%Y%m%d-%H%M%S")
         if not isinstance(name, str) or not NAME.match(name):
             raise ApiError(422, "invalid_field", "name must be letters, digits, '.', '_' or '-' (up to 100), "

@@ -35,14 +35,22 @@ from ..text.classifier import MODEL_FILE, FewShotClassifier
 from .store import Store
 
 
-def fingerprint(model_dir: Path, clf: FewShotClassifier) -> str:
-    """What stored embeddings depend on: the encoder (and its weights, when fine-tuned)."""
-    if clf.finetuned_:
-        digest = hashlib.sha256()
-        for f in sorted((model_dir / "encoder").rglob("*.safetensors")):
-            digest.update(f.read_bytes())
-        return f"{clf.encoder}#finetuned:{digest.hexdigest()[:16]}"
-    return f"{clf.encoder}:{clf.encoder_.dim}"
+def fingerprint(model_dir) -> str:
+    """What stored embeddings depend on: the encoder's name (and its weights, when fine-tuned); read from
+    the model directory's JSON without loading anything."""
+    model_dir = Path(model_dir)
+    try:
+        meta = json.loads((model_dir / f"{MODEL_FILE}.json").read_text())
+        name = meta["params"]["encoder"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise KshotError(f"{model_dir} is not a readable kshot model directory ({MODEL_FILE}.json "
+                         "is missing or damaged)") from None
+    if not meta.get("finetuned"):
+        return str(name)
+    digest = hashlib.sha256()
+    for f in sorted((model_dir / "encoder").rglob("*.safetensors")):
+        digest.update(f.read_bytes())
+    return f"{name}#finetuned:{digest.hexdigest()[:16]}"
 
 
 class ServedModel:
@@ -53,6 +61,7 @@ class ServedModel:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kshot-model")
         self.refitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kshot-refit")
         self.pending: list[tuple[dict, int]] = []   # (new rows, version) added here, not yet published
+        self.pending_lock = threading.Lock()
         self.ids: dict[int, str] = {}       # example id -> label, what the head holds
         self.rows: dict[int, np.ndarray] = {}
         self.recent: dict[int, int] = {}    # id -> version of a change made here, newer than `synced`
@@ -63,7 +72,7 @@ class ServedModel:
         self.batch_sizes: list[int] = []
         X = self.clf.head_.X.numpy() if self.clf.head_.X.numel() else np.zeros((0, self.clf.encoder_.dim), np.float32)
         labels = [str(self.clf.classes_[i]) for i in self.clf.head_.y.tolist()]
-        store.seed(fingerprint(self.model_dir, self.clf), X, labels)
+        store.seed(fingerprint(self.model_dir), X, labels)
         self.synced, index = store.index()   # the database, not the model directory, says what the head holds
         for i, (label, vec) in store.embeddings(list(index)).items():
             self.ids[i], self.rows[i] = label, vec
@@ -131,7 +140,8 @@ class ServedModel:
 
     def _drain(self) -> None:
         """Publish every example added here so far, in one refit."""
-        batch, self.pending = self.pending, []
+        with self.pending_lock:
+            batch, self.pending = self.pending, []
         new = {}
         for rows, version in batch:
             self.recent.update({i: version for i in rows})
@@ -147,7 +157,8 @@ class ServedModel:
         X = await self.run(self.clf.embed, [t for t, _ in rows])
         ids, version = await asyncio.to_thread(self.store.add_examples, [(t, y, x) for (t, y), x in zip(rows, X)],
                                                source, max_per_label)
-        self.pending.append(({i: (y, x) for i, (_, y), x in zip(ids, rows, X)}, version))
+        with self.pending_lock:
+            self.pending.append(({i: (y, x) for i, (_, y), x in zip(ids, rows, X)}, version))
         await self.run(self._drain, executor=self.refitter)   # one refit for all that arrived meanwhile
         return ids
 

@@ -157,9 +157,7 @@ class Store:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7216017)"))
             known = conn.execute(sa.select(state.c.value).where(state.c.name == "model")).first()
             if known:
-                if known[0] != fingerprint:
-                    raise KshotError(f"database {self.url!r} holds examples for the encoder {known[0]!r}, "
-                                     f"not {fingerprint!r}; use another --db for this model")
+                self.check_model(fingerprint, known[0])
                 return False
             now = time.time()
             if len(labels):
@@ -169,6 +167,13 @@ class Store:
             self._set(conn, "model", fingerprint)
             self._bump(conn)
             return True
+
+    def check_model(self, fingerprint: str, known: str | None = None) -> None:
+        """Raise KshotError when the database's examples were encoded by another encoder."""
+        known = known if known is not None else self.get("model")
+        if known is not None and known != fingerprint:
+            raise KshotError(f"database {self.url!r} holds examples encoded by {known!r}, not by this model's "
+                             f"encoder {fingerprint!r}; use another --db for this model")
 
     # ------------------------------------------------------------ examples
     def add_examples(self, rows: list[tuple[str, str, np.ndarray]], source: str = "api",
@@ -229,8 +234,9 @@ class Store:
         with self.reader.connect() as conn:
             return dict(conn.execute(sa.select(examples.c.label, sa.func.count()).group_by(examples.c.label)).all())
 
-    def examples(self, label: str | None = None) -> list[dict]:
+    def examples(self, label: str | None = None, after_id: int = 0, limit: int | None = None) -> list[dict]:
         q = sa.select(examples.c.id, examples.c.text, examples.c.label, examples.c.source).order_by(examples.c.id)
+        q = q.where(examples.c.id > after_id).limit(limit)
         if label is not None:
             q = q.where(examples.c.label == label)
         with self.reader.connect() as conn:
