@@ -149,7 +149,8 @@ def main() -> None:
     db = pg.url if pg else f"sqlite:///{(args.work / f'load-{time.time_ns()}.db').resolve()}"
     store = Store(db)
     key = store.create_key("admin")
-    flags = ["--rate-limit", "0", "--workers", str(args.workers), "--batch-window-ms", str(args.window_ms)]
+    flags = ["--rate-limit", "0", "--workers", str(args.workers), "--batch-window-ms", str(args.window_ms),
+             "--threads", str(args.threads)]
     servers = [Server(model, db, args.work, *flags, threads=args.threads)]
     if pg:
         servers.append(Server(model, db, args.work, *flags, threads=args.threads))

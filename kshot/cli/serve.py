@@ -63,6 +63,7 @@ def serve(
     max_body_bytes: int = typer.Option(1_000_000, help="request body size in bytes"),
     batch_window_ms: float = typer.Option(4.0, help="how long concurrent predictions wait to share an encoder pass"),
     poll: float = typer.Option(0.5, help="seconds between checks for other workers' and replicas' changes"),
+    threads: int = typer.Option(0, help="torch threads per worker for the encoder (0: torch's default, one per core)"),
 ):
     """Serve MODEL_DIR over HTTP; examples added later live in --db. (`kshot serve keys create` for keys.)"""
     if ctx.invoked_subcommand is not None:
@@ -77,7 +78,8 @@ def serve(
                          "make one with `kshot fit`")
     for name, value, low in (("--port", port, 1), ("--workers", workers, 1), ("--max-texts", max_texts, 1),
                              ("--max-chars", max_chars, 1), ("--max-examples-per-label", max_examples_per_label, 1),
-                             ("--max-body-bytes", max_body_bytes, 100), ("--burst", burst, 1)):
+                             ("--max-body-bytes", max_body_bytes, 100), ("--burst", burst, 1),
+                             ("--threads", threads, 0)):
         if value < low:
             raise KshotError(f"{name} must be at least {low}, got {value}")
     if rate_limit < 0 or batch_window_ms < 0 or poll <= 0:
@@ -96,7 +98,7 @@ def serve(
         key = store.create_key("admin")
         typer.echo(f"no API keys in {db} yet; created an admin key (shown once, keep it):\n{key}", err=True)
     config = Config(model_dir=str(model_dir.resolve()), db=db, export_dir=str(export_dir.resolve()),
-                    cors_origins=list(cors_origin or []), window=batch_window_ms / 1000, poll=poll,
+                    cors_origins=list(cors_origin or []), window=batch_window_ms / 1000, poll=poll, threads=threads,
                     limits={"rate_per_s": rate_limit, "burst": burst, "max_texts": max_texts,
                             "max_chars": max_chars, "max_examples_per_label": max_examples_per_label,
                             "max_body_bytes": max_body_bytes})

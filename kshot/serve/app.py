@@ -43,6 +43,7 @@ class Config:
     limits: dict = field(default_factory=dict)
     window: float = 0.004
     poll: float = 0.5
+    threads: int = 0   # torch threads for the encoder; 0: torch's default
 
 
 # ---------------------------------------------------------------- request checks
@@ -171,6 +172,10 @@ def create_app(config: Config) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        if config.threads:
+            import torch
+
+            torch.set_num_threads(config.threads)
         holder["model"] = await asyncio.to_thread(ServedModel, config.model_dir, store, window=config.window,
                                                   poll=config.poll)
         tasks = holder["model"].start()
