@@ -1,8 +1,8 @@
 """The served classifier: a ``FewShotClassifier`` kept in step with the database.
 
-Two threads own it. The *model thread* encodes: concurrent predictions are micro-batched (requests
-wait up to ``window`` seconds, or until ``max_batch`` texts, and share one forward pass of the encoder),
-and new examples are encoded there too. The *refit thread* changes the head, copy-on-write: it copies
+Two threads own it. The *model thread* encodes: concurrent requests are micro-batched (they wait up
+to ``window`` seconds, or until ``max_batch`` texts, and share one forward pass of the encoder), the
+texts of new examples in the same passes as those to predict. The *refit thread* changes the head, copy-on-write: it copies
 the published classifier (sharing the encoder), refits the copy's head and publishes it with one
 assignment, so predictions never wait for a refit and never see a half-changed head. Examples that
 arrive while a refit runs are applied together by the next one.
@@ -154,7 +154,7 @@ class ServedModel:
 
     # ------------------------------------------------------------ changes made here
     async def add(self, rows: list[tuple[str, str]], source: str, max_per_label: int | None) -> list[int]:
-        X = await self.run(self.clf.embed, [t for t, _ in rows])
+        X = await self.embed([t for t, _ in rows])
         ids, version = await asyncio.to_thread(self.store.add_examples, [(t, y, x) for (t, y), x in zip(rows, X)],
                                                source, max_per_label)
         with self.pending_lock:
@@ -182,17 +182,26 @@ class ServedModel:
         self._remove(gone)
 
     # ------------------------------------------------------------ prediction
-    def _predict(self, texts: list[str]) -> tuple[np.ndarray, list, int]:
+    def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, list, int]:
+        """(embeddings, probabilities, class names, model version) of ``texts`` in one encoder pass."""
         clf, version = self.clf, self.model_version   # the published classifier, used whole
+        X = clf.embed(texts)
         if not clf.classes_:
-            return np.zeros((len(texts), 0)), [], version
-        return clf.proba_embeddings(clf.embed(texts)), list(clf.classes_), version
+            return X, np.zeros((len(texts), 0)), [], version
+        return X, clf.proba_embeddings(X), list(clf.classes_), version
+
+    async def _batched(self, texts: list[str], embed: bool):
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((texts, future, embed))
+        return await future
 
     async def predict(self, texts: list[str]) -> tuple[np.ndarray, list, int]:
         """(probabilities [len(texts), C], class names, model version), batched with concurrent callers."""
-        future = asyncio.get_running_loop().create_future()
-        await self.queue.put((texts, future))
-        return await future
+        return await self._batched(texts, False)
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        """Embeddings of new examples, computed in the same encoder passes as the predictions."""
+        return await self._batched(texts, True)
 
     async def batcher(self) -> None:
         """Collect requests for up to ``window`` seconds and run them as one forward pass."""
@@ -208,19 +217,20 @@ class ServedModel:
                     break
                 batch.append(item)
                 n += len(item[0])
-            texts = [t for item, _ in batch for t in item]
+            texts = [t for item, _, _ in batch for t in item]
             try:
-                proba, classes, version = await self.run(self._predict, texts)
+                X, proba, classes, version = await self.run(self._forward, texts)
             except Exception as exc:   # noqa: BLE001  (handed to each waiting request)
-                for _, fut in batch:
+                for _, fut, _ in batch:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
             self.batch_sizes.append(len(texts))
             start = 0
-            for item, fut in batch:
+            for item, fut, embed in batch:
+                part = slice(start, start + len(item))
                 if not fut.done():
-                    fut.set_result((proba[start:start + len(item)], classes, version))
+                    fut.set_result(X[part] if embed else (proba[part], classes, version))
                 start += len(item)
 
     async def poller(self) -> None:

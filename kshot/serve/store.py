@@ -37,6 +37,7 @@ examples = sa.Table(
     sa.Column("embedding", sa.LargeBinary, nullable=False),
     sa.Column("source", sa.String(16), nullable=False),  # model | api | feedback
     sa.Column("created", sa.Float, nullable=False),
+    sa.Index("ix_examples_label", "label"),
 )
 keys = sa.Table(
     "api_keys", meta,
@@ -51,7 +52,6 @@ keys = sa.Table(
 def _v1(conn) -> None:
     for table in (state, examples, keys):
         table.create(conn, checkfirst=True)
-    sa.Index("ix_examples_label", examples.c.label).create(conn, checkfirst=True)
     conn.execute(state.insert().values(name="version", value="0"))
 
 
