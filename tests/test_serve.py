@@ -181,6 +181,16 @@ def test_a_new_intent_counts_from_the_next_prediction(env):
         assert "double_charge" not in {x["label"] for x in c.get("/v1/labels").json()["labels"]}
 
 
+def test_labels_with_slashes_and_spaces_can_be_deleted(env):
+    from urllib.parse import quote
+
+    with client(env) as c:
+        label = "billing/refund request"
+        assert c.post("/v1/examples", json={"text": "refund me for the double bill", "label": label}).status_code == 201
+        assert label in {x["label"] for x in c.get("/v1/labels").json()["labels"]}
+        assert c.delete(f"/v1/labels/{quote(label, safe='')}").json()["examples"] == 1
+
+
 def test_concurrent_writers_lose_nothing(env):
     acked, errors = [], []
 

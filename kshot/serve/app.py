@@ -315,7 +315,7 @@ def create_app(config: Config) -> FastAPI:
         counts = await asyncio.to_thread(store.label_counts)
         return {"labels": [{"label": k, "examples": v} for k, v in sorted(counts.items())]}
 
-    @app.delete("/v1/labels/{label}")
+    @app.delete("/v1/labels/{label:path}")
     async def delete_label(request: Request, label: str):
         auth(request, "write")
         n = await model().delete_label(label)

@@ -76,7 +76,8 @@ class ServedModel:
         self.synced, index = store.index()   # the database, not the model directory, says what the head holds
         for i, (label, vec) in store.embeddings(list(index)).items():
             self.ids[i], self.rows[i] = label, vec
-        self._rebuild()
+        if index:   # else keep the loaded head: a zeroshot model has classes but no examples
+            self._rebuild()
         self.ready = True
 
     # ------------------------------------------------------------ head state (refit thread)
