@@ -111,6 +111,8 @@ def test_keys_no_key_401_wrong_role_403(env):
 @pytest.mark.parametrize("path,body,status,field", [
     ("/v1/predict", b"{not json", 400, "body"),
     ("/v1/predict", b"", 400, "body"),
+    ("/v1/predict", b"[" * 5000 + b"]" * 5000, 400, "body"),
+    ("/v1/predict", b'{"texts": ["\xff\xfe"]}', 400, "body"),
     ("/v1/predict", b'["a"]', 422, "body"),
     ("/v1/predict", b'{"texts": "one string"}', 422, "texts"),
     ("/v1/predict", b'{"texts": []}', 422, "texts"),

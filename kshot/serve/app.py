@@ -65,6 +65,8 @@ async def read_json(request: Request, limits: Limits, optional: bool = False):
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}", field="body") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the request body nests too deeply", field="body") from None
 
 
 def _object(data, where: str = "body") -> dict:
