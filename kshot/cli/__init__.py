@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import KshotError
-from . import images, recsys, tag, text  # noqa: F401  (each module registers its commands on ``app``)
+from . import images, recsys, serve, tag, text  # noqa: F401  (each module registers its commands on ``app``)
 from .common import _echo_err, app
 
 __all__ = ["app", "main", "run"]

@@ -285,6 +285,36 @@ class FewShotClassifier:
         clf.head_ = HEADS[meta["head"]["kind"]](**meta["head"]["params"]).load_state(state, len(clf.classes_))
         return clf
 
+    # ------------------------------------------- stored embeddings (the hook kshot serve uses)
+    def embed(self, texts) -> np.ndarray:
+        """Encoder embeddings of ``texts``, as the head sees them, without filling the encoder's cache
+        (a service sees endless distinct texts)."""
+        self._fitted()
+        texts = check_texts(texts)
+        return self.encoder_._encode_uncached(texts) if texts else np.zeros((0, self.encoder_.dim), np.float32)
+
+    def fit_embeddings(self, X, labels, add: bool = False) -> "FewShotClassifier":
+        """Fit the head on embeddings made by ``embed`` (the encoder is not touched); ``add=True`` adds them
+        to the fitted head (new labels become new classes), else the head is rebuilt on them alone."""
+        self._fitted()
+        labels = [_plain(y) for y in labels]
+        if not add:
+            self.classes_ = sorted(set(labels), key=lambda y: (str(type(y)), y))
+            self.head_ = self._new_head()
+        new = sorted({v for v in labels if v not in set(self.classes_)}, key=str)
+        self.classes_ = self.classes_ + new
+        self._label_prior(self.head_)
+        index = {c: i for i, c in enumerate(self.classes_)}
+        X = np.asarray(X, dtype=np.float32).reshape(len(labels), -1)
+        if self.classes_:
+            self.head_.add(X, np.array([index[v] for v in labels], dtype=np.int64), len(self.classes_))
+        return self
+
+    def proba_embeddings(self, X) -> np.ndarray:
+        """``predict_proba`` for embeddings made by ``embed``."""
+        self._fitted()
+        return self.head_.proba(np.asarray(X, dtype=np.float32)).numpy()
+
 
 def choose_threshold(clf: FewShotClassifier, texts, labels, reject_label=None) -> float:
     """Pick ``reject_below`` on held-out data mixing in-scope texts and out-of-scope ones (labelled

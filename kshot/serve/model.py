@@ -1,0 +1,272 @@
+"""The served classifier: a ``FewShotClassifier`` kept in step with the database.
+
+Two threads own it. The *model thread* encodes: concurrent requests are micro-batched (they wait up
+to ``window`` seconds, or until ``max_batch`` texts, and share one forward pass of the encoder), the
+texts of new examples in the same passes as those to predict. The *refit thread* changes the head, copy-on-write: it copies
+the published classifier (sharing the encoder), refits the copy's head and publishes it with one
+assignment, so predictions never wait for a refit and never see a half-changed head. Examples that
+arrive while a refit runs are applied together by the next one.
+
+Changes made through this process are published before their request is answered (the next
+prediction sees them). A poller reads the database's version counter every ``poll`` seconds and,
+when it moved, applies what other workers or replicas changed: additions go into the head
+incrementally (``fit_embeddings(add=True)``, a warm-started refit of the head only), deletions rebuild
+the head from the stored embeddings. Stored examples are never encoded again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import KshotError
+from ..text.classifier import MODEL_FILE, FewShotClassifier
+from .store import Store
+
+
+def fingerprint(model_dir) -> str:
+    """What stored embeddings depend on: the encoder's name (and its weights, when fine-tuned); read from
+    the model directory's JSON without loading anything."""
+    model_dir = Path(model_dir)
+    try:
+        meta = json.loads((model_dir / f"{MODEL_FILE}.json").read_text())
+        name = meta["params"]["encoder"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise KshotError(f"{model_dir} is not a readable kshot model directory ({MODEL_FILE}.json "
+                         "is missing or damaged)") from None
+    if not meta.get("finetuned"):
+        return str(name)
+    digest = hashlib.sha256()
+    for f in sorted((model_dir / "encoder").rglob("*.safetensors")):
+        digest.update(f.read_bytes())
+    return f"{name}#finetuned:{digest.hexdigest()[:16]}"
+
+
+class ServedModel:
+    def __init__(self, model_dir, store: Store, window: float = 0.004, max_batch: int = 64, poll: float = 0.5):
+        self.model_dir, self.store = Path(model_dir), store
+        self.window, self.max_batch, self.poll = window, max_batch, poll
+        self.clf = FewShotClassifier.load(self.model_dir)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kshot-model")
+        self.refitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kshot-refit")
+        self.pending: list[tuple[dict, int]] = []   # (new rows, version) added here, not yet published
+        self.pending_lock = threading.Lock()
+        self.ids: dict[int, str] = {}       # example id -> label, what the head holds
+        self.rows: dict[int, np.ndarray] = {}
+        self.recent: dict[int, int] = {}    # id -> version of a change made here, newer than `synced`
+        self.synced = -1                    # database version of the last reconciliation
+        self.model_version = 0              # bumped at every change of the head
+        self.ready = False
+        self.queue: asyncio.Queue | None = None
+        self.batch_sizes: list[int] = []
+        X = self.clf.head_.X.numpy() if self.clf.head_.X.numel() else np.zeros((0, self.clf.encoder_.dim), np.float32)
+        labels = [str(self.clf.classes_[i]) for i in self.clf.head_.y.tolist()]
+        store.seed(fingerprint(self.model_dir), X, labels)
+        self.synced, index = store.index()   # the database, not the model directory, says what the head holds
+        for i, (label, vec) in store.embeddings(list(index)).items():
+            self.ids[i], self.rows[i] = label, vec
+        if index:   # else keep the loaded head: a zeroshot model has classes but no examples
+            self._rebuild()
+        self.ready = True
+
+    # ------------------------------------------------------------ head state (refit thread)
+    def _publish(self, fn) -> None:
+        """Apply ``fn`` to a copy of the classifier (its own head, the same encoder) and publish the copy."""
+        new = copy.copy(self.clf)
+        new.head_, new.classes_ = copy.deepcopy(self.clf.head_), list(self.clf.classes_)
+        fn(new)
+        self.clf = new
+        self.model_version += 1
+
+    def _rebuild(self) -> None:
+        ids = sorted(self.rows)
+        X = np.stack([self.rows[i] for i in ids]) if ids else np.zeros((0, self.clf.encoder_.dim), np.float32)
+        self._publish(lambda clf: clf.fit_embeddings(X, [self.ids[i] for i in ids]))
+
+    def _add(self, new: dict[int, tuple[str, np.ndarray]]) -> None:
+        new = {i: v for i, v in new.items() if i not in self.ids}
+        if not new:
+            return
+        for i, (label, vec) in new.items():
+            self.ids[i], self.rows[i] = label, vec
+        if not self.clf.classes_:
+            return self._rebuild()
+        ids = sorted(new)
+        X, labels = np.stack([new[i][1] for i in ids]), [new[i][0] for i in ids]
+        self._publish(lambda clf: clf.fit_embeddings(X, labels, add=True))
+
+    def _remove(self, gone: set[int]) -> None:
+        gone = {i for i in gone if i in self.ids}
+        if gone:
+            for i in gone:
+                self.ids.pop(i, None)
+                self.rows.pop(i, None)
+            self._rebuild()
+
+    def reconcile(self) -> bool:
+        """Bring the head in step with the database (from any thread but the refit thread)."""
+        version = self.store.version()
+        if version == self.synced:
+            return False
+        version, index = self.store.index()
+        fresh = [i for i in index if i not in self.ids]
+        stored = self.store.embeddings(fresh) if fresh else {}
+        return self.refitter.submit(self._apply_index, version, index, stored).result()
+
+    def _apply_index(self, version: int, index: dict[int, str], stored: dict) -> bool:
+        self._drain()
+        skip = {i for i, v in self.recent.items() if v > version}   # changed here after that snapshot
+        gone = {i for i in self.ids if i not in index and i not in skip}
+        new = {i: stored[i] for i in index if i not in self.ids and i not in skip and i in stored}
+        self.recent = {i: v for i, v in self.recent.items() if v > version}
+        self.synced = max(self.synced, version)
+        if gone:
+            self.ids.update({i: s[0] for i, s in new.items()})
+            self.rows.update({i: s[1] for i, s in new.items()})
+            self._remove(gone)
+        else:
+            self._add(new)
+        return bool(gone or new)
+
+    def _drain(self) -> None:
+        """Publish every example added here so far, in one refit."""
+        with self.pending_lock:
+            batch, self.pending = self.pending, []
+        new = {}
+        for rows, version in batch:
+            self.recent.update({i: version for i in rows})
+            new.update(rows)
+        self._add(new)
+
+    async def run(self, fn, *args, executor=None):
+        """Run ``fn`` on the model thread (or ``executor``) from the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(executor or self.executor, fn, *args)
+
+    # ------------------------------------------------------------ changes made here
+    async def add(self, rows: list[tuple[str, str]], source: str, max_per_label: int | None) -> list[int]:
+        X = await self.embed([t for t, _ in rows])
+        ids, version = await asyncio.to_thread(self.store.add_examples, [(t, y, x) for (t, y), x in zip(rows, X)],
+                                               source, max_per_label)
+        with self.pending_lock:
+            self.pending.append(({i: (y, x) for i, (_, y), x in zip(ids, rows, X)}, version))
+        await self.run(self._drain, executor=self.refitter)   # one refit for all that arrived meanwhile
+        return ids
+
+    async def delete_example(self, example_id: int) -> bool:
+        version = await asyncio.to_thread(self.store.delete_example, example_id)
+        if version is None:
+            return False
+        await self.run(self._applied_remove, {example_id}, version, executor=self.refitter)
+        return True
+
+    async def delete_label(self, label: str) -> int:
+        n, version = await asyncio.to_thread(self.store.delete_label, label)
+        if version is not None:
+            await self.run(lambda: self._applied_remove({i for i, y in self.ids.items() if y == label}, version),
+                           executor=self.refitter)
+        return n
+
+    def _applied_remove(self, gone: set[int], version: int) -> None:
+        self._drain()
+        self.recent.update({i: version for i in gone})
+        self._remove(gone)
+
+    # ------------------------------------------------------------ prediction
+    def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, list, int]:
+        """(embeddings, probabilities, class names, model version) of ``texts`` in one encoder pass."""
+        clf, version = self.clf, self.model_version   # the published classifier, used whole
+        X = clf.embed(texts)
+        if not clf.classes_:
+            return X, np.zeros((len(texts), 0)), [], version
+        return X, clf.proba_embeddings(X), list(clf.classes_), version
+
+    async def _batched(self, texts: list[str], embed: bool):
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((texts, future, embed))
+        return await future
+
+    async def predict(self, texts: list[str]) -> tuple[np.ndarray, list, int]:
+        """(probabilities [len(texts), C], class names, model version), batched with concurrent callers."""
+        return await self._batched(texts, False)
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        """Embeddings of new examples, computed in the same encoder passes as the predictions."""
+        return await self._batched(texts, True)
+
+    async def batcher(self) -> None:
+        """Collect requests for up to ``window`` seconds and run them as one forward pass."""
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            n, deadline = len(batch[0][0]), loop.time() + self.window
+            while n < self.max_batch:
+                try:
+                    item = self.queue.get_nowait() if loop.time() >= deadline else \
+                        await asyncio.wait_for(self.queue.get(), deadline - loop.time())
+                except (asyncio.TimeoutError, asyncio.QueueEmpty):
+                    break
+                batch.append(item)
+                n += len(item[0])
+            texts = [t for item, _, _ in batch for t in item]
+            try:
+                X, proba, classes, version = await self.run(self._forward, texts)
+            except Exception as exc:   # noqa: BLE001  (handed to each waiting request)
+                for _, fut, _ in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            self.batch_sizes.append(len(texts))
+            start = 0
+            for item, fut, embed in batch:
+                part = slice(start, start + len(item))
+                if not fut.done():
+                    fut.set_result(X[part] if embed else (proba[part], classes, version))
+                start += len(item)
+
+    async def poller(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll)
+            try:
+                await asyncio.to_thread(self.reconcile)
+            except Exception as exc:   # noqa: BLE001  (the database may be away for a moment)
+                print(f"kshot serve: cannot poll the database: {str(exc).splitlines()[0]}", flush=True)
+
+    def start(self) -> list[asyncio.Task]:
+        self.queue = asyncio.Queue()
+        return [asyncio.create_task(self.batcher()), asyncio.create_task(self.poller())]
+
+    # ------------------------------------------------------------ export
+    def _export(self, dest: Path) -> Path:
+        clf = self.clf
+        if len(clf.classes_) < 1:
+            raise KshotError("there are no examples to export; add some first")
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
+        try:
+            clf.save(tmp)
+            meta_file = tmp / f"{MODEL_FILE}.json"
+            meta = json.loads(meta_file.read_text())
+            meta["serve"] = {"database_version": self.synced, "examples": len(self.ids)}
+            meta_file.write_text(json.dumps(meta, indent=2))
+            for f in tmp.rglob("*"):
+                if f.is_file():
+                    with open(f, "rb") as fh:
+                        os.fsync(fh.fileno())
+            os.rename(tmp, dest)   # atomic; fails when dest exists
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return dest
+
+    async def export(self, dest: Path) -> Path:
+        return await self.run(self._export, dest, executor=self.refitter)

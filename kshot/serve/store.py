@@ -1,0 +1,277 @@
+"""The service's database: examples (text, label, embedding), API keys, a version counter.
+
+SQLAlchemy Core over SQLite (a file, WAL mode: the default) or PostgreSQL (by URL, for several replicas).
+The database is the source of truth: every change to the examples bumps ``state.version`` in the same
+transaction, and each replica polls that counter to pick up the others' changes. Each example's embedding
+is stored beside its text (float32 bytes), so a restart or a new replica never re-encodes the history.
+
+Schema migrations are the numbered functions in ``MIGRATIONS``; ``migrate`` applies the missing ones in
+order, each in its own transaction, under a lock on PostgreSQL so that replicas starting together run
+each migration once.
+
+Keys are ``ks_<id>_<secret>``: only ``id``, a random salt and sha256(salt + secret) are stored, and a key
+is checked with ``hmac.compare_digest``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+
+import numpy as np
+import sqlalchemy as sa
+
+from ..errors import KshotError
+
+ROLES = ("read", "write", "admin")   # each role may do what the roles before it may
+meta = sa.MetaData()
+state = sa.Table("state", meta, sa.Column("name", sa.String(64), primary_key=True),
+                 sa.Column("value", sa.Text, nullable=False))
+examples = sa.Table(
+    "examples", meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("text", sa.Text, nullable=True),          # NULL: an example that came with the model directory
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("embedding", sa.LargeBinary, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # model | api | feedback
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Index("ix_examples_label", "label"),
+)
+keys = sa.Table(
+    "api_keys", meta,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("salt", sa.String(32), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(8), nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+
+def _v1(conn) -> None:
+    for table in (state, examples, keys):
+        table.create(conn, checkfirst=True)
+    conn.execute(state.insert().values(name="version", value="0"))
+
+
+MIGRATIONS = [_v1]   # MIGRATIONS[i] takes the schema from version i to i + 1; append, never edit
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")     # a commit is on disk before the client hears of it
+    cur.execute("PRAGMA busy_timeout=20000")   # concurrent writers (several workers) wait, not fail
+    cur.close()
+
+
+def make_engine(url: str, immediate: bool = True) -> sa.Engine:
+    """An engine for ``sqlite:///file.db`` or ``postgresql://...`` (psycopg 3 driver); on SQLite,
+    ``immediate`` transactions take the write lock when they begin (for the writers)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    try:
+        sqlite = url.startswith("sqlite")
+        engine = sa.create_engine(url, pool_pre_ping=True,
+                                  connect_args={"check_same_thread": False, "timeout": 20} if sqlite else {})
+    except (sa.exc.ArgumentError, ImportError, sa.exc.NoSuchModuleError) as exc:
+        raise KshotError(f"--db {url!r} is not a database URL this service can use "
+                         f"(sqlite:///FILE or postgresql://USER@HOST:PORT/DB): {exc}".splitlines()[0]) from None
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        # our own BEGIN IMMEDIATE: a write transaction takes the write lock first, so it never has to
+        # upgrade a read lock (which fails at once with "database is locked" under concurrent writers)
+        sa.event.listen(engine, "connect", lambda c, _r: setattr(c, "isolation_level", None))
+        begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
+    elif engine.dialect.name != "postgresql":
+        raise KshotError(f"--db {url!r}: the service runs on sqlite or postgresql, not {engine.dialect.name}")
+    return engine
+
+
+def _hash(salt: str, secret: str) -> str:
+    return hashlib.sha256((salt + secret).encode()).hexdigest()
+
+
+def _blob(vec) -> bytes:
+    return np.asarray(vec, dtype=np.float32).tobytes()
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.reader = make_engine(url, immediate=False) if self.engine.dialect.name == "sqlite" else self.engine
+        try:
+            self.migrate()
+        except sa.exc.OperationalError as exc:
+            raise KshotError(f"cannot open database {url!r}: {str(exc.orig).strip().splitlines()[0]}") from None
+
+    # ------------------------------------------------------------ schema
+    def schema_version(self, conn) -> int:
+        if not sa.inspect(conn).has_table("state"):
+            return 0
+        row = conn.execute(sa.select(state.c.value).where(state.c.name == "schema")).first()
+        return int(row[0]) if row else 1   # version 1 did not record itself
+
+    def migrate(self) -> int:
+        """Apply the missing migrations; returns the schema version."""
+        while True:
+            with self.engine.begin() as conn:
+                if self.engine.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7216016)"))
+                current = self.schema_version(conn)
+                if current > len(MIGRATIONS):
+                    raise KshotError(f"database {self.url!r} has schema version {current}, newer than this "
+                                     f"kshot ({len(MIGRATIONS)}); upgrade kshot")
+                if current == len(MIGRATIONS):
+                    return current
+                MIGRATIONS[current](conn)
+                self._set(conn, "schema", str(current + 1))
+
+    def _set(self, conn, name: str, value: str) -> None:
+        if conn.execute(state.update().where(state.c.name == name).values(value=value)).rowcount == 0:
+            conn.execute(state.insert().values(name=name, value=value))
+
+    def get(self, name: str) -> str | None:
+        with self.reader.connect() as conn:
+            row = conn.execute(sa.select(state.c.value).where(state.c.name == name)).first()
+        return row[0] if row else None
+
+    def _bump(self, conn) -> int:
+        """Increment the version counter (inside the caller's transaction); returns the new version."""
+        conn.execute(state.update().where(state.c.name == "version")
+                     .values(value=sa.cast(sa.cast(state.c.value, sa.Integer) + 1, sa.Text)))
+        return int(conn.execute(sa.select(state.c.value).where(state.c.name == "version")).scalar_one())
+
+    def version(self) -> int:
+        return int(self.get("version") or 0)
+
+    # ------------------------------------------------------------ model seeding
+    def seed(self, fingerprint: str, X: np.ndarray, labels: list[str]) -> bool:
+        """On first use, store the examples of the model directory (embeddings, no texts) and the model's
+        fingerprint; later, check the fingerprint. Returns True when it seeded."""
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7216017)"))
+            known = conn.execute(sa.select(state.c.value).where(state.c.name == "model")).first()
+            if known:
+                self.check_model(fingerprint, known[0])
+                return False
+            now = time.time()
+            if len(labels):
+                conn.execute(examples.insert(), [
+                    {"text": None, "label": y, "embedding": _blob(x), "source": "model", "created": now}
+                    for x, y in zip(X, labels)])
+            self._set(conn, "model", fingerprint)
+            self._bump(conn)
+            return True
+
+    def check_model(self, fingerprint: str, known: str | None = None) -> None:
+        """Raise KshotError when the database's examples were encoded by another encoder."""
+        known = known if known is not None else self.get("model")
+        if known is not None and known != fingerprint:
+            raise KshotError(f"database {self.url!r} holds examples encoded by {known!r}, not by this model's "
+                             f"encoder {fingerprint!r}; use another --db for this model")
+
+    # ------------------------------------------------------------ examples
+    def add_examples(self, rows: list[tuple[str, str, np.ndarray]], source: str = "api",
+                     max_per_label: int | None = None) -> tuple[list[int], int]:
+        """Insert (text, label, embedding) rows in one transaction; returns (ids, new version).
+
+        ``max_per_label``: refuse (KshotError naming the label) when a label would exceed it."""
+        with self.engine.begin() as conn:
+            if max_per_label is not None:
+                wanted: dict[str, int] = {}
+                for _, label, _ in rows:
+                    wanted[label] = wanted.get(label, 0) + 1
+                counts = dict(conn.execute(
+                    sa.select(examples.c.label, sa.func.count()).where(examples.c.label.in_(list(wanted)))
+                    .group_by(examples.c.label)).all())
+                for label, n in wanted.items():
+                    if counts.get(label, 0) + n > max_per_label:
+                        raise LimitError("max_examples_per_label", max_per_label,
+                                         f"label {label!r} has {counts.get(label, 0)} examples; "
+                                         f"{n} more would pass the limit of {max_per_label} per label")
+            now = time.time()
+            ids = [conn.execute(examples.insert().values(text=t, label=y, embedding=_blob(x), source=source,
+                                                         created=now)).inserted_primary_key[0]
+                   for t, y, x in rows]
+            return ids, self._bump(conn)
+
+    def delete_example(self, example_id: int) -> int | None:
+        """Delete one example; returns the new version, or None when there is no such id."""
+        with self.engine.begin() as conn:
+            if conn.execute(examples.delete().where(examples.c.id == example_id)).rowcount == 0:
+                return None
+            return self._bump(conn)
+
+    def delete_label(self, label: str) -> tuple[int, int | None]:
+        """Delete every example of ``label``; returns (how many, new version or None)."""
+        with self.engine.begin() as conn:
+            n = conn.execute(examples.delete().where(examples.c.label == label)).rowcount
+            return n, (self._bump(conn) if n else None)
+
+    def index(self) -> tuple[int, dict[int, str]]:
+        """(version, {id: label}) of every example; the rows are at least as new as the version."""
+        with self.reader.connect() as conn:
+            version = int(conn.execute(sa.select(state.c.value).where(state.c.name == "version")).scalar_one())
+            rows = conn.execute(sa.select(examples.c.id, examples.c.label)).all()
+        return version, dict(rows)
+
+    def embeddings(self, ids: list[int]) -> dict[int, tuple[str, np.ndarray]]:
+        out = {}
+        with self.reader.connect() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                for i, label, blob in conn.execute(sa.select(examples.c.id, examples.c.label, examples.c.embedding)
+                                                   .where(examples.c.id.in_(chunk))):
+                    out[i] = (label, np.frombuffer(blob, dtype=np.float32))
+        return out
+
+    def label_counts(self) -> dict[str, int]:
+        with self.reader.connect() as conn:
+            return dict(conn.execute(sa.select(examples.c.label, sa.func.count()).group_by(examples.c.label)).all())
+
+    def examples(self, label: str | None = None, after_id: int = 0, limit: int | None = None) -> list[dict]:
+        q = sa.select(examples.c.id, examples.c.text, examples.c.label, examples.c.source).order_by(examples.c.id)
+        q = q.where(examples.c.id > after_id).limit(limit)
+        if label is not None:
+            q = q.where(examples.c.label == label)
+        with self.reader.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # ------------------------------------------------------------ keys
+    def create_key(self, role: str) -> str:
+        if role not in ROLES:
+            raise KshotError(f"unknown role {role!r}; choose one of: {', '.join(ROLES)}")
+        key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_hex(16)
+        with self.engine.begin() as conn:
+            conn.execute(keys.insert().values(id=key_id, salt=salt, hash=_hash(salt, secret), role=role,
+                                              created=time.time()))
+        return f"ks_{key_id}_{secret}"
+
+    def count_keys(self) -> int:
+        with self.reader.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(keys)).scalar_one()
+
+    def check_key(self, key: str) -> str | None:
+        """The role of ``key``, or None when it is not a valid key."""
+        parts = key.split("_", 2)
+        if len(parts) != 3 or parts[0] != "ks" or len(parts[1]) != 12:
+            return None
+        with self.reader.connect() as conn:
+            row = conn.execute(sa.select(keys.c.salt, keys.c.hash, keys.c.role).where(keys.c.id == parts[1])).first()
+        if row is None:
+            hmac.compare_digest(_hash("0" * 32, parts[2]), "0" * 64)   # same work as a known id
+            return None
+        return row.role if hmac.compare_digest(_hash(row.salt, parts[2]), row.hash) else None
+
+
+class LimitError(KshotError):
+    """A request passed one of the service's limits (``limit`` names it)."""
+
+    def __init__(self, limit: str, value, message: str, status: int = 413, field: str | None = None):
+        super().__init__(message)
+        self.limit, self.value, self.status, self.field = limit, value, status, field

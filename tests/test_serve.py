@@ -1,0 +1,376 @@
+"""kshot serve on SQLite: real HTTP on 127.0.0.1 against server processes started here.
+
+One server (and one model directory) serves the whole module; the last tests SIGKILL it while clients
+add examples and restart it on the same database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from serve_helpers import Server, assert_error, make_model
+
+from kshot.cli import main
+from kshot.serve.store import Store
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+LIMITS = ["--max-texts", "16", "--max-chars", "300", "--max-examples-per-label", "40",
+          "--max-body-bytes", "20000", "--rate-limit", "1000", "--burst", "1000"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    work = tmp_path_factory.mktemp("serve")
+    db = f"sqlite:///{work / 'kshot.db'}"
+    model = make_model()
+    server = Server(model, db, work, *LIMITS)
+    store = Store(db)
+    keys = {role: store.create_key(role) for role in ("read", "write", "admin")}
+    server.wait()
+    yield {"work": work, "db": db, "model": model, "server": server, "keys": keys, "store": store}
+    server.stop()
+
+
+def client(env, role="write"):
+    return env["server"].client(env["keys"][role])
+
+
+def predict(c, *texts, **extra):
+    r = c.post("/v1/predict", json={"texts": list(texts), **extra})
+    assert r.status_code == 200, r.text
+    return r.json()["predictions"]
+
+
+def test_keys_create_prints_the_key_alone_on_its_last_line(env, capsys):
+    assert main(["serve", "keys", "create", "--role", "read", "--db", env["db"]]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert key.startswith("ks_") and " " not in key
+    with env["server"].client(key) as c:
+        assert c.post("/v1/predict", json={"texts": ["where is my card"]}).status_code == 200
+        assert_error(c.post("/v1/examples", json={"text": "a", "label": "b"}), 403)
+    assert main(["serve", "keys", "create", "--role", "root", "--db", env["db"]]) == 2
+    assert "root" in capsys.readouterr().err
+    con = sqlite3.connect(env["work"] / "kshot.db")
+    secret = key.split("_", 2)[2]
+    assert all(secret not in (h + s) for s, h in con.execute("SELECT salt, hash FROM api_keys"))
+    con.close()
+
+
+def test_serve_refuses_a_database_of_another_encoder_and_a_non_model_dir(env, tmp_path, capsys):
+    import numpy as np
+
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    Store(url).seed("some-other-encoder", np.zeros((1, 4), np.float32), ["x"])
+    assert main(["serve", str(env["model"]), "--db", url, "--port", "1"]) == 2
+    assert "some-other-encoder" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path), "--db", url]) == 2
+    assert "not a kshot model directory" in capsys.readouterr().err
+    assert main(["serve", str(env["model"]), "--db", "mysql://nobody@127.0.0.1/x"]) == 2
+    assert "--db" in capsys.readouterr().err
+
+
+def test_predict_gives_label_score_top_k_and_rejection(env):
+    with client(env, "read") as c:
+        out = predict(c, "my card has still not arrived", "how much money do I have", top_k=2)
+        assert [p["label"] for p in out] == ["card_arrival", "balance"]
+        assert len(out[0]["top"]) == 2 and out[0]["top"][0]["label"] == "card_arrival"
+        assert out[0]["score"] == out[0]["top"][0]["score"] and not out[0]["rejected"]
+        rejected = predict(c, "my card has still not arrived", reject_below=1.0)[0]
+        assert rejected["rejected"] and rejected["label"] == "oos"
+
+
+def test_keys_no_key_401_wrong_role_403(env):
+    with env["server"].client(None) as c:
+        r = c.post("/v1/predict", json={"texts": ["hi"]})
+        assert_error(r, 401, field="Authorization")
+        assert r.headers["www-authenticate"] == "Bearer"
+    with env["server"].client("ks_000000000000_nope") as c:
+        assert_error(c.post("/v1/predict", json={"texts": ["hi"]}), 401)
+    with env["server"].client(env["keys"]["read"] + "x") as c:
+        assert_error(c.post("/v1/predict", json={"texts": ["hi"]}), 401)
+    with client(env, "read") as c:
+        assert_error(c.delete("/v1/labels/balance"), 403)
+        assert_error(c.post("/v1/feedback", json={"text": "a", "label": "b"}), 403)
+    with client(env, "write") as c:
+        assert_error(c.post("/v1/export", json={}), 403)
+        assert_error(c.post("/v1/keys", json={"role": "admin"}), 403)
+    with client(env, "admin") as c:
+        new = c.post("/v1/keys", json={"role": "read"}).json()["key"]
+    with env["server"].client(new) as c:
+        assert c.get("/v1/labels").status_code == 200
+
+
+@pytest.mark.parametrize("path,body,status,field", [
+    ("/v1/predict", b"{not json", 400, "body"),
+    ("/v1/predict", b"", 400, "body"),
+    ("/v1/predict", b"[" * 5000 + b"]" * 5000, 400, "body"),
+    ("/v1/predict", b'{"texts": ["\xff\xfe"]}', 400, "body"),
+    ("/v1/predict", b'["a"]', 422, "body"),
+    ("/v1/predict", b'{"texts": "one string"}', 422, "texts"),
+    ("/v1/predict", b'{"texts": []}', 422, "texts"),
+    ("/v1/predict", b'{"texts": ["ok", 3]}', 422, "texts[1]"),
+    ("/v1/predict", b'{"texts": ["   "]}', 422, "texts[0]"),
+    ("/v1/predict", b'{"texts": ["ok"], "reject_below": "high"}', 422, "reject_below"),
+    ("/v1/predict", b'{"texts": ["ok"], "reject_below": 2}', 422, "reject_below"),
+    ("/v1/predict", b'{"texts": ["ok"], "top_k": 0}', 422, "top_k"),
+    ("/v1/examples", b'{"text": "a message", "label": ""}', 422, "label"),
+    ("/v1/examples", b'{"text": "a message", "label": 7}', 422, "label"),
+    ("/v1/examples", b'{"text": "", "label": "x"}', 422, "text"),
+    ("/v1/examples", b'{"label": "x"}', 422, "text"),
+    ("/v1/examples", b'[{"text": "fine", "label": "x"}, {"text": "fine", "label": null}]', 422, "[1].label"),
+    ("/v1/examples", b'{"examples": []}', 422, "examples"),
+    ("/v1/feedback", b'{"text": "fine", "label": ["x"]}', 422, "label"),
+])
+def test_bad_input_is_a_4xx_naming_the_field(env, path, body, status, field):
+    with client(env) as c:
+        assert_error(c.post(path, content=body, headers={"Content-Type": "application/json"}), status, field=field)
+
+
+def test_bad_ids_and_unknown_paths(env):
+    with client(env) as c:
+        assert_error(c.delete("/v1/examples/987654"), 404, field="id")
+        assert_error(c.delete("/v1/examples/abc"), 422, field="example_id")
+        assert_error(c.delete("/v1/labels/no-such-label"), 404, field="label")
+        assert_error(c.get("/v1/nothing"), 404)
+        assert_error(c.get("/v1/examples", params={"limit": 0}), 422, field="limit")
+        page = c.get("/v1/examples", params={"limit": 2, "after_id": 1}).json()["examples"]
+        assert [e["id"] for e in page] == [2, 3] and page[0]["text"] is None
+        assert_error(c.put("/v1/predict"), 405)
+
+
+def test_limits_are_json_errors_naming_the_limit(env):
+    with client(env) as c:
+        assert_error(c.post("/v1/predict", json={"texts": ["a"] * 17}), 413, field="texts", limit="max_texts")
+        assert_error(c.post("/v1/predict", json={"texts": ["a" * 301]}), 413, field="texts[0]", limit="max_chars")
+        big = b'{"texts": ["' + b"a" * 30000 + b'"]}'
+        assert_error(c.post("/v1/predict", content=big), 413, limit="max_body_bytes")
+        ok = c.post("/v1/examples", json=[{"text": f"limit text {i}", "label": "limits"} for i in range(16)])
+        assert ok.status_code == 201, ok.text
+        ok = c.post("/v1/examples", json={"examples": [{"text": f"more {i}", "label": "limits"} for i in range(16)]})
+        assert ok.status_code == 201, ok.text
+        err = assert_error(c.post("/v1/examples", json=[{"text": f"x {i}", "label": "limits"} for i in range(9)]),
+                           413, limit="max_examples_per_label")
+        assert "limits" in err["message"]
+        assert c.delete("/v1/labels/limits").json()["examples"] == 32
+
+
+def test_a_new_intent_counts_from_the_next_prediction(env):
+    message = "the app charged my card twice for one coffee"
+    with client(env) as c:
+        before = predict(c, message)[0]["label"]
+        assert before != "double_charge"
+        r = c.post("/v1/examples", json=[{"text": "I was charged twice for the same purchase", "label": "double_charge"},
+                                         {"text": "two payments were taken for one order", "label": "double_charge"}])
+        assert r.status_code == 201 and len(r.json()["ids"]) == 2
+        assert predict(c, message)[0]["label"] == "double_charge"
+        counts = {x["label"]: x["examples"] for x in c.get("/v1/labels").json()["labels"]}
+        assert counts == {"balance": 3, "card_arrival": 3, "close_account": 3, "double_charge": 2}
+        fb = c.post("/v1/feedback", json={"text": message, "label": "double_charge", "predicted": before})
+        assert fb.status_code == 201
+        listed = c.get("/v1/examples", params={"label": "double_charge"}).json()["examples"]
+        assert {e["text"] for e in listed} >= {message} and {e["source"] for e in listed} == {"api", "feedback"}
+        assert c.delete(f"/v1/examples/{fb.json()['ids'][0]}").status_code == 200
+        assert c.delete("/v1/labels/double_charge").json()["examples"] == 2
+        assert predict(c, message)[0]["label"] != "double_charge"
+        assert "double_charge" not in {x["label"] for x in c.get("/v1/labels").json()["labels"]}
+
+
+def test_labels_with_slashes_and_spaces_can_be_deleted(env):
+    from urllib.parse import quote
+
+    with client(env) as c:
+        label = "billing/refund request"
+        assert c.post("/v1/examples", json={"text": "refund me for the double bill", "label": label}).status_code == 201
+        assert label in {x["label"] for x in c.get("/v1/labels").json()["labels"]}
+        assert c.delete(f"/v1/labels/{quote(label, safe='')}").json()["examples"] == 1
+
+
+def test_concurrent_writers_lose_nothing(env):
+    acked, errors = [], []
+
+    def writer(w):
+        with client(env) as c:
+            for i in range(6):
+                items = [{"text": f"writer {w} message {i} part {j}", "label": f"w{w % 3}"} for j in range(1 + i % 2)]
+                r = c.post("/v1/examples", json=items if len(items) > 1 else items[0])
+                (acked.extend(zip(r.json()["ids"], items)) if r.status_code == 201 else errors.append(r.text))
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert len({i for i, _ in acked}) == len(acked) == 6 * 9
+    with client(env) as c:
+        stored = {e["id"]: e for e in c.get("/v1/examples").json()["examples"]}
+        for i, item in acked:
+            assert stored[i]["text"] == item["text"] and stored[i]["label"] == item["label"]
+        for label in ("w0", "w1", "w2"):
+            assert c.delete(f"/v1/labels/{label}").status_code == 200
+
+
+def test_deleting_a_label_while_predictions_run_never_gives_500(env):
+    statuses, stop = [], threading.Event()
+
+    def predictor():
+        with client(env, "read") as c:
+            for _ in range(40):
+                if stop.is_set():
+                    break
+                r = c.post("/v1/predict", json={"texts": ["refund my double payment please"], "top_k": 4})
+                statuses.append(r.status_code)
+                assert "Traceback" not in r.text
+
+    threads = [threading.Thread(target=predictor) for _ in range(3)]
+    for t in threads:
+        t.start()
+    with client(env) as c:
+        for round_ in range(4):
+            r = c.post("/v1/examples", json=[{"text": f"refund round {round_} payment {j}", "label": "refund"}
+                                             for j in range(2)])
+            assert r.status_code == 201
+            assert c.delete("/v1/labels/refund").status_code == 200
+    stop.set()
+    for t in threads:
+        t.join(timeout=120)
+    assert statuses and set(statuses) == {200}
+
+
+def test_export_writes_a_model_directory_that_kshot_predict_loads(env, tmp_path, capsys):
+    from kshot.text.classifier import FewShotClassifier
+
+    with client(env) as c:
+        c.post("/v1/examples", json=[{"text": "I lost my phone and my banking app", "label": "lost_phone"},
+                                     {"text": "my phone was stolen", "label": "lost_phone"}])
+    with client(env, "admin") as c:
+        r = c.post("/v1/export", json={"name": "snapshot"})
+        assert r.status_code == 200, r.text
+        path = Path(r.json()["path"])
+        assert_error(c.post("/v1/export", json={"name": "snapshot"}), 409, field="name")
+        assert_error(c.post("/v1/export", json={"name": "../escape"}), 422, field="name")
+    assert path.parent == env["work"] / "exports" and not list(path.parent.glob(".*part"))
+    clf = FewShotClassifier.load(path)
+    assert "lost_phone" in clf.classes_ and clf.predict(["someone stole my phone"])[0] == "lost_phone"
+    (tmp_path / "in.csv").write_text("text\nsomeone stole my phone\n")
+    assert main(["predict", str(path), str(tmp_path / "in.csv")]) == 0
+    assert "lost_phone" in capsys.readouterr().out
+    with client(env) as c:
+        c.delete("/v1/labels/lost_phone")
+
+
+def test_health_and_metrics(env):
+    with env["server"].client(None) as c:
+        health = c.get("/v1/health").json()
+        assert health["status"] == "ok" and health["ready"] and health["labels"] == 3
+        text = c.get("/metrics").text
+    assert 'kshot_requests_total{method="POST",route="/v1/predict",status="200"}' in text
+    assert 'kshot_request_duration_seconds_bucket{route="/v1/predict",le="+Inf"}' in text
+    assert "kshot_examples 9" in text and "kshot_model_version" in text
+    assert "/v1/predict" in env["server"].client(None).get("/openapi.json").json()["paths"]
+
+
+def _chromium():
+    for name in ("/usr/bin/chromium", "/usr/bin/chromedriver"):
+        if not os.path.exists(name):
+            pytest.skip(f"{name} is missing (.ci/run installs Debian's chromium and chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    profile = tempfile.mkdtemp(prefix="kshot-chromium-")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    service = webdriver.ChromeService(executable_path="/usr/bin/chromedriver")
+    return webdriver.Chrome(options=options, service=service), profile
+
+
+def test_web_page_classifies_and_learns_in_a_browser(env):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, profile = _chromium()
+    try:
+        wait = WebDriverWait(driver, 30)
+        driver.get(env["server"].url + "/")
+        driver.find_element(By.ID, "key").send_keys(env["keys"]["write"])
+        driver.find_element(By.ID, "save-key").click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#labels tr")) == 3)
+        message = "my parcel from the shop never showed up"
+        driver.find_element(By.ID, "text").send_keys(message)
+        driver.find_element(By.ID, "classify").click()
+        wait.until(lambda d: d.find_element(By.ID, "intent").text)
+        assert driver.find_element(By.ID, "intent").text != "missing_parcel"
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#scores tr")) == 3
+        driver.find_element(By.ID, "label").send_keys("missing_parcel")
+        driver.find_element(By.ID, "add").click()
+        wait.until(lambda d: "missing_parcel" in d.find_element(By.ID, "labels").text)
+        driver.find_element(By.ID, "classify").click()
+        wait.until(lambda d: d.find_element(By.ID, "intent").text == "missing_parcel")
+        assert driver.find_element(By.ID, "status").text == ""
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    with client(env) as c:
+        assert c.delete("/v1/labels/missing_parcel").json()["examples"] == 1
+
+
+def test_sigkill_while_adding_loses_no_acknowledged_example(env):
+    """The server dies (SIGKILL) under writers; after a restart every acknowledged example is there and
+    every stored row is whole. The restarted server then checks the rate limit."""
+    acked, sent, bad, lock, first = [], set(), [], threading.Lock(), threading.Event()
+
+    def writer(w):
+        with client(env) as c:
+            for i in range(200):
+                text = f"crash writer {w} example {i}"
+                with lock:
+                    sent.add(text)
+                try:
+                    r = c.post("/v1/examples", json={"text": text, "label": "crash"}, timeout=10)
+                except Exception:   # noqa: BLE001  (the server is gone)
+                    return
+                if r.status_code != 201:
+                    bad.append(r.text)
+                    return
+                with lock:
+                    acked.append((r.json()["ids"][0], text))
+                first.set()
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    assert first.wait(60)
+    time.sleep(0.5)
+    env["server"].kill()
+    for t in threads:
+        t.join(timeout=60)
+    assert acked and not bad
+    server = Server(env["model"], env["db"], env["work"], "--rate-limit", "2", "--burst", "3").wait()
+    try:
+        with server.client(env["keys"]["read"]) as c:
+            stored = {e["id"]: e for e in c.get("/v1/examples", params={"label": "crash"}).json()["examples"]}
+            for i, text in acked:
+                assert stored[i]["text"] == text
+            assert set(e["text"] for e in stored.values()) <= sent
+            assert c.get("/v1/health").json()["examples"] == 9 + len(stored)
+            con = sqlite3.connect(env["work"] / "kshot.db")
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert {n for (n,) in con.execute("SELECT length(embedding) FROM examples")} == {384 * 4}
+            con.close()
+            codes = [c.post("/v1/predict", json={"texts": ["balance?"]}) for _ in range(6)]
+            limited = [r for r in codes if r.status_code == 429]
+            assert limited and codes[0].status_code == 200
+            assert_error(limited[0], 429, limit="rate_per_s")
+            assert int(limited[0].headers["retry-after"]) >= 1
+    finally:
+        server.stop()

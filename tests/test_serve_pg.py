@@ -1,0 +1,93 @@
+"""kshot serve on PostgreSQL: two replicas on one throwaway cluster (initdb/pg_ctl on a loopback port),
+the second with two worker processes, see each other's examples and deletions; concurrent writers on
+both lose nothing."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from serve_helpers import Postgres, Server, make_model
+
+from kshot.serve.store import Store
+
+pytest.importorskip("fastapi")
+pytest.importorskip("psycopg")
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory):
+    work = tmp_path_factory.mktemp("serve-pg")
+    pg = Postgres()
+    try:
+        model = make_model()
+        store = Store(pg.url)
+        key = store.create_key("write")
+        store.engine.dispose()
+        a = Server(model, pg.url, work, "--rate-limit", "0")
+        # both seed the same database at once; b has two worker processes
+        b = Server(model, pg.url, work, "--rate-limit", "0", "--workers", "2")
+        try:
+            yield a.wait(), b.wait(), key, pg
+        finally:
+            a.stop()
+            b.stop()
+    finally:
+        pg.stop()
+
+
+def wait_for(fn, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fn():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def top_label(c, text):
+    r = c.post("/v1/predict", json={"texts": [text]})
+    assert r.status_code == 200, r.text
+    return r.json()["predictions"][0]["label"]
+
+
+def test_replicas_share_examples_and_deletions(replicas):
+    a, b, key, _ = replicas
+    with a.client(key) as ca, b.client(key) as cb:
+        counts = {x["label"]: x["examples"] for x in cb.get("/v1/labels").json()["labels"]}
+        assert counts == {"balance": 3, "card_arrival": 3, "close_account": 3}   # seeded once, not twice
+        message = "the shop charged my card two times"
+        assert top_label(cb, message) != "double_charge"
+        r = ca.post("/v1/examples", json=[{"text": "I was charged twice for one purchase", "label": "double_charge"},
+                                          {"text": "two payments taken for the same order", "label": "double_charge"}])
+        assert r.status_code == 201
+        assert top_label(ca, message) == "double_charge"
+        assert wait_for(lambda: top_label(cb, message) == "double_charge"), "replica b never saw a's examples"
+        assert cb.delete("/v1/labels/double_charge").json()["examples"] == 2
+        assert top_label(cb, message) != "double_charge"
+        assert wait_for(lambda: top_label(ca, message) != "double_charge"), "replica a never saw b's deletion"
+
+
+def test_writers_on_both_replicas_lose_nothing(replicas):
+    a, b, key, _ = replicas
+    acked, errors = [], []
+
+    def writer(server, w):
+        with server.client(key) as c:
+            for i in range(5):
+                item = {"text": f"replica writer {w} note {i}", "label": f"pg{w % 2}"}
+                r = c.post("/v1/examples", json=item)
+                (acked.append((r.json()["ids"][0], item)) if r.status_code == 201 else errors.append(r.text))
+
+    threads = [threading.Thread(target=writer, args=((a, b)[w % 2], w)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and len({i for i, _ in acked}) == 30
+    for server in (a, b):
+        with server.client(key) as c:
+            stored = {e["id"]: e for e in c.get("/v1/examples").json()["examples"]}
+            assert all(stored[i]["text"] == item["text"] for i, item in acked)
+            assert wait_for(lambda: c.get("/v1/health").json()["examples"] == 9 + 30)
