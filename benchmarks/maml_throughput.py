@@ -10,8 +10,13 @@ inner loop and the meta-gradient) + an Adam step. Each configuration runs in a p
 other, so that one strategy's threads and allocator state cannot slow the next and the peak memory is
 that configuration's own.
 
+Strategy ``l2l`` is a reference written the way learn2learn does it (``L2LReference``), so the speed-up
+over it is measured in the same run; ``--rounds R`` repeats every configuration R times in turn
+(A B A B) and prints the per-round ratios.
+
     python benchmarks/maml_throughput.py [--iterations 5] [--meta-batch 32] [--threads N] [--floor]
-                                         [--networks stride,maxpool] [--strategies threads,loop,...]
+                                         [--networks stride,maxpool] [--strategies threads,loop,l2l,...]
+                                         [--classes MAML,FOMAML] [--rounds R]
 """
 
 from __future__ import annotations

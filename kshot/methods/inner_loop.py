@@ -3,7 +3,9 @@
 Everything here is a pure function of a parameter dict: the network runs through
 ``kshot.backbones.pure_forward`` (``torch.func.functional_call`` for modules made of other layers), the
 inner gradients come from ``torch.func.grad`` and the meta-gradient
-of one task from a second ``torch.func.grad`` around the whole inner loop. The tasks of a meta-batch then
+of one task from a second ``torch.func.grad`` around the whole inner loop (the loop and threads
+strategies take the same derivatives with ``torch.autograd.grad`` on leaf copies of the parameters:
+same numbers, without functorch's wrapping of every operator, 15-30 % faster per task on CPU). The tasks of a meta-batch then
 run either through ``torch.func.vmap`` (``chunk_size`` tasks at a time, to bound memory) or in a loop
 over the same per-task function: a plain Python loop, or ``threads``, the loop spread over one worker
 thread per torch thread, each task on one core (small convolutions use several cores poorly, whole
