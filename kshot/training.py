@@ -5,6 +5,10 @@ classes instead of episodes; ``TrainConfig.augment`` adds data augmentation (ksh
 
 A run directory holds ``config.json`` (the full ``TrainConfig``), ``last.{safetensors,json}``
 (weights + optimizer state, for ``resume``) and ``best.{safetensors,json}`` (best validation accuracy).
+
+Under torchrun (``kshot train --nproc N``) the same loop runs in every process (``kshot.distributed``):
+each rank takes its share of the tasks (or of the mini-batch) of a step, the gradients are averaged
+over the ranks, every rank makes the same optimizer step, and rank 0 alone validates and writes files.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from .augment import Augmentation, generator_for
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_dataset
 from .data.store import atomic_write
-from .episodes import EpisodeSampler
+from . import distributed
+from .episodes import Episode, EpisodeSampler
 from .backbones import BACKBONES
 from .errors import KshotError, check_choice, check_positive_int
 from .evaluation import evaluate
@@ -121,23 +126,52 @@ def load_split(config: TrainConfig, split: str):
     return load_dataset(config.dataset, split, root=config.data_root, **config.dataset_params)
 
 
-def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: bool = True,
-               train_data=None, val_data=None) -> dict:
-    """Train ``config.method`` episodically; return a summary (best validation accuracy, timings)."""
+def check_run(config: TrainConfig, out_dir, resume: bool, world_size: int = 1) -> str | None:
+    """Refuse what cannot run before anything starts (also called by ``kshot train --nproc`` before it
+    launches the processes): a resume without checkpoint, a run directory already used, a step that
+    cannot be split over ``world_size`` processes. Returns a notice to print, or None."""
     config.validate()
-    tune_allocator()
     out = Path(out_dir)
     notice = None
     if resume:
         if not (out / "last.json").is_file():
-            raise KshotError(f"cannot resume: {out} has no last.json checkpoint")
+            raise KshotError(f"cannot resume: {out} has no last.json checkpoint"
+                             + (" (with several machines --out must be on a shared file system)"
+                                if world_size > 1 else ""))
         notice = check_resume(config, json.loads((out / "last.json").read_text()).get("config", {}))
     elif (out / "last.json").exists() or (out / "best.json").exists():
         raise KshotError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    writer_cls = _tensorboard_writer() if config.tensorboard else None
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out / "config.json", "w") as f:
-        json.dump({**config.to_dict(), "kshot_version": __version__}, f, indent=2)
+    if world_size > 1:
+        pretrain = METHODS[config.method].pretrains
+        total, name, flag = ((config.batch_size, "batch_size", "--batch-size") if pretrain
+                             else (config.meta_batch, "meta_batch", "--meta-batch"))
+        what = "items" if pretrain else "tasks"
+        if total < world_size:
+            raise KshotError(f"{name}={total} is smaller than the number of processes ({world_size}): every "
+                             f"process trains on its own share of the {what} of a step; use {flag} "
+                             f"{world_size} or a multiple of it, or fewer processes")
+        split = distributed.split_description(total, world_size, what)
+        if total % world_size:
+            split += " (uneven; the gradients are weighted by share, so the step equals the one-process step)"
+        notice = split if notice is None else f"{notice}\n{split}"
+    return notice
+
+
+def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: bool = True,
+               train_data=None, val_data=None) -> dict:
+    """Train ``config.method`` episodically; return a summary (best validation accuracy, timings).
+
+    Under torchrun every process calls this; only rank 0's summary holds the validation results."""
+    world = distributed.setup(config.device)
+    notice = check_run(config, out_dir, resume, world.size)
+    tune_allocator()
+    out = Path(out_dir)
+    main = world.is_main
+    writer_cls = _tensorboard_writer() if config.tensorboard and main else None
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out / "config.json", "w") as f:
+            json.dump({**config.to_dict(), "kshot_version": __version__}, f, indent=2)
 
     augment = Augmentation.from_dict(config.augment)
     train_data = augment.data(train_data if train_data is not None else load_split(config, config.train_split))
@@ -149,9 +183,10 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
     EpisodeSampler(val_data.labels, config.val_way, val_shot, config.val_query)  # fail early if impossible
 
     torch.manual_seed(config.seed)
+    device = world.device
     extra = {"num_classes": train_data.num_classes} if pretrain else {}
     method = build_method(config.method, train_data.item_shape, config.backbone,
-                          config.backbone_params, **config.method_params, **extra).to(config.device)
+                          config.backbone_params, **config.method_params, **extra).to(device)
     optim_cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
     optimizer = optim_cls(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     meta = {"kshot_version": __version__, "method": config.method, "method_params": method.hparams(),
@@ -169,12 +204,13 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
             optimizer.load_state_dict(optim_state)
         start, best, history = last["iteration"], last["best_val"], last["history"]
         stale, train_seconds = last.get("stale", 0), last.get("train_seconds", 0.0)
+    distributed.broadcast_module(world, method)  # every rank starts from rank 0's weights
     writer = writer_cls(str(out / "tensorboard")) if writer_cls else None
 
     def validate_and_save(it: int) -> bool:
         nonlocal best, stale
         score = evaluate(method, val_data, config.val_way, val_shot, config.val_query,
-                         config.val_episodes, seed=config.seed, device=config.device)
+                         config.val_episodes, seed=config.seed, device=device)
         improved = score.accuracy > best
         best, stale = (score.accuracy, 0) if improved else (best, stale + 1)
         history.append({"iteration": it, "episodes": it * T, "val_accuracy": score.accuracy,
@@ -193,8 +229,12 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
     method.train()
     seen, loss_avg, acc_avg, step_seconds = 0, 0.0, 0.0, 0.0
     fields = "loss {loss:.3f}  acc {acc:.3f}  {eps:.1f} ep/s  val {val}"
-    with progress_bar(iterations * T, f"training {config.method}", enabled=progress, fields=fields) as advance:
-        log = advance.log
+    step_size = min(config.batch_size, len(train_data)) if pretrain else T  # items or tasks of a step
+    lo, hi = distributed.share(step_size, world)  # this rank's share of them
+    weight = (hi - lo) / step_size
+    with progress_bar(iterations * T, f"training {config.method}", enabled=progress and main,
+                      fields=fields) as advance:
+        log = advance.log if main else (lambda message: None)
         if notice:
             log(notice)
         advance(start * T)
@@ -203,28 +243,37 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
             for group in optimizer.param_groups:
                 group["lr"] = lr
             t0 = time.perf_counter()
+            # one process: the whole step; rank r of W: the same draws, its share of them
             generator = generator_for(config.seed, it) if augment.transforms_images else None
             if pretrain:
                 items, targets = minibatch(train_data, config.batch_size, config.seed, it)
-                items, targets = augment.images(items, generator).to(config.device), targets.to(config.device)
+                items, targets = augment.images(items, generator)[lo:hi], targets[lo:hi]
+                items, targets = items.to(device), targets.to(device)
                 loss, logits = method.pretrain_loss(items, targets)
             else:
-                batch = next(sampler.episodes(train_data.items, T, start=it * T, batch=T))
-                batch = augment.episode(batch, generator).to(config.device)
+                if generator is None:
+                    batch = next(sampler.episodes(train_data.items, hi - lo, start=it * T + lo, batch=hi - lo))
+                else:  # the augmentation draws of the whole step, whatever the share
+                    batch = augment.episode(next(sampler.episodes(train_data.items, T, start=it * T, batch=T)),
+                                            generator)
+                    batch = batch if T == 1 else Episode(*(t[lo:hi] for t in batch.astuple()))
+                batch = batch.to(device)
                 loss, logits = method.loss(batch)
                 targets = batch.query_labels
-            if not torch.isfinite(loss):
-                raise TrainingError(f"loss became {loss.item()} at episode {it * T + 1} (iteration {it + 1}); "
-                                    f"the last good checkpoint is kept in {out}/last.*")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
             acc = (logits.argmax(-1) == targets).float().mean().item()
+            loss_value, acc = distributed.reduce(world, method.parameters(), weight, [loss.item(), acc])
+            if not math.isfinite(loss_value):
+                raise TrainingError(f"loss became {loss_value} at episode {it * T + 1} (iteration {it + 1}); "
+                                    f"the last good checkpoint is kept in {out}/last.*")
+            optimizer.step()
+            distributed.average_buffers(world, method, weight)
             seen += 1
-            loss_avg += (loss.item() - loss_avg) / min(seen, 50)
+            loss_avg += (loss_value - loss_avg) / min(seen, 50)
             acc_avg += (acc - acc_avg) / min(seen, 50)
             if writer:
-                writer.add_scalar("train/loss", loss.item(), (it + 1) * T)
+                writer.add_scalar("train/loss", loss_value, (it + 1) * T)
                 writer.add_scalar("train/accuracy", acc, (it + 1) * T)
             dt = time.perf_counter() - t0
             step_seconds += dt
@@ -233,7 +282,7 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
             stop = False
             if (config.val_every and done // config.val_every > (it * T) // config.val_every) \
                     or it + 1 == iterations:
-                stop = validate_and_save(it + 1)
+                stop = distributed.broadcast_flag(world, validate_and_save(it + 1) if main else False)
             advance(T, loss=loss_avg, acc=acc_avg, eps=seen * T / max(step_seconds, 1e-9),
                     val=f"{100 * best:.2f}" if best >= 0 else "-")
             if stop:
@@ -242,7 +291,8 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
         writer.close()
     return {"best_val_accuracy": best, "iterations": history[-1]["iteration"] if history else start,
             "episodes": (history[-1]["iteration"] if history else start) * T,
-            "train_seconds": train_seconds, "history": history, "run_dir": str(out)}
+            "train_seconds": train_seconds, "history": history, "run_dir": str(out),
+            "rank": world.rank, "world_size": world.size}
 
 
 def check_resume(config: TrainConfig, previous: dict) -> str | None:

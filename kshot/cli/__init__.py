@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KshotError as exc:
         _echo_err(f"error: {str(exc).splitlines()[0]}")
-        return 2
+        return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         _echo_err("interrupted; a training run continues with --resume")
         return 130

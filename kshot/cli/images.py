@@ -65,9 +65,10 @@ def train(
     tensorboard: bool = typer.Option(False, help="log to RUN_DIR/tensorboard"),
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    nproc: Optional[int] = typer.Option(None, help="train with N processes on this machine (starts torchrun; gloo on CPU, one GPU each with nccl); each takes its share of --meta-batch. Under your own torchrun leave it out"),
 ):
     """Meta-train a method on a dataset and write checkpoints to --out."""
-    from ..training import TrainConfig, meta_train
+    from ..training import TrainConfig, check_run, meta_train
 
     values = {}
     if resume and (out / "config.json").is_file():
@@ -96,9 +97,33 @@ def train(
     if lr_step is not None and cfg.lr_schedule == "linear":
         raise KshotError(f"--lr-step {lr_step} has no effect with --lr-schedule linear (the learning rate falls "
                          "to 0 at --episodes); give one of the two")
+    if nproc is not None:
+        from ..distributed import check_nproc
+
+        if check_nproc(nproc, cfg.device) > 1:
+            _launch_training(cfg, out, resume, progress, nproc, check_run(cfg, out, resume, nproc))
+            return
     summary = meta_train(cfg, out, resume=resume, progress=progress)
+    if summary["rank"] != 0:  # under torchrun rank 0 reports
+        return
     typer.echo(f"best validation accuracy {100 * summary['best_val_accuracy']:.2f}% after "
                f"{summary['episodes']} episodes ({summary['train_seconds']:.0f} s training); run in {out}")
+
+
+def _launch_training(cfg, out: Path, resume: bool, progress: bool, nproc: int, notice: str | None) -> None:
+    """``kshot train`` in ``nproc`` processes: the checked config goes to them as a file."""
+    from ..distributed import launch
+
+    if notice:
+        typer.echo(notice, err=True)
+    with tempfile.TemporaryDirectory(prefix="kshot-launch-") as tmp:
+        path = Path(tmp) / "config.json"
+        path.write_text(json.dumps(cfg.to_dict()))
+        launch(nproc, ["train", "--out", str(out), "--config", str(path), *(["--resume"] if resume else []),
+                       *([] if progress else ["--no-progress"])])
+    last = json.loads((out / "last.json").read_text())
+    typer.echo(f"best validation accuracy {100 * last['best_val']:.2f}% after {last['episodes_done']} episodes "
+               f"({last['train_seconds']:.0f} s training, {nproc} processes); run in {out}")
 
 
 @app.command(name="eval")
