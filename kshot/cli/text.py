@@ -1,4 +1,4 @@
-"""`kshot fit`, `kshot predict`: the few-shot text classifier."""
+"""`kshot fit`, `kshot predict`, `kshot score`: the few-shot text classifier."""
 
 from __future__ import annotations
 
@@ -75,3 +75,60 @@ def predict(
     rows = [{**row, "prediction": p, "score": round(float(s), 6)} for row, p, s in zip(table.rows, preds, scores)]
     columns = [c for c in table.columns if c not in ("prediction", "score")] + ["prediction", "score"]
     write_table(output, rows, columns)
+
+
+@app.command()
+def score(
+    model_dir: Path = typer.Argument(..., help="a model directory written by `kshot fit`"),
+    test_file: str = typer.Argument(..., help="CSV/TSV/JSONL/JSON file of labelled texts (- for stdin, CSV)"),
+    text_column: str = typer.Option("text", help="column holding the texts"),
+    label_column: str = typer.Option("label", help="column holding the true labels"),
+    as_json: bool = typer.Option(False, "--json", help="print the scores as one JSON object"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="write the confusion matrix to this PNG file"),
+    reject_below: Optional[float] = typer.Option(None, help="predict the reject label under this score and report "
+                                                 "out-of-scope recall (test rows labelled with the reject label)"),
+    seed: int = typer.Option(0, help="seed of the bootstrap resamples behind the 95% intervals"),
+):
+    """Accuracy and macro-F1 (95% bootstrap intervals), per-class scores and the confusion matrix."""
+    import json
+
+    from ..data.files import read_table
+    from ..text.classifier import FewShotClassifier
+    from ..text.scoring import plot_confusion, score as score_texts
+
+    if reject_below is not None and not 0 <= reject_below <= 1:
+        raise KshotError(f"--reject-below must be a probability from 0 to 1, got {reject_below}")
+    clf = FewShotClassifier.load(model_dir)
+    table = read_table(test_file, text_column, label_column)
+    result = score_texts(clf, table.texts, table.labels, reject_below=reject_below, seed=seed)
+    if plot is not None:
+        plot_confusion(result, plot)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict()))
+        return
+    _print_score(result, plot)
+
+
+def _print_score(result, plot) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(str(result))
+    table = Table("label", "precision %", "recall %", "F1 %", "support")
+    for label, row in result.per_class.items():
+        table.add_row(str(label), f"{100 * row['precision']:.1f}", f"{100 * row['recall']:.1f}",
+                      f"{100 * row['f1']:.1f}", str(row["support"]))
+    console.print(table)
+    if result.unseen:
+        names = ", ".join(f"{k!s} ({v})" for k, v in sorted(result.unseen.items(), key=lambda kv: str(kv[0])))
+        console.print(f"labels the model never saw (scored as errors): {names}")
+    if result.oos is not None:
+        o = result.oos
+        pct = lambda v: "n/a" if v is None else f"{100 * v:.1f} %"  # noqa: E731
+        console.print(f"reject below {result.reject_below}: {o['rejected_rows']} rejected; out-of-scope rows "
+                      f"({o['reject_label']!r}): {o['out_of_scope_rows']}, recall {pct(o['oos_recall'])}, "
+                      f"precision {pct(o['oos_precision'])}; in-scope accuracy {pct(o['in_scope_accuracy'])}, "
+                      f"in-scope rejected {pct(o['in_scope_rejected'])}")
+    if plot is not None:
+        console.print(f"confusion matrix in {plot}")
