@@ -147,3 +147,63 @@ def test_sentence_dev_loaders(real_data_root, name, classes, sizes):
 def test_sentence_dev_missing_file(tmp_path):
     with pytest.raises(KshotError, match="sentence-dev/rt-polarity.all"):
         load_dataset("mr", "train", root=tmp_path)
+
+
+# ------------------------------------------------------------------------ the auto default
+def test_auto_is_the_default_and_a_tiny_budget_keeps_the_encoder_frozen(tmp_path, capsys):
+    texts, labels = map(list, zip(*TRAIN))
+    clf = FewShotClassifier(time_budget=0.01, progress=True).fit(texts, labels)
+    assert clf.method == "auto" and not clf.finetuned_
+    assert clf.recipe_.startswith("frozen encoder, label names as examples") and "C=" in clf.recipe_
+    assert "auto (time budget 0.01 s): frozen encoder" in capsys.readouterr().err
+    assert len(clf.head_.X) == len(TRAIN) + 3          # the three label texts joined as examples
+    assert clf.predict(["where is my card"]).tolist() == ["card"]
+    clf.partial_fit(["send money abroad", "pay my friend"], ["transfer", "transfer"])   # frozen: allowed
+    loaded = FewShotClassifier.load(clf.save(tmp_path / "m"))
+    assert loaded.method == "auto" and loaded.recipe_ == clf.recipe_
+
+
+def test_auto_fine_tunes_within_its_budget(monkeypatch):
+    from kshot.text import auto
+
+    monkeypatch.setattr(auto, "seconds_per_text", lambda encoder, texts: 1e-3)   # a fast machine
+    texts, labels = map(list, zip(*TRAIN))
+    digits = [{"card": "0", "password": "1", "weather": "2"}[y] for y in labels]
+    clf = FewShotClassifier(time_budget="6s", seed=1).fit(texts, digits)   # a few real steps
+    assert clf.finetuned_ and clf.recipe_.startswith("contrastive fine-tuning, up to 40 steps of 3 classes x 10")
+    assert "label names" not in clf.recipe_               # digits are not words
+    assert clf.predict(["will it be sunny"]).tolist() == ["2"]
+
+
+def test_auto_plan_and_cv():
+    from kshot.text import auto
+
+    fast = auto.plan(616, 77, 120.0, 1e-3, 1.0)[0]
+    assert fast.finetune and (fast.classes_per_step, fast.per_class) == (16, 2) and fast.steps == 385
+    slow = auto.plan(616, 77, 120.0, 1.0, 1.0)[0]
+    assert not slow.finetune and "fit only 0 steps" in slow.why
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 8)).astype(np.float32)
+    y = np.repeat(np.arange(3), 10)
+    X[np.arange(30), y] += 3
+    assert auto.choose_C(X / np.linalg.norm(X, axis=1, keepdims=True), y, 3) in auto.C_GRID
+    assert auto.choose_C(X, np.arange(30) % 30, 30) == 10.0     # one example per class: no CV
+
+
+@pytest.mark.parametrize("value", [0, -5, "0", "soon", "1d", float("nan"), True, float("inf")])
+def test_bad_time_budget(tmp_path, capsys, value):
+    with pytest.raises(KshotError, match="time_budget must be a positive duration"):
+        FewShotClassifier(time_budget=value).fit(*zip(*TRAIN))
+    write_csv(tmp_path / "train.csv", TRAIN)
+    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "m"), "--time-budget", str(value)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --time-budget must be a positive duration") and "\n" not in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_fit_auto_prints_budget_and_choice(tmp_path, capsys):
+    write_csv(tmp_path / "train.csv", TRAIN)
+    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "m"), "--time-budget", "0.05s",
+                 "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "auto: time budget 0.05 s" in err and "auto chose: frozen encoder" in err

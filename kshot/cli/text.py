@@ -13,7 +13,8 @@ from .common import app
 
 # FewShotClassifier parameters set by `kshot fit` flags of another name, for its errors
 FIT_FLAGS = {"steps": "--steps", "pseudo_per_class": "--pseudo-per-class",
-             "self_training_rounds": "--rounds", "knn": "--knn", "knn_weight": "--knn-weight"}
+             "self_training_rounds": "--rounds", "knn": "--knn", "knn_weight": "--knn-weight",
+             "time_budget": "--time-budget"}
 
 
 @app.command()
@@ -22,7 +23,10 @@ def fit(
     out: Path = typer.Option(..., "--out", help="model directory to write"),
     text_column: str = typer.Option("text", help="column holding the texts"),
     label_column: str = typer.Option("label", help="column holding the labels"),
-    method: str = typer.Option("logistic", help="prototype, logistic, setfit, zeroshot, label_prior or finetune"),
+    method: str = typer.Option("auto", help="auto (the default: the recipe is chosen from the data within "
+                               "--time-budget), prototype, logistic, setfit, zeroshot, label_prior or finetune"),
+    time_budget: str = typer.Option("120", help="(auto) seconds the fit may take, e.g. 120, 90s, 2m; a small "
+                                    "budget keeps the encoder frozen"),
     encoder: str = typer.Option("all-MiniLM-L6-v2", help="sentence encoder: a model name or a local directory"),
     steps: int = typer.Option(200, help="(setfit, finetune) optimisation steps"),
     label_examples: bool = typer.Option(False, help="(logistic, setfit, finetune) add each label's text "
@@ -40,19 +44,24 @@ def fit(
 ):
     """Fit a few-shot text classifier on a labelled file and save it to --out."""
     from ..data.files import read_table
+    from ..text.auto import parse_duration
     from ..text.classifier import FewShotClassifier
 
     if unlabeled == "-" and str(train_file) == "-":
         raise KshotError("standard input ('-') can be the training file or --unlabeled, not both")
     clf = FewShotClassifier(encoder=encoder, method=method, steps=steps, seed=seed, progress=progress,
                             label_examples=label_examples, pseudo_per_class=pseudo_per_class,
-                            self_training_rounds=rounds, knn=knn, knn_weight=knn_weight)
+                            self_training_rounds=rounds, knn=knn, knn_weight=knn_weight, time_budget=time_budget)
     clf.check_params(names=FIT_FLAGS)  # before any file is read, the errors naming the flags typed
     table = read_table(train_file, text_column, label_column)
     pool = read_table(unlabeled, text_column).texts if unlabeled is not None else None
+    if method == "auto" and not progress:   # with --progress, fit prints this itself once it has chosen
+        typer.echo(f"auto: time budget {parse_duration(time_budget):g} s", err=True)
     clf.fit(table.texts, table.labels, unlabeled=pool)
     clf.save(out)
     extra = f" and {clf.n_pseudo_labels_} pseudo-labelled texts" if pool else ""
+    if method == "auto" and not progress:
+        typer.echo(f"auto chose: {clf.recipe_}", err=True)
     typer.echo(f"fitted {method} on {len(table.texts)} texts{extra}, {len(clf.classes_)} classes; model in {out}",
                err=str(train_file) == "-")
 
