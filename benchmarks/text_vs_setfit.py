@@ -118,6 +118,19 @@ def summary(log: Path, mode: str) -> None:
         seeds = ",".join(str(r["seed"]) for r in rs)
         print(f"| {s} | {k} | {system}{' (' + tag + ')' if tag else ''} | {seeds} | {mean_std(acc)} | {fit:.0f} "
               f"| {rs[0].get('recipe', '')} |")
+    print("\n| set | K | seeds with both | kshot - setfit, points (mean, per seed) | fit time kshot / setfit (median) |")
+    print("|---|---:|---:|---|---:|")
+    for (s, k, system, tag), rs in sorted(groups.items(), key=lambda kv: (SETS.index(kv[0][0]), *kv[0][1:])):
+        ref = {r["seed"]: r for r in groups.get((s, k, "setfit", ""), [])}
+        if system != "kshot" or tag or not ref:
+            continue
+        pairs = [(r, ref[r["seed"]]) for r in rs if r["seed"] in ref]
+        if not pairs:
+            continue
+        diff = [100 * (a["accuracy"] - b["accuracy"]) for a, b in pairs]
+        ratio = np.median([a["fit_seconds"] / b["fit_seconds"] for a, b in pairs])
+        print(f"| {s} | {k} | {len(pairs)} | {np.mean(diff):+.1f} ({', '.join(f'{d:+.1f}' for d in diff)}) "
+              f"| {ratio:.2f} |")
 
 
 def main() -> None:
