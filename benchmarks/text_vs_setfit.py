@@ -122,14 +122,14 @@ def summary(log: Path, mode: str) -> None:
     print("|---|---:|---:|---|---:|")
     for (s, k, system, tag), rs in sorted(groups.items(), key=lambda kv: (SETS.index(kv[0][0]), *kv[0][1:])):
         ref = {r["seed"]: r for r in groups.get((s, k, "setfit", ""), [])}
-        if system != "kshot" or tag or not ref:
+        if not system.startswith("kshot") or not ref:
             continue
         pairs = [(r, ref[r["seed"]]) for r in rs if r["seed"] in ref]
         if not pairs:
             continue
         diff = [100 * (a["accuracy"] - b["accuracy"]) for a, b in pairs]
         ratio = np.median([a["fit_seconds"] / b["fit_seconds"] for a, b in pairs])
-        print(f"| {s} | {k} | {len(pairs)} | {np.mean(diff):+.1f} ({', '.join(f'{d:+.1f}' for d in diff)}) "
+        print(f"| {s} | {k}{' (' + tag + ')' if tag else ''} | {len(pairs)} | {np.mean(diff):+.1f} ({', '.join(f'{d:+.1f}' for d in diff)}) "
               f"| {ratio:.2f} |")
 
 
