@@ -151,10 +151,12 @@ def test_cli_fit_unlabeled_file_self_trains(tmp_path, capsys):
     assert "encoding" in captured.err   # the progress bar over the (not yet cached) pool texts
     clf = FewShotClassifier.load(out)
     assert clf.pseudo_per_class == 1 and len(clf.head_.X) == len(ROWS) + 2
-    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "r1"), "--unlabeled",
+    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "r1"), "--method", "logistic",
+                 "--unlabeled",
                  str(tmp_path / "pool.csv"), "--pseudo-per-class", "1", "--rounds", "1", "--no-progress"]) == 0
     assert FewShotClassifier.load(tmp_path / "r1").self_training_rounds == 1
-    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "r2"), "--unlabeled",
+    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "r2"), "--method", "logistic",
+                 "--unlabeled",
                  str(tmp_path / "pool.csv"), "--pseudo-per-class", "1", "--knn", "2", "--knn-weight", "0.3",
                  "--no-progress"]) == 0
     voting = FewShotClassifier.load(tmp_path / "r2")

@@ -1,4 +1,4 @@
-"""`kshot fit`, `kshot predict`: the few-shot text classifier."""
+"""`kshot fit`, `kshot predict`, `kshot score`: the few-shot text classifier."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from .common import app
 
 # FewShotClassifier parameters set by `kshot fit` flags of another name, for its errors
 FIT_FLAGS = {"steps": "--steps", "pseudo_per_class": "--pseudo-per-class",
-             "self_training_rounds": "--rounds", "knn": "--knn", "knn_weight": "--knn-weight"}
+             "self_training_rounds": "--rounds", "knn": "--knn", "knn_weight": "--knn-weight",
+             "time_budget": "--time-budget"}
 
 
 @app.command()
@@ -22,7 +23,10 @@ def fit(
     out: Path = typer.Option(..., "--out", help="model directory to write"),
     text_column: str = typer.Option("text", help="column holding the texts"),
     label_column: str = typer.Option("label", help="column holding the labels"),
-    method: str = typer.Option("logistic", help="prototype, logistic, setfit, zeroshot, label_prior or finetune"),
+    method: str = typer.Option("auto", help="auto (the default: the recipe is chosen from the data within "
+                               "--time-budget), prototype, logistic, setfit, zeroshot, label_prior or finetune"),
+    time_budget: str = typer.Option("120", help="(auto) seconds the fit may take, e.g. 120, 90s, 2m; a small "
+                                    "budget keeps the encoder frozen"),
     encoder: str = typer.Option("all-MiniLM-L6-v2", help="sentence encoder: a model name or a local directory"),
     steps: int = typer.Option(200, help="(setfit, finetune) optimisation steps"),
     label_examples: bool = typer.Option(False, help="(logistic, setfit, finetune) add each label's text "
@@ -40,19 +44,24 @@ def fit(
 ):
     """Fit a few-shot text classifier on a labelled file and save it to --out."""
     from ..data.files import read_table
+    from ..text.auto import parse_duration
     from ..text.classifier import FewShotClassifier
 
     if unlabeled == "-" and str(train_file) == "-":
         raise KshotError("standard input ('-') can be the training file or --unlabeled, not both")
     clf = FewShotClassifier(encoder=encoder, method=method, steps=steps, seed=seed, progress=progress,
                             label_examples=label_examples, pseudo_per_class=pseudo_per_class,
-                            self_training_rounds=rounds, knn=knn, knn_weight=knn_weight)
+                            self_training_rounds=rounds, knn=knn, knn_weight=knn_weight, time_budget=time_budget)
     clf.check_params(names=FIT_FLAGS)  # before any file is read, the errors naming the flags typed
     table = read_table(train_file, text_column, label_column)
     pool = read_table(unlabeled, text_column).texts if unlabeled is not None else None
+    if method == "auto" and not progress:   # with --progress, fit prints this itself once it has chosen
+        typer.echo(f"auto: time budget {parse_duration(time_budget):g} s", err=True)
     clf.fit(table.texts, table.labels, unlabeled=pool)
     clf.save(out)
     extra = f" and {clf.n_pseudo_labels_} pseudo-labelled texts" if pool else ""
+    if method == "auto" and not progress:
+        typer.echo(f"auto chose: {clf.recipe_}", err=True)
     typer.echo(f"fitted {method} on {len(table.texts)} texts{extra}, {len(clf.classes_)} classes; model in {out}",
                err=str(train_file) == "-")
 
@@ -75,3 +84,60 @@ def predict(
     rows = [{**row, "prediction": p, "score": round(float(s), 6)} for row, p, s in zip(table.rows, preds, scores)]
     columns = [c for c in table.columns if c not in ("prediction", "score")] + ["prediction", "score"]
     write_table(output, rows, columns)
+
+
+@app.command()
+def score(
+    model_dir: Path = typer.Argument(..., help="a model directory written by `kshot fit`"),
+    test_file: str = typer.Argument(..., help="CSV/TSV/JSONL/JSON file of labelled texts (- for stdin, CSV)"),
+    text_column: str = typer.Option("text", help="column holding the texts"),
+    label_column: str = typer.Option("label", help="column holding the true labels"),
+    as_json: bool = typer.Option(False, "--json", help="print the scores as one JSON object"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="write the confusion matrix to this PNG file"),
+    reject_below: Optional[float] = typer.Option(None, help="predict the reject label under this score and report "
+                                                 "out-of-scope recall (test rows labelled with the reject label)"),
+    seed: int = typer.Option(0, help="seed of the bootstrap resamples behind the 95% intervals"),
+):
+    """Accuracy and macro-F1 (95% bootstrap intervals), per-class scores and the confusion matrix."""
+    import json
+
+    from ..data.files import read_table
+    from ..text.classifier import FewShotClassifier
+    from ..text.scoring import plot_confusion, score as score_texts
+
+    if reject_below is not None and not 0 <= reject_below <= 1:
+        raise KshotError(f"--reject-below must be a probability from 0 to 1, got {reject_below}")
+    clf = FewShotClassifier.load(model_dir)
+    table = read_table(test_file, text_column, label_column)
+    result = score_texts(clf, table.texts, table.labels, reject_below=reject_below, seed=seed)
+    if plot is not None:
+        plot_confusion(result, plot)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict()))
+        return
+    _print_score(result, plot)
+
+
+def _print_score(result, plot) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(str(result))
+    table = Table("label", "precision %", "recall %", "F1 %", "support")
+    for label, row in result.per_class.items():
+        table.add_row(str(label), f"{100 * row['precision']:.1f}", f"{100 * row['recall']:.1f}",
+                      f"{100 * row['f1']:.1f}", str(row["support"]))
+    console.print(table)
+    if result.unseen:
+        names = ", ".join(f"{k!s} ({v})" for k, v in sorted(result.unseen.items(), key=lambda kv: str(kv[0])))
+        console.print(f"labels the model never saw (scored as errors): {names}")
+    if result.oos is not None:
+        o = result.oos
+        pct = lambda v: "n/a" if v is None else f"{100 * v:.1f} %"  # noqa: E731
+        console.print(f"reject below {result.reject_below}: {o['rejected_rows']} rejected; out-of-scope rows "
+                      f"({o['reject_label']!r}): {o['out_of_scope_rows']}, recall {pct(o['oos_recall'])}, "
+                      f"precision {pct(o['oos_precision'])}; in-scope accuracy {pct(o['in_scope_accuracy'])}, "
+                      f"in-scope rejected {pct(o['in_scope_rejected'])}")
+    if plot is not None:
+        console.print(f"confusion matrix in {plot}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import KshotError
-from . import intents, movielens, omniglot, wnut17
+from . import intents, movielens, omniglot, sentences, wnut17
 from .base import DatasetInfo, LabeledData
 from .store import data_root, download, sha256_file, verify_sha256
 
@@ -55,6 +55,11 @@ register(DatasetInfo(
     load=wnut17.load_wnut17,
     kind="tagging",
 ))
+
+for _name, _load, _what in (("mr", sentences.load_mr, "MR movie-review sentence polarity, 2 classes (text)"),
+                            ("subj", sentences.load_subj, "Subj subjective vs objective sentences, 2 classes (text)")):
+    register(DatasetInfo(name=_name, description=_what, folder=sentences.FOLDER, splits=sentences.SPLITS,
+                         files=sentences.missing_files(_name), load=_load, kind="text"))
 
 
 def get_dataset(name: str) -> DatasetInfo:

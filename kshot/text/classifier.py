@@ -5,6 +5,9 @@
 
 Methods (the encoder is frozen unless stated):
 
+* ``auto``        the default: the recipe is chosen from the data within ``time_budget`` seconds
+                  (kshot/text/auto.py): contrastive fine-tuning when enough steps fit, else the frozen
+                  encoder; label names as examples when they are words; the head's C by cross-validation;
 * ``prototype``   nearest class mean, cosine;
 * ``logistic``    logistic-regression head;
 * ``setfit``      contrastive fine-tuning of the encoder on same/different-class pairs, then a logistic head;
@@ -41,6 +44,7 @@ import torch
 from .. import __version__
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import KshotError, check_choice, check_positive_int
+from . import auto
 from .contrastive import LOSSES, contrastive_finetune
 from .encoder import DEFAULT_MODEL, SentenceEncoder
 from .finetune import full_finetune
@@ -48,13 +52,13 @@ from .heads import HEADS, LogisticHead, PrototypeHead
 from .labels import DEFAULT_TEMPLATE, label_embeddings, label_text
 from .selftrain import self_train
 
-METHODS = ("prototype", "logistic", "setfit", "zeroshot", "label_prior", "finetune")
+METHODS = ("auto", "prototype", "logistic", "setfit", "zeroshot", "label_prior", "finetune")
 FROZEN = ("prototype", "logistic", "zeroshot", "label_prior")
 FORMAT = "kshot-text-classifier"
 MODEL_FILE = "kshot_model"   # kshot_model.json + kshot_model.safetensors
 PARAMS = ("encoder", "method", "C", "scale", "steps", "batch_size", "lr", "loss", "temperature",
           "prior_weight", "label_examples", "label_template", "label_descriptions", "pseudo_per_class",
-          "self_training_rounds", "knn", "knn_weight", "reject_label", "seed", "device")
+          "self_training_rounds", "knn", "knn_weight", "reject_label", "seed", "device", "time_budget")
 
 
 def check_texts(texts, what: str = "texts") -> list[str]:
@@ -76,14 +80,14 @@ def _plain(label):
 class FewShotClassifier:
     """Classify texts from a few labelled examples per class (see the module docstring)."""
 
-    def __init__(self, encoder: str = DEFAULT_MODEL, method: str = "logistic", *, C: float = 10.0,
+    def __init__(self, encoder: str = DEFAULT_MODEL, method: str = "auto", *, C: float = 10.0,
                  scale: float | None = None, steps: int = 200, batch_size: int = 16, lr: float | None = None,
                  loss: str = "supcon", temperature: float = 0.05, prior_weight: float = 1.0,
                  label_examples: bool = False,
                  label_template: str = DEFAULT_TEMPLATE, label_descriptions: dict | None = None,
                  pseudo_per_class: int = 80, self_training_rounds: int = 4, knn: int = 0,
                  knn_weight: float = 0.5, reject_label="oos", seed: int = 0, device: str = "cpu",
-                 progress: bool = False):
+                 progress: bool = False, time_budget: float | str = auto.DEFAULT_BUDGET):
         self.encoder, self.method, self.C, self.scale = encoder, method, C, scale
         self.steps, self.batch_size, self.lr, self.loss, self.temperature = steps, batch_size, lr, loss, temperature
         self.prior_weight, self.label_template = prior_weight, label_template
@@ -92,6 +96,7 @@ class FewShotClassifier:
         self.pseudo_per_class, self.self_training_rounds = pseudo_per_class, self_training_rounds
         self.knn, self.knn_weight = knn, knn_weight
         self.seed, self.device, self.progress = seed, device, progress
+        self.time_budget = time_budget
 
     def get_params(self, deep: bool = False) -> dict:
         return {k: getattr(self, k) for k in PARAMS}
@@ -108,8 +113,9 @@ class FewShotClassifier:
         w = self.knn_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1:
             raise KshotError(f"{name('knn_weight')} must be a number from 0 to 1, got {w!r}")
-        if self.knn and self.method not in ("logistic", "setfit"):
-            raise KshotError(f"{name('knn')} works with methods 'logistic' and 'setfit', not {self.method!r}")
+        if self.knn and self.method not in ("auto", "logistic", "setfit"):
+            raise KshotError(f"{name('knn')} works with methods 'auto', 'logistic' and 'setfit', not {self.method!r}")
+        auto.parse_duration(self.time_budget, name("time_budget"))
 
     def _check_xy(self, texts, labels, min_classes: int) -> tuple[list[str], list]:
         texts = check_texts(texts)
@@ -163,6 +169,8 @@ class FewShotClassifier:
         y = np.array([index[v] for v in labels], dtype=np.int64)
         if self.method == "zeroshot":
             texts, y = [], y[:0]
+        if self.method == "auto":
+            return self._fit_auto(texts, y, unlabeled)
         texts, y = self._with_label_texts(texts, y, self.classes_)
         base = SentenceEncoder(self.encoder, device=self.device)
         self.finetuned_ = self.method in ("setfit", "finetune")
@@ -187,6 +195,54 @@ class FewShotClassifier:
         self.head_ = head
         return self
 
+    def _fit_auto(self, texts: list[str], y: np.ndarray, unlabeled: list[str]) -> "FewShotClassifier":
+        """``method="auto"``: see kshot/text/auto.py for how the recipe is chosen."""
+        import time
+
+        start = time.perf_counter()
+        budget = auto.parse_duration(self.time_budget)
+        base = SentenceEncoder(self.encoder, device=self.device)
+        words = auto.labels_are_words(self.classes_)
+        if words:
+            texts = texts + [label_text(c, self.label_template, self.label_descriptions) for c in self.classes_]
+            y = np.concatenate([y, np.arange(len(self.classes_))]).astype(np.int64)
+        X = base.encode(texts)
+        speed = auto.seconds_per_text(base, texts)
+        recipe, seconds = auto.plan(len(texts), len(self.classes_), budget, speed, time.perf_counter() - start)
+        recipe.label_examples = words
+        self.finetuned_ = recipe.finetune
+        self.encoder_ = base.trainable() if recipe.finetune else base
+        if recipe.finetune:
+            self._say(f"auto (time budget {budget:g} s): {recipe.describe()}")
+            contrastive_finetune(self.encoder_, texts, y, steps=recipe.steps, pairs_per_step=recipe.classes_per_step,
+                                 per_class=recipe.per_class, lr=self.lr or auto.LR, loss="supcon",
+                                 temperature=self.temperature, seed=self.seed, progress=self.progress,
+                                 time_limit=seconds)
+            X = self.encoder_.encode(texts)
+        n_label_rows = len(self.classes_) if words else 0
+        split = len(texts) - n_label_rows
+        recipe.C = auto.choose_C(X[:split], y[:split], len(self.classes_), (X[split:], y[split:]), self.seed)
+        self.recipe_ = recipe.describe().replace("C by cross-validation", f"C={recipe.C:g} by cross-validation")
+        if not recipe.finetune:
+            self._say(f"auto (time budget {budget:g} s): {self.recipe_}")
+        new_head = lambda: LogisticHead(C=recipe.C, scale=self.scale or 10.0, knn=self.knn,  # noqa: E731
+                                        knn_weight=self.knn_weight)
+        self.n_pseudo_labels_ = 0
+        if unlabeled:
+            self.head_, idx, _ = self_train(new_head, X, y, len(self.classes_),
+                                            self.encoder_.encode(unlabeled, progress=self.progress),
+                                            self.pseudo_per_class, self.self_training_rounds)
+            self.n_pseudo_labels_ = len(idx)
+        else:
+            self.head_ = new_head().add(X, y, len(self.classes_))
+        return self
+
+    def _say(self, message: str) -> None:
+        if self.progress:
+            import sys
+
+            print(message, file=sys.stderr, flush=True)
+
     def _check_unlabeled(self, unlabeled) -> list[str]:
         if unlabeled is None:
             return []
@@ -203,7 +259,7 @@ class FewShotClassifier:
         got then: a class added here gets no share of that pool (fit again with ``unlabeled=`` for that)."""
         if not hasattr(self, "head_"):
             return self.fit(texts, labels)
-        if self.method not in FROZEN:
+        if self.method not in FROZEN and not (self.method == "auto" and not self.finetuned_):
             raise KshotError(f"partial_fit needs a frozen-encoder method ({', '.join(FROZEN)}), "
                              f"not {self.method!r}; fit again instead")
         texts, labels = self._check_xy(texts, labels, min_classes=1)
@@ -258,6 +314,7 @@ class FewShotClassifier:
         meta = {"format": FORMAT, "kshot_version": __version__, "params": self.get_params(),
                 "classes": [_plain(c) for c in self.classes_], "finetuned": self.finetuned_,
                 "n_pseudo_labels": int(getattr(self, "n_pseudo_labels_", 0)),
+                "recipe": getattr(self, "recipe_", self.method),
                 "head": {"kind": self.head_.kind, "params": self.head_.params}}
         save_checkpoint(path / MODEL_FILE, self.head_.state(), meta)
         return path
@@ -280,6 +337,7 @@ class FewShotClassifier:
         clf.classes_ = list(meta["classes"])
         clf.finetuned_ = bool(meta["finetuned"])
         clf.n_pseudo_labels_ = int(meta.get("n_pseudo_labels", 0))
+        clf.recipe_ = meta.get("recipe", clf.method)
         clf.encoder_ = (SentenceEncoder.load_finetuned(path / "encoder", clf.encoder, clf.device)
                         if clf.finetuned_ else SentenceEncoder(clf.encoder, device=clf.device))
         clf.head_ = HEADS[meta["head"]["kind"]](**meta["head"]["params"]).load_state(state, len(clf.classes_))

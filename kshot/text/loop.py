@@ -4,24 +4,40 @@ from __future__ import annotations
 
 from typing import Callable
 
+import time
+
 import torch
 
 from ..progress import progress_bar
 
 
+PROBE = 3   # steps timed before a ``time_limit`` sets the step budget
+
+
 def run_steps(param_groups: list[dict], steps: int, step_loss: Callable[[int], torch.Tensor],
-              warmup: float = 0.1, progress: bool = False, description: str = "fine-tuning") -> list[float]:
-    """Minimise ``step_loss(step)`` for ``steps`` steps; returns the loss of every step."""
+              warmup: float = 0.1, progress: bool = False, description: str = "fine-tuning",
+              time_limit: float | None = None) -> list[float]:
+    """Minimise ``step_loss(step)`` for ``steps`` steps; returns the loss of every step.
+
+    ``time_limit`` (seconds): after the first ``PROBE`` steps the step budget shrinks to what fits in it at
+    the speed measured so far, and the learning-rate schedule is stretched to the new budget (it still ends
+    at zero)."""
     try:
         opt = torch.optim.AdamW(param_groups, weight_decay=0.01, fused=True)
     except (RuntimeError, TypeError):  # no fused kernel for this device / torch version
         opt = torch.optim.AdamW(param_groups, weight_decay=0.01)
-    warm = max(1, int(warmup * steps))
+    total = [steps]
+    warm = lambda: max(1, int(warmup * total[0]))  # noqa: E731
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
+        opt, lambda s: min((s + 1) / warm(), max(0.0, (total[0] - s) / max(1, total[0] - warm()))))
     losses = []
+    start = time.perf_counter()
     with torch.enable_grad(), progress_bar(steps, description, enabled=progress, fields="loss {loss:.3f}") as advance:
-        for step in range(steps):
+        step = 0
+        while step < total[0]:
+            if time_limit is not None and step == PROBE:
+                per_step = (time.perf_counter() - start) / PROBE
+                total[0] = max(PROBE + 1, min(total[0], int(time_limit / per_step)))
             loss = step_loss(step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -30,4 +46,5 @@ def run_steps(param_groups: list[dict], steps: int, step_loss: Callable[[int], t
             sched.step()
             losses.append(float(loss.detach()))
             advance(1, loss=losses[-1])
+            step += 1
     return losses

@@ -66,6 +66,15 @@ class PairStream:
             out[row] = members[self.rng.choice(len(members), size=2, replace=False)]
         return out
 
+    def class_groups(self, size: int, per_class: int) -> np.ndarray:
+        """Up to ``per_class`` texts (without replacement) of each of ``size`` random classes that have two
+        or more: the supervised contrastive batch when there are few classes (``positive_pairs`` is
+        ``per_class=2``). Returns the flat row indices."""
+        if not len(self.multi):
+            raise KshotError("contrastive fine-tuning needs a class with at least 2 examples")
+        groups = [self.rng.permutation(self.members[k])[:per_class] for k in self.rng.permutation(self.multi)[:size]]
+        return np.concatenate(groups)
+
     def __iter__(self):
         while True:
             yield self.batch(16)

@@ -1,0 +1,128 @@
+"""The default recipe (``method="auto"``): chosen from the data within a time budget.
+
+1. Label names that are words ("card_arrival", "positive") become one more training example each
+   ("This text is about card arrival"); digits or codes ("0", "A12") do not.
+2. The encoder's speed is measured on up to 32 training texts (after a warm-up batch of 4). Contrastive fine-tuning (supervised contrastive loss, kshot/text/contrastive.py)
+   runs when at least ``MIN_STEPS`` steps fit in the budget after re-encoding the training texts:
+   - batches: up to 16 classes per step and ``max(2, 32 // classes)`` texts of each, so a binary task
+     trains on 32 texts per step (every same-class pair of the batch is a positive), a 77-class one on
+     16 classes x 2;
+   - steps: 20 passes over the training texts (at least 40, at most 2,000), cut to what fits in
+     ``FINETUNE_SHARE`` of the budget at the speed measured on the first steps (the learning-rate
+     schedule is stretched to the budget actually used); learning rate ``LR`` (1e-4: with tens of
+     steps rather than SetFit's hundreds, 2e-5 barely moves the encoder);
+   otherwise (tiny budget, slow machine or very large training set) the encoder stays frozen.
+3. The logistic head's regularisation C is chosen by stratified cross-validation on the training texts'
+   embeddings (``C_GRID``; label examples always on the training side; ties go to the C nearest 10).
+
+``time_budget`` is for fitting: encoding, fine-tuning, re-encoding and the head; a fit overruns it only
+by the first ``PROBE`` steps' misjudgement. The chosen recipe is ``FewShotClassifier.recipe_``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import KshotError
+from .heads import LogisticHead
+
+C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+MIN_STEPS = 10
+FINETUNE_SHARE = 0.85
+TRAIN_COST = 3.0         # a training step costs about 3 forward passes (backward included)
+DEFAULT_BUDGET = 120.0
+LR = 1e-4                # a short step budget needs a larger step than SetFit's 2e-5
+_UNITS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
+
+
+def parse_duration(value, name: str = "time_budget") -> float:
+    """Seconds from a positive number or a string like ``90``, ``90s``, ``2m``, ``1.5h``."""
+    seconds = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|sec|m|min|h)?\s*", value.lower())
+        if match:
+            seconds = float(match.group(1)) * _UNITS[match.group(2) or ""]
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        raise KshotError(f"{name} must be a positive duration in seconds (e.g. 120, 90s, 2m), got {value!r}")
+    return seconds
+
+
+def labels_are_words(classes) -> bool:
+    return all(isinstance(c, str) and re.search(r"[^\W\d_]{2,}", c) for c in classes)
+
+
+@dataclass
+class Recipe:
+    finetune: bool
+    steps: int = 0
+    classes_per_step: int = 0
+    per_class: int = 0
+    label_examples: bool = False
+    C: float = 10.0
+    why: str = ""
+
+    def describe(self) -> str:
+        body = (f"contrastive fine-tuning, up to {self.steps} steps of {self.classes_per_step} classes x "
+                f"{self.per_class} texts" if self.finetune else "frozen encoder")
+        extra = ", label names as examples" if self.label_examples else ""
+        return f"{body}{extra}, logistic head (C by cross-validation){'; ' + self.why if self.why else ''}"
+
+
+def plan(n_texts: int, n_classes: int, budget: float, seconds_per_text: float, elapsed: float) -> tuple[Recipe, float]:
+    """The recipe for ``n_texts`` training texts in ``n_classes`` classes; returns it and the seconds that
+    fine-tuning may take."""
+    classes_per_step = min(16, n_classes)
+    per_class = max(2, 32 // n_classes)
+    batch = min(n_texts, classes_per_step * per_class)
+    target = int(np.clip(20 * n_texts / batch, 40, 2000))
+    reencode = n_texts * seconds_per_text
+    available = FINETUNE_SHARE * budget - elapsed - reencode
+    affordable = int(available / (TRAIN_COST * batch * seconds_per_text)) if available > 0 else 0
+    if affordable < MIN_STEPS:
+        return Recipe(False, why=f"fine-tuning would fit only {max(affordable, 0)} steps in the budget"), 0.0
+    return Recipe(True, min(target, affordable), classes_per_step, per_class), available
+
+
+def cv_accuracy(X: np.ndarray, y: np.ndarray, n_classes: int, C: float, folds: list, extra) -> float:
+    hits = 0
+    for held in folds:
+        train = np.setdiff1d(np.arange(len(y)), held)
+        Xt, yt = np.concatenate([X[train], extra[0]]), np.concatenate([y[train], extra[1]])
+        head = LogisticHead(C=C, scale=10.0).add(Xt, yt, n_classes)
+        hits += int((head.logits(X[held]).argmax(1).numpy() == y[held]).sum())
+    return hits / len(y)
+
+
+def choose_C(X: np.ndarray, y: np.ndarray, n_classes: int, extra=None, seed: int = 0, n_folds: int = 5) -> float:
+    """C of ``C_GRID`` with the best stratified k-fold accuracy (k = min(5, smallest class)); ties and
+    single-example classes: the C nearest 10."""
+    extra = extra if extra is not None else (np.zeros((0, X.shape[1]), np.float32), np.zeros(0, np.int64))
+    counts = np.bincount(y, minlength=n_classes)
+    k = min(n_folds, int(counts[counts > 0].min()))
+    if k < 2:
+        return 10.0
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(y), dtype=np.int64)
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        fold_of[idx] = (np.arange(len(idx)) + rng.integers(k)) % k
+    folds = [np.flatnonzero(fold_of == f) for f in range(k)]
+    scores = {C: cv_accuracy(X, y, n_classes, C, folds, extra) for C in C_GRID}
+    best = max(scores.values())
+    return min((C for C, s in scores.items() if s >= best - 1e-9), key=lambda C: abs(math.log(C / 10.0)))
+
+
+def seconds_per_text(encoder, texts: list[str]) -> float:
+    """Forward seconds per text, timed on up to 32 of ``texts`` after a small untimed warm-up batch."""
+    encoder._encode_uncached(texts[:4])
+    probe = texts[:32]
+    start = time.perf_counter()
+    encoder._encode_uncached(probe)
+    return (time.perf_counter() - start) / len(probe)
