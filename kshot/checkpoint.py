@@ -74,9 +74,10 @@ def load_checkpoint(prefix) -> tuple[dict, dict, dict | None]:
     return state, meta, optim
 
 
-def check_model_dir(path, model_file: str, fmt: str, what: str, how: str) -> Path:
+def check_model_dir(path, model_file: str, fmt: str, what: str, how: str, kind: str | None = None) -> Path:
     """The checkpoint prefix ``path/model_file`` of a model directory whose JSON says ``"format": fmt``;
-    a KshotError naming ``path`` when it is not one (``what``: e.g. "kshot tagger"; ``how``: how to make one)."""
+    a KshotError naming ``path`` when it is not one (``what``: e.g. "kshot tagger"; ``how``: how to make one;
+    ``kind``: what a model of another format is not, default ``what``)."""
     path = Path(path)
     meta_file = path / f"{model_file}.json"
     if not path.is_dir() or not meta_file.is_file():
@@ -86,5 +87,5 @@ def check_model_dir(path, model_file: str, fmt: str, what: str, how: str) -> Pat
     except (json.JSONDecodeError, AttributeError):
         found = None
     if found != fmt:
-        raise KshotError(f"{meta_file} is not a {what} (format {found!r})")
+        raise KshotError(f"{meta_file} is not a {kind or what} (format {found!r})")
     return path / model_file

@@ -35,14 +35,13 @@ safetensors + JSON only, fine-tuned encoder weights included.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import __version__
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import check_model_dir, load_checkpoint, save_checkpoint
 from ..errors import KshotError, check_choice, check_positive_int
 from . import auto
 from .contrastive import LOSSES, contrastive_finetune
@@ -322,17 +321,9 @@ class FewShotClassifier:
     @classmethod
     def load(cls, path) -> "FewShotClassifier":
         path = Path(path)
-        meta_file = path / f"{MODEL_FILE}.json"
-        if not path.is_dir() or not meta_file.is_file():
-            raise KshotError(f"{path} is not a kshot model directory (no {MODEL_FILE}.json); "
-                             "make one with `kshot fit` or FewShotClassifier.save")
-        try:
-            fmt = json.loads(meta_file.read_text()).get("format")
-        except (json.JSONDecodeError, AttributeError):
-            fmt = None
-        if fmt != FORMAT:
-            raise KshotError(f"{meta_file} is not a kshot text classifier (format {fmt!r})")
-        state, meta, _ = load_checkpoint(path / MODEL_FILE)
+        prefix = check_model_dir(path, MODEL_FILE, FORMAT, "kshot model", "`kshot fit` or FewShotClassifier.save",
+                                 kind="kshot text classifier")
+        state, meta, _ = load_checkpoint(prefix)
         clf = cls(**meta["params"])
         clf.classes_ = list(meta["classes"])
         clf.finetuned_ = bool(meta["finetuned"])
