@@ -152,7 +152,7 @@ def write_section(args, summary, comparisons, wall, timing, tuned):
               + "; ".join(f"{m} {tuned[m][0]}" for m in args.methods if tuned[m][0]) + ".", "",
               f"![metric against K](recsys_coldstart.png)", "", END]
     path = Path(args.results)
-    text = path.read_text()
+    text = path.read_text() if path.is_file() else ""
     block = "\n".join(lines)
     if BEGIN in text:
         text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
