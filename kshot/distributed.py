@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import datetime
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -101,12 +102,32 @@ def setup(device: str = "cpu") -> World:
     return World(rank, size, local_rank, device)
 
 
+def finish(world: World) -> None:
+    """Leave the process group together: a barrier (no rank tears its connections down while a peer is
+    still in a collective, which aborts that peer), then destroy the group."""
+    if world.distributed and dist.is_initialized():
+        barrier(world, "the end of training")
+        _destroy()
+
+
 def _destroy() -> None:
     if dist.is_initialized():
         try:
             dist.destroy_process_group()
         except Exception:  # a peer is gone already: nothing left to tidy
             pass
+
+
+def exit_process(code: int) -> None:
+    """End a process with ``code``. A rank started by torchrun that succeeded leaves through ``os._exit`` once its output
+    is flushed (the group was left in ``finish``): gloo's threads, torn down again by C++ destructors at
+    interpreter exit, sometimes abort a rank that has finished ("terminate called without an active
+    exception"), failing a run that succeeded."""
+    if code == 0 and env_world()[1] > 1:  # a failing rank exits as usual, so the launcher names the first to die
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -289,6 +289,7 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
                 break
     if writer:
         writer.close()
+    distributed.finish(world)
     return {"best_val_accuracy": best, "iterations": history[-1]["iteration"] if history else start,
             "episodes": (history[-1]["iteration"] if history else start) * T,
             "train_seconds": train_seconds, "history": history, "run_dir": str(out),

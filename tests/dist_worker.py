@@ -36,4 +36,6 @@ if __name__ == "__main__":
                 return original(self, episode)
 
             FewShotMethod.loss = loss
-    sys.exit(main(args))
+    from kshot.distributed import exit_process
+
+    exit_process(main(args))

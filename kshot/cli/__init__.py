@@ -5,6 +5,7 @@ User errors print one line (``error: ...``) without a traceback and exit with st
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ..errors import KshotError
@@ -31,4 +32,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    code = main()
+    if "WORLD_SIZE" in os.environ:  # a rank started by torchrun
+        from ..distributed import exit_process
+
+        exit_process(code)
+    sys.exit(code)
