@@ -1,8 +1,10 @@
 """Checkpoints: weights (and optimizer state) in safetensors, everything else in JSON.
 
-A checkpoint ``PREFIX`` is two files, ``PREFIX.safetensors`` and ``PREFIX.json``; the JSON records the
-sha256 of the tensors file and is written last, so a checkpoint is either complete or absent.
-Loading reads tensors and JSON only: it never executes code from the file.
+A checkpoint ``PREFIX`` is two files, ``PREFIX.safetensors`` and ``PREFIX.json``, each written atomically.
+The tensors file is self-contained: its header carries the metadata and a sha256 of the tensors, so a
+process killed between the two writes (tensors new, JSON still the previous checkpoint's) leaves a
+checkpoint that loads as the new one. The JSON is a readable copy that also records the sha256 of the
+tensors file. Loading reads tensors and JSON only: it never executes code from the file.
 """
 
 from __future__ import annotations
@@ -19,6 +21,26 @@ from .data.store import atomic_write
 from .errors import KshotError
 
 OPTIM = "optim."
+META_KEY, SHA_KEY = "kshot.meta", "kshot.tensors_sha256"
+
+
+def tensors_sha256(tensors: dict) -> str:
+    """sha256 over the names and raw bytes of ``tensors`` (sorted by name; any dtype)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous().reshape(-1)
+        h.update(name.encode() + b"\0" + str(t.dtype).encode() + b"\0")
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _header_metadata(data: bytes) -> dict:
+    """The ``__metadata__`` of a safetensors blob's header ({} when absent or unreadable)."""
+    try:
+        size = int.from_bytes(data[:8], "little")
+        return json.loads(data[8:8 + size]).get("__metadata__") or {}
+    except (ValueError, AttributeError):
+        return {}
 
 
 def save_checkpoint(prefix, state_dict: dict, meta: dict, optimizer=None) -> None:
@@ -36,7 +58,7 @@ def save_checkpoint(prefix, state_dict: dict, meta: dict, optimizer=None) -> Non
                 else:
                     scalars[f"{idx}.{key}"] = val
         meta["optimizer"] = {"param_groups": opt["param_groups"], "scalars": scalars}
-    blob = st_save(tensors)
+    blob = st_save(tensors, metadata={META_KEY: json.dumps(meta), SHA_KEY: tensors_sha256(tensors)})
     tensor_path = prefix.with_suffix(".safetensors")
     with atomic_write(tensor_path) as f:
         f.write(blob)
@@ -56,9 +78,20 @@ def load_checkpoint(prefix) -> tuple[dict, dict, dict | None]:
     except json.JSONDecodeError as exc:
         raise KshotError(f"{json_path} is not valid JSON: {exc}") from None
     data = tensor_path.read_bytes()
-    if meta.get("weights_sha256") and hashlib.sha256(data).hexdigest() != meta["weights_sha256"]:
-        raise KshotError(f"checksum mismatch for {tensor_path}: it does not match {json_path.name}")
-    tensors = st_load(data)
+    embedded = _header_metadata(data)
+    if META_KEY in embedded and SHA_KEY in embedded:
+        # self-contained tensors file: the source of truth (the JSON may be one save behind it)
+        try:
+            tensors = st_load(data)
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+            raise KshotError(f"checksum mismatch for {tensor_path}: unreadable ({exc})") from None
+        if tensors_sha256(tensors) != embedded[SHA_KEY]:
+            raise KshotError(f"checksum mismatch for {tensor_path}: its tensors do not match its own sha256")
+        meta = {**json.loads(embedded[META_KEY]), "weights_sha256": hashlib.sha256(data).hexdigest()}
+    else:
+        if meta.get("weights_sha256") and hashlib.sha256(data).hexdigest() != meta["weights_sha256"]:
+            raise KshotError(f"checksum mismatch for {tensor_path}: it does not match {json_path.name}")
+        tensors = st_load(data)
     state = {k: v for k, v in tensors.items() if not k.startswith(OPTIM)}
     optim = None
     if "optimizer" in meta:

@@ -54,6 +54,18 @@ def test_checkpoint_round_trip_with_optimizer(tmp_path):
         load_checkpoint(tmp_path / "nothing")
 
 
+def test_checkpoint_killed_between_its_two_writes_loads_as_the_new_one(tmp_path):
+    # the tensors file is written first; a kill before the JSON leaves the previous save's JSON beside it
+    old = {"w": torch.zeros(3), "b": torch.ones(2, dtype=torch.bfloat16)}
+    new = {"w": torch.arange(3.0), "b": torch.full((2,), 2.0, dtype=torch.bfloat16)}
+    save_checkpoint(tmp_path / "last", old, {"episodes_done": 10})
+    save_checkpoint(tmp_path / "next", new, {"episodes_done": 20})
+    (tmp_path / "next.safetensors").replace(tmp_path / "last.safetensors")   # the kill: JSON not rewritten
+    state, meta, _ = load_checkpoint(tmp_path / "last")
+    assert meta["episodes_done"] == 20 and torch.equal(state["w"], new["w"]) and torch.equal(state["b"], new["b"])
+    assert json.loads((tmp_path / "last.json").read_text())["episodes_done"] == 10
+
+
 def test_meta_train_learns_saves_and_reloads(tmp_path):
     train, val, test = (toy_data(split=s) for s in ("train", "val", "test"))
     summary = meta_train(tiny_config(), tmp_path / "run", progress=False, train_data=train, val_data=val)
