@@ -190,6 +190,15 @@ def test_auto_plan_and_cv():
     assert auto.choose_C(X, np.arange(30) % 30, 30) == 10.0     # one example per class: no CV
 
 
+def test_label_names_count_as_words_when_nearly_all_are():
+    from kshot.text import auto
+
+    assert auto.labels_are_words(["positive", "negative"]) and auto.labels_are_words(["card_arrival"])
+    assert not auto.labels_are_words(["0", "1"]) and not auto.labels_are_words(["A1", "B2", "card"])
+    assert auto.labels_are_words([f"intent_{chr(97 + i)}x" for i in range(19)] + ["w2"])   # one code in 20
+    assert not auto.labels_are_words([])
+
+
 @pytest.mark.parametrize("value", [0, -5, "0", "soon", "1d", float("nan"), True, float("inf")])
 def test_bad_time_budget(tmp_path, capsys, value):
     with pytest.raises(KshotError, match="time_budget must be a positive duration"):
