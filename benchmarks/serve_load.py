@@ -135,6 +135,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2, help="torch threads of each server process")
     ap.add_argument("--window-ms", type=float, default=4.0)
+    ap.add_argument("--quantize", choices=["int8", "none"], default="int8", help="the server's --quantize")
     ap.add_argument("--visibility-runs", type=int, default=5)
     ap.add_argument("--pg", action="store_true", help="PostgreSQL (a throwaway cluster) and the replica check")
     ap.add_argument("--work", type=Path, default=Path("runs/serve_load"))
@@ -150,7 +151,7 @@ def main() -> None:
     store = Store(db)
     key = store.create_key("admin")
     flags = ["--rate-limit", "0", "--workers", str(args.workers), "--batch-window-ms", str(args.window_ms),
-             "--threads", str(args.threads)]
+             "--threads", str(args.threads), "--quantize", args.quantize]
     servers = [Server(model, db, args.work, *flags, threads=args.threads)]
     if pg:
         servers.append(Server(model, db, args.work, *flags, threads=args.threads))
@@ -170,6 +171,8 @@ def main() -> None:
         acked = result.pop("acked_ids")
         result["acked_missing_from_db"] = len(set(acked) - stored)
         result["db"] = "postgresql" if pg else "sqlite"
+        result["server"] = {"quantize": args.quantize, "threads": args.threads, "window_ms": args.window_ms,
+                            "workers": args.workers}
         same = [visible_after(servers[0], servers[0], key, f"same_{i}") for i in range(args.visibility_runs)]
         result["visible_same_replica_s"] = {"median": round(statistics.median(same), 3), "max": round(max(same), 3)}
         if pg:
