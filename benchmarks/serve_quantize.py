@@ -99,7 +99,8 @@ def main() -> None:
             cons.append(float((pred == truth).mean()))
             agree.append(float((pred == reference[s]).mean()))
             mixed.append(float((predict(emb["fp32", s], train.labels[idx], emb[name, "test"]) == truth).mean()))
-        rows.append({"variant": name, "ms_per_text": round(cpu_ms_per_text(enc, list(test.items[:64]), args.repeats), 2),
+        ms = cpu_ms_per_text(enc, list(test.items[:64]), args.repeats)
+        rows.append({"variant": name, "ms_per_text": round(ms, 2),
                      "cos_min": round(float(cos.min()), 4), "cos_median": round(float(np.median(cos)), 4),
                      "acc_consistent": [round(a, 4) for a in cons], "acc_fp32_head": [round(a, 4) for a in mixed],
                      "agree_fp32": [round(a, 4) for a in agree]})
