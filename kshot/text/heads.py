@@ -30,16 +30,18 @@ class Head:
         self.y = torch.zeros(0, dtype=torch.long)
         self.n_classes = 0
 
-    def add(self, X: np.ndarray, y: np.ndarray, n_classes: int) -> "Head":
+    def add(self, X: np.ndarray, y: np.ndarray, n_classes: int, max_iter: int | None = None) -> "Head":
+        """Append rows and refit; ``max_iter`` caps an iterative head's work for this refit (a service
+        adding one example at a time: the next refit continues from these weights)."""
         X = torch.as_tensor(np.asarray(X, dtype=np.float32))
         y = torch.as_tensor(np.asarray(y, dtype=np.int64))
         self.X = X if self.X.numel() == 0 else torch.cat([self.X, X])
         self.y = torch.cat([self.y, y])
         self.n_classes = n_classes
-        self.refit()
+        self.refit(max_iter)
         return self
 
-    def refit(self) -> None:
+    def refit(self, max_iter: int | None = None) -> None:
         raise NotImplementedError
 
     def logits(self, X: np.ndarray) -> torch.Tensor:
@@ -71,7 +73,7 @@ class PrototypeHead(Head):
         self.prior = None if prior is None else torch.as_tensor(np.asarray(prior, dtype=np.float32))
         return self
 
-    def refit(self) -> None:
+    def refit(self, max_iter: int | None = None) -> None:   # closed form: max_iter does not apply
         dim = self.X.shape[1] if self.X.numel() else self.prior.shape[1]
         sums = torch.zeros(self.n_classes, dim).index_add_(0, self.y, self.X) if self.X.numel() else \
             torch.zeros(self.n_classes, dim)
@@ -150,7 +152,7 @@ class LogisticHead(Head):
                 W[c] = F.normalize(members.mean(0), dim=0)
         return W, b
 
-    def refit(self) -> None:
+    def refit(self, max_iter: int | None = None) -> None:
         X = self.params["scale"] * self.X.double().numpy()
         y = self.y.numpy()
         W0, b0 = self._warm_start(X.shape[1])
@@ -172,7 +174,7 @@ class LogisticHead(Head):
         theta0 = np.concatenate([W0.double().numpy().ravel(), b0.double().numpy()])
         with _blas().limit(limits=1, user_api="blas"):   # vectors of a few thousand numbers: BLAS threads only wait on each other
             res = minimize(objective, theta0, jac=True, method="L-BFGS-B",
-                           options={"maxiter": self.params["max_iter"], "gtol": 1e-6, "ftol": 1e-9})
+                           options={"maxiter": max_iter or self.params["max_iter"], "gtol": 1e-6, "ftol": 1e-9})
         theta = torch.from_numpy(res.x).float()
         self.W, self.b = theta[:k * d].reshape(k, d).clone(), theta[k * d:].clone()
 
