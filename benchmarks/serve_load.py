@@ -96,9 +96,10 @@ def load(server: Server, key: str, clients: int, total: int, time_cap: float, ad
             "errors": len(errors), "first_errors": errors[:3], "acked_ids": acked}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU time of a process (or of its thread ``tid``) so far (Linux /proc)."""
+    stat = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -135,6 +136,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2, help="torch threads of each server process")
     ap.add_argument("--window-ms", type=float, default=4.0)
+    ap.add_argument("--quantize", choices=["int8", "none"], default="int8", help="the server's --quantize")
     ap.add_argument("--visibility-runs", type=int, default=5)
     ap.add_argument("--pg", action="store_true", help="PostgreSQL (a throwaway cluster) and the replica check")
     ap.add_argument("--work", type=Path, default=Path("runs/serve_load"))
@@ -150,7 +152,7 @@ def main() -> None:
     store = Store(db)
     key = store.create_key("admin")
     flags = ["--rate-limit", "0", "--workers", str(args.workers), "--batch-window-ms", str(args.window_ms),
-             "--threads", str(args.threads)]
+             "--threads", str(args.threads), "--quantize", args.quantize]
     servers = [Server(model, db, args.work, *flags, threads=args.threads)]
     if pg:
         servers.append(Server(model, db, args.work, *flags, threads=args.threads))
@@ -159,17 +161,24 @@ def main() -> None:
             s.wait()
         # warm-up: a few requests so that first-call costs are not in the numbers
         load(servers[0], key, 4, 40, 30, 0.0)
-        cpu = cpu_seconds(servers[0].proc.pid)
+        pid = servers[0].proc.pid
+        cpu, main_cpu, client_cpu = cpu_seconds(pid), cpu_seconds(pid, pid), time.process_time()
         result = load(servers[0], key, args.clients, args.requests, args.time_cap, args.add_fraction)
         served = result["predictions"] + result["adds"]
+        result["client_cpu_ms_per_request"] = round((time.process_time() - client_cpu) * 1000 / served, 2)
         if args.workers == 1:   # the workers are child processes: neither figure would cover them
-            result["server_cpu_ms_per_request"] = round((cpu_seconds(servers[0].proc.pid) - cpu) * 1000 / served, 2)
+            result["server_cpu_ms_per_request"] = round((cpu_seconds(pid) - cpu) * 1000 / served, 2)
+            # the main thread runs the event loop (HTTP, JSON, auth, batching); the rest is the encoder
+            result["server_main_thread_cpu_ms_per_request"] = round((cpu_seconds(pid, pid) - main_cpu) * 1000
+                                                                    / served, 2)
             result["mean_texts_per_encoder_pass"] = round(mean_batch(servers[0]), 1)
         result["load_average_1min"] = os.getloadavg()[0]
         stored = {e["id"] for e in store.examples()}
         acked = result.pop("acked_ids")
         result["acked_missing_from_db"] = len(set(acked) - stored)
         result["db"] = "postgresql" if pg else "sqlite"
+        result["server"] = {"quantize": args.quantize, "threads": args.threads, "window_ms": args.window_ms,
+                            "workers": args.workers}
         same = [visible_after(servers[0], servers[0], key, f"same_{i}") for i in range(args.visibility_runs)]
         result["visible_same_replica_s"] = {"median": round(statistics.median(same), 3), "max": round(max(same), 3)}
         if pg:

@@ -91,3 +91,24 @@ def test_writers_on_both_replicas_lose_nothing(replicas):
             stored = {e["id"]: e for e in c.get("/v1/examples").json()["examples"]}
             assert all(stored[i]["text"] == item["text"] for i, item in acked)
             assert wait_for(lambda: c.get("/v1/health").json()["examples"] == 9 + 30)
+
+
+def test_a_schema_1_database_is_migrated_and_tagged_on_postgresql(replicas):
+    import numpy as np
+    import sqlalchemy as sa
+
+    pg = replicas[3]
+    admin = sa.create_engine("postgresql+psycopg://" + pg.url.split("://", 1)[1], isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("CREATE DATABASE schema1"))
+    admin.dispose()
+    url = pg.url.rsplit("/", 1)[0] + "/schema1"
+    old = Store(url)
+    old.seed("old-encoder", np.ones((2, 4), np.float32), ["a", "b"])
+    with old.engine.begin() as conn:   # make it what schema 1 wrote: no encoder column, no schema row
+        conn.execute(sa.text("ALTER TABLE examples DROP COLUMN encoder"))
+        conn.execute(sa.text("DELETE FROM state WHERE name = 'schema'"))
+    old.engine.dispose()
+    store = Store(url)
+    assert store.get("schema") == "2" and store.encoders() == {"old-encoder": 2}
+    store.engine.dispose()

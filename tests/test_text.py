@@ -239,6 +239,39 @@ def test_self_training_straightens_a_tilted_boundary_with_class_balanced_pseudo_
     assert np.bincount(pseudo).tolist() == [30, 30] and head.X.shape == (2 + 60, 2)
 
 
+def test_logistic_head_matches_an_autograd_solve_and_capped_refits_converge_over_successive_adds():
+    import torch
+    import torch.nn.functional as F
+    from kshot.text.heads import LogisticHead
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 60)                              # noisy labels: the solve needs many iterations
+    full = LogisticHead(C=10.0, scale=1.0).add(X, y, 3)
+    # the same objective minimised by torch's L-BFGS (what the head used before scipy)
+    W, b = torch.zeros(3, 5, requires_grad=True), torch.zeros(3, requires_grad=True)
+    opt = torch.optim.LBFGS([W, b], max_iter=500, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(Xt @ W.T + b, yt) + (W * W).sum() / (2 * 10.0 * 60)
+        loss.backward()
+        return loss
+    opt.step(closure)
+    assert torch.allclose(full.W, W.detach(), atol=1e-3) and torch.allclose(full.b, b.detach(), atol=1e-3)
+    # one row at a time with 2 iterations per refit: each refit continues from the last weights
+    capped = LogisticHead(C=10.0, scale=1.0).add(X[:30], y[:30], 3)
+    gaps = []
+    for i in range(30, 60):
+        capped.add(X[i:i + 1], y[i:i + 1], 3, max_iter=2)
+        gaps.append(float((capped.W - full.W).abs().max()))
+    assert gaps[-1] > 1e-3                                   # the cap did bind
+    for _ in range(100):
+        capped.refit(max_iter=2)
+    assert float((capped.W - full.W).abs().max()) < 1e-3 < gaps[-1]
+
+
 def test_fit_with_unlabeled_texts_pseudo_labels_them_and_round_trips(tmp_path):
     pool = ["my card is lost in the post", "card delivery is late", "password won't reset",
             "locked out, need a new password", "dollar to yen exchange", "how much is a pound in euros"]

@@ -64,6 +64,8 @@ def serve(
     batch_window_ms: float = typer.Option(4.0, help="how long concurrent predictions wait to share an encoder pass"),
     poll: float = typer.Option(0.5, help="seconds between checks for other workers' and replicas' changes"),
     threads: int = typer.Option(0, help="torch threads per worker for the encoder (0: torch's default, one per core)"),
+    quantize: str = typer.Option("int8", help="int8: the encoder's linear layers run in int8 (about 2.5x less CPU per "
+                                 "text, 0.8 points less accuracy on BANKING77 10-shot); none: float32"),
 ):
     """Serve MODEL_DIR over HTTP; examples added later live in --db. (`kshot serve keys create` for keys.)"""
     if ctx.invoked_subcommand is not None:
@@ -82,6 +84,10 @@ def serve(
                              ("--threads", threads, 0)):
         if value < low:
             raise KshotError(f"{name} must be at least {low}, got {value}")
+    from ..text.encoder import QUANTIZE
+
+    if quantize not in QUANTIZE:
+        raise KshotError(f"unknown --quantize {quantize!r}; choose one of: {', '.join(QUANTIZE)}")
     if rate_limit < 0 or batch_window_ms < 0 or poll <= 0:
         raise KshotError("--rate-limit and --batch-window-ms must be >= 0 and --poll > 0")
     try:
@@ -99,6 +105,7 @@ def serve(
         typer.echo(f"no API keys in {db} yet; created an admin key (shown once, keep it):\n{key}", err=True)
     config = Config(model_dir=str(model_dir.resolve()), db=db, export_dir=str(export_dir.resolve()),
                     cors_origins=list(cors_origin or []), window=batch_window_ms / 1000, poll=poll, threads=threads,
+                    quantize=quantize,
                     limits={"rate_per_s": rate_limit, "burst": burst, "max_texts": max_texts,
                             "max_chars": max_chars, "max_examples_per_label": max_examples_per_label,
                             "max_body_bytes": max_body_bytes})

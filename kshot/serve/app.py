@@ -44,6 +44,7 @@ class Config:
     window: float = 0.004
     poll: float = 0.5
     threads: int = 0   # torch threads for the encoder; 0: torch's default
+    quantize: str = "none"   # "int8": the encoder's linear layers run in int8
 
 
 # ---------------------------------------------------------------- request checks
@@ -179,7 +180,7 @@ def create_app(config: Config) -> FastAPI:
 
             torch.set_num_threads(config.threads)
         holder["model"] = await asyncio.to_thread(ServedModel, config.model_dir, store, window=config.window,
-                                                  poll=config.poll)
+                                                  poll=config.poll, quantize=config.quantize)
         tasks = holder["model"].start()
         yield
         for t in tasks:
@@ -248,6 +249,7 @@ def create_app(config: Config) -> FastAPI:
                                 status_code=503)
         m = model()
         return {"status": "ok", "ready": m.ready, "labels": len(m.clf.classes_), "examples": len(m.ids),
+                "encoder": m.encoder, "examples_other_encoder": len(m.foreign),
                 "model_version": m.model_version, "database_version": version, "synced_version": m.synced}
 
     @app.post("/v1/predict", openapi_extra=_schema({"texts": ["where is my card?"], "reject_below": 0.4, "top_k": 3}))

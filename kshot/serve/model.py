@@ -10,8 +10,18 @@ arrive while a refit runs are applied together by the next one.
 Changes made through this process are published before their request is answered (the next
 prediction sees them). A poller reads the database's version counter every ``poll`` seconds and,
 when it moved, applies what other workers or replicas changed: additions go into the head
-incrementally (``fit_embeddings(add=True)``, a warm-started refit of the head only), deletions rebuild
-the head from the stored embeddings. Stored examples are never encoded again.
+incrementally (``fit_embeddings(add=True)``, a warm-started refit of the head only, capped at
+``ADD_ITERATIONS`` solver iterations: under a stream of additions each refit continues from the last
+one's weights, so the head converges over successive refits instead of stalling every add on a full
+solve), deletions rebuild the head from the stored embeddings (solved to convergence). Stored examples are never encoded again by the same encoder.
+
+``quantize="int8"`` serves with an int8 copy of the encoder (about twice as fast on a CPU). Each stored
+embedding is tagged with the encoder that made it (``fingerprint(model_dir, quantize)``); at start, stored
+examples made by another encoder are re-encoded from their texts and written back, and examples another
+replica adds with another encoder are re-encoded here in memory, so the head never mixes encoders
+unknowingly. The one exception is the model directory's own examples: they have no stored text, so they
+keep the float32 embeddings they were fitted with; the server says so at start and ``/v1/health``
+counts them (``examples_other_encoder``). ``export`` always writes a float32 model directory.
 """
 
 from __future__ import annotations
@@ -34,10 +44,17 @@ from ..errors import KshotError
 from ..text.classifier import MODEL_FILE, FewShotClassifier
 from .store import Store
 
+ADD_ITERATIONS = 30   # solver iterations per incremental refit (see the module docstring)
 
-def fingerprint(model_dir) -> str:
-    """What stored embeddings depend on: the encoder's name (and its weights, when fine-tuned); read from
-    the model directory's JSON without loading anything."""
+
+def fingerprint(model_dir, quantize: str = "none") -> str:
+    """What stored embeddings depend on: the encoder's name (and its weights, when fine-tuned), plus
+    ``#int8`` when it runs quantised; read from the model directory's JSON without loading anything."""
+    base = _fingerprint(model_dir)
+    return base if quantize == "none" else f"{base}#{quantize}"
+
+
+def _fingerprint(model_dir) -> str:
     model_dir = Path(model_dir)
     try:
         meta = json.loads((model_dir / f"{MODEL_FILE}.json").read_text())
@@ -54,10 +71,16 @@ def fingerprint(model_dir) -> str:
 
 
 class ServedModel:
-    def __init__(self, model_dir, store: Store, window: float = 0.004, max_batch: int = 64, poll: float = 0.5):
+    def __init__(self, model_dir, store: Store, window: float = 0.004, max_batch: int = 64, poll: float = 0.5,
+                 quantize: str = "none"):
         self.model_dir, self.store = Path(model_dir), store
         self.window, self.max_batch, self.poll = window, max_batch, poll
         self.clf = FewShotClassifier.load(self.model_dir)
+        self.quantize, self.fp32_encoder = quantize, self.clf.encoder_
+        self.clf.encoder_ = self.clf.encoder_.quantized(quantize)
+        self.model_fingerprint = fingerprint(self.model_dir)         # the model directory's own encoder
+        self.encoder = fingerprint(self.model_dir, quantize)         # what embeddings made here are tagged
+        self.foreign: set[int] = set()      # ids held with another encoder's embedding (no text to re-encode)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kshot-model")
         self.refitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kshot-refit")
         self.pending: list[tuple[dict, int]] = []   # (new rows, version) added here, not yet published
@@ -72,13 +95,33 @@ class ServedModel:
         self.batch_sizes: list[int] = []
         X = self.clf.head_.X.numpy() if self.clf.head_.X.numel() else np.zeros((0, self.clf.encoder_.dim), np.float32)
         labels = [str(self.clf.classes_[i]) for i in self.clf.head_.y.tolist()]
-        store.seed(fingerprint(self.model_dir), X, labels)
+        store.seed(self.model_fingerprint, X, labels)
         self.synced, index = store.index()   # the database, not the model directory, says what the head holds
-        for i, (label, vec) in store.embeddings(list(index)).items():
-            self.ids[i], self.rows[i] = label, vec
+        for i, row in self._own(store.embeddings(list(index)), write_back=True).items():
+            self.ids[i], self.rows[i] = row.label, row.embedding
+        if self.foreign:
+            print(f"kshot serve: {len(self.foreign)} examples of the model directory were encoded by "
+                  f"{self.model_fingerprint!r} and have no stored text to re-encode with {self.encoder!r}; "
+                  "the head uses their float32 embeddings", flush=True)
         if index:   # else keep the loaded head: a zeroshot model has classes but no examples
             self._rebuild()
         self.ready = True
+
+    def _own(self, stored: dict, write_back: bool = False) -> dict:
+        """The stored rows with embeddings of this encoder: rows another encoder made are re-encoded
+        from their texts (and, with ``write_back``, stored again); rows without a text keep theirs and
+        are counted in ``foreign``."""
+        redo = [i for i, row in stored.items() if row.encoder != self.encoder and row.text is not None]
+        if redo:
+            made_by = sorted({str(stored[i].encoder) for i in redo})
+            X = self.executor.submit(self.clf.embed, [stored[i].text for i in redo]).result()
+            stored = {**stored, **{i: stored[i]._replace(embedding=x, encoder=self.encoder) for i, x in zip(redo, X)}}
+            if write_back:
+                self.store.reencoded({i: stored[i].embedding for i in redo}, self.encoder)
+            print(f"kshot serve: re-encoded {len(redo)} stored examples made by {', '.join(made_by)} with "
+                  f"{self.encoder!r}{'' if write_back else ' (in memory)'}", flush=True)
+        self.foreign.update(i for i, row in stored.items() if row.encoder != self.encoder)
+        return stored
 
     # ------------------------------------------------------------ head state (refit thread)
     def _publish(self, fn) -> None:
@@ -104,7 +147,7 @@ class ServedModel:
             return self._rebuild()
         ids = sorted(new)
         X, labels = np.stack([new[i][1] for i in ids]), [new[i][0] for i in ids]
-        self._publish(lambda clf: clf.fit_embeddings(X, labels, add=True))
+        self._publish(lambda clf: clf.fit_embeddings(X, labels, add=True, max_iter=ADD_ITERATIONS))
 
     def _remove(self, gone: set[int]) -> None:
         gone = {i for i in gone if i in self.ids}
@@ -112,6 +155,7 @@ class ServedModel:
             for i in gone:
                 self.ids.pop(i, None)
                 self.rows.pop(i, None)
+                self.foreign.discard(i)
             self._rebuild()
 
     def reconcile(self) -> bool:
@@ -121,7 +165,7 @@ class ServedModel:
             return False
         version, index = self.store.index()
         fresh = [i for i in index if i not in self.ids]
-        stored = self.store.embeddings(fresh) if fresh else {}
+        stored = self._own(self.store.embeddings(fresh)) if fresh else {}
         return self.refitter.submit(self._apply_index, version, index, stored).result()
 
     def _apply_index(self, version: int, index: dict[int, str], stored: dict) -> bool:
@@ -131,6 +175,7 @@ class ServedModel:
         new = {i: stored[i] for i in index if i not in self.ids and i not in skip and i in stored}
         self.recent = {i: v for i, v in self.recent.items() if v > version}
         self.synced = max(self.synced, version)
+        new = {i: (s.label, s.embedding) for i, s in new.items()}
         if gone:
             self.ids.update({i: s[0] for i, s in new.items()})
             self.rows.update({i: s[1] for i, s in new.items()})
@@ -157,7 +202,7 @@ class ServedModel:
     async def add(self, rows: list[tuple[str, str]], source: str, max_per_label: int | None) -> list[int]:
         X = await self.embed([t for t, _ in rows])
         ids, version = await asyncio.to_thread(self.store.add_examples, [(t, y, x) for (t, y), x in zip(rows, X)],
-                                               source, max_per_label)
+                                               source, max_per_label, self.encoder)
         with self.pending_lock:
             self.pending.append(({i: (y, x) for i, (_, y), x in zip(ids, rows, X)}, version))
         await self.run(self._drain, executor=self.refitter)   # one refit for all that arrived meanwhile
@@ -247,16 +292,35 @@ class ServedModel:
         return [asyncio.create_task(self.batcher()), asyncio.create_task(self.poller())]
 
     # ------------------------------------------------------------ export
-    def _export(self, dest: Path) -> Path:
+    def _fp32(self) -> FewShotClassifier:
+        """The served classifier with the float32 encoder, its head refitted on float32 embeddings: those
+        another encoder made are re-encoded from their texts (what ``FewShotClassifier.load`` will run)."""
         clf = self.clf
-        if len(clf.classes_) < 1:
+        if self.quantize == "none":
+            return clf
+        stored = self.store.embeddings(sorted(self.ids))
+        stored = {i: s for i, s in stored.items() if i in self.ids}
+        redo = [i for i, s in stored.items() if s.encoder != self.model_fingerprint and s.text is not None]
+        X = dict(zip(redo, self.fp32_encoder._encode_uncached([stored[i].text for i in redo]))) if redo else {}
+        ids = sorted(stored)
+        out = copy.copy(clf)
+        out.encoder_ = self.fp32_encoder
+        if not ids:   # a zeroshot model without examples: its head holds none
+            return out
+        return out.fit_embeddings(np.stack([X.get(i, stored[i].embedding) for i in ids]),
+                                  [stored[i].label for i in ids])
+
+    def _export(self, dest: Path) -> Path:
+        if len(self.clf.classes_) < 1:
             raise KshotError("there are no examples to export; add some first")
+        clf = self._fp32()
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
         try:
             clf.save(tmp)
             meta_file = tmp / f"{MODEL_FILE}.json"
             meta = json.loads(meta_file.read_text())
-            meta["serve"] = {"database_version": self.synced, "examples": len(self.ids)}
+            meta["serve"] = {"database_version": self.synced, "examples": len(self.ids),
+                             "served_quantize": self.quantize, "head_fitted_on": self.model_fingerprint}
             meta_file.write_text(json.dumps(meta, indent=2))
             for f in tmp.rglob("*"):
                 if f.is_file():

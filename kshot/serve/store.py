@@ -3,7 +3,9 @@
 SQLAlchemy Core over SQLite (a file, WAL mode: the default) or PostgreSQL (by URL, for several replicas).
 The database is the source of truth: every change to the examples bumps ``state.version`` in the same
 transaction, and each replica polls that counter to pick up the others' changes. Each example's embedding
-is stored beside its text (float32 bytes), so a restart or a new replica never re-encodes the history.
+is stored beside its text (float32 bytes), so a restart or a new replica never re-encodes the history,
+and tagged with the encoder that made it (``examples.encoder``: the model's fingerprint, plus ``#int8``
+for a quantised encoder), so that embeddings of two encoders are never mixed unknowingly.
 
 Schema migrations are the numbered functions in ``MIGRATIONS``; ``migrate`` applies the missing ones in
 order, each in its own transaction, under a lock on PostgreSQL so that replicas starting together run
@@ -19,6 +21,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from typing import NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
@@ -37,6 +40,7 @@ examples = sa.Table(
     sa.Column("embedding", sa.LargeBinary, nullable=False),
     sa.Column("source", sa.String(16), nullable=False),  # model | api | feedback
     sa.Column("created", sa.Float, nullable=False),
+    sa.Column("encoder", sa.String(200), nullable=True),   # what made the embedding (schema 2)
     sa.Index("ix_examples_label", "label"),
 )
 keys = sa.Table(
@@ -55,7 +59,16 @@ def _v1(conn) -> None:
     conn.execute(state.insert().values(name="version", value="0"))
 
 
-MIGRATIONS = [_v1]   # MIGRATIONS[i] takes the schema from version i to i + 1; append, never edit
+def _v2(conn) -> None:
+    """Each example records the encoder that made its embedding; older rows were made by the model's."""
+    if "encoder" not in {c["name"] for c in sa.inspect(conn).get_columns("examples")}:
+        conn.execute(sa.text("ALTER TABLE examples ADD COLUMN encoder VARCHAR(200)"))
+    model = conn.execute(sa.select(state.c.value).where(state.c.name == "model")).scalar()
+    if model is not None:
+        conn.execute(examples.update().where(examples.c.encoder.is_(None)).values(encoder=model))
+
+
+MIGRATIONS = [_v1, _v2]   # MIGRATIONS[i] takes the schema from version i to i + 1; append, never edit
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -150,8 +163,9 @@ class Store:
 
     # ------------------------------------------------------------ model seeding
     def seed(self, fingerprint: str, X: np.ndarray, labels: list[str]) -> bool:
-        """On first use, store the examples of the model directory (embeddings, no texts) and the model's
-        fingerprint; later, check the fingerprint. Returns True when it seeded."""
+        """On first use, store the examples of the model directory (embeddings, no texts, made by the
+        model's own encoder: tagged ``fingerprint``) and the model's fingerprint; later, check the
+        fingerprint. Returns True when it seeded."""
         with self.engine.begin() as conn:
             if self.engine.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7216017)"))
@@ -162,7 +176,8 @@ class Store:
             now = time.time()
             if len(labels):
                 conn.execute(examples.insert(), [
-                    {"text": None, "label": y, "embedding": _blob(x), "source": "model", "created": now}
+                    {"text": None, "label": y, "embedding": _blob(x), "source": "model", "created": now,
+                     "encoder": fingerprint}
                     for x, y in zip(X, labels)])
             self._set(conn, "model", fingerprint)
             self._bump(conn)
@@ -177,8 +192,9 @@ class Store:
 
     # ------------------------------------------------------------ examples
     def add_examples(self, rows: list[tuple[str, str, np.ndarray]], source: str = "api",
-                     max_per_label: int | None = None) -> tuple[list[int], int]:
-        """Insert (text, label, embedding) rows in one transaction; returns (ids, new version).
+                     max_per_label: int | None = None, encoder: str | None = None) -> tuple[list[int], int]:
+        """Insert (text, label, embedding) rows, their embeddings made by ``encoder`` (default: the
+        model's), in one transaction; returns (ids, new version).
 
         ``max_per_label``: refuse (KshotError naming the label) when a label would exceed it."""
         with self.engine.begin() as conn:
@@ -195,8 +211,10 @@ class Store:
                                          f"label {label!r} has {counts.get(label, 0)} examples; "
                                          f"{n} more would pass the limit of {max_per_label} per label")
             now = time.time()
+            if encoder is None:
+                encoder = conn.execute(sa.select(state.c.value).where(state.c.name == "model")).scalar()
             ids = [conn.execute(examples.insert().values(text=t, label=y, embedding=_blob(x), source=source,
-                                                         created=now)).inserted_primary_key[0]
+                                                         created=now, encoder=encoder)).inserted_primary_key[0]
                    for t, y, x in rows]
             return ids, self._bump(conn)
 
@@ -220,15 +238,31 @@ class Store:
             rows = conn.execute(sa.select(examples.c.id, examples.c.label)).all()
         return version, dict(rows)
 
-    def embeddings(self, ids: list[int]) -> dict[int, tuple[str, np.ndarray]]:
+    def embeddings(self, ids: list[int]) -> dict[int, Stored]:
+        """{id: (label, embedding, encoder that made it, text or None)} of the examples ``ids`` still stored."""
         out = {}
+        cols = (examples.c.id, examples.c.label, examples.c.embedding, examples.c.encoder, examples.c.text)
         with self.reader.connect() as conn:
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                for i, label, blob in conn.execute(sa.select(examples.c.id, examples.c.label, examples.c.embedding)
-                                                   .where(examples.c.id.in_(chunk))):
-                    out[i] = (label, np.frombuffer(blob, dtype=np.float32))
+                for i, label, blob, encoder, text in conn.execute(sa.select(*cols).where(examples.c.id.in_(chunk))):
+                    out[i] = Stored(label, np.frombuffer(blob, dtype=np.float32), encoder, text)
         return out
+
+    def reencoded(self, vectors: dict[int, np.ndarray], encoder: str) -> None:
+        """Replace the embeddings of existing examples by ones ``encoder`` made of the same texts (the
+        examples, labels and version do not change; ids deleted meanwhile are skipped)."""
+        items = list(vectors.items())
+        for start in range(0, len(items), 500):
+            with self.engine.begin() as conn:
+                for i, vec in items[start:start + 500]:
+                    conn.execute(examples.update().where(examples.c.id == i).values(embedding=_blob(vec),
+                                                                                    encoder=encoder))
+
+    def encoders(self) -> dict[str | None, int]:
+        """How many stored examples each encoder made."""
+        with self.reader.connect() as conn:
+            return dict(conn.execute(sa.select(examples.c.encoder, sa.func.count()).group_by(examples.c.encoder)).all())
 
     def label_counts(self) -> dict[str, int]:
         with self.reader.connect() as conn:
@@ -267,6 +301,13 @@ class Store:
             hmac.compare_digest(_hash("0" * 32, parts[2]), "0" * 64)   # same work as a known id
             return None
         return row.role if hmac.compare_digest(_hash(row.salt, parts[2]), row.hash) else None
+
+
+class Stored(NamedTuple):
+    label: str
+    embedding: np.ndarray
+    encoder: str | None
+    text: str | None
 
 
 class LimitError(KshotError):

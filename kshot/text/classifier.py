@@ -342,9 +342,10 @@ class FewShotClassifier:
         texts = check_texts(texts)
         return self.encoder_._encode_uncached(texts) if texts else np.zeros((0, self.encoder_.dim), np.float32)
 
-    def fit_embeddings(self, X, labels, add: bool = False) -> "FewShotClassifier":
+    def fit_embeddings(self, X, labels, add: bool = False, max_iter: int | None = None) -> "FewShotClassifier":
         """Fit the head on embeddings made by ``embed`` (the encoder is not touched); ``add=True`` adds them
-        to the fitted head (new labels become new classes), else the head is rebuilt on them alone."""
+        to the fitted head (new labels become new classes), else the head is rebuilt on them alone.
+        ``max_iter`` caps the logistic head's solver for this fit (see ``Head.add``)."""
         self._fitted()
         labels = [_plain(y) for y in labels]
         if not add:
@@ -356,7 +357,7 @@ class FewShotClassifier:
         index = {c: i for i, c in enumerate(self.classes_)}
         X = np.asarray(X, dtype=np.float32).reshape(len(labels), -1)
         if self.classes_:
-            self.head_.add(X, np.array([index[v] for v in labels], dtype=np.int64), len(self.classes_))
+            self.head_.add(X, np.array([index[v] for v in labels], dtype=np.int64), len(self.classes_), max_iter)
         return self
 
     def proba_embeddings(self, X) -> np.ndarray:

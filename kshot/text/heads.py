@@ -5,7 +5,8 @@ or whole new classes without encoding the old texts again. State is a dict of te
 
 * ``PrototypeHead``: nearest class mean by cosine; a class prototype may be blended with a label-name
   embedding (``prior``, weight ``prior_weight`` in units of examples), which alone gives zero-shot.
-* ``LogisticHead``: multinomial logistic regression (L2, full-batch L-BFGS), warm-started on refits.
+* ``LogisticHead``: multinomial logistic regression (L2, full-batch L-BFGS: scipy's, on an analytic
+  gradient in float64, so a warm-started refit after one added example takes a few milliseconds).
   With ``knn=k`` its probabilities are blended with a vote of the ``k`` nearest rows it was fitted on
   (``neighbour_vote``): after self-training those are the labelled and pseudo-labelled texts, so a
   query is also judged by the pool texts most like it, which a linear boundary alone cannot follow.
@@ -16,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.optimize import minimize
+from threadpoolctl import ThreadpoolController
 
 
 class Head:
@@ -27,16 +30,18 @@ class Head:
         self.y = torch.zeros(0, dtype=torch.long)
         self.n_classes = 0
 
-    def add(self, X: np.ndarray, y: np.ndarray, n_classes: int) -> "Head":
+    def add(self, X: np.ndarray, y: np.ndarray, n_classes: int, max_iter: int | None = None) -> "Head":
+        """Append rows and refit; ``max_iter`` caps an iterative head's work for this refit (a service
+        adding one example at a time: the next refit continues from these weights)."""
         X = torch.as_tensor(np.asarray(X, dtype=np.float32))
         y = torch.as_tensor(np.asarray(y, dtype=np.int64))
         self.X = X if self.X.numel() == 0 else torch.cat([self.X, X])
         self.y = torch.cat([self.y, y])
         self.n_classes = n_classes
-        self.refit()
+        self.refit(max_iter)
         return self
 
-    def refit(self) -> None:
+    def refit(self, max_iter: int | None = None) -> None:
         raise NotImplementedError
 
     def logits(self, X: np.ndarray) -> torch.Tensor:
@@ -68,7 +73,7 @@ class PrototypeHead(Head):
         self.prior = None if prior is None else torch.as_tensor(np.asarray(prior, dtype=np.float32))
         return self
 
-    def refit(self) -> None:
+    def refit(self, max_iter: int | None = None) -> None:   # closed form: max_iter does not apply
         dim = self.X.shape[1] if self.X.numel() else self.prior.shape[1]
         sums = torch.zeros(self.n_classes, dim).index_add_(0, self.y, self.X) if self.X.numel() else \
             torch.zeros(self.n_classes, dim)
@@ -110,6 +115,16 @@ def neighbour_vote(M: torch.Tensor, y: torch.Tensor, n_classes: int, Q, k: int, 
     return out
 
 
+_BLAS: list = []
+
+
+def _blas() -> ThreadpoolController:
+    """The process's BLAS thread pools (found once: looking them up costs milliseconds)."""
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0]
+
+
 class LogisticHead(Head):
     """Softmax regression on ``scale`` * embedding; objective: mean cross-entropy + ||W||^2 / (2 C n).
 
@@ -137,24 +152,31 @@ class LogisticHead(Head):
                 W[c] = F.normalize(members.mean(0), dim=0)
         return W, b
 
-    def refit(self) -> None:
-        X = self.params["scale"] * self.X
-        W, b = self._warm_start(X.shape[1])
-        W.requires_grad_(True)
-        b.requires_grad_(True)
-        l2 = 1.0 / (2.0 * self.params["C"] * len(X))
-        opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=self.params["max_iter"],
-                                tolerance_grad=1e-6, line_search_fn="strong_wolfe")
+    def refit(self, max_iter: int | None = None) -> None:
+        X = self.params["scale"] * self.X.double().numpy()
+        y = self.y.numpy()
+        W0, b0 = self._warm_start(X.shape[1])
+        k, d, n = self.n_classes, X.shape[1], len(X)
+        l2 = 1.0 / (2.0 * self.params["C"] * n)
+        onehot = np.zeros((n, k))
+        onehot[np.arange(n), y] = 1.0
 
-        def closure():
-            opt.zero_grad()
-            loss = F.cross_entropy(X @ W.T + b, self.y) + l2 * (W * W).sum()
-            loss.backward()
-            return loss
+        def objective(theta):
+            W, b = theta[:k * d].reshape(k, d), theta[k * d:]
+            Z = X @ W.T + b
+            Z -= Z.max(1, keepdims=True)
+            lse = np.log(np.exp(Z).sum(1, keepdims=True))
+            P = np.exp(Z - lse)
+            loss = float((lse[:, 0] - Z[np.arange(n), y]).mean() + l2 * (W * W).sum())
+            G = (P - onehot) / n
+            return loss, np.concatenate([(G.T @ X + 2.0 * l2 * W).ravel(), G.sum(0)])
 
-        with torch.enable_grad():
-            opt.step(closure)
-        self.W, self.b = W.detach(), b.detach()
+        theta0 = np.concatenate([W0.double().numpy().ravel(), b0.double().numpy()])
+        with _blas().limit(limits=1, user_api="blas"):   # vectors of a few thousand numbers: BLAS threads only wait on each other
+            res = minimize(objective, theta0, jac=True, method="L-BFGS-B",
+                           options={"maxiter": max_iter or self.params["max_iter"], "gtol": 1e-6, "ftol": 1e-9})
+        theta = torch.from_numpy(res.x).float()
+        self.W, self.b = theta[:k * d].reshape(k, d).clone(), theta[k * d:].clone()
 
     def set_weights(self, W: torch.Tensor, b: torch.Tensor) -> "LogisticHead":
         self.W, self.b = W.detach().float(), b.detach().float()

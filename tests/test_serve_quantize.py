@@ -1,0 +1,124 @@
+"""kshot serve with an int8 encoder: stored embeddings carry the encoder that made them, are re-encoded
+when the serving encoder changes, never mixed unknowingly; export writes a float32 model directory.
+
+In-process (ServedModel over a SQLite file), no HTTP: the HTTP paths are in test_serve.py."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+from serve_helpers import make_model
+
+from kshot.cli import main
+from kshot.errors import KshotError
+
+pytest.importorskip("sqlalchemy")
+
+from kshot.serve.model import ServedModel, fingerprint  # noqa: E402
+from kshot.serve.store import Store  # noqa: E402
+from kshot.text import FewShotClassifier, SentenceEncoder  # noqa: E402
+
+ADDED = [("I was charged twice for one coffee", "double_charge"), ("two payments for the same order", "double_charge")]
+
+
+def served(model, store, quantize):
+    return ServedModel(model, store, quantize=quantize)
+
+
+def rows(db_file) -> dict[int, tuple]:
+    con = sqlite3.connect(db_file)
+    out = {i: (text, encoder, np.frombuffer(blob, np.float32))
+           for i, text, encoder, blob in con.execute("SELECT id, text, encoder, embedding FROM examples")}
+    con.close()
+    return out
+
+
+def test_int8_encoder_is_close_to_float32_and_keyed_apart():
+    fp32 = SentenceEncoder()
+    int8 = fp32.quantized("int8")
+    assert SentenceEncoder(quantize="int8").model is int8.model   # made once per process
+    assert int8.key == f"{fp32.key}#int8" and int8.quantize == "int8" and fp32.quantize == "none"
+    texts = ["where is my card", "what is my balance"]
+    a, b = fp32.encode(texts), int8.encode(texts)
+    cos = (a * b).sum(1)
+    assert np.all(cos > 0.9) and np.all(cos < 0.99999)      # close, and not the float32 cache
+    assert fp32.quantized("none") is fp32
+    with pytest.raises(KshotError, match="int4"):
+        fp32.quantized("int4")
+    with pytest.raises(KshotError, match="inference only"):
+        int8.trainable()
+
+
+def test_embeddings_carry_their_encoder_and_are_reencoded_when_it_changes(tmp_path):
+    model = make_model()
+    db = tmp_path / "kshot.db"
+    store = Store(f"sqlite:///{db}")
+    base = fingerprint(model)
+    m = served(model, store, "none")
+    X = m.clf.embed([t for t, _ in ADDED])
+    ids, _ = store.add_examples([(t, y, x) for (t, y), x in zip(ADDED, X)], encoder=m.encoder)
+    assert m.encoder == base and {r[1] for r in rows(db).values()} == {base}
+
+    q = served(model, store, "int8")                          # restart with int8: texts re-encoded, stored
+    assert q.encoder == f"{base}#int8"
+    after = rows(db)
+    want = q.clf.embed([t for t, _ in ADDED])
+    for i, x in zip(ids, want):
+        assert after[i][1] == q.encoder and np.allclose(after[i][2], x, atol=1e-5)
+        assert np.allclose(q.rows[i], x, atol=1e-5)
+    seeds = {i for i, r in after.items() if r[0] is None}
+    assert len(seeds) == 9 and all(after[i][1] == base for i in seeds)   # no text: kept, and counted
+    assert q.foreign == seeds
+
+    # a replica still on float32 adds an example: the int8 one re-encodes it in memory, the row stays
+    (new,), _ = store.add_examples([("charged two times", "double_charge", m.clf.embed(["charged two times"])[0])],
+                                   encoder=m.encoder)
+    assert q.reconcile()
+    assert np.allclose(q.rows[new], q.clf.embed(["charged two times"])[0], atol=1e-5)
+    assert rows(db)[new][1] == base and q.clf.predict(["charged two times"])[0] == "double_charge"
+
+    back = served(model, store, "none")                      # and back to float32
+    assert {r[1] for r in rows(db).values()} == {base} and not back.foreign
+    assert np.allclose(back.rows[ids[0]], X[0], atol=1e-5)
+    for s in (m, q, back):
+        s.executor.shutdown()
+        s.refitter.shutdown()
+
+
+def test_export_of_an_int8_service_is_a_float32_model_directory(tmp_path):
+    model = make_model()
+    store = Store(f"sqlite:///{tmp_path / 'kshot.db'}")
+    q = served(model, store, "int8")
+    X = q.clf.embed([t for t, _ in ADDED])
+    store.add_examples([(t, y, x) for (t, y), x in zip(ADDED, X)], encoder=q.encoder)
+    q.reconcile()
+    path = q._export(tmp_path / "exported")
+    clf = FewShotClassifier.load(path)
+    assert clf.encoder_.quantize == "none" and "double_charge" in clf.classes_
+    fp32 = clf.encoder_.encode([t for t, _ in ADDED])
+    held = clf.head_.X.numpy()
+    for x in fp32:   # the head holds the float32 embeddings of the added texts, not the int8 ones
+        assert np.abs(held - x).max(1).min() < 1e-5
+    assert clf.predict(["I was charged twice for my coffee"])[0] == "double_charge"
+    q.executor.shutdown()
+    q.refitter.shutdown()
+
+
+def test_a_schema_1_database_is_migrated_and_tagged(tmp_path):
+    db = tmp_path / "old.db"
+    Store(f"sqlite:///{db}").seed("old-encoder", np.ones((2, 4), np.float32), ["a", "b"])
+    con = sqlite3.connect(db)   # make it what schema 1 wrote: no encoder column, no schema row
+    con.execute("ALTER TABLE examples DROP COLUMN encoder")
+    con.execute("DELETE FROM state WHERE name = 'schema'")
+    con.commit()
+    con.close()
+    store = Store(f"sqlite:///{db}")
+    assert store.get("schema") == "2" and store.encoders() == {"old-encoder": 2}
+
+
+def test_cli_refuses_an_unknown_quantize(tmp_path, capsys):
+    assert main(["serve", str(make_model()), "--db", f"sqlite:///{tmp_path / 'x.db'}", "--quantize", "int4"]) == 2
+    err = capsys.readouterr().err
+    assert "--quantize" in err and "int4" in err and "int8" in err
