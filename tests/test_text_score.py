@@ -175,6 +175,27 @@ def test_auto_fine_tunes_within_its_budget(monkeypatch):
     assert clf.predict(["will it be sunny"]).tolist() == ["2"]
 
 
+def test_blend_into_averages_weights_with_the_pretrained_encoder():
+    import torch
+
+    from kshot.text import SentenceEncoder
+
+    base = SentenceEncoder()
+    tuned = base.trainable()
+    with torch.no_grad():
+        for p in tuned.model.parameters():
+            p.add_(1.0)                                   # a stand-in for fine-tuning
+    name, before = next((n, p.detach().clone()) for n, p in tuned.model.named_parameters())
+    original = dict(base.model.named_parameters())[name].detach().clone()
+    tuned.blend_into(base, 0.25)
+    after = dict(tuned.model.named_parameters())[name].detach()
+    assert torch.allclose(after, 0.25 * before + 0.75 * original, atol=1e-6)
+    assert torch.allclose(after, original + 0.25, atol=1e-5)
+    assert torch.equal(dict(base.model.named_parameters())[name].detach(), original)   # the base is untouched
+    with pytest.raises(KshotError, match="only a trainable copy"):
+        base.blend_into(tuned, 0.5)
+
+
 def test_auto_plan_and_cv():
     from kshot.text import auto
 
