@@ -41,7 +41,7 @@ FINETUNE_SHARE = 0.85
 TRAIN_COST = 3.0         # a training step costs about 3 forward passes (backward included)
 DEFAULT_BUDGET = 120.0
 LR = 1e-4                # a short step budget needs a larger step than SetFit's 2e-5
-BLEND = 0.5              # fine-tuned share of the final encoder weights (the rest: the pre-trained ones)
+BLEND = 0.7              # fine-tuned share of the final encoder weights (the rest: the pre-trained ones)
 _UNITS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
 
 
