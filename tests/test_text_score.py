@@ -172,6 +172,7 @@ def test_auto_fine_tunes_within_its_budget(monkeypatch):
     clf = FewShotClassifier(time_budget="6s", seed=1).fit(texts, digits)   # a few real steps
     assert clf.finetuned_ and clf.recipe_.startswith("contrastive fine-tuning, up to 40 steps of 3 classes x 10")
     assert "label names" not in clf.recipe_               # digits are not words
+    assert "weights 70% fine-tuned + 30% pre-trained" in clf.recipe_     # the WiSE-FT blend
     assert clf.predict(["will it be sunny"]).tolist() == ["2"]
 
 
