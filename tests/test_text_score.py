@@ -172,7 +172,29 @@ def test_auto_fine_tunes_within_its_budget(monkeypatch):
     clf = FewShotClassifier(time_budget="6s", seed=1).fit(texts, digits)   # a few real steps
     assert clf.finetuned_ and clf.recipe_.startswith("contrastive fine-tuning, up to 40 steps of 3 classes x 10")
     assert "label names" not in clf.recipe_               # digits are not words
+    assert "weights 70% fine-tuned + 30% pre-trained" in clf.recipe_     # the WiSE-FT blend
     assert clf.predict(["will it be sunny"]).tolist() == ["2"]
+
+
+def test_blend_into_averages_weights_with_the_pretrained_encoder():
+    import torch
+
+    from kshot.text import SentenceEncoder
+
+    base = SentenceEncoder()
+    tuned = base.trainable()
+    with torch.no_grad():
+        for p in tuned.model.parameters():
+            p.add_(1.0)                                   # a stand-in for fine-tuning
+    name, before = next((n, p.detach().clone()) for n, p in tuned.model.named_parameters())
+    original = dict(base.model.named_parameters())[name].detach().clone()
+    tuned.blend_into(base, 0.25)
+    after = dict(tuned.model.named_parameters())[name].detach()
+    assert torch.allclose(after, 0.25 * before + 0.75 * original, atol=1e-6)
+    assert torch.allclose(after, original + 0.25, atol=1e-5)
+    assert torch.equal(dict(base.model.named_parameters())[name].detach(), original)   # the base is untouched
+    with pytest.raises(KshotError, match="only a trainable copy"):
+        base.blend_into(tuned, 0.5)
 
 
 def test_auto_plan_and_cv():

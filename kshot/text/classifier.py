@@ -205,7 +205,6 @@ class FewShotClassifier:
         if words:
             texts = texts + [label_text(c, self.label_template, self.label_descriptions) for c in self.classes_]
             y = np.concatenate([y, np.arange(len(self.classes_))]).astype(np.int64)
-        X = base.encode(texts)
         speed = auto.seconds_per_text(base, texts)
         recipe, seconds = auto.plan(len(texts), len(self.classes_), budget, speed, time.perf_counter() - start)
         recipe.label_examples = words
@@ -217,7 +216,8 @@ class FewShotClassifier:
                                  per_class=recipe.per_class, lr=self.lr or auto.LR, loss="supcon",
                                  temperature=self.temperature, seed=self.seed, progress=self.progress,
                                  time_limit=seconds)
-            X = self.encoder_.encode(texts)
+            self.encoder_.blend_into(base, recipe.blend)
+        X = self.encoder_.encode(texts)
         n_label_rows = len(self.classes_) if words else 0
         split = len(texts) - n_label_rows
         recipe.C = auto.choose_C(X[:split], y[:split], len(self.classes_), (X[split:], y[split:]), self.seed)

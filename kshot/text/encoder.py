@@ -166,6 +166,19 @@ class SentenceEncoder:
         return SentenceEncoder(self.name, self.device, self.batch_size,
                                _st=copy.deepcopy(self.model), _key=f"{self.key}#finetuned")
 
+    def blend_into(self, other: "SentenceEncoder", weight: float) -> "SentenceEncoder":
+        """Set this (trainable) encoder's weights to ``weight`` x its own + (1 - ``weight``) x ``other``'s
+        (the same architecture, e.g. the frozen encoder it was copied from): weight-space ensembling
+        (WiSE-FT, Wortsman et al. 2022), which keeps part of what pre-training knew at no cost in speed."""
+        if self.frozen:
+            raise KshotError("only a trainable copy of an encoder can be blended")
+        theirs = other.model.state_dict()
+        with torch.no_grad():
+            for name, mine in self.model.state_dict().items():
+                if mine.is_floating_point():
+                    mine.mul_(weight).add_(theirs[name], alpha=1.0 - weight)
+        return self
+
     def tunable_parameters(self) -> list[torch.nn.Parameter]:
         """Every weight but the word-embedding table (half of MiniLM's weights, and a dense gradient
         for a few dozen tokens): fine-tuning is about twice as fast and overfits less without it."""
