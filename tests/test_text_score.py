@@ -238,3 +238,22 @@ def test_cli_fit_auto_prints_budget_and_choice(tmp_path, capsys):
                  "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "auto: time budget 0.05 s" in err and "auto chose: frozen encoder" in err
+
+
+def test_the_step_budget_shrinks_when_the_machine_slows_down_mid_run(monkeypatch):
+    import torch
+
+    from kshot.text import loop
+
+    clock = [0.0]
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: clock[0])   # a fake clock the steps advance
+    w = torch.zeros(2, requires_grad=True)
+
+    def step_loss(step):
+        clock[0] += 1.0 if step < loop.PROBE + 2 else 5.0          # five times slower after a few steps
+        return ((w - 1.0) ** 2).sum()
+
+    losses = loop.run_steps([{"params": [w], "lr": 0.1}], 1000, step_loss, time_limit=60.0)
+    # the probe's speed would allow 60 steps; re-timed before every step, the run stops within the limit
+    assert 10 < len(losses) < 20 and clock[0] <= 60.0 + 5.0
+    assert float(w.detach().sum()) > 0.5                            # it did optimise

@@ -19,9 +19,10 @@ def run_steps(param_groups: list[dict], steps: int, step_loss: Callable[[int], t
               time_limit: float | None = None) -> list[float]:
     """Minimise ``step_loss(step)`` for ``steps`` steps; returns the loss of every step.
 
-    ``time_limit`` (seconds): after the first ``PROBE`` steps the step budget shrinks to what fits in it at
-    the speed measured so far, and the learning-rate schedule is stretched to the new budget (it still ends
-    at zero)."""
+    ``time_limit`` (seconds): from step ``PROBE`` on, before every step, the step budget shrinks to what
+    fits in it at the average speed measured so far (it never grows), and the learning-rate schedule is
+    stretched to the new budget (it still ends at zero): a machine that slows down mid-fit shortens the
+    run instead of overrunning the limit."""
     try:
         opt = torch.optim.AdamW(param_groups, weight_decay=0.01, fused=True)
     except (RuntimeError, TypeError):  # no fused kernel for this device / torch version
@@ -35,9 +36,9 @@ def run_steps(param_groups: list[dict], steps: int, step_loss: Callable[[int], t
     with torch.enable_grad(), progress_bar(steps, description, enabled=progress, fields="loss {loss:.3f}") as advance:
         step = 0
         while step < total[0]:
-            if time_limit is not None and step == PROBE:
-                per_step = (time.perf_counter() - start) / PROBE
-                total[0] = max(PROBE + 1, min(total[0], int(time_limit / per_step)))
+            if time_limit is not None and step >= PROBE:
+                per_step = (time.perf_counter() - start) / step
+                total[0] = max(min(step + 1, total[0]), min(total[0], int(time_limit / per_step)))
             loss = step_loss(step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
