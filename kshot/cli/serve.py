@@ -84,10 +84,9 @@ def serve(
                              ("--threads", threads, 0)):
         if value < low:
             raise KshotError(f"{name} must be at least {low}, got {value}")
-    from ..text.encoder import QUANTIZE
+    from ..text.encoder import check_quantize
 
-    if quantize not in QUANTIZE:
-        raise KshotError(f"unknown --quantize {quantize!r}; choose one of: {', '.join(QUANTIZE)}")
+    check_quantize(quantize, "--quantize")
     if rate_limit < 0 or batch_window_ms < 0 or poll <= 0:
         raise KshotError("--rate-limit and --batch-window-ms must be >= 0 and --poll > 0")
     try:

@@ -299,7 +299,6 @@ class ServedModel:
         if self.quantize == "none":
             return clf
         stored = self.store.embeddings(sorted(self.ids))
-        stored = {i: s for i, s in stored.items() if i in self.ids}
         redo = [i for i, s in stored.items() if s.encoder != self.model_fingerprint and s.text is not None]
         X = dict(zip(redo, self.fp32_encoder._encode_uncached([stored[i].text for i in redo]))) if redo else {}
         ids = sorted(stored)

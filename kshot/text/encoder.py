@@ -103,9 +103,10 @@ def quantize_dynamic(st, per_channel: bool = True, keep: tuple[str, ...] = ()):
         return tq.quantize_dynamic(model, spec, dtype=torch.qint8)
 
 
-def check_quantize(quantize: str) -> str:
+def check_quantize(quantize: str, name: str = "quantize") -> str:
+    """``quantize`` if it is one of ``QUANTIZE``, else a KshotError naming ``name`` (e.g. a CLI flag)."""
     if quantize not in QUANTIZE:
-        raise KshotError(f"unknown quantize={quantize!r}; choose one of: {', '.join(QUANTIZE)}")
+        raise KshotError(f"unknown {name} {quantize!r}; choose one of: {', '.join(QUANTIZE)}")
     return quantize
 
 

@@ -14,6 +14,8 @@ or whole new classes without encoding the old texts again. State is a dict of te
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -115,14 +117,10 @@ def neighbour_vote(M: torch.Tensor, y: torch.Tensor, n_classes: int, Q, k: int, 
     return out
 
 
-_BLAS: list = []
-
-
+@functools.cache
 def _blas() -> ThreadpoolController:
     """The process's BLAS thread pools (found once: looking them up costs milliseconds)."""
-    if not _BLAS:
-        _BLAS.append(ThreadpoolController())
-    return _BLAS[0]
+    return ThreadpoolController()
 
 
 class LogisticHead(Head):
@@ -172,7 +170,8 @@ class LogisticHead(Head):
             return loss, np.concatenate([(G.T @ X + 2.0 * l2 * W).ravel(), G.sum(0)])
 
         theta0 = np.concatenate([W0.double().numpy().ravel(), b0.double().numpy()])
-        with _blas().limit(limits=1, user_api="blas"):   # vectors of a few thousand numbers: BLAS threads only wait on each other
+        # vectors of a few thousand numbers: BLAS threads would only wait on each other
+        with _blas().limit(limits=1, user_api="blas"):
             res = minimize(objective, theta0, jac=True, method="L-BFGS-B",
                            options={"maxiter": max_iter or self.params["max_iter"], "gtol": 1e-6, "ftol": 1e-9})
         theta = torch.from_numpy(res.x).float()
