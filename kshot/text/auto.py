@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,6 +44,8 @@ TRAIN_COST = 3.0         # a training step costs about 3 forward passes (backwar
 DEFAULT_BUDGET = 120.0
 LR = 1e-4                # a short step budget needs a larger step than SetFit's 2e-5
 BLEND = 0.7              # fine-tuned share of the final encoder weights (the rest: the pre-trained ones)
+PASSES = 20              # step target: passes over the training texts ...
+STEP_RANGE = (40, 2000)  # ... but at least 40 steps and at most 2,000
 _UNITS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
 
 
@@ -74,7 +76,7 @@ class Recipe:
     classes_per_step: int = 0
     per_class: int = 0
     label_examples: bool = False
-    blend: float = BLEND
+    blend: float = field(default_factory=lambda: BLEND)     # read when a recipe is made (patchable)
     C: float = 10.0
     why: str = ""
 
@@ -92,7 +94,7 @@ def plan(n_texts: int, n_classes: int, budget: float, seconds_per_text: float, e
     classes_per_step = min(16, n_classes)
     per_class = max(2, 32 // n_classes)
     batch = min(n_texts, classes_per_step * per_class)
-    target = int(np.clip(20 * n_texts / batch, 40, 2000))
+    target = int(np.clip(PASSES * n_texts / batch, *STEP_RANGE))
     reencode = n_texts * seconds_per_text
     available = FINETUNE_SHARE * budget - elapsed - reencode
     affordable = int(available / (TRAIN_COST * batch * seconds_per_text)) if available > 0 else 0

@@ -1,0 +1,48 @@
+"""The auto recipe with some of its constants changed, on text_vs_setfit's draws: how defaults are chosen.
+
+Every ``--set NAME=JSON`` replaces one module constant of kshot/text/auto.py (``BLEND``, ``LR``,
+``PASSES``, ``STEP_RANGE``, ``TRAIN_COST``, ``FINETUNE_SHARE``, ``C_GRID``, ...) for this process; every
+other argument goes to benchmarks/text_vs_setfit.py (use ``--eval val``: defaults are chosen on
+training-split texts outside the draw, never on the test split). The tag of each row defaults to the
+changes, so ``text_vs_setfit.py --summary --eval val`` lists the variants side by side.
+
+    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 KSHOT_DATA=/path/to/data python benchmarks/text_auto_variants.py \\
+        --set 'STEP_RANGE=[80, 2000]' -- --systems kshot --sets subj mr --shots 8 --eval val --log runs/variants.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=JSON", help="a constant of kshot.text.auto")
+    ap.add_argument("rest", nargs=argparse.REMAINDER, help="-- then text_vs_setfit.py's arguments")
+    a = ap.parse_args()
+    from kshot.text import auto
+
+    changes = {}
+    for item in a.set:
+        name, _, value = item.partition("=")
+        if not hasattr(auto, name) or not name.isupper():
+            sys.exit(f"error: kshot.text.auto has no constant {name!r}")
+        changes[name] = json.loads(value)
+        setattr(auto, name, changes[name])
+    rest = [x for x in a.rest if x != "--"] if a.rest[:1] == ["--"] else a.rest
+    if "--tag" not in rest:
+        rest += ["--tag", json.dumps(changes, sort_keys=True) if changes else "default"]
+    import text_vs_setfit
+
+    sys.argv = ["text_vs_setfit.py", *rest]
+    text_vs_setfit.main()
+
+
+if __name__ == "__main__":
+    main()
