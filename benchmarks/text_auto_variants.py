@@ -32,10 +32,15 @@ def main() -> None:
     for item in a.set:
         name, _, value = item.partition("=")
         if not hasattr(auto, name) or not name.isupper():
-            sys.exit(f"error: kshot.text.auto has no constant {name!r}")
-        changes[name] = json.loads(value)
+            print(f"error: kshot.text.auto has no constant {name!r}", file=sys.stderr)
+            sys.exit(2)
+        try:
+            changes[name] = json.loads(value)
+        except json.JSONDecodeError:
+            print(f"error: --set {name}= needs a JSON value (e.g. 0.5 or [80, 2000]), got {value!r}", file=sys.stderr)
+            sys.exit(2)
         setattr(auto, name, changes[name])
-    rest = [x for x in a.rest if x != "--"] if a.rest[:1] == ["--"] else a.rest
+    rest = a.rest[1:] if a.rest[:1] == ["--"] else a.rest
     if "--tag" not in rest:
         rest += ["--tag", json.dumps(changes, sort_keys=True) if changes else "default"]
     import text_vs_setfit

@@ -11,7 +11,6 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
