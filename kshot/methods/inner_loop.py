@@ -211,7 +211,7 @@ class GradientMethod(FewShotMethod):
         backbone = {k[len("backbone."):]: v for k, v in params.items() if k.startswith("backbone.")}
         x = to_channels_last(x) if self.channels_last else x
         if self._pure:
-            return pure_forward(self.backbone, backbone, x)
+            return pure_forward(self.backbone, backbone, x, autograd=self.autograd)
         return functional_call(self.backbone, backbone, (x,))
 
     def classify(self, params: Params, z: torch.Tensor) -> torch.Tensor:
