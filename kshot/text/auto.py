@@ -6,7 +6,8 @@
    tax form, is one code among 150 words).
 2. The encoder's speed is measured on up to 32 training texts (after a warm-up batch of 4). Contrastive fine-tuning (supervised contrastive loss, kshot/text/contrastive.py)
    runs when at least ``MIN_STEPS`` steps fit in the budget after re-encoding the training texts:
-   - batches: up to 16 classes per step and ``max(2, 32 // classes)`` texts of each, so a binary task
+   - batches: up to ``CLASSES_PER_STEP`` (16) classes per step and ``max(2, BATCH_TEXTS // classes)``
+     (``BATCH_TEXTS`` = 32) texts of each, so a binary task
      trains on 32 texts per step (every same-class pair of the batch is a positive), a 77-class one on
      16 classes x 2;
    - steps: 20 passes over the training texts (at least 40, at most 2,000), cut to what fits in
@@ -46,6 +47,8 @@ LR = 1e-4                # a short step budget needs a larger step than SetFit's
 BLEND = 0.7              # fine-tuned share of the final encoder weights (the rest: the pre-trained ones)
 PASSES = 20              # step target: passes over the training texts ...
 STEP_RANGE = (40, 2000)  # ... but at least 40 steps and at most 2,000
+CLASSES_PER_STEP = 16    # a step's batch: up to this many classes ...
+BATCH_TEXTS = 32         # ... and max(2, BATCH_TEXTS // classes) texts of each
 _UNITS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
 
 
@@ -91,8 +94,8 @@ class Recipe:
 def plan(n_texts: int, n_classes: int, budget: float, seconds_per_text: float, elapsed: float) -> tuple[Recipe, float]:
     """The recipe for ``n_texts`` training texts in ``n_classes`` classes; returns it and the seconds that
     fine-tuning may take."""
-    classes_per_step = min(16, n_classes)
-    per_class = max(2, 32 // n_classes)
+    classes_per_step = min(CLASSES_PER_STEP, n_classes)
+    per_class = max(2, BATCH_TEXTS // n_classes)
     batch = min(n_texts, classes_per_step * per_class)
     target = int(np.clip(PASSES * n_texts / batch, *STEP_RANGE))
     reencode = n_texts * seconds_per_text
