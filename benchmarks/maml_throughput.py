@@ -157,7 +157,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--strategies", default="threads,loop,vmap,threads+bf16",
                     help="comma-separated: threads, loop, vmap, l2l (the learn2learn-style reference), with +compile for torch.compile of the per-task "
-                         "function (loop only) and/or +bf16 for precision='bf16' (bfloat16 autocast)")
+                         "function (loop only), +bf16 for precision='bf16' (bfloat16 autocast) and/or +torchbn for "
+                         "PyTorch's own BatchNorm double backward instead of kshot.batchnorm's (to time the difference)")
     ap.add_argument("--networks", default="stride,maxpool",
                     help="comma-separated Conv4 variants: stride (MAML's Omniglot network), maxpool")
     ap.add_argument("--classes", default="MAML,FOMAML", help="comma-separated: MAML (second order), FOMAML")
@@ -222,6 +223,11 @@ def measure(args, config: str) -> dict:
     elif strategy == "l2l":
         method = L2LReference(downsample, first_order=name == "FOMAML")
     else:
+        if "+torchbn" in strategy:  # what the loop and threads strategies ran before kshot.batchnorm
+            import kshot.backbones
+
+            kshot.backbones.cheap_second_order_batch_norm = lambda x, w, b, eps: torch.nn.functional.batch_norm(
+                x, None, None, w, b, True, 0.0, eps)
         method = {"MAML": MAML, "FOMAML": FOMAML}[name](
             Conv4(hidden=64, track_running_stats=False, downsample=downsample), way=5, inner_steps=1, inner_lr=0.4,
             strategy=strategy.split("+")[0], chunk_size=args.chunk_size,
