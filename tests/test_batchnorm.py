@@ -51,8 +51,12 @@ def derivatives(fn, tensors, cotangents, mask):
     return y, grads, zeros_for_none(second, (x, w, gy))
 
 
-@pytest.mark.parametrize("shape,channels_last", [((5, 8, 6, 6), True), ((7, 4, 5, 3), False), ((9, 3), False)])
-@pytest.mark.parametrize("mask", [(1, 1, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 1, 1)])
+MASKS = [(1, 1, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1)]
+
+
+@pytest.mark.parametrize("shape,channels_last", [((5, 8, 6, 6), True), ((7, 4, 5, 3), False), ((9, 3), False),
+                                                 ((2, 3, 1, 1), False)])
+@pytest.mark.parametrize("mask", MASKS)
 def test_values_gradients_and_second_derivatives_are_pytorchs(shape, channels_last, mask):
     tensors, cotangents = inputs(shape, channels_last)
     y0, g0, s0 = derivatives(torch_bn, tensors, cotangents, mask)
@@ -63,6 +67,26 @@ def test_values_gradients_and_second_derivatives_are_pytorchs(shape, channels_la
     for a, b in zip(s1, s0):  # d/dx, d/dw, d/d(incoming gradient)
         assert a.abs().max() > 0 or b.abs().max() == 0
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("needs", [(True, True, True), (False, True, True), (True, False, False)])
+def test_a_plain_backward_is_pytorchs_for_the_inputs_that_need_it(needs):
+    tensors, _ = inputs((6, 5, 4, 4), True, seed=3)
+    results = []
+    for fn in (torch_bn, ours):
+        x, w, b = (t.clone().requires_grad_(n) for t, n in zip(tensors[:3], needs))
+        wanted = [t for t in (x, w, b) if t.requires_grad]
+        results.append(torch.autograd.grad(fn(x, w, b), wanted, tensors[3]))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_one_value_per_channel_is_refused_as_by_pytorch():
+    x, w, b = torch.randn(1, 3, 1, 1), torch.ones(3), torch.zeros(3)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        torch_bn(x, w, b)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        ours(x, w, b)
 
 
 def test_third_derivative_is_that_of_batchnorm_written_out():
