@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -170,7 +171,9 @@ def test_auto_fine_tunes_within_its_budget(monkeypatch):
     texts, labels = map(list, zip(*TRAIN))
     digits = [{"card": "0", "password": "1", "weather": "2"}[y] for y in labels]
     clf = FewShotClassifier(time_budget="6s", seed=1).fit(texts, digits)   # a few real steps
-    assert clf.finetuned_ and clf.recipe_.startswith("contrastive fine-tuning, up to 40 steps of 3 classes x 10")
+    # planned 40 steps from the (faked) probe; the recipe reports the steps the time limit let run
+    steps = re.match(r"contrastive fine-tuning, (\d+) steps of 3 classes x 10 texts", clf.recipe_)
+    assert clf.finetuned_ and steps and 1 <= int(steps.group(1)) <= 40, clf.recipe_
     assert "label names" not in clf.recipe_               # digits are not words
     assert "weights 70% fine-tuned + 30% pre-trained" in clf.recipe_     # the WiSE-FT blend
     assert clf.predict(["will it be sunny"]).tolist() == ["2"]
@@ -257,3 +260,37 @@ def test_the_step_budget_shrinks_when_the_machine_slows_down_mid_run(monkeypatch
     # the probe's speed would allow 60 steps; re-timed before every step, the run stops within the limit
     assert 10 < len(losses) < 20 and clock[0] <= 60.0 + 5.0
     assert float(w.detach().sum()) > 0.5                            # it did optimise
+
+
+@pytest.mark.parametrize("max_steps,expected", [(None, 20), (45, 45), (1000, 60)])
+def test_the_step_budget_grows_during_the_warm_up_when_the_plan_was_pessimistic(monkeypatch, max_steps, expected):
+    import torch
+
+    from kshot.text import loop
+
+    clock = [0.0]
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: clock[0])
+    w = torch.zeros(2, requires_grad=True)
+    lrs = []
+
+    def step_loss(step):
+        clock[0] += 1.0                                              # 60 steps fit in the 60 s limit
+        lrs.append(float(opt_lr[0]()))
+        return ((w - 1.0) ** 2).sum()
+
+    opt_lr = [lambda: 0.0]
+    real_adamw = torch.optim.AdamW
+
+    def adamw(*args, **kwargs):  # keep a handle on the optimiser to read the learning rate of each step
+        opt = real_adamw(*args, **kwargs)
+        opt_lr[0] = lambda: opt.param_groups[0]["lr"]
+        return opt
+
+    monkeypatch.setattr(loop.torch.optim, "AdamW", adamw)
+    losses = loop.run_steps([{"params": [w], "lr": 0.1}], 20, step_loss, time_limit=60.0, max_steps=max_steps)
+    # the plan said 20 steps; the steps run at the planned limit's pace for 60, so the budget grows to
+    # min(max_steps, 60) during the warm-up, and never without max_steps
+    assert len(losses) == expected and clock[0] <= 60.0
+    settled = max(loop.PROBE, int(0.1 * expected)) + 1                  # the warm-up as finally planned
+    assert all(a >= b for a, b in zip(lrs[settled:], lrs[settled + 1:]))   # then it only decays, to ~0
+    assert lrs[-1] < 0.1 * max(lrs)

@@ -12,7 +12,8 @@
      16 classes x 2;
    - steps: 20 passes over the training texts (at least 40, at most 2,000), cut to what fits in
      ``FINETUNE_SHARE`` of the budget at the speed measured on the first steps (the learning-rate
-     schedule is stretched to the budget actually used); learning rate ``LR`` (1e-4: with tens of
+     schedule is stretched to the budget actually used; during the warm-up the plan may grow back
+     towards the 20 passes when the steps run faster than the probe said); learning rate ``LR`` (1e-4: with tens of
      steps rather than SetFit's hundreds, 2e-5 barely moves the encoder);
    otherwise (tiny budget, slow machine or very large training set) the encoder stays frozen.
    The training texts are encoded once, by the final encoder: only the speed probe runs before.
@@ -76,15 +77,18 @@ def labels_are_words(classes, share: float = 0.9) -> bool:
 class Recipe:
     finetune: bool
     steps: int = 0
+    step_target: int = 0     # the passes' step count, before the budget cut it to ``steps``
     classes_per_step: int = 0
     per_class: int = 0
     label_examples: bool = False
     blend: float = field(default_factory=lambda: BLEND)     # read when a recipe is made (patchable)
     C: float = 10.0
     why: str = ""
+    steps_run: int | None = None  # set after fine-tuning: the steps the time limit allowed
 
     def describe(self) -> str:
-        body = (f"contrastive fine-tuning, up to {self.steps} steps of {self.classes_per_step} classes x "
+        count = f"up to {self.steps}" if self.steps_run is None else f"{self.steps_run}"
+        body = (f"contrastive fine-tuning, {count} steps of {self.classes_per_step} classes x "
                 f"{self.per_class} texts, weights {self.blend:.0%} fine-tuned + {1 - self.blend:.0%} pre-trained"
                 if self.finetune else "frozen encoder")
         extra = ", label names as examples" if self.label_examples else ""
@@ -103,7 +107,7 @@ def plan(n_texts: int, n_classes: int, budget: float, seconds_per_text: float, e
     affordable = int(available / (TRAIN_COST * batch * seconds_per_text)) if available > 0 else 0
     if affordable < MIN_STEPS:
         return Recipe(False, why=f"fine-tuning would fit only {max(affordable, 0)} steps in the budget"), 0.0
-    return Recipe(True, min(target, affordable), classes_per_step, per_class), available
+    return Recipe(True, min(target, affordable), target, classes_per_step, per_class), available
 
 
 def cv_accuracy(X: np.ndarray, y: np.ndarray, n_classes: int, C: float, folds: list, extra) -> float:

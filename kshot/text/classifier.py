@@ -212,10 +212,11 @@ class FewShotClassifier:
         self.encoder_ = base.trainable() if recipe.finetune else base
         if recipe.finetune:
             self._say(f"auto (time budget {budget:g} s): {recipe.describe()}")
-            contrastive_finetune(self.encoder_, texts, y, steps=recipe.steps, pairs_per_step=recipe.classes_per_step,
-                                 per_class=recipe.per_class, lr=self.lr or auto.LR, loss="supcon",
-                                 temperature=self.temperature, seed=self.seed, progress=self.progress,
-                                 time_limit=seconds)
+            losses = contrastive_finetune(
+                self.encoder_, texts, y, steps=recipe.steps, pairs_per_step=recipe.classes_per_step,
+                per_class=recipe.per_class, lr=self.lr or auto.LR, loss="supcon", temperature=self.temperature,
+                seed=self.seed, progress=self.progress, time_limit=seconds, max_steps=recipe.step_target)
+            recipe.steps_run = len(losses)
             self.encoder_.blend_into(base, recipe.blend)
         X = self.encoder_.encode(texts)
         n_label_rows = len(self.classes_) if words else 0

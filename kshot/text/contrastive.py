@@ -36,12 +36,13 @@ def supcon_loss(emb: torch.Tensor, labels: torch.Tensor, temperature: float) -> 
 def contrastive_finetune(encoder: SentenceEncoder, texts: list[str], labels: np.ndarray, steps: int = 200,
                          pairs_per_step: int = 16, lr: float = 2e-5, loss: str = "supcon",
                          temperature: float = 0.05, seed: int = 0, progress: bool = False,
-                         balanced: bool = True, per_class: int = 2, time_limit: float | None = None) -> list[float]:
+                         balanced: bool = True, per_class: int = 2, time_limit: float | None = None,
+                         max_steps: int | None = None) -> list[float]:
     """Fine-tune ``encoder`` (a trainable copy) in place; returns the per-step losses.
 
     ``supcon`` with ``balanced`` (the default) draws ``pairs_per_step`` classes and two texts of each per
     step (``per_class`` texts of each when more than 2); without it, ``pairs_per_step`` random pairs (half
-    same-class), as the ``cosine`` loss uses. ``time_limit``: see ``run_steps``."""
+    same-class), as the ``cosine`` loss uses. ``time_limit``, ``max_steps``: see ``run_steps``."""
     torch.manual_seed(seed)
     stream = PairStream(labels, seed=seed)
     encoder.model.train()
@@ -63,6 +64,7 @@ def contrastive_finetune(encoder: SentenceEncoder, texts: list[str], labels: np.
         return F.mse_loss((a * b).sum(-1), torch.as_tensor(pairs[:, 2], dtype=torch.float32))
 
     losses = run_steps([{"params": encoder.tunable_parameters(), "lr": lr}], steps, step_loss,
-                       progress=progress, description="contrastive fine-tuning", time_limit=time_limit)
+                       progress=progress, description="contrastive fine-tuning", time_limit=time_limit,
+                       max_steps=max_steps)
     encoder.model.eval()
     return losses
