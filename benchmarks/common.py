@@ -40,7 +40,8 @@ def matmul_gflops(n: int = 2048, repeats: int = 20) -> float:
 
 
 def upsert_row(section: str, header: list[str], key: str, row: list[str], path: Path = RESULTS) -> None:
-    """Insert or replace the row whose first cell is ``key`` in the table under ``## section``."""
+    """Insert or replace the row whose first cell is ``key`` in the table under ``## section`` (that table
+    only: rows with the same first cell in the section's other tables are left alone)."""
     text = path.read_text() if path.exists() else "# Results\n"
     head = f"## {section}"
     table_head = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
@@ -52,8 +53,13 @@ def upsert_row(section: str, header: list[str], key: str, row: list[str], path: 
     block = text[start:] if nxt < 0 else text[start:nxt + 1]
     if table_head not in block:
         block = block.rstrip("\n") + "\n\n" + table_head
+    t0 = block.index(table_head)
+    t1 = block.find("\n\n", t0)
+    t1 = len(block) if t1 < 0 else t1 + 1       # the table: its head and the rows up to the first blank line
+    table = block[t0:t1] if block[t0:t1].endswith("\n") else block[t0:t1] + "\n"
     pattern = re.compile(r"^\| " + re.escape(key) + r" \|.*\n", re.M)
-    block = pattern.sub(line, block) if pattern.search(block) else block.rstrip("\n") + "\n" + line
+    table = pattern.sub(lambda _: line, table, count=1) if pattern.search(table) else table + line
+    block = block[:t0] + table + block[t1:]
     if not block.endswith("\n"):
         block += "\n"
     text = text[:start] + block + ("" if nxt < 0 else text[nxt + 1:])
