@@ -47,6 +47,11 @@ def _mean(t: torch.Tensor) -> torch.Tensor:
     return t.sum(dims, keepdim=True) / (t.numel() // t.shape[1])
 
 
+def _native_backward(gy, x, weight, mean, invstd, eps, needed):
+    """PyTorch's fused BatchNorm backward (training statistics): the gradients for x, weight, bias."""
+    return torch.ops.aten.native_batch_norm_backward(gy, x, weight, None, None, mean, invstd, True, eps, needed)
+
+
 class _BatchNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
@@ -61,8 +66,7 @@ class _BatchNorm(torch.autograd.Function):
         if torch.is_grad_enabled():  # create_graph: a node whose own backward is the closed form
             gx, gw, gb = _BatchNormBackward.apply(gy, x, weight, mean, invstd, ctx.eps)
         else:
-            gx, gw, gb = torch.ops.aten.native_batch_norm_backward(
-                gy, x, weight, None, None, mean, invstd, True, ctx.eps, list(ctx.needs_input_grad[:3]))
+            gx, gw, gb = _native_backward(gy, x, weight, mean, invstd, ctx.eps, list(ctx.needs_input_grad[:3]))
         return gx, gw, gb, None
 
 
@@ -72,8 +76,7 @@ class _BatchNormBackward(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # an output nobody differentiates arrives as None: its terms are skipped
         ctx.save_for_backward(gy, x, weight, mean, invstd)
         ctx.eps = eps
-        return torch.ops.aten.native_batch_norm_backward(gy, x, weight, None, None, mean, invstd, True, eps,
-                                                         [True, True, True])
+        return _native_backward(gy, x, weight, mean, invstd, eps, [True, True, True])
 
     @staticmethod
     def backward(ctx, u, uw, ub):
