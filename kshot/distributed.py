@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import datetime
 import os
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -252,6 +253,17 @@ def check_nproc(nproc: int, device: str) -> int:
     return nproc
 
 
+def root_failure(failures: dict) -> tuple:
+    """``(rank, failure)`` of the process that most likely caused the others to fail: a rank killed by a
+    signal other than the SIGTERM with which torchrun stops the rest (a crash, the OOM killer), else the
+    earliest failure. (A killed rank leaves no error file, so torchrun timestamps it when it notices; a
+    peer that hit the broken connection and raised may carry an earlier time.)"""
+    killed = {r: f for r, f in failures.items() if f.exitcode < 0 and -f.exitcode != signal.SIGTERM}
+    pool = killed or failures
+    rank = min(pool, key=lambda r: (pool[r].timestamp, r))
+    return rank, pool[rank]
+
+
 def launch(nproc: int, args: list[str], script: str | None = None) -> None:
     """Run ``python -m kshot ARGS`` (or ``python SCRIPT ARGS``) in ``nproc`` processes on this machine
     through torchrun's launcher (``--standalone``), and wait. A failed process stops the others; the
@@ -266,7 +278,7 @@ def launch(nproc: int, args: list[str], script: str | None = None) -> None:
     try:
         run(parse_args(["--standalone", "--nproc-per-node", str(nproc), *entry, *args]))
     except ChildFailedError as exc:
-        rank, failure = exc.get_first_failure()
+        rank, failure = root_failure(exc.failures)
         codes = {f.exitcode for f in exc.failures.values()}
         if codes == {2}:
             raise KshotError(f"rank {rank} stopped with the error printed above") from None

@@ -146,3 +146,18 @@ def test_share_covers_every_task_once():
             assert parts[0][0] == 0 and parts[-1][1] == total
             assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
             assert max(b - a for a, b in parts) - min(b - a for a, b in parts) <= 1
+
+
+def test_the_killed_rank_is_reported_even_when_a_peer_raised_first(tmp_path):
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    def failure(rank, code, when):
+        f = ProcessFailure(local_rank=rank, pid=1000 + rank, exitcode=code, error_file=str(tmp_path / "none"))
+        f.timestamp = when
+        return f
+
+    # rank 0 hit the broken connection and raised at t=10; torchrun noticed rank 1's SIGKILL at t=12
+    assert distributed.root_failure({0: failure(0, 1, 10), 1: failure(1, -9, 12)})[0] == 1
+    # torchrun's own SIGTERM to the survivors is not a cause; without a kill, the earliest failure
+    assert distributed.root_failure({0: failure(0, -15, 10), 1: failure(1, 3, 12)})[0] == 0
+    assert distributed.root_failure({0: failure(0, 1, 11), 1: failure(1, 1, 10)})[0] == 1
