@@ -101,7 +101,7 @@ def run(system: str, name: str, k: int, seed: int, args) -> dict:
     return {"set": name, "system": system, "tag": args.tag, "k": k, "seed": seed, "eval": args.eval,
             "n_eval": len(eval_texts), "accuracy": acc, "fit_seconds": round(fit_s, 1),
             "predict_seconds": round(time.perf_counter() - start, 1),
-            "time_budget": args.time_budget if system.startswith("kshot") else None, **info}
+            "time_budget": args.time_budget if system.startswith("kshot") else None, "threads": args.threads, **info}
 
 
 def summary(log: Path, mode: str) -> None:
@@ -146,13 +146,14 @@ def main() -> None:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--log", type=Path, default=Path("runs/text_vs_setfit/results.jsonl"))
     ap.add_argument("--summary", action="store_true")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process (1: the suite's protocol)")
     args = ap.parse_args()
     if args.summary:
         summary(args.log, args.eval)
         return
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     args.log.parent.mkdir(parents=True, exist_ok=True)
     for name in args.sets:
         for k in args.shots:
