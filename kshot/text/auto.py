@@ -9,7 +9,9 @@
    - batches: up to ``CLASSES_PER_STEP`` (16) classes per step and ``max(2, BATCH_TEXTS // classes)``
      (``BATCH_TEXTS`` = 32) texts of each, so a binary task
      trains on 32 texts per step (every same-class pair of the batch is a positive), a 77-class one on
-     16 classes x 2;
+     16 classes x 2; with more classes than fit in a step, a step's classes are a random anchor class and
+     (``HARD_SHARE`` of the rest) its nearest classes in the encoder's current space, tracked from the
+     steps' own embeddings (kshot/text/contrastive.py), so that confusable intents meet in a batch;
    - steps: 20 passes over the training texts (at least 40, at most 2,000), cut to what fits in
      ``FINETUNE_SHARE`` of the budget at the speed measured on the first steps (the learning-rate
      schedule is stretched to the budget actually used; during the warm-up the plan may grow back
@@ -50,6 +52,7 @@ PASSES = 20              # step target: passes over the training texts ...
 STEP_RANGE = (40, 2000)  # ... but at least 40 steps and at most 2,000
 CLASSES_PER_STEP = 16    # a step's batch: up to this many classes ...
 BATCH_TEXTS = 32         # ... and max(2, BATCH_TEXTS // classes) texts of each
+HARD_SHARE = 1.0         # share of a step's classes drawn from the nearest neighbours of an anchor class
 _UNITS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
 
 

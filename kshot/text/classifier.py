@@ -215,7 +215,8 @@ class FewShotClassifier:
             losses = contrastive_finetune(
                 self.encoder_, texts, y, steps=recipe.steps, pairs_per_step=recipe.classes_per_step,
                 per_class=recipe.per_class, lr=self.lr or auto.LR, loss="supcon", temperature=self.temperature,
-                seed=self.seed, progress=self.progress, time_limit=seconds, max_steps=recipe.step_target)
+                seed=self.seed, progress=self.progress, time_limit=seconds, max_steps=recipe.step_target,
+                hard_share=auto.HARD_SHARE)
             recipe.steps_run = len(losses)
             self.encoder_.blend_into(base, recipe.blend)
         X = self.encoder_.encode(texts)

@@ -53,26 +53,29 @@ class PairStream:
             out[row] = (i, j, int(same))
         return out
 
-    def positive_pairs(self, size: int) -> np.ndarray:
-        """``[size, 2]`` same-class pairs from ``size`` different classes (fewer when fewer classes have
-        two examples): flattened, a batch where every text has exactly one partner and all the others
-        are negatives, the batch shape that the supervised contrastive loss learns most from."""
+    def _classes(self, size: int, classes) -> np.ndarray:
         if not len(self.multi):
             raise KshotError("contrastive fine-tuning needs a class with at least 2 examples")
-        classes = self.rng.permutation(self.multi)[:size]
+        return self.rng.permutation(self.multi)[:size] if classes is None else np.asarray(classes)
+
+    def positive_pairs(self, size: int, classes=None) -> np.ndarray:
+        """``[size, 2]`` same-class pairs from ``size`` different classes (fewer when fewer classes have
+        two examples): flattened, a batch where every text has exactly one partner and all the others
+        are negatives, the batch shape that the supervised contrastive loss learns most from.
+        ``classes``: the class positions (into ``multi``'s numbering, i.e. ``members``) to use instead
+        of random ones."""
+        classes = self._classes(size, classes)
         out = np.empty((len(classes), 2), dtype=np.int64)
         for row, k in enumerate(classes):
             members = self.members[k]
             out[row] = members[self.rng.choice(len(members), size=2, replace=False)]
         return out
 
-    def class_groups(self, size: int, per_class: int) -> np.ndarray:
+    def class_groups(self, size: int, per_class: int, classes=None) -> np.ndarray:
         """Up to ``per_class`` texts (without replacement) of each of ``size`` random classes that have two
-        or more: the supervised contrastive batch when there are few classes (``positive_pairs`` is
-        ``per_class=2``). Returns the flat row indices."""
-        if not len(self.multi):
-            raise KshotError("contrastive fine-tuning needs a class with at least 2 examples")
-        groups = [self.rng.permutation(self.members[k])[:per_class] for k in self.rng.permutation(self.multi)[:size]]
+        or more (or of ``classes``): the supervised contrastive batch when there are few classes
+        (``positive_pairs`` is ``per_class=2``). Returns the flat row indices."""
+        groups = [self.rng.permutation(self.members[k])[:per_class] for k in self._classes(size, classes)]
         return np.concatenate(groups)
 
     def __iter__(self):
