@@ -254,14 +254,17 @@ def check_nproc(nproc: int, device: str) -> int:
 
 
 def root_failure(failures: dict) -> tuple:
-    """``(rank, failure)`` of the process that most likely caused the others to fail: a rank killed by a
-    signal other than the SIGTERM with which torchrun stops the rest (a crash, the OOM killer), else the
-    earliest failure. (A killed rank leaves no error file, so torchrun timestamps it when it notices; a
-    peer that hit the broken connection and raised may carry an earlier time.)"""
-    killed = {r: f for r, f in failures.items() if f.exitcode < 0 and -f.exitcode != signal.SIGTERM}
-    pool = killed or failures
-    rank = min(pool, key=lambda r: (pool[r].timestamp, r))
-    return rank, pool[rank]
+    """``(rank, failure)`` of the process that most likely caused the others to fail, from torchrun's
+    failures (in the order it detected them). kshot's workers write no error file, so every timestamp is
+    the second at which torchrun noticed the exit, and a rank that died takes its peers down within that
+    second or the next (a broken connection), while torchrun stops the rest with SIGTERM. So: ignore the
+    SIGTERM exits (unless nothing else failed), keep the failures noticed within a second of the first,
+    and among those prefer one killed by a signal (a crash, the OOM killer), else the first detected."""
+    causes = {r: f for r, f in failures.items() if f.exitcode != -signal.SIGTERM} or failures
+    first = min(f.timestamp for f in causes.values())
+    near = [r for r, f in causes.items() if f.timestamp <= first + 1]
+    rank = next((r for r in near if causes[r].exitcode < 0), near[0])
+    return rank, failures[rank]
 
 
 def launch(nproc: int, args: list[str], script: str | None = None) -> None:

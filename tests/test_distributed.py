@@ -148,16 +148,24 @@ def test_share_covers_every_task_once():
             assert max(b - a for a, b in parts) - min(b - a for a, b in parts) <= 1
 
 
-def test_the_killed_rank_is_reported_even_when_a_peer_raised_first(tmp_path):
+def test_the_root_failure_is_the_killed_rank_not_a_peer_or_a_rank_torchrun_stopped(tmp_path):
     from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
-    def failure(rank, code, when):
-        f = ProcessFailure(local_rank=rank, pid=1000 + rank, exitcode=code, error_file=str(tmp_path / "none"))
-        f.timestamp = when
-        return f
+    def failures(*rows):  # (rank, exit code, second torchrun noticed it), in detection order
+        out = {}
+        for rank, code, when in rows:
+            out[rank] = ProcessFailure(local_rank=rank, pid=1000 + rank, exitcode=code, error_file=str(tmp_path / "x"))
+            out[rank].timestamp = when
+        return out
 
-    # rank 0 hit the broken connection and raised at t=10; torchrun noticed rank 1's SIGKILL at t=12
-    assert distributed.root_failure({0: failure(0, 1, 10), 1: failure(1, -9, 12)})[0] == 1
-    # torchrun's own SIGTERM to the survivors is not a cause; without a kill, the earliest failure
-    assert distributed.root_failure({0: failure(0, -15, 10), 1: failure(1, 3, 12)})[0] == 0
-    assert distributed.root_failure({0: failure(0, 1, 11), 1: failure(1, 1, 10)})[0] == 1
+    root = lambda *rows: distributed.root_failure(failures(*rows))[0]  # noqa: E731
+    # rank 1 SIGKILLed; rank 0 raised on the broken connection and was noticed first, same second or earlier
+    assert root((0, 1, 10), (1, -9, 10)) == 1
+    assert root((0, 1, 10), (1, -9, 11)) == 1
+    # rank 1 exited 3; torchrun stopped rank 0 with SIGTERM in the same second: not the cause
+    assert root((0, -15, 10), (1, 3, 10)) == 1
+    # a rank that ignored SIGTERM and was SIGKILLed 30 s later is not the cause either
+    assert root((0, 1, 10), (1, -9, 40)) == 0
+    # no kill: the first noticed; only SIGTERM exits: the first of them
+    assert root((1, 1, 10), (0, 1, 10)) == 1
+    assert root((1, -15, 10), (0, -15, 10)) == 1
