@@ -388,6 +388,10 @@ def test_class_memory_batches_an_anchor_with_its_nearest_classes():
         anchor, others = chosen[0], chosen[1:]
         nearest = np.argsort(np.abs(np.arange(12) - anchor), kind="stable")[1:5]   # the 2 x 2 nearest
         assert len(set(chosen)) == 3 and set(others) <= set(nearest), (anchor, others)
+    before = memory.bank[0].clone()
+    memory.update(emb[[6, 6]], np.array([0, 0]))                              # a later visit moves the mean
+    assert 0 < torch.dot(memory.bank[0], before) < 0.99 and abs(float(memory.bank[0].norm()) - 1) < 1e-6
+    memory.update(emb[:1], np.array([0]))
     far = [memory.choose(candidates, 3, 0.0, rng) for _ in range(200)]      # share 0: the rest at random
     assert max(np.abs(c[1:] - c[0]).max() for c in far) > 4
 
@@ -399,15 +403,15 @@ def test_contrastive_fine_tuning_with_neighbour_batches_uses_them_after_every_cl
     real = contrastive.ClassMemory.choose
     monkeypatch.setattr(contrastive.ClassMemory, "choose",
                         lambda self, *a: calls.append(real(self, *a)) or calls[-1])
-    texts = [f"request number {i} about topic {c}" for c in range(6) for i in range(2)]
-    labels = np.repeat(np.arange(6), 2)
+    texts = [f"request number {i} about topic {c}" for c in range(6) for i in range(2)] + ["a lone example"]
+    labels = np.r_[np.repeat(np.arange(10, 70, 10), 2), 95]      # not 0..n-1; class 95 has one example
     encoder = SentenceEncoder().trainable()
     losses = contrastive.contrastive_finetune(encoder, texts, labels, steps=6, pairs_per_step=3, lr=1e-5,
                                               seed=0, hard_share=1.0)
     assert len(losses) == 6 and np.isfinite(losses).all()
     assert calls[0] is None                                  # the first batch is random
     hard = [c for c in calls if c is not None]                # then anchor + neighbours, once all 6 are seen
-    assert hard and all(len(set(c)) == 3 for c in hard)
+    assert hard and all(len(set(c)) == 3 and 6 not in c for c in hard)   # class position 6 (95): never a pair
     calls.clear()
     contrastive.contrastive_finetune(encoder, texts, labels, steps=2, pairs_per_step=3, lr=1e-5, seed=0)
     assert calls == []                                       # hard_share=0 (the explicit methods): no memory

@@ -9,9 +9,9 @@ step budget; each batch is tokenised with dynamic padding. Two losses:
 
 With many classes a random batch rarely holds two classes that the encoder confuses, and those are the
 negatives that teach most. ``hard_share`` > 0 makes that share of a batch's classes the nearest
-neighbours of a random anchor class, nearest by a running mean of each class's embeddings that the
-training steps themselves produce (``ClassMemory``: no extra forward pass; the first steps, until every
-class has been seen, are random).
+neighbours of a random anchor class, nearest by a moving average of each class's embeddings that the
+training steps themselves produce (``ClassMemory``: no extra forward pass; the steps are random until
+every class with two or more examples has been in a batch).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def supcon_loss(emb: torch.Tensor, labels: torch.Tensor, temperature: float) -> 
 
 
 class ClassMemory:
-    """Running mean (unit-norm) embedding of each class, updated from each step's detached embeddings."""
+    """Moving average (unit-norm; ``momentum`` is the old value's weight) of each class's embedding, updated
+    from each step's detached embeddings; kept on the CPU, whatever the encoder's device."""
 
     def __init__(self, n_classes: int, momentum: float = 0.5):
         self.bank: torch.Tensor | None = None
@@ -48,7 +49,7 @@ class ClassMemory:
         self.momentum = momentum
 
     def update(self, emb: torch.Tensor, classes: np.ndarray) -> None:
-        emb = emb.detach().float()
+        emb = emb.detach().float().cpu()
         if self.bank is None:
             self.bank = torch.zeros(len(self.seen), emb.shape[1])
         for c in np.unique(classes):
