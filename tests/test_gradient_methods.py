@@ -532,3 +532,22 @@ def test_cli_flags_and_exit_codes(tmp_path, capsys, monkeypatch):
                  "-p", "transductive=false"])
     out = capsys.readouterr().out
     assert code == 0 and 0 <= json.loads(out)["accuracy"] <= 1
+
+
+def test_vmap_gets_weights_in_the_default_layout_not_the_backbones_channels_last():
+    # cuDNN's convolution backward clones channels-last weights to channels-last, which functorch cannot
+    # batch (a crash of strategy="vmap" on an H200); a 1-channel weight counts as both layouts, so the
+    # weights must be real default-layout copies
+    method = MAML(tiny_conv(), way=3, inner_steps=1, strategy="vmap")
+    first = dict(method.named_parameters())["backbone.0.0.weight"]
+    assert first.shape[1] == 1 and first.stride() != first.clone(memory_format=torch.contiguous_format).stride()
+    seen = {}
+
+    def fn(params, x):
+        seen.update({n: p.stride() for n, p in params.items() if p.dim() == 4})
+        return x.sum()
+
+    method.run_tasks(fn, (torch.zeros(2, 3),))
+    want = {n: p.clone(memory_format=torch.contiguous_format).stride()
+            for n, p in method.named_parameters() if p.dim() == 4}
+    assert seen and seen == want

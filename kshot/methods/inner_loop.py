@@ -300,6 +300,10 @@ class GradientMethod(FewShotMethod):
         outer autograd graph is recorded (the training loop gets the meta-gradient through ``loss``)."""
         params = {n: p.detach() for n, p in self.named_parameters()}
         strategy = self.resolved_strategy(tasks[0].device)
+        if strategy == "vmap":  # the backbone keeps CPU-friendly channels-last weights; under vmap, cuDNN's
+            # convolution backward then clones to channels-last, which functorch cannot batch (torch 2.11,
+            # H200). ``contiguous()`` is not enough: a 1-channel weight counts as both layouts.
+            params = {n: p.clone(memory_format=torch.contiguous_format) for n, p in params.items()}
         # CPU loops: keep images and weights channels-last (the vmap path leaves layouts to the device)
         self.channels_last = strategy != "vmap" and tasks[0].device.type == "cpu"
         # loops take plain autograd derivatives (no functorch wrapping); vmap and compile need torch.func
