@@ -84,6 +84,11 @@ class Floor:
     def parameters(self):
         return [*self.net.parameters(), *self.head.parameters()]
 
+    def to(self, device):
+        self.net.to(device)
+        self.head.to(device)
+        return self
+
 
 def l2l_block(cin: int, hidden: int, downsample: str) -> list:
     """A learn2learn-style conv block: conv 3x3, BatchNorm (batch statistics), ReLU, then max-pooling
@@ -149,6 +154,10 @@ class L2LReference:
     def parameters(self):
         return list(self.net.parameters())
 
+    def to(self, device):
+        self.net.to(device)
+        return self
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -185,7 +194,10 @@ def main() -> None:
         loads.append(os.getloadavg()[0])
         for config in configs:
             cmd = [sys.executable, __file__, "--config", config, *sys.argv[1:]]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode:
+                sys.exit(f"{config} failed:\n{done.stderr}")
+            out = done.stdout
             runs[config].append(json.loads(out.strip().splitlines()[-1]))
     first = runs[configs[0]][0]
     print(f"torch {torch.__version__}, {first['threads']} threads, device {args.device}, load average "
@@ -219,9 +231,9 @@ def measure(args, config: str) -> dict:
     torch.manual_seed(0)
     name, strategy, downsample = config.split(" ")
     if name == "floor":
-        method = Floor(downsample)
+        method = Floor(downsample).to(device)
     elif strategy == "l2l":
-        method = L2LReference(downsample, first_order=name == "FOMAML")
+        method = L2LReference(downsample, first_order=name == "FOMAML").to(device)
     else:
         if "+torchbn" in strategy:  # what the loop and threads strategies ran before kshot.batchnorm
             import kshot.backbones
