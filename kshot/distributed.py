@@ -259,11 +259,14 @@ def root_failure(failures: dict) -> tuple:
     the second at which torchrun noticed the exit, and a rank that died takes its peers down within that
     second or the next (a broken connection), while torchrun stops the rest with SIGTERM. So: ignore the
     SIGTERM exits (unless nothing else failed), keep the failures noticed within a second of the first,
-    and among those prefer one killed by a signal (a crash, the OOM killer), else the first detected."""
+    and among those prefer one killed by a signal (the OOM killer, a segfault) over one that aborted
+    (SIGABRT: gloo aborts a survivor whose peer vanished mid-collective) over one that exited, else the
+    first detected."""
     causes = {r: f for r, f in failures.items() if f.exitcode != -signal.SIGTERM} or failures
     first = min(f.timestamp for f in causes.values())
     near = [r for r, f in causes.items() if f.timestamp <= first + 1]
-    rank = next((r for r in near if causes[r].exitcode < 0), near[0])
+    order = lambda f: 0 if f.exitcode < 0 and -f.exitcode != signal.SIGABRT else 1 if f.exitcode < 0 else 2  # noqa: E731
+    rank = min(near, key=lambda r: order(causes[r]))   # min keeps detection order among equals
     return rank, failures[rank]
 
 

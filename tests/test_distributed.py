@@ -162,6 +162,8 @@ def test_the_root_failure_is_the_killed_rank_not_a_peer_or_a_rank_torchrun_stopp
     # rank 1 SIGKILLed; rank 0 raised on the broken connection and was noticed first, same second or earlier
     assert root((0, 1, 10), (1, -9, 10)) == 1
     assert root((0, 1, 10), (1, -9, 11)) == 1
+    assert root((0, -6, 10), (1, -9, 10)) == 1      # rank 0 aborted (gloo) when rank 1 vanished
+    assert root((0, -6, 10), (1, 1, 10)) == 0       # an abort is still a signal: ahead of an exit status
     # rank 1 exited 3; torchrun stopped rank 0 with SIGTERM in the same second: not the cause
     assert root((0, -15, 10), (1, 3, 10)) == 1
     # a rank that ignored SIGTERM and was SIGKILLed 30 s later is not the cause either
