@@ -27,7 +27,7 @@
 
 ``time_budget`` is for fitting: encoding, fine-tuning, re-encoding and the head. The plan leaves 15 % of it
 for the head, whose cross-validation of C grows with classes x texts: with many classes a fit overruns the
-budget by about 10 % (150 classes x 10 texts: the cross-validation takes ~35 s at one thread, 1-2 s for a
+budget by about 10 % (150 classes x 10 texts: the cross-validation takes ~35 s at one thread, 0.1 s for a
 binary task). The chosen recipe is ``FewShotClassifier.recipe_``.
 """
 
