@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import json
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -64,3 +66,21 @@ def upsert_row(section: str, header: list[str], key: str, row: list[str], path: 
         block += "\n"
     text = text[:start] + block + ("" if nxt < 0 else text[nxt + 1:])
     path.write_text(text)
+
+
+def parse_sets(items: list[str], known, unknown: str, example: str) -> dict:
+    """``--set NAME=JSON`` arguments as ``{NAME: value}``. A NAME for which ``known(NAME)`` is false prints
+    ``unknown`` (formatted with ``name``) and a value that is not JSON prints a line with ``example``, both
+    as one ``error:`` line on stderr, and exit 2."""
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if not known(name):
+            print(f"error: {unknown.format(name=name)}", file=sys.stderr)
+            sys.exit(2)
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            print(f"error: --set {name}= needs a JSON value (e.g. {example}), got {value!r}", file=sys.stderr)
+            sys.exit(2)
+    return out

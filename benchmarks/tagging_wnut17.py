@@ -136,18 +136,12 @@ if __name__ == "__main__":
     elif args.method:
         import inspect
 
+        from common import parse_sets
         from kshot.tagging.tagger import FewShotTagger
 
         known = set(inspect.signature(FewShotTagger).parameters) - {"method", "seed"}
-        overrides = {}
-        for item in args.set:
-            key, _, value = item.partition("=")
-            if key not in known:
-                ap.exit(2, f"error: --set {key}: not a FewShotTagger parameter (one of: {', '.join(sorted(known))})\n")
-            try:
-                overrides[key] = json.loads(value)
-            except json.JSONDecodeError:
-                ap.exit(2, f"error: --set {key}= needs a JSON value (e.g. 1e-4, 120, true), got {value!r}\n")
+        overrides = parse_sets(args.set, known.__contains__, "--set {name}: not a FewShotTagger parameter (one of: "
+                               + ", ".join(sorted(known)).replace("{", "{{") + ")", "1e-4, 120, true")
         run(args.method, args.out, tuple(args.shots), args.seeds, overrides=overrides, split=args.split)
     else:
         ap.error("give --method or --report")

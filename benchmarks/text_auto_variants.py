@@ -28,18 +28,12 @@ def main() -> None:
     a = ap.parse_args()
     from kshot.text import auto
 
-    changes = {}
-    for item in a.set:
-        name, _, value = item.partition("=")
-        if not hasattr(auto, name) or not name.isupper():
-            print(f"error: kshot.text.auto has no constant {name!r}", file=sys.stderr)
-            sys.exit(2)
-        try:
-            changes[name] = json.loads(value)
-        except json.JSONDecodeError:
-            print(f"error: --set {name}= needs a JSON value (e.g. 0.5 or [80, 2000]), got {value!r}", file=sys.stderr)
-            sys.exit(2)
-        setattr(auto, name, changes[name])
+    from common import parse_sets
+
+    changes = parse_sets(a.set, lambda name: hasattr(auto, name) and name.isupper(),
+                         "kshot.text.auto has no constant {name!r}", "0.5 or [80, 2000]")
+    for name, value in changes.items():
+        setattr(auto, name, value)
     rest = a.rest[1:] if a.rest[:1] == ["--"] else a.rest
     if "--tag" not in rest:
         rest += ["--tag", json.dumps(changes, sort_keys=True) if changes else "default"]
