@@ -148,7 +148,11 @@ def main() -> None:
     ap.add_argument("--summary", action="store_true")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (1: the suite's protocol)")
     args = ap.parse_args()
+    if args.threads < 1:
+        ap.error(f"--threads must be at least 1, got {args.threads}")
     if args.summary:
+        if not args.log.is_file():
+            ap.error(f"--summary: no log at {args.log} (give --log FILE)")
         summary(args.log, args.eval)
         return
     import torch
