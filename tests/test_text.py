@@ -415,3 +415,23 @@ def test_contrastive_fine_tuning_with_neighbour_batches_uses_them_after_every_cl
     calls.clear()
     contrastive.contrastive_finetune(encoder, texts, labels, steps=2, pairs_per_step=3, lr=1e-5, seed=0)
     assert calls == []                                       # hard_share=0 (the explicit methods): no memory
+
+
+def test_supcon_loss_follows_the_embeddings_device_and_matches_its_definition():
+    from kshot.text.contrastive import supcon_loss
+
+    # the masks are made on the embeddings' device (they were CPU tensors, which failed on a GPU); "meta"
+    # stands in for a device that is not the CPU: any CPU tensor mixed in raises there too
+    out = supcon_loss(torch.randn(8, 4, device="meta"), torch.arange(4).repeat(2), 0.05)
+    assert out.device.type == "meta" and out.shape == ()
+    torch.manual_seed(0)
+    emb = torch.nn.functional.normalize(torch.randn(6, 5, dtype=torch.float64), dim=1)
+    labels = torch.tensor([0, 0, 1, 1, 1, 2])                # class 2: one text, no positive, not an anchor
+    expected = []
+    for i in range(5):
+        others = [j for j in range(6) if j != i]
+        log_norm = torch.logsumexp(torch.stack([emb[i] @ emb[j] / 0.1 for j in others]), 0)
+        pos = [j for j in others if labels[j] == labels[i]]
+        expected.append(-sum(emb[i] @ emb[j] / 0.1 - log_norm for j in pos) / len(pos))
+    assert torch.allclose(supcon_loss(emb, labels, 0.1), torch.stack(expected).mean())
+    assert supcon_loss(emb[:1], labels[:1], 0.1) == 0        # no anchor with a partner: 0, not NaN

@@ -30,13 +30,14 @@ LOSSES = ("cosine", "supcon")
 def supcon_loss(emb: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
     """Khosla et al. (2020): mean log-probability of same-class partners among all others."""
     sim = emb @ emb.T / temperature
-    self_mask = torch.eye(len(emb), dtype=torch.bool)
+    self_mask = torch.eye(len(emb), dtype=torch.bool, device=emb.device)
+    labels = labels.to(emb.device)
     sim = sim.masked_fill(self_mask, float("-inf"))
     log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
     pos = (labels[:, None] == labels[None, :]) & ~self_mask
     has_pos = pos.any(1)
     per_anchor = -(log_prob.masked_fill(~pos, 0).sum(1) / pos.sum(1).clamp_min(1))
-    return per_anchor[has_pos].mean()
+    return (per_anchor * has_pos).sum() / has_pos.sum().clamp_min(1)   # no boolean indexing: no device sync
 
 
 class ClassMemory:
@@ -105,7 +106,7 @@ def contrastive_finetune(encoder: SentenceEncoder, texts: list[str], labels: np.
         idx, inverse = np.unique(pairs[:, :2], return_inverse=True)
         emb = encoder.forward([texts[k] for k in idx])
         a, b = emb[inverse.reshape(-1, 2)[:, 0]], emb[inverse.reshape(-1, 2)[:, 1]]
-        return F.mse_loss((a * b).sum(-1), torch.as_tensor(pairs[:, 2], dtype=torch.float32))
+        return F.mse_loss((a * b).sum(-1), torch.as_tensor(pairs[:, 2], dtype=torch.float32, device=emb.device))
 
     losses = run_steps([{"params": encoder.tunable_parameters(), "lr": lr}], steps, step_loss,
                        progress=progress, description="contrastive fine-tuning", time_limit=time_limit,

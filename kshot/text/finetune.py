@@ -23,7 +23,7 @@ def full_finetune(encoder: SentenceEncoder, texts: list[str], labels: np.ndarray
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels, dtype=np.int64)
-    head = torch.nn.Linear(encoder.dim, n_classes)
+    head = torch.nn.Linear(encoder.dim, n_classes, device=encoder.device)
     torch.nn.init.zeros_(head.weight)
     torch.nn.init.zeros_(head.bias)
     encoder.model.train()
@@ -31,7 +31,7 @@ def full_finetune(encoder: SentenceEncoder, texts: list[str], labels: np.ndarray
     def step_loss(_step: int) -> torch.Tensor:
         idx = rng.choice(len(texts), size=min(batch_size, len(texts)), replace=False)
         logits = head(scale * encoder.forward([texts[i] for i in idx]))
-        return F.cross_entropy(logits, torch.as_tensor(labels[idx]))
+        return F.cross_entropy(logits, torch.as_tensor(labels[idx], device=logits.device))
 
     run_steps([{"params": encoder.tunable_parameters(), "lr": lr},
                {"params": list(head.parameters()), "lr": head_lr}], steps, step_loss,

@@ -178,7 +178,7 @@ class LogisticHead(Head):
         self.W, self.b = theta[:k * d].reshape(k, d).clone(), theta[k * d:].clone()
 
     def set_weights(self, W: torch.Tensor, b: torch.Tensor) -> "LogisticHead":
-        self.W, self.b = W.detach().float(), b.detach().float()
+        self.W, self.b = W.detach().float().cpu(), b.detach().float().cpu()
         return self
 
     def logits(self, X) -> torch.Tensor:
