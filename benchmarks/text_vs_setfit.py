@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kshot.data import load_dataset  # noqa: E402
 from text_intents import few_shot_indices, mean_std  # noqa: E402
 
-SETS = ("mr", "subj", "banking77", "clinc150")
+SETS = ("mr", "subj", "clinc150-domains", "banking77", "clinc150")
 EVAL_SEED = 12345
 
 

@@ -83,6 +83,16 @@ def test_intent_loaders_on_small_files(tmp_path):
     assert oos.class_names == ["oos"] and oos.items == ["??"]
     with pytest.raises(KshotError, match="unknown clinc150 split 'dev'"):
         load_dataset("clinc150", "dev", root=tmp_path)
+    with pytest.raises(KshotError, match=r"clinc150-domains files missing .*clinc150/domains.json"):
+        load_dataset("clinc150-domains", "train", root=tmp_path)
+    (tmp_path / "clinc150" / "domains.json").write_text(json.dumps({"social": ["greet", "leave"], "empty": []}))
+    train = load_dataset("clinc150-domains", "train", root=tmp_path)
+    assert train.items == ["hi", "bye"] and train.class_names == ["empty", "social"] and train.labels.tolist() == [1, 1]
+    with pytest.raises(KshotError, match="unknown clinc150-domains split 'oos_test'"):
+        load_dataset("clinc150-domains", "oos_test", root=tmp_path)
+    (tmp_path / "clinc150" / "domains.json").write_text(json.dumps({"social": ["greet"]}))
+    with pytest.raises(KshotError, match="gives no domain for the intents leave"):
+        load_dataset("clinc150-domains", "test", root=tmp_path)
     with pytest.raises(KshotError, match="banking77 files missing"):
         load_dataset("banking77", "train", root=tmp_path / "nowhere")
 
@@ -96,6 +106,9 @@ def test_intent_loaders_on_real_data(real_data_root):
     assert [len(clinc[s]) for s in ("train", "val", "test", "oos_test")] == [15000, 3000, 4500, 1000]
     assert clinc["train"].num_classes == 150 and np.bincount(clinc["test"].labels).tolist() == [30] * 150
     assert clinc["oos_test"].class_names == ["oos"]
+    domains = load_dataset("clinc150-domains", "test", root=real_data_root)
+    assert domains.items == clinc["test"].items and domains.num_classes == 10
+    assert np.bincount(domains.labels).tolist() == [450] * 10 and "small_talk" in domains.class_names
 
 
 # ---------------------------------------------------------------------------- CLI (encoder)
@@ -198,6 +211,7 @@ def test_cli_predict_stdin_to_stdout(tmp_path, capsys, monkeypatch):
     (ROWS, ["--label-column", "intent"], "label column 'intent' is not in"),
     (ROWS + [("", "card")], [], "row 7 has an empty text"),
     (ROWS, ["--method", "magic"], "unknown method 'magic'"),
+    (ROWS, ["--device", "gpu"], "--device must be a torch device such as cpu, cuda or cuda:1, got 'gpu'"),
 ])
 def test_cli_fit_bad_input_exits_2(tmp_path, capsys, rows, args, message):
     write_csv(tmp_path / "train.csv", rows)
@@ -213,6 +227,41 @@ def test_cli_bad_files_and_model_dirs_exit_2(tmp_path, capsys):
     write_csv(tmp_path / "in.csv", [("hello", "x")])
     assert main(["predict", str(tmp_path), str(tmp_path / "in.csv")]) == 2
     assert "is not a kshot model directory" in one_error_line(capsys)
+
+
+@needs_encoder
+def test_device_choice_when_fitting_and_loading(tmp_path, capsys):
+    import torch
+
+    from kshot.text.encoder import check_device
+
+    assert check_device("cpu") == "cpu"
+    if torch.cuda.is_available():
+        assert check_device("cuda") == "cuda"
+    else:                                           # CI: a CPU-only torch
+        with pytest.raises(KshotError, match=r"^device 'cuda' is not available here .*; use cpu$"):
+            check_device("cuda")
+    with pytest.raises(KshotError, match=r"device 'cuda:99' is not available here"):
+        check_device("cuda:99")
+    write_csv(tmp_path / "train.csv", ROWS)
+    out = tmp_path / "m"
+    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(out), "--method", "logistic", "--device", "cpu"]) == 0
+    # a model fitted on a machine with a device this one lacks loads on the CPU unless a device is asked for
+    meta = json.loads((out / "kshot_model.json").read_text())
+    meta["params"]["device"] = "cuda:99"
+    (out / "kshot_model.json").write_text(json.dumps(meta))
+    assert FewShotClassifier.load(out).device == "cpu"
+    assert FewShotClassifier.load(out, device="cpu").encoder_.device == "cpu"
+    with pytest.raises(KshotError, match="device 'cuda:99' is not available"):
+        FewShotClassifier.load(out, device="cuda:99")
+    write_csv(tmp_path / "test.csv", ROWS)
+    capsys.readouterr()
+    assert main(["score", str(out), str(tmp_path / "test.csv"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == 1.0
+    assert main(["predict", str(out), str(tmp_path / "test.csv"), "--device", "tpu"]) == 2
+    assert "--device must be a torch device" in one_error_line(capsys)
+    with pytest.raises(KshotError, match="^device must be a torch device"):
+        FewShotClassifier(device="gpu").fit(["a b", "c d"], ["x", "y"])
 
 
 @needs_encoder

@@ -44,6 +44,16 @@ register(DatasetInfo(
     kind="text",
 ))
 
+register(DatasetInfo(
+    name="clinc150-domains",
+    description="CLINC150's in-scope queries by domain: 10 topics of 15 intents each (text)",
+    folder=intents.CLINC150_FOLDER,
+    splits=intents.CLINC150_SPLITS[:3],
+    files=intents.clinc150_domains_missing,
+    load=intents.load_clinc150_domains,
+    kind="text",
+))
+
 register(movielens.INFO)
 
 register(DatasetInfo(

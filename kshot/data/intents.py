@@ -5,6 +5,9 @@ Files, under the data root:
 * ``banking77/train.csv``, ``banking77/test.csv`` (columns ``text,category``; github.com/PolyAI-LDN/task-specific-datasets)
 * ``clinc150/data_full.json`` (keys ``train``, ``val``, ``test``, ``oos_train``, ``oos_val``, ``oos_test``;
   each a list of ``[text, intent]``; github.com/clinc/oos-eval)
+* ``clinc150/domains.json`` (domain -> its 15 intents; same source): ``clinc150-domains`` labels the in-scope
+  queries with their domain instead (10 classes, e.g. ``banking``, ``travel``, ``small_talk``): a topic task
+  whose classes each hold many kinds of request, unlike the one-request-per-class intents
 
 Items are lists of strings. In-scope splits use the sorted intent names of the training split as
 classes; CLINC150's ``oos_*`` splits hold one class, ``oos``.
@@ -36,6 +39,11 @@ def banking77_missing(root=None) -> list[str]:
 def clinc150_missing(root=None) -> list[str]:
     path = data_root(root) / CLINC150_FOLDER / "data_full.json"
     return [] if path.is_file() else [f"{CLINC150_FOLDER}/data_full.json"]
+
+
+def clinc150_domains_missing(root=None) -> list[str]:
+    path = data_root(root) / CLINC150_FOLDER / "domains.json"
+    return clinc150_missing(root) + ([] if path.is_file() else [f"{CLINC150_FOLDER}/domains.json"])
 
 
 def _require(missing: list[str], root, name: str) -> None:
@@ -90,3 +98,21 @@ def load_clinc150(split: str = "train", root=None) -> LabeledData:
     classes = [OOS] if split.startswith("oos_") else sorted({y for _, y in data["train"]})
     rows = data[split]
     return labeled_from_strings([t for t, _ in rows], [y for _, y in rows], "clinc150", split, classes)
+
+
+def load_clinc150_domains(split: str = "train", root=None) -> LabeledData:
+    """CLINC150's in-scope queries labelled by domain (10 classes of 15 intents each); splits ``train``,
+    ``val``, ``test`` as in ``load_clinc150``."""
+    _check_split("clinc150-domains", split, CLINC150_SPLITS[:3])
+    _require(clinc150_domains_missing(root), root, "clinc150-domains")
+    path = data_root(root) / CLINC150_FOLDER / "domains.json"
+    domains = _clinc150.__wrapped__(str(path))     # a small file: read it each time, uncached
+    if not isinstance(domains, dict):
+        raise DataError(f"{path} must map each domain to a list of intents")
+    domain_of = {intent: d for d, intents in domains.items() for intent in intents}
+    intents = load_clinc150(split, root)
+    missing = sorted(set(intents.class_names) - set(domain_of))
+    if missing:
+        raise DataError(f"{path} gives no domain for the intents {', '.join(missing[:5])}")
+    labels = [domain_of[intents.class_names[y]] for y in intents.labels]
+    return labeled_from_strings(list(intents.items), labels, "clinc150-domains", split, sorted(domains))
