@@ -14,7 +14,9 @@ from .common import app
 # FewShotClassifier parameters set by `kshot fit` flags of another name, for its errors
 FIT_FLAGS = {"steps": "--steps", "pseudo_per_class": "--pseudo-per-class",
              "self_training_rounds": "--rounds", "knn": "--knn", "knn_weight": "--knn-weight",
-             "time_budget": "--time-budget"}
+             "time_budget": "--time-budget", "device": "--device"}
+DEVICE_HELP = "torch device for the encoder: cpu, cuda, cuda:1, mps"
+LOAD_DEVICE_HELP = DEVICE_HELP + " (default: the one the model was fitted on when it is here, else cpu)"
 
 
 @app.command()
@@ -40,18 +42,21 @@ def fit(
                             "training texts, pseudo-labelled ones included (10 helps after --unlabeled; 0: off)"),
     knn_weight: float = typer.Option(0.5, help="(with --knn) weight of the neighbour vote, 0 to 1"),
     seed: int = typer.Option(0, help="random seed"),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
     progress: bool = typer.Option(True, help="show a progress bar while fine-tuning or encoding --unlabeled texts"),
 ):
     """Fit a few-shot text classifier on a labelled file and save it to --out."""
     from ..data.files import read_table
     from ..text.auto import parse_duration
     from ..text.classifier import FewShotClassifier
+    from ..text.encoder import check_device
 
     if unlabeled == "-" and str(train_file) == "-":
         raise KshotError("standard input ('-') can be the training file or --unlabeled, not both")
     clf = FewShotClassifier(encoder=encoder, method=method, steps=steps, seed=seed, progress=progress,
                             label_examples=label_examples, pseudo_per_class=pseudo_per_class,
-                            self_training_rounds=rounds, knn=knn, knn_weight=knn_weight, time_budget=time_budget)
+                            self_training_rounds=rounds, knn=knn, knn_weight=knn_weight, time_budget=time_budget,
+                            device=device)
     clf.check_params(names=FIT_FLAGS)  # before any file is read, the errors naming the flags typed
     table = read_table(train_file, text_column, label_column)
     pool = read_table(unlabeled, text_column).texts if unlabeled is not None else None
@@ -73,12 +78,14 @@ def predict(
     text_column: str = typer.Option("text", help="column holding the texts"),
     output: str = typer.Option("-", "--output", "-o", help="file to write (- for stdout, CSV)"),
     reject_below: Optional[float] = typer.Option(None, help="predict the reject label when the best score is under this"),
+    device: Optional[str] = typer.Option(None, help=LOAD_DEVICE_HELP),
 ):
     """Write the input rows plus `prediction` and `score` columns."""
     from ..data.files import read_table, write_table
     from ..text.classifier import FewShotClassifier
+    from ..text.encoder import check_device
 
-    clf = FewShotClassifier.load(model_dir)
+    clf = FewShotClassifier.load(model_dir, device=device and check_device(device, "--device"))
     table = read_table(input_file, text_column)
     preds, scores = clf.predict_with_scores(table.texts, reject_below=reject_below)
     rows = [{**row, "prediction": p, "score": round(float(s), 6)} for row, p, s in zip(table.rows, preds, scores)]
@@ -97,17 +104,19 @@ def score(
     reject_below: Optional[float] = typer.Option(None, help="predict the reject label under this score and report "
                                                  "out-of-scope recall (test rows labelled with the reject label)"),
     seed: int = typer.Option(0, help="seed of the bootstrap resamples behind the 95% intervals"),
+    device: Optional[str] = typer.Option(None, help=LOAD_DEVICE_HELP),
 ):
     """Accuracy and macro-F1 (95% bootstrap intervals), per-class scores and the confusion matrix."""
     import json
 
     from ..data.files import read_table
     from ..text.classifier import FewShotClassifier
+    from ..text.encoder import check_device
     from ..text.scoring import plot_confusion, score as score_texts
 
     if reject_below is not None and not 0 <= reject_below <= 1:
         raise KshotError(f"--reject-below must be a probability from 0 to 1, got {reject_below}")
-    clf = FewShotClassifier.load(model_dir)
+    clf = FewShotClassifier.load(model_dir, device=device and check_device(device, "--device"))
     table = read_table(test_file, text_column, label_column)
     result = score_texts(clf, table.texts, table.labels, reject_below=reject_below, seed=seed)
     if plot is not None:

@@ -45,7 +45,7 @@ from ..checkpoint import check_model_dir, load_checkpoint, save_checkpoint
 from ..errors import KshotError, check_choice, check_positive_int
 from . import auto
 from .contrastive import LOSSES, contrastive_finetune
-from .encoder import DEFAULT_MODEL, SentenceEncoder
+from .encoder import DEFAULT_MODEL, SentenceEncoder, check_device
 from .finetune import full_finetune
 from .heads import HEADS, LogisticHead, PrototypeHead
 from .labels import DEFAULT_TEMPLATE, label_embeddings, label_text
@@ -115,6 +115,7 @@ class FewShotClassifier:
         if self.knn and self.method not in ("auto", "logistic", "setfit"):
             raise KshotError(f"{name('knn')} works with methods 'auto', 'logistic' and 'setfit', not {self.method!r}")
         auto.parse_duration(self.time_budget, name("time_budget"))
+        check_device(self.device, name("device"))
 
     def _check_xy(self, texts, labels, min_classes: int) -> tuple[list[str], list]:
         texts = check_texts(texts)
@@ -321,12 +322,22 @@ class FewShotClassifier:
         return path
 
     @classmethod
-    def load(cls, path) -> "FewShotClassifier":
+    def load(cls, path, device: str | None = None) -> "FewShotClassifier":
+        """A saved classifier, on ``device`` (default: the device it was fitted on, or the CPU when that one
+        is not available here, e.g. a model fitted on a GPU machine and copied to a laptop)."""
         path = Path(path)
         prefix = check_model_dir(path, MODEL_FILE, FORMAT, "kshot model", "`kshot fit` or FewShotClassifier.save",
                                  kind="kshot text classifier")
         state, meta, _ = load_checkpoint(prefix)
-        clf = cls(**meta["params"])
+        params = dict(meta["params"])
+        if device is not None:
+            params["device"] = check_device(device)
+        else:
+            try:
+                check_device(params.get("device", "cpu"))
+            except KshotError:
+                params["device"] = "cpu"
+        clf = cls(**params)
         clf.classes_ = list(meta["classes"])
         clf.finetuned_ = bool(meta["finetuned"])
         clf.n_pseudo_labels_ = int(meta.get("n_pseudo_labels", 0))
