@@ -1,0 +1,162 @@
+"""The auto recipe's knobs at fixed step counts, many fits at once: how the text defaults were checked.
+
+text_auto_variants.py runs the default as a user gets it (a time budget, so the step count follows the
+machine); this script fixes the number of contrastive steps per set (``--steps clinc150=300``), so that
+variants are compared at equal work on any machine, and runs the fits in a pool of processes (one torch
+thread each), on a GPU with ``--device cuda``. Draws and evaluation texts are text_vs_setfit.py's
+(``--eval val``: training-split texts outside the draw; ``test``: the test split, ``--n-eval`` texts).
+
+A variant is ``NAME=JSON``: UPPER-CASE keys set constants of kshot/text/auto.py (``LR``, ``BLEND``, ...),
+lower-case keys are FewShotClassifier parameters (``temperature``, or ``method``/``steps`` for an explicit
+method), and ``step_scale`` multiplies the ``--steps`` of every set. The variant ``default`` (no change)
+is always run; ``--summary`` prints every variant's mean and its per-seed difference from it.
+
+    HF_HUB_OFFLINE=1 KSHOT_DATA=/path/to/data python benchmarks/text_recipe_sweep.py --device cuda \\
+        --workers 14 --sets clinc150 banking77 mr subj --steps clinc150=300 banking77=150 --seeds 0 1 2 3 \\
+        --variant 'lr5e-5={"LR": 5e-5}' --variant 'T0.1={"temperature": 0.1}' --log runs/sweep.jsonl
+    python benchmarks/text_recipe_sweep.py --summary --log runs/sweep.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SHOTS = {"mr": 8, "subj": 8, "clinc150-domains": 8, "banking77": 10, "clinc150": 10}
+
+
+def fail(message: str):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def parse_variant(item: str) -> tuple[str, dict]:
+    name, _, value = item.partition("=")
+    try:
+        spec = json.loads(value)
+    except json.JSONDecodeError:
+        spec = None
+    if not name or not isinstance(spec, dict):
+        fail(f"--variant needs NAME=JSON object, e.g. 'lr5e-5={{\"LR\": 5e-5}}', got {item!r}")
+    return name, spec
+
+
+def _init(model: str, device: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from kshot.text import SentenceEncoder
+
+    SentenceEncoder(model, device=device).model.float()   # a float16 copy of the weights is fine to carry
+
+
+def _fit(job: tuple) -> dict:
+    variant, spec, name, seed, steps, a = job
+    from kshot.data import load_dataset
+    from kshot.text import FewShotClassifier, auto
+    from text_intents import few_shot_indices
+    from text_vs_setfit import eval_set
+
+    consts = {k: v for k, v in spec.items() if k.isupper()}
+    params = {k: v for k, v in spec.items() if k.islower() and k != "step_scale"}
+    saved = {k: getattr(auto, k) for k in [*consts, "STEP_RANGE"]}
+    try:
+        for k, v in consts.items():
+            setattr(auto, k, v)
+        if steps:
+            n = int(round(steps * spec.get("step_scale", 1)))
+            auto.STEP_RANGE = (n, n)
+        train = load_dataset(name, "train", root=a.data_root)
+        k = SHOTS.get(name, 8) if a.shots is None else a.shots
+        draw = few_shot_indices(train.labels, k, seed, kmax=k)
+        texts = [train.items[i] for i in draw]
+        labels = [train.class_names[train.labels[i]] for i in draw]
+        eval_texts, eval_labels = eval_set(name, a.eval, train, draw, a.n_eval, a.data_root)
+        clf = FewShotClassifier(encoder=a.model, device=a.device, time_budget=1e9, seed=seed, **params)
+        start = time.perf_counter()
+        clf.fit(texts, labels)
+        fit_s = time.perf_counter() - start
+        acc = float(np.mean(np.array(clf.predict(eval_texts), dtype=object) == np.array(eval_labels, dtype=object)))
+        return {"variant": variant, "spec": spec, "set": name, "k": k, "seed": seed, "eval": a.eval,
+                "n_eval": len(eval_texts), "accuracy": acc, "fit_seconds": round(fit_s, 1), "device": a.device,
+                "recipe": getattr(clf, "recipe_", clf.method)}
+    except Exception:  # noqa: BLE001 - one failed fit is reported, the sweep goes on
+        return {"variant": variant, "set": name, "seed": seed, "error": traceback.format_exc()[-1500:]}
+    finally:
+        for k, v in saved.items():
+            setattr(auto, k, v)
+
+
+def summary(log: Path) -> None:
+    rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    acc: dict[tuple, dict[int, float]] = {}
+    for r in rows:
+        if "accuracy" in r:
+            acc.setdefault((r["eval"], r["set"], r["variant"]), {})[r["seed"]] = 100 * r["accuracy"]
+    print("| eval | set | variant | seeds | accuracy % (mean) | minus default, per seed |")
+    print("|---|---|---|---|---:|---|")
+    for (ev, s, v), by_seed in sorted(acc.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "default")):
+        base = acc.get((ev, s, "default"), {})
+        seeds = sorted(by_seed)
+        diff = ", ".join(f"{by_seed[i] - base[i]:+.1f}" for i in seeds if i in base) if v != "default" else ""
+        print(f"| {ev} | {s} | {v} | {','.join(map(str, seeds))} | {np.mean(list(by_seed.values())):.2f} | {diff} |")
+    errors = [r for r in rows if "error" in r]
+    if errors:
+        print(f"\n{len(errors)} fits failed; the first: {errors[0]['error'].splitlines()[-1]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", nargs="+", default=["clinc150", "banking77", "mr", "subj"], choices=list(SHOTS))
+    ap.add_argument("--shots", type=int, default=None, help="examples per class (default: 10 intents, 8 others)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
+    ap.add_argument("--steps", nargs="*", default=[], metavar="SET=N", help="fixed contrastive steps of a set")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=JSON")
+    ap.add_argument("--eval", choices=["val", "test"], default="val")
+    ap.add_argument("--n-eval", type=int, default=1000)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", default="all-MiniLM-L6-v2", help="encoder name or directory")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--log", type=Path, default=Path("runs/text_recipe_sweep.jsonl"))
+    ap.add_argument("--summary", action="store_true")
+    a = ap.parse_args()
+    if a.summary:
+        if not a.log.is_file():
+            fail(f"no log at {a.log}")
+        return summary(a.log)
+    steps = {}
+    for item in a.steps:
+        name, _, n = item.partition("=")
+        if name not in SHOTS or not n.isdigit() or int(n) < 1:
+            fail(f"--steps needs SET=N with SET one of {', '.join(SHOTS)} and N >= 1, got {item!r}")
+        steps[name] = int(n)
+    if a.workers < 1:
+        fail(f"--workers must be at least 1, got {a.workers}")
+    variants = dict([("default", {})] + [parse_variant(v) for v in a.variant])
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    jobs = [(v, spec, s, seed, steps.get(s), a) for v, spec in variants.items() for s in a.sets for seed in a.seeds]
+    a.log.parent.mkdir(parents=True, exist_ok=True)
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(a.workers, initializer=_init, initargs=(a.model, a.device)) as pool, a.log.open("a") as log:
+        for i, r in enumerate(pool.imap_unordered(_fit, jobs), 1):
+            log.write(json.dumps(r) + "\n")
+            log.flush()
+            print(f"[{i}/{len(jobs)}] {r['variant']} {r['set']} seed {r['seed']}: "
+                  + (f"{100 * r['accuracy']:.2f} % in {r['fit_seconds']} s" if "accuracy" in r
+                     else "FAILED " + r["error"].splitlines()[-1]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
