@@ -270,6 +270,14 @@ def root_failure(failures: dict) -> tuple:
     return rank, failures[rank]
 
 
+LAUNCHED = "KSHOT_LAUNCHED"   # set for the processes ``launch`` starts: the launcher reports, they do not
+
+
+def launched() -> bool:
+    """True in a process started by ``launch`` (not in one started by a user's own torchrun)."""
+    return os.environ.get(LAUNCHED) == "1"
+
+
 def launch(nproc: int, args: list[str], script: str | None = None) -> None:
     """Run ``python -m kshot ARGS`` (or ``python SCRIPT ARGS``) in ``nproc`` processes on this machine
     through torchrun's launcher (``--standalone``), and wait. A failed process stops the others; the
@@ -281,6 +289,7 @@ def launch(nproc: int, args: list[str], script: str | None = None) -> None:
     if "OMP_NUM_THREADS" not in os.environ:  # the cores shared out, instead of torchrun's notice and 1
         os.environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // nproc))
     entry = [script] if script else ["-m", "kshot"]
+    os.environ[LAUNCHED] = "1"
     try:
         run(parse_args(["--standalone", "--nproc-per-node", str(nproc), *entry, *args]))
     except ChildFailedError as exc:
@@ -293,3 +302,5 @@ def launch(nproc: int, args: list[str], script: str | None = None) -> None:
         raise DistributedError(f"training with {nproc} processes failed: rank {rank} {how} (its messages are "
                                "above); the other processes were stopped, the last complete checkpoint is "
                                "kept, continue with --resume") from None
+    finally:
+        os.environ.pop(LAUNCHED, None)

@@ -235,7 +235,7 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
     with progress_bar(iterations * T, f"training {config.method}", enabled=progress and main,
                       fields=fields) as advance:
         log = advance.log if main else (lambda message: None)
-        if notice:
+        if notice and not distributed.launched():   # the launcher printed it before starting the processes
             log(notice)
         advance(start * T)
         for it in range(start, iterations):

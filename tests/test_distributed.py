@@ -47,13 +47,14 @@ def assert_same_weights(a, b):
             torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
-def test_maml_two_ranks_equal_one_process_and_resume(tmp_path, toy_cli, capsys):
+def test_maml_two_ranks_equal_one_process_and_resume(tmp_path, toy_cli, capfd):
     maml = COMMON + ["--method", "maml", "--meta-batch", "4", "--val-every", "8", "-p", "inner_lr=0.1"]
     # two processes, 8 tasks (2 steps), then resumed to 16 tasks (4 steps) ...
     assert main(maml + ["--episodes", "8", "--nproc", "2", "--out", str(tmp_path / "two")]) == 0
     assert main(maml + ["--episodes", "16", "--nproc", "2", "--resume", "--out", str(tmp_path / "two")]) == 0
-    out = capsys.readouterr()
-    assert "4 tasks per step over 2 processes: 2 + 2" in out.err
+    out = capfd.readouterr()   # the processes' own output too: the launcher reports, rank 0 does not repeat it
+    assert out.err.count("4 tasks per step over 2 processes: 2 + 2") == 2, out.err
+    assert out.out.count("best validation accuracy") == 2, out.out
     assert "after 16 episodes" in out.out and "2 processes" in out.out
     # ... equal one process doing the 4 steps of 4 tasks in one go
     assert main(maml + ["--episodes", "16", "--out", str(tmp_path / "one")]) == 0

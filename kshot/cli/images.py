@@ -68,6 +68,7 @@ def train(
     nproc: Optional[int] = typer.Option(None, help="train with N processes on this machine (starts torchrun; gloo on CPU, one GPU each with nccl); each takes its share of --meta-batch. Under your own torchrun leave it out"),
 ):
     """Meta-train a method on a dataset and write checkpoints to --out."""
+    from ..distributed import launched
     from ..training import TrainConfig, check_run, meta_train
 
     values = {}
@@ -104,7 +105,7 @@ def train(
             _launch_training(cfg, out, resume, progress, nproc, check_run(cfg, out, resume, nproc))
             return
     summary = meta_train(cfg, out, resume=resume, progress=progress)
-    if summary["rank"] != 0:  # under torchrun rank 0 reports
+    if summary["rank"] != 0 or launched():  # under torchrun rank 0 reports; under --nproc, the launcher
         return
     typer.echo(f"best validation accuracy {100 * summary['best_val_accuracy']:.2f}% after "
                f"{summary['episodes']} episodes ({summary['train_seconds']:.0f} s training); run in {out}")
