@@ -42,6 +42,9 @@ def fail(message: str):
 
 
 def parse_variant(item: str) -> tuple[str, dict]:
+    from kshot.text import auto
+    from kshot.text.classifier import PARAMS
+
     name, _, value = item.partition("=")
     try:
         spec = json.loads(value)
@@ -49,20 +52,34 @@ def parse_variant(item: str) -> tuple[str, dict]:
         spec = None
     if not name or not isinstance(spec, dict):
         fail(f"--variant needs NAME=JSON object, e.g. 'lr5e-5={{\"LR\": 5e-5}}', got {item!r}")
+    if name == "default":
+        fail("--variant: 'default' is the unchanged recipe, always run; give the variant another name")
+    for key in spec:
+        if not ((key.isupper() and hasattr(auto, key)) or key in PARAMS or key == "step_scale"):
+            fail(f"--variant {name}: {key!r} is neither a constant of kshot.text.auto (upper case), a "
+                 "FewShotClassifier parameter nor step_scale")
     return name, spec
+
+
+_INIT_ERROR: list[str] = []   # a worker whose start failed reports it for every fit instead of restarting
 
 
 def _init(model: str, device: str) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from kshot.text import SentenceEncoder
+    try:
+        from kshot.text import SentenceEncoder
 
-    SentenceEncoder(model, device=device).model.float()   # a float16 copy of the weights is fine to carry
+        SentenceEncoder(model, device=device).model.float()   # a float16 copy of the weights is fine to carry
+    except Exception as exc:  # noqa: BLE001 - an initializer that raises is restarted by the pool forever
+        _INIT_ERROR.append(f"worker start failed: {type(exc).__name__}: {exc}")
 
 
 def _fit(job: tuple) -> dict:
     variant, spec, name, seed, steps, a = job
+    if _INIT_ERROR:
+        return {"variant": variant, "set": name, "seed": seed, "error": _INIT_ERROR[0]}
     from kshot.data import load_dataset
     from kshot.text import FewShotClassifier, auto
     from text_intents import few_shot_indices
@@ -89,8 +106,8 @@ def _fit(job: tuple) -> dict:
         fit_s = time.perf_counter() - start
         acc = float(np.mean(np.array(clf.predict(eval_texts), dtype=object) == np.array(eval_labels, dtype=object)))
         return {"variant": variant, "spec": spec, "set": name, "k": k, "seed": seed, "eval": a.eval,
-                "n_eval": len(eval_texts), "accuracy": acc, "fit_seconds": round(fit_s, 1), "device": a.device,
-                "recipe": getattr(clf, "recipe_", clf.method)}
+                "steps": steps, "model": a.model, "n_eval": len(eval_texts), "accuracy": acc,
+                "fit_seconds": round(fit_s, 1), "device": a.device, "recipe": getattr(clf, "recipe_", clf.method)}
     except Exception:  # noqa: BLE001 - one failed fit is reported, the sweep goes on
         return {"variant": variant, "set": name, "seed": seed, "error": traceback.format_exc()[-1500:]}
     finally:
@@ -101,16 +118,19 @@ def _fit(job: tuple) -> dict:
 def summary(log: Path) -> None:
     rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
     acc: dict[tuple, dict[int, float]] = {}
-    for r in rows:
+    for r in rows:   # runs with other step counts, shots or encoders are kept apart
         if "accuracy" in r:
-            acc.setdefault((r["eval"], r["set"], r["variant"]), {})[r["seed"]] = 100 * r["accuracy"]
-    print("| eval | set | variant | seeds | accuracy % (mean) | minus default, per seed |")
-    print("|---|---|---|---|---:|---|")
-    for (ev, s, v), by_seed in sorted(acc.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "default")):
-        base = acc.get((ev, s, "default"), {})
+            key = (r["eval"], r["set"], r.get("k"), r.get("steps"), r.get("model"), r["variant"])
+            acc.setdefault(key, {})[r["seed"]] = 100 * r["accuracy"]
+    print("| eval | set | K | steps | variant | seeds | accuracy % (mean) | minus default, per seed |")
+    print("|---|---|---:|---:|---|---|---:|---|")
+    for (ev, s, k, steps, model, v), by_seed in sorted(acc.items(), key=lambda kv: (*map(str, kv[0][:5]),
+                                                                                      kv[0][5] != "default")):
+        base = acc.get((ev, s, k, steps, model, "default"), {})
         seeds = sorted(by_seed)
         diff = ", ".join(f"{by_seed[i] - base[i]:+.1f}" for i in seeds if i in base) if v != "default" else ""
-        print(f"| {ev} | {s} | {v} | {','.join(map(str, seeds))} | {np.mean(list(by_seed.values())):.2f} | {diff} |")
+        mean = np.mean(list(by_seed.values()))
+        print(f"| {ev} | {s} | {k} | {steps or 'plan'} | {v} | {','.join(map(str, seeds))} | {mean:.2f} | {diff} |")
     errors = [r for r in rows if "error" in r]
     if errors:
         print(f"\n{len(errors)} fits failed; the first: {errors[0]['error'].splitlines()[-1]}")
@@ -145,17 +165,30 @@ def main() -> None:
     if a.workers < 1:
         fail(f"--workers must be at least 1, got {a.workers}")
     variants = dict([("default", {})] + [parse_variant(v) for v in a.variant])
+    if any("step_scale" in spec for spec in variants.values()) and set(a.sets) - set(steps):
+        fail(f"step_scale multiplies --steps: give --steps for {', '.join(sorted(set(a.sets) - set(steps)))} too")
+    from kshot.errors import KshotError
+    from kshot.text.encoder import check_device
+
+    try:
+        check_device(a.device, "--device")
+    except KshotError as exc:
+        fail(str(exc))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     jobs = [(v, spec, s, seed, steps.get(s), a) for v, spec in variants.items() for s in a.sets for seed in a.seeds]
     a.log.parent.mkdir(parents=True, exist_ok=True)
     ctx = mp.get_context("spawn")
+    failed = 0
     with ctx.Pool(a.workers, initializer=_init, initargs=(a.model, a.device)) as pool, a.log.open("a") as log:
         for i, r in enumerate(pool.imap_unordered(_fit, jobs), 1):
+            failed += "error" in r
             log.write(json.dumps(r) + "\n")
             log.flush()
             print(f"[{i}/{len(jobs)}] {r['variant']} {r['set']} seed {r['seed']}: "
                   + (f"{100 * r['accuracy']:.2f} % in {r['fit_seconds']} s" if "accuracy" in r
                      else "FAILED " + r["error"].splitlines()[-1]), flush=True)
+    if failed:
+        fail(f"{failed} of {len(jobs)} fits failed (their tracebacks are in {a.log})")
 
 
 if __name__ == "__main__":

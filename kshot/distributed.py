@@ -289,6 +289,7 @@ def launch(nproc: int, args: list[str], script: str | None = None) -> None:
     if "OMP_NUM_THREADS" not in os.environ:  # the cores shared out, instead of torchrun's notice and 1
         os.environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // nproc))
     entry = [script] if script else ["-m", "kshot"]
+    before = os.environ.get(LAUNCHED)
     os.environ[LAUNCHED] = "1"
     try:
         run(parse_args(["--standalone", "--nproc-per-node", str(nproc), *entry, *args]))
@@ -303,4 +304,7 @@ def launch(nproc: int, args: list[str], script: str | None = None) -> None:
                                "above); the other processes were stopped, the last complete checkpoint is "
                                "kept, continue with --resume") from None
     finally:
-        os.environ.pop(LAUNCHED, None)
+        if before is None:
+            os.environ.pop(LAUNCHED, None)
+        else:
+            os.environ[LAUNCHED] = before

@@ -122,3 +122,17 @@ def test_cli_refuses_an_unknown_quantize(tmp_path, capsys):
     assert main(["serve", str(make_model()), "--db", f"sqlite:///{tmp_path / 'x.db'}", "--quantize", "int4"]) == 2
     err = capsys.readouterr().err
     assert "--quantize" in err and "int4" in err and "int8" in err
+
+
+def test_an_int8_service_runs_on_the_cpu_whatever_device_the_model_was_fitted_on(tmp_path, monkeypatch):
+    from kshot.text import classifier
+
+    clf = FewShotClassifier.load(make_model())
+    clf.device = "cuda:7"                                       # as if fitted on a GPU machine ...
+    clf.save(tmp_path / "gpu-model")
+    monkeypatch.setattr(classifier, "check_device", lambda device, name="device": device)   # ... and served on one
+    q = served(tmp_path / "gpu-model", Store(f"sqlite:///{tmp_path / 'kshot.db'}"), "int8")
+    assert q.clf.encoder_.quantize == "int8" and q.clf.device == "cpu" and q.fp32_encoder.device == "cpu"
+    assert q.clf.predict(["I was charged twice for my coffee"])[0] in q.clf.classes_
+    q.executor.shutdown()
+    q.refitter.shutdown()

@@ -247,9 +247,12 @@ def test_device_choice_when_fitting_and_loading(tmp_path, capsys):
     out = tmp_path / "m"
     assert main(["fit", str(tmp_path / "train.csv"), "--out", str(out), "--method", "logistic", "--device", "cpu"]) == 0
     # a model fitted on a machine with a device this one lacks loads on the CPU unless a device is asked for
-    meta = json.loads((out / "kshot_model.json").read_text())
-    meta["params"]["device"] = "cuda:99"
-    (out / "kshot_model.json").write_text(json.dumps(meta))
+    clf = FewShotClassifier.load(out)
+    clf.device = "cuda:99"                       # as if fitted there
+    clf.save(out)
+    assert FewShotClassifier(device=torch.device("cpu")).get_params()["device"] == "cpu"   # saved as a string
+    with pytest.raises(KshotError, match="device 'cuda:99' is not available"):
+        FewShotClassifier(**{**FewShotClassifier.load(out).get_params(), "device": "cuda:99"}).check_params()
     assert FewShotClassifier.load(out).device == "cpu"
     assert FewShotClassifier.load(out, device="cpu").encoder_.device == "cpu"
     with pytest.raises(KshotError, match="device 'cuda:99' is not available"):

@@ -49,7 +49,6 @@ def fit(
     from ..data.files import read_table
     from ..text.auto import parse_duration
     from ..text.classifier import FewShotClassifier
-    from ..text.encoder import check_device
 
     if unlabeled == "-" and str(train_file) == "-":
         raise KshotError("standard input ('-') can be the training file or --unlabeled, not both")
@@ -85,7 +84,7 @@ def predict(
     from ..text.classifier import FewShotClassifier
     from ..text.encoder import check_device
 
-    clf = FewShotClassifier.load(model_dir, device=device and check_device(device, "--device"))
+    clf = FewShotClassifier.load(model_dir, device=None if device is None else check_device(device, "--device"))
     table = read_table(input_file, text_column)
     preds, scores = clf.predict_with_scores(table.texts, reject_below=reject_below)
     rows = [{**row, "prediction": p, "score": round(float(s), 6)} for row, p, s in zip(table.rows, preds, scores)]
@@ -116,7 +115,7 @@ def score(
 
     if reject_below is not None and not 0 <= reject_below <= 1:
         raise KshotError(f"--reject-below must be a probability from 0 to 1, got {reject_below}")
-    clf = FewShotClassifier.load(model_dir, device=device and check_device(device, "--device"))
+    clf = FewShotClassifier.load(model_dir, device=None if device is None else check_device(device, "--device"))
     table = read_table(test_file, text_column, label_column)
     result = score_texts(clf, table.texts, table.labels, reject_below=reject_below, seed=seed)
     if plot is not None:

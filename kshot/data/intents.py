@@ -107,7 +107,7 @@ def load_clinc150_domains(split: str = "train", root=None) -> LabeledData:
     _require(clinc150_domains_missing(root), root, "clinc150-domains")
     path = data_root(root) / CLINC150_FOLDER / "domains.json"
     domains = _clinc150.__wrapped__(str(path))     # a small file: read it each time, uncached
-    if not isinstance(domains, dict):
+    if not isinstance(domains, dict) or not all(isinstance(v, list) for v in domains.values()):
         raise DataError(f"{path} must map each domain to a list of intents")
     domain_of = {intent: d for d, intents in domains.items() for intent in intents}
     intents = load_clinc150(split, root)

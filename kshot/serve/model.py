@@ -75,7 +75,8 @@ class ServedModel:
                  quantize: str = "none"):
         self.model_dir, self.store = Path(model_dir), store
         self.window, self.max_batch, self.poll = window, max_batch, poll
-        self.clf = FewShotClassifier.load(self.model_dir)
+        # the int8 encoder runs on the CPU only, whatever device the model was fitted on
+        self.clf = FewShotClassifier.load(self.model_dir, device="cpu" if quantize != "none" else None)
         self.quantize, self.fp32_encoder = quantize, self.clf.encoder_
         self.clf.encoder_ = self.clf.encoder_.quantized(quantize)
         self.model_fingerprint = fingerprint(self.model_dir)         # the model directory's own encoder

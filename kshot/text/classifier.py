@@ -94,7 +94,8 @@ class FewShotClassifier:
         self.label_descriptions, self.reject_label = label_descriptions, reject_label
         self.pseudo_per_class, self.self_training_rounds = pseudo_per_class, self_training_rounds
         self.knn, self.knn_weight = knn, knn_weight
-        self.seed, self.device, self.progress = seed, device, progress
+        self.seed, self.progress = seed, progress
+        self.device = str(device) if isinstance(device, torch.device) else device
         self.time_budget = time_budget
 
     def get_params(self, deep: bool = False) -> dict:

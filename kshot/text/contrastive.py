@@ -37,7 +37,7 @@ def supcon_loss(emb: torch.Tensor, labels: torch.Tensor, temperature: float) -> 
     pos = (labels[:, None] == labels[None, :]) & ~self_mask
     has_pos = pos.any(1)
     per_anchor = -(log_prob.masked_fill(~pos, 0).sum(1) / pos.sum(1).clamp_min(1))
-    return (per_anchor * has_pos).sum() / has_pos.sum().clamp_min(1)   # no boolean indexing: no device sync
+    return (per_anchor * has_pos).sum() / has_pos.sum().clamp_min(1)   # no boolean indexing (no data-dependent shape)
 
 
 class ClassMemory:
