@@ -80,10 +80,8 @@ def _fit(job: tuple) -> dict:
     variant, spec, name, seed, steps, a = job
     if _INIT_ERROR:
         return {"variant": variant, "set": name, "seed": seed, "error": _INIT_ERROR[0]}
-    from kshot.data import load_dataset
     from kshot.text import FewShotClassifier, auto
-    from text_intents import few_shot_indices
-    from text_vs_setfit import eval_set
+    from text_vs_setfit import accuracy, draw_texts, eval_set
 
     consts = {k: v for k, v in spec.items() if k.isupper()}
     params = {k: v for k, v in spec.items() if k.islower() and k != "step_scale"}
@@ -94,17 +92,14 @@ def _fit(job: tuple) -> dict:
         if steps:
             n = int(round(steps * spec.get("step_scale", 1)))
             auto.STEP_RANGE = (n, n)
-        train = load_dataset(name, "train", root=a.data_root)
         k = SHOTS.get(name, 8) if a.shots is None else a.shots
-        draw = few_shot_indices(train.labels, k, seed, kmax=k)
-        texts = [train.items[i] for i in draw]
-        labels = [train.class_names[train.labels[i]] for i in draw]
+        train, draw, texts, labels = draw_texts(name, k, seed, k, a.data_root)
         eval_texts, eval_labels = eval_set(name, a.eval, train, draw, a.n_eval, a.data_root)
         clf = FewShotClassifier(encoder=a.model, device=a.device, time_budget=1e9, seed=seed, **params)
         start = time.perf_counter()
         clf.fit(texts, labels)
         fit_s = time.perf_counter() - start
-        acc = float(np.mean(np.array(clf.predict(eval_texts), dtype=object) == np.array(eval_labels, dtype=object)))
+        acc = accuracy(clf.predict(eval_texts), eval_labels)
         return {"variant": variant, "spec": spec, "set": name, "k": k, "seed": seed, "eval": a.eval,
                 "steps": steps, "model": a.model, "n_eval": len(eval_texts), "accuracy": acc,
                 "fit_seconds": round(fit_s, 1), "device": a.device, "recipe": getattr(clf, "recipe_", clf.method)}

@@ -43,6 +43,17 @@ SETS = ("mr", "subj", "clinc150-domains", "banking77", "clinc150")
 EVAL_SEED = 12345
 
 
+def draw_texts(name: str, k: int, seed: int, kmax: int, root):
+    """The training split of ``name``, its ``k``-per-class draw (indices), and that draw's texts and labels."""
+    train = load_dataset(name, "train", root=root)
+    draw = few_shot_indices(train.labels, k, seed, kmax=kmax)
+    return train, draw, [train.items[i] for i in draw], [train.class_names[train.labels[i]] for i in draw]
+
+
+def accuracy(predicted, labels) -> float:
+    return float(np.mean(np.array(predicted, dtype=object) == np.array(labels, dtype=object)))
+
+
 def eval_set(name: str, mode: str, train, draw: np.ndarray, n: int, root) -> tuple[list[str], list[str]]:
     if mode == "val":
         data, pool = train, np.setdiff1d(np.arange(len(train)), draw)
@@ -85,10 +96,7 @@ def fit_kshot(texts, labels, seed: int, params: dict, budget: float):
 
 
 def run(system: str, name: str, k: int, seed: int, args) -> dict:
-    train = load_dataset(name, "train", root=args.data_root)
-    draw = few_shot_indices(train.labels, k, seed, kmax=max(args.shots))
-    texts = [train.items[i] for i in draw]
-    labels = [train.class_names[train.labels[i]] for i in draw]
+    train, draw, texts, labels = draw_texts(name, k, seed, max(args.shots), args.data_root)
     eval_texts, eval_labels = eval_set(name, args.eval, train, draw, args.n_test, args.data_root)
     if system == "setfit":
         predict, fit_s, info = fit_setfit(texts, labels, seed)
@@ -96,8 +104,7 @@ def run(system: str, name: str, k: int, seed: int, args) -> dict:
         params = json.loads(system.partition(":")[2] or "{}")
         predict, fit_s, info = fit_kshot(texts, labels, seed, params, args.time_budget)
     start = time.perf_counter()
-    pred = predict(eval_texts)
-    acc = float(np.mean(np.array(pred, dtype=object) == np.array(eval_labels, dtype=object)))
+    acc = accuracy(predict(eval_texts), eval_labels)
     return {"set": name, "system": system, "tag": args.tag, "k": k, "seed": seed, "eval": args.eval,
             "n_eval": len(eval_texts), "accuracy": acc, "fit_seconds": round(fit_s, 1),
             "predict_seconds": round(time.perf_counter() - start, 1),

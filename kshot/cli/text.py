@@ -81,10 +81,8 @@ def predict(
 ):
     """Write the input rows plus `prediction` and `score` columns."""
     from ..data.files import read_table, write_table
-    from ..text.classifier import FewShotClassifier
-    from ..text.encoder import check_device
 
-    clf = FewShotClassifier.load(model_dir, device=None if device is None else check_device(device, "--device"))
+    clf = _load(model_dir, device)
     table = read_table(input_file, text_column)
     preds, scores = clf.predict_with_scores(table.texts, reject_below=reject_below)
     rows = [{**row, "prediction": p, "score": round(float(s), 6)} for row, p, s in zip(table.rows, preds, scores)]
@@ -109,13 +107,11 @@ def score(
     import json
 
     from ..data.files import read_table
-    from ..text.classifier import FewShotClassifier
-    from ..text.encoder import check_device
     from ..text.scoring import plot_confusion, score as score_texts
 
     if reject_below is not None and not 0 <= reject_below <= 1:
         raise KshotError(f"--reject-below must be a probability from 0 to 1, got {reject_below}")
-    clf = FewShotClassifier.load(model_dir, device=None if device is None else check_device(device, "--device"))
+    clf = _load(model_dir, device)
     table = read_table(test_file, text_column, label_column)
     result = score_texts(clf, table.texts, table.labels, reject_below=reject_below, seed=seed)
     if plot is not None:
@@ -124,6 +120,14 @@ def score(
         typer.echo(json.dumps(result.to_dict()))
         return
     _print_score(result, plot)
+
+
+def _load(model_dir: Path, device: str | None):
+    """The saved classifier on ``--device`` (checked first, so a bad one is named as the flag)."""
+    from ..text.classifier import FewShotClassifier
+    from ..text.encoder import check_device
+
+    return FewShotClassifier.load(model_dir, device=None if device is None else check_device(device, "--device"))
 
 
 def _print_score(result, plot) -> None:
