@@ -120,11 +120,12 @@ def _destroy() -> None:
 
 
 def exit_process(code: int) -> None:
-    """End a process with ``code``. A rank started by torchrun that succeeded leaves through ``os._exit`` once its output
-    is flushed (the group was left in ``finish``): gloo's threads, torn down again by C++ destructors at
-    interpreter exit, sometimes abort a rank that has finished ("terminate called without an active
-    exception"), failing a run that succeeded."""
-    if code == 0 and env_world()[1] > 1:  # a failing rank exits as usual, so the launcher names the first to die
+    """End a process with ``code``. A rank started by torchrun leaves through ``os._exit`` once its output is
+    flushed: gloo's threads, torn down again by C++ destructors at interpreter exit, sometimes abort the rank
+    ("terminate called without an active exception", SIGABRT): a rank that finished (the group was left in
+    ``finish``) would fail a run that succeeded, and a rank that printed its error (a peer died) would die
+    of a signal instead of exiting with its code."""
+    if env_world()[1] > 1:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
