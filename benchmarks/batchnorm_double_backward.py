@@ -1,4 +1,4 @@
-"""BatchNorm's second derivative on the shapes of a MAML support set: PyTorch's against kshot.batchnorm's.
+"""BatchNorm's second derivative on the shapes of a MAML support set: PyTorch's against kshot.images.batchnorm's.
 
 For each input shape: the forward + backward with ``create_graph`` (what the inner loop runs), then the
 double backward (what the outer gradient runs through it), median milliseconds of ``--repeats`` runs,
@@ -16,8 +16,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from kshot.allocator import tune_allocator
-from kshot.batchnorm import batch_norm
+from kshot.core.allocator import tune_allocator
+from kshot.images.batchnorm import batch_norm
 
 SHAPES = [(5, 64, 28, 28), (5, 64, 14, 14), (5, 64, 7, 7), (75, 64, 28, 28)]
 

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, matmul_gflops, upsert_row  # noqa: E402
 from omniglot_protonet import conv4_train_flops_per_image  # noqa: E402
 
-from kshot.episodes import Episode  # noqa: E402
-from kshot.methods import build_method  # noqa: E402
+from kshot.images.episodes import Episode  # noqa: E402
+from kshot.images.methods import build_method  # noqa: E402
 
 
 def step_times(layout: str, way: int, shot: int, query: int, repeats: int) -> list[float]:

@@ -33,10 +33,10 @@ import time
 
 import torch
 
-from kshot.allocator import tune_allocator
-from kshot.backbones import Conv4
-from kshot.episodes import Episode
-from kshot.methods import FOMAML, MAML
+from kshot.core.allocator import tune_allocator
+from kshot.images.backbones import Conv4
+from kshot.images.episodes import Episode
+from kshot.images.methods import FOMAML, MAML
 
 
 def random_episode(T: int, way: int = 5, shot: int = 1, query: int = 15, size: int = 28) -> Episode:
@@ -167,7 +167,7 @@ def main() -> None:
     ap.add_argument("--strategies", default="threads,loop,vmap,threads+bf16",
                     help="comma-separated: threads, loop, vmap, l2l (the learn2learn-style reference), with +compile for torch.compile of the per-task "
                          "function (loop only), +bf16 for precision='bf16' (bfloat16 autocast) and/or +torchbn for "
-                         "PyTorch's own BatchNorm double backward instead of kshot.batchnorm's (to time the difference)")
+                         "PyTorch's own BatchNorm double backward instead of kshot.images.batchnorm's (to time the difference)")
     ap.add_argument("--networks", default="stride,maxpool",
                     help="comma-separated Conv4 variants: stride (MAML's Omniglot network), maxpool")
     ap.add_argument("--classes", default="MAML,FOMAML", help="comma-separated: MAML (second order), FOMAML")
@@ -235,10 +235,10 @@ def measure(args, config: str) -> dict:
     elif strategy == "l2l":
         method = L2LReference(downsample, first_order=name == "FOMAML").to(device)
     else:
-        if "+torchbn" in strategy:  # what the loop and threads strategies ran before kshot.batchnorm
-            import kshot.backbones
+        if "+torchbn" in strategy:  # what the loop and threads strategies ran before kshot.images.batchnorm
+            import kshot.images.backbones
 
-            kshot.backbones.cheap_second_order_batch_norm = lambda x, w, b, eps: torch.nn.functional.batch_norm(
+            kshot.images.backbones.cheap_second_order_batch_norm = lambda x, w, b, eps: torch.nn.functional.batch_norm(
                 x, None, None, w, b, True, 0.0, eps)
         method = {"MAML": MAML, "FOMAML": FOMAML}[name](
             Conv4(hidden=64, track_running_stats=False, downsample=downsample), way=5, inner_steps=1, inner_lr=0.4,

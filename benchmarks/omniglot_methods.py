@@ -87,7 +87,7 @@ def main() -> None:
     p.add_argument("--lr-step", type=int, default=None, help="default: episodes // 2")
     p.add_argument("--val-every", type=int, default=None, help="default: episodes // 2")
     p.add_argument("--val-episodes", type=int, default=100, help="fixed 5-way 1-shot validation episodes")
-    p.add_argument("--augment", action="append", default=None, help="KEY=VALUE (kshot.augment)")
+    p.add_argument("--augment", action="append", default=None, help="KEY=VALUE (kshot.images.augment)")
     p.add_argument("-p", "--param", action="append", default=None, help="method parameter KEY=VALUE")
     p.add_argument("--eval", default="5x1,20x1", help=f"comma-separated settings from {', '.join(SETTINGS)}")
     p.add_argument("--test-episodes", type=int, default=1000)

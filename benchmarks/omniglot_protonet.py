@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, matmul_gflops, upsert_row  # noqa: E402
 
 import kshot  # noqa: E402
-from kshot.backbones import Conv4  # noqa: E402
+from kshot.images.backbones import Conv4  # noqa: E402
 
 
 def conv4_train_flops_per_image(image_size: int = 28) -> float:

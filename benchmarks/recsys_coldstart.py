@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from kshot.data import load_dataset
-from kshot.evaluation import ci95
+from kshot.core.stats import ci95
 from kshot.recsys.methods import METHODS, build
 from kshot.recsys.protocol import SHOTS, evaluate_tasks, make_fold, summarize
 
@@ -150,7 +150,7 @@ def write_section(args, summary, comparisons, wall, timing, tuned):
               + ", ".join(f"{m} {t:.0f}" for m, t in timing.items()) + ".", "",
               "Settings chosen on the validation users (fold 0): "
               + "; ".join(f"{m} {tuned[m][0]}" for m in args.methods if tuned[m][0]) + ".", "",
-              f"![metric against K](recsys_coldstart.png)", "", END]
+              "![metric against K](recsys_coldstart.png)", "", END]
     path = Path(args.results)
     text = path.read_text() if path.is_file() else ""
     block = "\n".join(lines)

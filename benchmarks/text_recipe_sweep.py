@@ -162,7 +162,7 @@ def main() -> None:
     variants = dict([("default", {})] + [parse_variant(v) for v in a.variant])
     if any("step_scale" in spec for spec in variants.values()) and set(a.sets) - set(steps):
         fail(f"step_scale multiplies --steps: give --steps for {', '.join(sorted(set(a.sets) - set(steps)))} too")
-    from kshot.errors import KshotError
+    from kshot.core.errors import KshotError
     from kshot.text.encoder import check_device
 
     try:

@@ -117,7 +117,7 @@ def summary(log: Path, mode: str) -> None:
     for r in rows:
         if r["eval"] == mode:
             groups.setdefault((r["set"], r["k"], r["system"], r.get("tag", "")), []).append(r)
-    print(f"| set | K | system | seeds | accuracy % (mean ± std) | fit s (median) | recipe |")
+    print("| set | K | system | seeds | accuracy % (mean ± std) | fit s (median) | recipe |")
     print("|---|---:|---|---:|---|---:|---|")
     for (s, k, system, tag), rs in sorted(groups.items(), key=lambda kv: (SETS.index(kv[0][0]), *kv[0][1:])):
         acc = 100 * np.array([r["accuracy"] for r in rs])

@@ -1,23 +1,36 @@
-"""kshot: few-shot learning on PyTorch (metric, gradient-based and transfer methods)."""
+"""kshot: few-shot learning on PyTorch (metric, gradient-based and transfer methods).
+
+The public API, loaded on first use so that ``import kshot`` stays cheap and no domain imports another
+through this file: ``kshot.FewShotClassifier`` (text), ``kshot.meta_train`` / ``kshot.evaluate`` (episodic
+image methods), ``kshot.FewShotTagger`` (entities), ``kshot.Recommender`` (cold-start recommendation),
+``kshot.load`` (any saved model).
+"""
 
 __version__ = "0.1.0"
 
-from .data import LabeledData, load_dataset  # noqa: E402
-from .episodes import Episode, EpisodeSampler  # noqa: E402
-from .errors import KshotError  # noqa: E402
-from .evaluation import Score, evaluate  # noqa: E402
-from .methods import METHODS, build_method  # noqa: E402
-from .training import TrainConfig, load_method, meta_train  # noqa: E402
+_EXPORTS = {
+    "KshotError": "kshot.core.errors",
+    "LabeledData": "kshot.data", "load_dataset": "kshot.data",
+    "Episode": "kshot.images.episodes", "EpisodeSampler": "kshot.images.episodes",
+    "Score": "kshot.images.evaluation", "evaluate": "kshot.images.evaluation",
+    "METHODS": "kshot.images.methods", "build_method": "kshot.images.methods",
+    "TrainConfig": "kshot.images.training", "load_method": "kshot.images.training",
+    "meta_train": "kshot.images.training",
+    "FewShotClassifier": "kshot.text.classifier",
+    "FewShotTagger": "kshot.tagging.tagger",
+    "Recommender": "kshot.recsys.recommender",
+}
 
-__all__ = ["Episode", "EpisodeSampler", "KshotError", "LabeledData", "METHODS", "Score",
-           "TrainConfig", "build_method", "evaluate", "load_dataset", "load_method", "meta_train",
-           "__version__", "FewShotClassifier"]
+__all__ = ["__version__", *sorted(_EXPORTS)]
 
 
 def __getattr__(name):
-    """``kshot.FewShotClassifier`` loads the text stack (sentence-transformers) only when asked for."""
-    if name == "FewShotClassifier":
-        from .text.classifier import FewShotClassifier
+    if name in _EXPORTS:
+        import importlib
 
-        return FewShotClassifier
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,4 +1,4 @@
-"""A training process for tests/test_distributed.py, started by torchrun (kshot.distributed.launch).
+"""A training process for tests/test_distributed.py, started by torchrun (kshot.core.distributed.launch).
 
 ``python tests/dist_worker.py cli ARGS...``: ``kshot ARGS`` with the synthetic ``toy`` dataset registered.
 ``python tests/dist_worker.py die RANK ARGS...``: the same, but process RANK kills itself (SIGKILL) in
@@ -24,7 +24,7 @@ if __name__ == "__main__":
     if mode == "die":
         victim, args = int(args[0]), args[1:]
         if int(os.environ["RANK"]) == victim:
-            from kshot.methods.base import FewShotMethod
+            from kshot.images.methods.base import FewShotMethod
 
             calls = []
             original = FewShotMethod.loss
@@ -36,6 +36,6 @@ if __name__ == "__main__":
                 return original(self, episode)
 
             FewShotMethod.loss = loss
-    from kshot.distributed import exit_process
+    from kshot.core.distributed import exit_process
 
     exit_process(main(args))

@@ -1,12 +1,12 @@
-"""kshot.augment: class rotation, per-image shifts and rotations, config validation, training with it."""
+"""kshot.images.augment: class rotation, per-image shifts and rotations, config validation, training with it."""
 
 import pytest
 import torch
 
-from kshot.augment import Augmentation, generator_for, rotate_classes
-from kshot.episodes import EpisodeSampler
-from kshot.errors import KshotError
-from kshot.training import TrainConfig, load_method, meta_train
+from kshot.images.augment import Augmentation, generator_for, rotate_classes
+from kshot.images.episodes import EpisodeSampler
+from kshot.core.errors import KshotError
+from kshot.images.training import TrainConfig, load_method, meta_train
 from toy import toy_data
 
 

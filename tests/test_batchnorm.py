@@ -1,10 +1,10 @@
-"""kshot.batchnorm: BatchNorm with batch statistics, PyTorch's values and derivatives, a cheaper double backward."""
+"""kshot.images.batchnorm: BatchNorm with batch statistics, PyTorch's values and derivatives, a cheaper double backward."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from kshot.batchnorm import batch_norm
+from kshot.images.batchnorm import batch_norm
 
 
 def torch_bn(x, w, b):

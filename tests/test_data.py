@@ -12,7 +12,7 @@ from PIL import Image
 
 from kshot.data import DATASETS, data_root, download, load_dataset
 from kshot.data import omniglot
-from kshot.errors import ChecksumError, DataError, KshotError
+from kshot.core.errors import ChecksumError, DataError, KshotError
 
 
 # ---------------------------------------------------------------- small Omniglot made in the test

@@ -1,4 +1,4 @@
-"""Training in several processes (kshot.distributed): 2 ranks with gloo on loopback give the
+"""Training in several processes (kshot.core.distributed): 2 ranks with gloo on loopback give the
 one-process step; a killed rank fails the run with a message instead of a hang; bad --nproc input."""
 
 import os
@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from kshot import distributed
+from kshot.core import distributed
 from kshot.cli import main
 from kshot.data import DATASETS
 from toy import TOY

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from kshot.episodes import Episode, EpisodeSampler
-from kshot.errors import KshotError
+from kshot.images.episodes import Episode, EpisodeSampler
+from kshot.core.errors import KshotError
 
 
 def labels(n_classes=10, per_class=20, uneven=False):

@@ -10,13 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kshot.backbones import MLP, Conv4, pure_forward, supports_pure_forward
+from kshot.images.backbones import MLP, Conv4, pure_forward, supports_pure_forward
 from kshot.cli import main
 from kshot.data import LabeledData
-from kshot.episodes import Episode, EpisodeSampler
-from kshot.errors import KshotError
-from kshot.methods import ANIL, FOMAML, MAML, METHODS, MetaSGD, Reptile, build_method
-from kshot.training import TrainConfig, TrainingError, load_method, meta_train
+from kshot.images.episodes import Episode, EpisodeSampler
+from kshot.core.errors import KshotError
+from kshot.images.methods import ANIL, FOMAML, MAML, METHODS, MetaSGD, Reptile, build_method
+from kshot.images.training import TrainConfig, TrainingError, load_method, meta_train
 
 
 @pytest.fixture(autouse=True)
@@ -266,7 +266,7 @@ def test_reptile_meta_gradient_is_theta_minus_mean_adapted_weights():
 
 
 def test_inner_batches_take_the_classes_in_turn_and_walk_through_the_items():
-    from kshot.methods.inner_loop import interleave_classes
+    from kshot.images.methods.gradient import interleave_classes
 
     labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
     assert interleave_classes(labels, 3).tolist() == [0, 3, 6, 1, 4, 7, 2, 5, 8]
@@ -485,7 +485,7 @@ def test_nan_loss_stops_training_naming_the_step_and_keeps_the_checkpoint(tmp_pa
 
 
 def test_cli_flags_and_exit_codes(tmp_path, capsys, monkeypatch):
-    import kshot.training as training
+    import kshot.images.training as training
 
     monkeypatch.setattr(training, "load_split", lambda config, split: blobs(split))
     run, config = tmp_path / "run", tmp_path / "small.json"

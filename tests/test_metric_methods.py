@@ -5,14 +5,14 @@ import pytest
 import torch
 
 import kshot.data
-from kshot.checkpoint import load_checkpoint
+from kshot.core.checkpoint import load_checkpoint
 from kshot.cli import main
-from kshot.episodes import EpisodeSampler
-from kshot.errors import KshotError
-from kshot.evaluation import evaluate
-from kshot.methods import METHODS, build_method
-from kshot.methods.siamese import sample_pairs
-from kshot.training import TrainConfig, load_method, meta_train, minibatch
+from kshot.images.episodes import EpisodeSampler
+from kshot.core.errors import KshotError
+from kshot.images.evaluation import evaluate
+from kshot.images.methods import METHODS, build_method
+from kshot.images.methods.siamese import sample_pairs
+from kshot.images.training import TrainConfig, load_method, meta_train, minibatch
 from toy import TOY, toy_data
 
 MLP = {"hidden": [32], "out_dim": 16}
@@ -192,7 +192,7 @@ def test_feature_maps_only_go_to_relation_networks():
 
 
 def test_conv_block_names_a_bad_downsampling():
-    from kshot.backbones import conv_block
+    from kshot.images.backbones import conv_block
 
     with pytest.raises(KshotError, match="downsample.*'avg'"):
         conv_block(1, 4, downsample="avg")

@@ -9,7 +9,7 @@ import torch
 from sklearn.metrics import ndcg_score
 
 from kshot.data.interactions import Interactions
-from kshot.errors import KshotError
+from kshot.core.errors import KshotError
 from kshot.recsys.methods import METHODS, build
 from kshot.recsys.methods.melu import DECISION
 from kshot.recsys.methods.neural import masked_mse

@@ -13,7 +13,7 @@ import pytest
 from kshot.data import DATASETS, load_dataset
 from kshot.data.interactions import read_interactions
 from kshot.data.movielens import download_movielens, load_movielens
-from kshot.errors import ChecksumError, DataError
+from kshot.core.errors import ChecksumError, DataError
 
 from test_data import http_server  # noqa: F401  (the loopback HTTP server fixture)
 

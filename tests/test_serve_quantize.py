@@ -12,7 +12,7 @@ import pytest
 from serve_helpers import make_model
 
 from kshot.cli import main
-from kshot.errors import KshotError
+from kshot.core.errors import KshotError
 
 pytest.importorskip("sqlalchemy")
 

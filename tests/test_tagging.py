@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kshot.cli import main
-from kshot.errors import KshotError
+from kshot.core.errors import KshotError
 from kshot.tagging.encoders import TokenEncoder
 from kshot.tagging.io import read_conll, write_conll
 from kshot.tagging.tagger import FewShotTagger

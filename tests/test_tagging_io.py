@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from kshot.data import DATASETS, load_dataset
-from kshot.errors import KshotError
+from kshot.core.errors import KshotError
 from kshot.tagging.encoders import windows
 from kshot.tagging.io import (bio_to_io, io_to_bio, read_conll, read_jsonl, read_sentences, read_tagged, spans,
                               tokenize, write_conll, write_jsonl)

@@ -69,7 +69,7 @@ def test_score_matches_scikit_learn(clf):
 def test_bootstrap_macro_f1_with_unit_weights_is_scikit_learns():
     from sklearn.metrics import f1_score
 
-    from kshot.text.scoring import _macro_f1_boot
+    from kshot.core.report import macro_f1_boot as _macro_f1_boot
 
     rng = np.random.default_rng(0)
     t, p = rng.integers(0, 5, 200), rng.integers(0, 6, 200)
@@ -246,7 +246,7 @@ def test_cli_fit_auto_prints_budget_and_choice(tmp_path, capsys):
 def test_the_step_budget_shrinks_when_the_machine_slows_down_mid_run(monkeypatch):
     import torch
 
-    from kshot.text import loop
+    from kshot.core import loop
 
     clock = [0.0]
     monkeypatch.setattr(loop.time, "perf_counter", lambda: clock[0])   # a fake clock the steps advance
@@ -266,7 +266,7 @@ def test_the_step_budget_shrinks_when_the_machine_slows_down_mid_run(monkeypatch
 def test_the_step_budget_grows_during_the_warm_up_when_the_plan_was_pessimistic(monkeypatch, max_steps, expected):
     import torch
 
-    from kshot.text import loop
+    from kshot.core import loop
 
     clock = [0.0]
     monkeypatch.setattr(loop.time, "perf_counter", lambda: clock[0])

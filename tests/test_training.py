@@ -6,10 +6,11 @@ import pytest
 import torch
 
 import kshot
-from kshot.checkpoint import load_checkpoint, save_checkpoint
-from kshot.errors import KshotError
-from kshot.evaluation import ci95, evaluate, Score
-from kshot.training import TrainConfig, TrainingError, load_method, meta_train
+from kshot.core.checkpoint import load_checkpoint, save_checkpoint
+from kshot.core.errors import KshotError
+from kshot.core.stats import ci95
+from kshot.images.evaluation import Score, evaluate
+from kshot.images.training import TrainConfig, TrainingError, load_method, meta_train
 from toy import toy_data
 
 
@@ -130,7 +131,7 @@ def test_early_stopping_and_config_validation(tmp_path):
 
 
 def test_learning_rate_schedules_and_the_sgd_optimizer(tmp_path, capsys):
-    from kshot.training import learning_rate
+    from kshot.images.training import learning_rate
 
     step = tiny_config(lr=0.8, lr_step=40, meta_batch=4)
     assert [learning_rate(step, it, 25) for it in (0, 9, 10, 20)] == [0.8, 0.8, 0.4, 0.2]
@@ -162,7 +163,7 @@ def test_learning_rate_schedules_and_the_sgd_optimizer(tmp_path, capsys):
 
 
 def test_protonet_shapes_and_cosine_option():
-    from kshot.methods import build_method
+    from kshot.images.methods import build_method
     for distance in ("euclidean", "cosine"):
         m = build_method("protonet", (1, 28, 28), distance=distance)
         s, q = torch.randn(5 * 2, 1, 28, 28), torch.randn(7, 1, 28, 28)
@@ -185,7 +186,7 @@ def test_end_to_end_real_omniglot_reaches_90_percent(tmp_path, real_data_root):
 
 
 def test_backbone_params_that_do_not_fit_are_user_errors():
-    from kshot.methods import build_method
+    from kshot.images.methods import build_method
     assert type(build_method("maml", (1, 6, 6), "mlp", way=5)).__name__ == "MAML"  # no BatchNorm to switch
     with pytest.raises(KshotError, match="backbone 'mlp' does not fit method 'protonet'"):
         build_method("protonet", (1, 6, 6), "mlp", backbone_params={"depth": 3})
@@ -194,7 +195,7 @@ def test_backbone_params_that_do_not_fit_are_user_errors():
 def test_strided_conv4_is_mamls_omniglot_network():
     """downsample='stride': stride-2 convolutions and the mean of the last map (28 -> 14, 7, 4, 2 -> 64-d),
     the same parameter names and shapes as the max-pool Conv4; an unknown value is a user error."""
-    from kshot.backbones import Conv4
+    from kshot.images.backbones import Conv4
     pooled, strided = Conv4(), Conv4(downsample="stride")
     assert [(n, p.shape) for n, p in pooled.named_parameters()] == [(n, p.shape) for n, p in strided.named_parameters()]
     x = torch.rand(3, 1, 28, 28)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import KshotError
+from ..core.errors import KshotError
 from . import images, recsys, serve, tag, text  # noqa: F401  (each module registers its commands on ``app``)
 from .common import _echo_err, app
 
@@ -34,7 +34,7 @@ def run() -> None:
     """Console-script entry point."""
     code = main()
     if "WORLD_SIZE" in os.environ:  # a rank started by torchrun
-        from ..distributed import exit_process
+        from ..core.distributed import exit_process
 
         exit_process(code)
     sys.exit(code)

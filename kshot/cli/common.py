@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import KshotError
+from ..core.errors import KshotError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Few-shot learning: train, evaluate and apply few-shot models.")

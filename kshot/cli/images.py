@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import KshotError
+from ..core.errors import KshotError
 from .common import _parse_params, _read_config, app
 
 
@@ -68,8 +68,8 @@ def train(
     nproc: Optional[int] = typer.Option(None, help="train with N processes on this machine (starts torchrun; gloo on CPU, one GPU each with nccl); each takes its share of --meta-batch. Under your own torchrun leave it out"),
 ):
     """Meta-train a method on a dataset and write checkpoints to --out."""
-    from ..distributed import launched
-    from ..training import TrainConfig, check_run, meta_train
+    from ..core.distributed import launched
+    from ..images.training import TrainConfig, check_run, meta_train
 
     values = {}
     if resume and (out / "config.json").is_file():
@@ -99,7 +99,7 @@ def train(
         raise KshotError(f"--lr-step {lr_step} has no effect with --lr-schedule linear (the learning rate falls "
                          "to 0 at --episodes); give one of the two")
     if nproc is not None:
-        from ..distributed import check_nproc
+        from ..core.distributed import check_nproc
 
         if check_nproc(nproc, cfg.device) > 1:
             _launch_training(cfg, out, resume, progress, nproc, check_run(cfg, out, resume, nproc))
@@ -113,7 +113,7 @@ def train(
 
 def _launch_training(cfg, out: Path, resume: bool, progress: bool, nproc: int, notice: str | None) -> None:
     """``kshot train`` in ``nproc`` processes: the checked config goes to them as a file."""
-    from ..distributed import launch
+    from ..core.distributed import launch
 
     if notice:
         typer.echo(notice, err=True)
@@ -145,8 +145,8 @@ def eval_(
 ):
     """Evaluate a trained run on fixed test episodes: accuracy with its 95% confidence interval."""
     from ..data import load_dataset
-    from ..evaluation import evaluate
-    from ..training import load_method
+    from ..images.evaluation import evaluate
+    from ..images.training import load_method
 
     if not run_dir.is_dir():
         raise KshotError(f"run directory {run_dir} does not exist")
@@ -185,8 +185,8 @@ def demo(
         run_demo(method=method, echo=typer.echo)
         return
     from ..data import load_dataset
-    from ..evaluation import evaluate
-    from ..training import TrainConfig, load_method, meta_train
+    from ..images.evaluation import evaluate
+    from ..images.training import TrainConfig, load_method, meta_train
 
     with tempfile.TemporaryDirectory() as tmp:
         run = out or Path(tmp) / "demo"
@@ -207,7 +207,7 @@ def _set_head_way(values: dict) -> None:
     """Methods with a ``way``-output head (MAML family) get ``way`` from --way unless -p way=... says otherwise."""
     import inspect
 
-    from ..methods import METHODS
+    from ..images.methods import METHODS
 
     cls = METHODS.get(values.get("method", "protonet"))
     if cls is not None and "way" in inspect.signature(cls.__init__).parameters and "way" in values:

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import KshotError
+from ..core.errors import KshotError
 from .common import _parse_params, app
 
 recsys_app = typer.Typer(no_args_is_help=True, help="Cold-start recommendation: train, evaluate, download.")

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from typer.core import TyperGroup
 
-from ..errors import KshotError
+from ..core.errors import KshotError
 from .common import app
 
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import KshotError
+from ..core.errors import KshotError
 from .common import app
 
 
@@ -107,7 +107,8 @@ def score(
     import json
 
     from ..data.files import read_table
-    from ..text.scoring import plot_confusion, score as score_texts
+    from ..core.report import plot_confusion
+    from ..text.scoring import score as score_texts
 
     if reject_below is not None and not 0 <= reject_below <= 1:
         raise KshotError(f"--reject-below must be a probability from 0 to 1, got {reject_below}")

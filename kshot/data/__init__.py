@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from ..errors import KshotError
+from ..core.errors import KshotError
 from . import intents, movielens, omniglot, sentences, wnut17
 from .base import DatasetInfo, LabeledData
-from .store import data_root, download, sha256_file, verify_sha256
+from ..core.io import download, sha256_file, verify_sha256
+from .store import data_root
 
 DATASETS: dict[str, DatasetInfo] = {}
 

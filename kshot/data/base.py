@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import KshotError
+from ..core.errors import KshotError
 
 
 @dataclass

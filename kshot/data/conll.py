@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import KshotError
+from ..core.errors import KshotError
 
 PREFIXES = ("B", "I", "E", "S")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import KshotError
+from ..core.errors import KshotError
 from .base import LabeledData
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
@@ -109,7 +109,7 @@ def read_table(path: str, text_column: str = "text", label_column: str | None = 
 
 def write_table(path: str, rows: list[dict], columns: list[str], fmt: str | None = None) -> None:
     """Write rows to ``path`` (``-``: standard output) as CSV/TSV/JSONL/JSON."""
-    from .store import atomic_write
+    from ..core.io import atomic_write
 
     fmt = file_format(str(path), fmt)
     buf = io.StringIO()

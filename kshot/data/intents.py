@@ -19,7 +19,7 @@ import csv
 import functools
 import json
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .base import LabeledData
 from .files import labeled_from_strings
 from .store import data_root

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .base import DatasetInfo
 from .interactions import Interactions
-from .store import atomic_write, data_root, download
+from ..core.io import atomic_write, download
+from .store import data_root
 
 FOLDER = "movielens-100k"
 FILES = ("u.data", "u.item", "u.user")

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ChecksumError, DataError, KshotError
+from ..core.errors import ChecksumError, DataError, KshotError
 from .base import LabeledData
-from .store import data_root, download, verify_sha256
+from ..core.io import download, verify_sha256
+from .store import data_root
 
 FOLDER = "omniglot"
 SETS = ("background", "evaluation")

@@ -16,7 +16,7 @@ import functools
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .base import LabeledData
 from .files import labeled_from_strings
 from .store import data_root

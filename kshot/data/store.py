@@ -1,4 +1,4 @@
-"""Where data lives, how it is fetched and verified, and how files are written without half-states.
+"""Where data lives: the data root. Fetching, checksums and atomic writes are ``kshot.core.io``'s.
 
 Data root: an explicit ``root`` argument, else the ``KSHOT_DATA`` environment variable, else the
 user cache directory (``$XDG_CACHE_HOME/kshot`` or ``~/.cache/kshot``).
@@ -6,18 +6,10 @@ user cache directory (``$XDG_CACHE_HOME/kshot`` or ``~/.cache/kshot``).
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from ..errors import ChecksumError, DataError
-from ..progress import progress_bar
 
-CHUNK = 1 << 20
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -29,67 +21,3 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
         return Path(env).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "kshot"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def verify_sha256(path: str | os.PathLike, expected: str) -> None:
-    """Raise ChecksumError naming the file when its sha256 differs from ``expected``."""
-    actual = sha256_file(path)
-    if actual != expected.lower():
-        raise ChecksumError(
-            f"checksum mismatch for {path}: sha256 is {actual}, expected {expected}; "
-            "the file is corrupt or truncated, delete it and fetch it again"
-        )
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb"):
-    """Open a temporary file beside ``path``; rename it into place only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def download(url: str, dest: str | os.PathLike, sha256: str | None, timeout: float = 60.0,
-             progress: bool = True) -> Path:
-    """Fetch ``url`` into ``dest`` atomically, checking its sha256 before it is renamed into place.
-
-    A failed or corrupt download leaves nothing at ``dest``.
-    """
-    dest = Path(dest)
-    try:
-        response = urllib.request.urlopen(url, timeout=timeout)
-    except (urllib.error.URLError, OSError) as exc:
-        raise DataError(f"could not download {url}: {getattr(exc, 'reason', exc)}") from None
-    total = int(response.headers.get("Content-Length") or 0)
-    h = hashlib.sha256()
-    with response, atomic_write(dest) as f:
-        with progress_bar(total or None, f"downloading {dest.name}", enabled=progress) as advance:
-            for block in iter(lambda: response.read(CHUNK), b""):
-                h.update(block)
-                f.write(block)
-                advance(len(block))
-        if sha256 is not None and h.hexdigest() != sha256.lower():
-            raise ChecksumError(
-                f"checksum mismatch for {url}: sha256 is {h.hexdigest()}, expected {sha256}; "
-                f"nothing was written to {dest}"
-            )
-    return dest
-

@@ -12,7 +12,7 @@ Six entity types, BIO tags: person, location, corporation, product, creative-wor
 
 from __future__ import annotations
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .conll import TaggedData, read_conll
 from .store import data_root
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.interactions import Interactions
-from ..errors import KshotError, check_choice, check_positive_int
-from ..evaluation import ci95
+from ..core.errors import KshotError, check_choice, check_positive_int
+from ..core.stats import ci95
 
 SHOTS = (0, 1, 3, 5, 10)
 N_QUERY = 10

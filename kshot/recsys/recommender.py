@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..core.checkpoint import load_checkpoint, save_checkpoint
 from ..data.interactions import Interactions
-from ..errors import KshotError, check_positive_int
+from ..core.errors import KshotError, check_positive_int
 from .methods import build
 from .protocol import make_fold
 

@@ -25,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import KshotError
+from ..core.errors import KshotError
 from .guard import ApiError, Keys, Limits, Metrics, RateLimiter, from_limit, require
 from .model import ServedModel
 from .store import ROLES, LimitError, Store

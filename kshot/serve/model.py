@@ -34,13 +34,12 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import KshotError
+from ..core.errors import KshotError
 from ..text.classifier import MODEL_FILE, FewShotClassifier
 from .store import Store
 

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import sqlalchemy as sa
 
-from ..errors import KshotError
+from ..core.errors import KshotError
 
 ROLES = ("read", "write", "admin")   # each role may do what the roles before it may
 meta = sa.MetaData()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import check_choice
+from ..core.errors import check_choice
 
 KINDS = ("lstm", "gru", "transformer")
 

@@ -66,7 +66,7 @@ class TokenEncoder:
     def __init__(self, model: str = DEFAULT_MODEL, pooling: str = "first", layers: int = 1, shape: bool = True,
                  shape_weight: float = 0.5, window: int | None = None, device: str = "cpu",
                  batch_size: int = 32, _sentence: SentenceEncoder | None = None):
-        from ..errors import check_choice
+        from ..core.errors import check_choice
 
         self.model_name, self.pooling = str(model), check_choice("pooling", pooling, ("first", "mean"))
         self.layers, self.shape, self.shape_weight = int(layers), bool(shape), float(shape_weight)
@@ -150,7 +150,7 @@ class TokenEncoder:
 
     def encode(self, sentences: list[list[str]], progress: bool = False) -> list[np.ndarray]:
         """Word vectors (float32 arrays) of each sentence; cached for a frozen encoder."""
-        from ..progress import progress_bar
+        from ..core.progress import progress_bar
 
         key = (self.sentence.key, *self.config().values())
         keys = [(key, tuple(s)) for s in sentences]

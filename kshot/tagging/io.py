@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 
 from ..data.conll import TaggedData, check_tag, read_conll, read_jsonl, tag_type
-from ..data.store import atomic_write
-from ..errors import KshotError
+from ..core.io import atomic_write
+from ..core.errors import KshotError
 
 __all__ = ["TaggedData", "read_conll", "read_jsonl", "read_tagged", "read_sentences", "write_conll",
            "write_jsonl", "write_tagged", "bio_to_io", "io_to_bio", "spans", "tag_type", "tokenize"]

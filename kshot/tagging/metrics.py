@@ -3,7 +3,7 @@ default CoNLL convention; seqeval computes them)."""
 
 from __future__ import annotations
 
-from ..errors import KshotError
+from ..core.errors import KshotError
 
 
 def entity_scores(true_tags, pred_tags) -> dict:

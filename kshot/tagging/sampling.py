@@ -13,7 +13,7 @@ from collections import Counter
 
 import numpy as np
 
-from ..errors import KshotError, check_positive_int
+from ..core.errors import KshotError, check_positive_int
 from .io import spans
 
 

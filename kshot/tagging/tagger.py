@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..checkpoint import check_model_dir, load_checkpoint, save_checkpoint
-from ..errors import KshotError, check_choice
+from ..core.checkpoint import check_model_dir, load_checkpoint, save_checkpoint
+from ..core.errors import KshotError, check_choice
 from ..text.encoder import DEFAULT_MODEL, SentenceEncoder
 from .encoders import TokenEncoder
 from .io import check_tag, io_to_bio, spans, tag_type, tokenize

@@ -5,7 +5,7 @@ from __future__ import annotations
 _EXPORTS = {
     "SentenceEncoder": ".encoder", "resolve_model": ".encoder", "DEFAULT_MODEL": ".encoder",
     "FewShotClassifier": ".classifier", "METHODS": ".classifier", "choose_threshold": ".classifier",
-    "PairStream": ".pairs", "score": ".scoring", "TextScore": ".scoring",
+    "PairStream": ".pairs", "score": ".scoring",
 }
 
 

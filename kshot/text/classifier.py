@@ -41,8 +41,8 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..checkpoint import check_model_dir, load_checkpoint, save_checkpoint
-from ..errors import KshotError, check_choice, check_positive_int
+from ..core.checkpoint import check_model_dir, load_checkpoint, save_checkpoint
+from ..core.errors import KshotError, check_choice, check_positive_int
 from . import auto
 from .contrastive import LOSSES, contrastive_finetune
 from .encoder import DEFAULT_MODEL, SentenceEncoder, check_device

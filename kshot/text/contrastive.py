@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .encoder import SentenceEncoder
-from .loop import run_steps
+from ..core.loop import run_steps
 from .pairs import PairStream
 
 LOSSES = ("cosine", "supcon")

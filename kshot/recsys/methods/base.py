@@ -26,7 +26,7 @@ class ColdStartMethod:
         self.params = {k: v[0] for k, v in self.grid.items()}
         unknown = set(params) - set(self.params)
         if unknown:
-            from ...errors import KshotError
+            from ...core.errors import KshotError
 
             raise KshotError(f"unknown parameter {sorted(unknown)[0]!r} for method {self.name!r}; "
                              f"allowed: {', '.join(self.params) or 'none'}")

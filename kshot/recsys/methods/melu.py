@@ -1,7 +1,7 @@
 """``melu``: MeLU-style meta-learning (Lee et al., KDD 2019) on kshot's shared inner loop.
 
 A rating head ``base_i + MLP([item embedding, user embedding])`` (embeddings of side features, see
-``neural.Embedder``). MAML: the inner loop (``kshot.methods.inner_loop.adapt``, the same torch.func
+``neural.Embedder``). MAML: the inner loop (``kshot.core.adapt.adapt``, the same torch.func
 loop as the image methods) adapts the decision layers (``fc1``, ``fc2``, ``out``) on a task's support
 ratings by ``inner_steps`` steps of masked MSE (padded supports: the mask zeroes the padding, so K = 0
 adapts nothing); the outer loop trains everything, the embeddings included, on the query MSE through the
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import grad, vmap
 
-from ...methods.inner_loop import adapt
+from ...core.adapt import adapt
 from .neural import Embedder, NeuralMethod, masked_mse
 
 DECISION = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "out.weight", "out.bias")

@@ -13,8 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...methods.base import class_means
-from ...methods.protonet import squared_distances
+from ...core.prototypes import class_means, squared_distances
 from ..backbones import SequenceBackbone
 from .base import TagMethod, split_rows
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...methods.base import class_means
+from ...core.prototypes import class_means
 from ..crf import CRF
 from .base import TagMethod
 

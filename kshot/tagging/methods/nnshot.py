@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ...methods.protonet import squared_distances
+from ...core.prototypes import squared_distances
 from .base import TagMethod, split_rows, token_matrix
 
 

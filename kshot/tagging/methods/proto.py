@@ -4,8 +4,7 @@ prototype is the mean vector of its support words; a word's log-probabilities ar
 
 from __future__ import annotations
 
-from ...methods.base import class_means
-from ...methods.protonet import squared_distances
+from ...core.prototypes import class_means, squared_distances
 from .base import TagMethod, split_rows, token_matrix
 
 

@@ -6,12 +6,10 @@ logits are minus its squared Euclidean distance to each prototype (or the scaled
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
+from ...core.prototypes import class_means, cosine_logits, num_ways, squared_distances
 from ..backbones import encode
-from ..errors import check_choice
-from .base import FewShotMethod, class_means, num_ways
+from ...core.errors import check_choice
+from .base import FewShotMethod
 
 
 class ProtoNet(FewShotMethod):
@@ -29,11 +27,5 @@ class ProtoNet(FewShotMethod):
         z_query = encode(self.backbone, query)
         prototypes = class_means(z_support, support_labels, way)
         if self.distance == "cosine":
-            return self.scale * F.normalize(z_query, dim=-1) @ F.normalize(prototypes, dim=-1).transpose(-1, -2)
+            return cosine_logits(z_query, prototypes, self.scale)
         return -squared_distances(z_query, prototypes)
-
-
-def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``||a_i - b_j||^2`` for ``[..., Q, D]`` and ``[..., N, D]`` -> ``[..., Q, N]``."""
-    return (a.pow(2).sum(-1, keepdim=True) - 2 * a @ b.transpose(-1, -2)
-            + b.pow(2).sum(-1).unsqueeze(-2)).clamp_min(0)

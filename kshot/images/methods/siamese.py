@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...core.prototypes import num_ways
 from ..backbones import encode
-from ..errors import KshotError, check_positive_int
-from .base import FewShotMethod, episode_items, num_ways
+from ...core.errors import KshotError, check_positive_int
+from .base import FewShotMethod, episode_items
 
 
 class Siamese(FewShotMethod):

@@ -1,7 +1,8 @@
-"""The inner loop shared by every gradient-based method (MAML, first-order MAML, ANIL, Meta-SGD, Reptile).
+"""What every gradient-based image method shares (MAML, first-order MAML, ANIL, Meta-SGD, Reptile): a
+backbone, a linear head, and the inner loop of ``kshot.core.adapt`` run over the tasks of a meta-batch.
 
 Everything here is a pure function of a parameter dict: the network runs through
-``kshot.backbones.pure_forward`` (``torch.func.functional_call`` for modules made of other layers), the
+``kshot.images.backbones.pure_forward`` (``torch.func.functional_call`` for modules made of other layers), the
 inner gradients come from ``torch.func.grad`` and the meta-gradient
 of one task from a second ``torch.func.grad`` around the whole inner loop (the loop and threads
 strategies take the same derivatives with ``torch.autograd.grad`` on leaf copies of the parameters:
@@ -21,8 +22,6 @@ statistics), as in the MAML paper.
 from __future__ import annotations
 
 import functools
-import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -31,90 +30,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from ...core.adapt import Params, adapt, check_finite, join_tree, leaves, threaded_map, to_channels_last
+from ...core.errors import KshotError, check_choice, check_positive_int
+from ...core.prototypes import num_ways
 from ..backbones import pure_forward, supports_pure_forward, uses_running_stats
 from ..episodes import Episode
-from ..errors import KshotError, check_choice, check_positive_int
-from .base import FewShotMethod, num_ways
+from .base import FewShotMethod
 
-Params = dict[str, torch.Tensor]
 STRATEGIES = ("auto", "loop", "threads", "vmap")
-_POOLS: dict[int, ThreadPoolExecutor] = {}
 LOSSES = ("cross_entropy", "mse")
 PRECISIONS = ("fp32", "bf16")
-
-
-def check_finite(name: str, value, positive: bool = True) -> float:
-    """``value`` as a float, or a KshotError naming it when it is not a finite (positive) number."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if not ok or (positive and value <= 0):
-        raise KshotError(f"{name} must be a finite number{' > 0' if positive else ''}, got {value!r}")
-    return float(value)
-
-
-def adapt(loss_fn: Callable, params: Params, names: tuple[str, ...], lrs: dict, steps: int,
-          first_order: bool, *data, channels_last: bool = False, batch_size: int | None = None,
-          autograd: bool = False) -> Params:
-    """``steps`` steps of gradient descent on ``loss_fn(params, *data)`` over the parameters ``names``.
-
-    ``lrs[name]`` is a float or a tensor shaped like the parameter (Meta-SGD). With ``first_order`` the
-    inner gradients are constants for the outer derivative; otherwise it flows through them.
-    ``channels_last`` keeps 4-d weights channels-last (CPU convolutions are much faster that way, and a
-    weight in the default layout would switch the layers after it to the slow layout).
-    ``batch_size`` (smaller than the number of items): step ``i`` uses items ``i*b .. i*b+b-1`` (modulo the
-    number of items) of every tensor in ``data``, so the steps walk through the items in order.
-    ``autograd``: take the inner gradients with ``torch.autograd.grad`` (the parameters ``names`` must
-    require gradients) instead of ``torch.func.grad``: the same numbers without functorch's per-operator
-    wrapping, ~15-30 % faster per task on CPU; not usable under ``vmap``.
-    """
-    fast = {n: params[n] for n in names}
-    n_items = data[0].shape[0]
-
-    def inner_loss(fast_params, *batch):
-        return loss_fn({**params, **fast_params}, *batch)
-
-    for step in range(steps):
-        batch = data
-        if batch_size is not None and batch_size < n_items:
-            index = (torch.arange(batch_size, device=data[0].device) + step * batch_size) % n_items
-            batch = tuple(t[index] for t in data)
-        if autograd:
-            with torch.enable_grad():
-                values = torch.autograd.grad(inner_loss(fast, *batch), list(fast.values()),
-                                             create_graph=not first_order)
-            grads = dict(zip(fast, values))
-        else:
-            grads = grad(inner_loss)(fast, *batch)
-        fast = {n: w - lrs[n] * (grads[n].detach() if first_order else grads[n]) for n, w in fast.items()}
-        if channels_last:
-            fast = {n: to_channels_last(w) for n, w in fast.items()}
-    return {**params, **fast}
-
-
-def threaded_map(fn: Callable, n: int) -> list:
-    """``[fn(0), ..., fn(n - 1)]`` computed by one worker thread per torch thread, each running torch
-    single-threaded (the caller's thread count is restored afterwards). Every call of ``fn`` must be
-    independent of the others; torch releases the GIL inside its operators."""
-    threads = torch.get_num_threads()
-    if threads <= 1 or n <= 1:
-        return [fn(i) for i in range(n)]
-    pool = _POOLS.get(threads) or _POOLS.setdefault(
-        threads, ThreadPoolExecutor(threads, thread_name_prefix="kshot-task"))
-    torch.set_num_threads(1)  # before the workers' first op: they keep one intra-op thread each
-    try:
-        return list(pool.map(fn, range(n)))
-    finally:
-        torch.set_num_threads(threads)
-
-
-def join_tree(trees, join=torch.stack):
-    """Join a list of nested tuples/dicts of tensors leaf by leaf: ``torch.stack`` (the loop's version
-    of vmap's outputs) or ``torch.cat`` (chunks of vmap's outputs)."""
-    first = trees[0]
-    if isinstance(first, dict):
-        return {k: join_tree([t[k] for t in trees], join) for k in first}
-    if isinstance(first, tuple):
-        return tuple(join_tree(list(parts), join) for parts in zip(*trees))
-    return join(trees)
 
 
 @dataclass
@@ -364,11 +289,6 @@ class GradientMethod(FewShotMethod):
         return tensors
 
 
-def leaves(params: Params) -> Params:
-    """Detached copies of ``params`` that require gradients (the roots of one task's autograd graph)."""
-    return {n: p.detach().requires_grad_() for n, p in params.items()}
-
-
 def interleave_classes(labels: torch.Tensor, way: int) -> torch.Tensor:
     """Order of the items that takes one item of each class in turn (first items of classes 0..way-1,
     then the second ones, ...), keeping the order within a class; ``labels`` in ``0..way-1``."""
@@ -386,11 +306,3 @@ def bf16_autocast(fn: Callable, device_type: str) -> Callable:
         with torch.autocast(device_type, dtype=torch.bfloat16):
             return fn(*args)
     return mixed
-
-
-def to_channels_last(x: torch.Tensor) -> torch.Tensor:
-    """A 4-d tensor (images or conv weights) in channels-last layout; anything else unchanged.
-
-    ``clone`` rather than ``contiguous``: with one channel both layouts pass ``is_contiguous`` and
-    ``contiguous`` would keep strides that make the convolution pick the slow layout."""
-    return x.clone(memory_format=torch.channels_last) if x.dim() == 4 and x.stride(1) != 1 else x

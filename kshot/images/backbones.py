@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .batchnorm import batch_norm as cheap_second_order_batch_norm
-from .errors import KshotError, check_choice
+from ..core.errors import KshotError, check_choice
 
 
 DOWNSAMPLING = ("maxpool", "stride")
@@ -134,7 +134,7 @@ def pure_forward(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Te
     several threads may run it at once on the same module. It knows the layers of this file
     (``supports_pure_forward`` says whether a module is made only of them); BatchNorm uses batch
     statistics. ``autograd=True`` (derivatives by plain autograd, not under ``torch.func`` transforms):
-    BatchNorm through ``kshot.batchnorm``, the same values with a much cheaper second derivative.
+    BatchNorm through ``kshot.images.batchnorm``, the same values with a much cheaper second derivative.
     """
     return _PURE[type(module)](module, params, x, "", autograd)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .inner_loop import GradientMethod
+from .gradient import GradientMethod
 
 
 class Reptile(GradientMethod):

@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from .errors import KshotError, check_positive_int
+from ..core.errors import KshotError, check_positive_int
 
 
 @dataclass

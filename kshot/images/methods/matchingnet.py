@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...core.prototypes import cosine_logits, num_ways
 from ..backbones import encode
-from ..errors import check_positive_int
-from .base import FewShotMethod, cosine_logits, num_ways
+from ...core.errors import check_positive_int
+from .base import FewShotMethod
 
 
 class MatchingNet(FewShotMethod):

@@ -3,12 +3,12 @@
 Meta-learns an initialisation: each task adapts all weights with a few gradient steps on its support
 set, and the initialisation is updated with the gradient of the adapted model's query loss, taken
 through the inner steps (second order) or treating the inner gradients as constants (first order).
-The inner loop itself lives in ``inner_loop.py``.
+The inner loop itself lives in ``gradient.py`` (over ``kshot.core.adapt``).
 """
 
 from __future__ import annotations
 
-from .inner_loop import GradientMethod
+from .gradient import GradientMethod
 
 
 class MAML(GradientMethod):

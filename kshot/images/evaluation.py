@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from .allocator import tune_allocator
-from .data.base import LabeledData
+from ..core.allocator import tune_allocator
+from ..core.report import per_class_scores
+from ..core.stats import ci95
+from ..data.base import LabeledData
 from .episodes import EpisodeSampler
-from .progress import progress_bar
-
-
-def ci95(values) -> float:
-    """Half-width of the 95% confidence interval of the mean: 1.96 * std / sqrt(n) (sample std)."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) < 2:
-        return float("nan")
-    return float(1.96 * values.std(ddof=1) / math.sqrt(len(values)))
+from ..core.progress import progress_bar
 
 
 @dataclass
@@ -83,17 +75,6 @@ def evaluate(method, data: LabeledData, way: int = 5, shot: int = 1, query: int 
     method.train(was_training)
     score = Score.from_values(values, way=way, shot=shot, query=query, seed=seed)
     if per_class:
-        score.per_class = per_class_report(torch.cat(truth).numpy(), torch.cat(pred).numpy(),
+        score.per_class = per_class_scores(torch.cat(truth).numpy(), torch.cat(pred).numpy(),
                                            data.class_names)
     return score
-
-
-def per_class_report(truth: np.ndarray, pred: np.ndarray, class_names) -> dict:
-    """Precision, recall, F1 and support for each class that occurs in ``truth``."""
-    from sklearn.metrics import precision_recall_fscore_support
-
-    labels = np.unique(truth)
-    p, r, f, s = precision_recall_fscore_support(truth, pred, labels=labels, zero_division=0)
-    return {class_names[c]: {"precision": float(pi), "recall": float(ri), "f1": float(fi),
-                             "support": int(si)}
-            for c, pi, ri, fi, si in zip(labels, p, r, f, s)}

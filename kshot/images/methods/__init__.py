@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..backbones import build_backbone
-from ..errors import KshotError
+from ...core.errors import KshotError
 from .base import FewShotMethod
 from .anil import ANIL
 from .baseline import Baseline, BaselinePlusPlus

@@ -1,12 +1,12 @@
 """Episodic meta-training: Adam (or plain SGD), step or linear learning-rate schedule, validation on fixed episodes,
 best-checkpoint selection, early stopping, resume, progress bar and optional TensorBoard logging.
 Methods with ``pretrains = True`` (transfer baselines) get shuffled mini-batches of all training
-classes instead of episodes; ``TrainConfig.augment`` adds data augmentation (kshot.augment).
+classes instead of episodes; ``TrainConfig.augment`` adds data augmentation (kshot.images.augment).
 
 A run directory holds ``config.json`` (the full ``TrainConfig``), ``last.{safetensors,json}``
 (weights + optimizer state, for ``resume``) and ``best.{safetensors,json}`` (best validation accuracy).
 
-Under torchrun (``kshot train --nproc N``) the same loop runs in every process (``kshot.distributed``):
+Under torchrun (``kshot train --nproc N``) the same loop runs in every process (``kshot.core.distributed``):
 each rank takes its share of the tasks (or of the mini-batch) of a step, the gradients are averaged
 over the ranks, every rank makes the same optimizer step, and rank 0 alone validates and writes files.
 """
@@ -23,19 +23,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
-from .allocator import tune_allocator
+from .. import __version__
+from ..core.allocator import tune_allocator
 from .augment import Augmentation, generator_for
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import load_dataset
-from .data.store import atomic_write
-from . import distributed
+from ..core.checkpoint import load_checkpoint, save_checkpoint
+from ..data import load_dataset
+from ..core.io import atomic_write
+from ..core import distributed
 from .episodes import Episode, EpisodeSampler
 from .backbones import BACKBONES
-from .errors import KshotError, check_choice, check_positive_int
+from ..core.errors import KshotError, check_choice, check_positive_int
 from .evaluation import evaluate
 from .methods import METHODS, build_method
-from .progress import progress_bar
+from ..core.progress import progress_bar
 
 
 OPTIMIZERS = ("adam", "sgd")
@@ -80,7 +80,7 @@ class TrainConfig:
     device: str = "cpu"
     tensorboard: bool = False
     batch_size: int = 64          # mini-batch of pre-training methods (pretrains=True), instead of episodes
-    augment: dict = field(default_factory=dict)  # kshot.augment.Augmentation keys; {} = off
+    augment: dict = field(default_factory=dict)  # kshot.images.augment.Augmentation keys; {} = off
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..episodes import Episode
-from ..errors import KshotError
+from ...core.errors import KshotError
 
 
 class FewShotMethod(nn.Module):
@@ -46,22 +46,6 @@ class FewShotMethod(nn.Module):
         logits = self(episode.support, episode.support_labels, episode.query)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                episode.query_labels.reshape(-1)), logits
-
-
-def num_ways(support_labels: torch.Tensor) -> int:
-    return int(support_labels.max()) + 1
-
-
-def class_means(features: torch.Tensor, labels: torch.Tensor, way: int) -> torch.Tensor:
-    """Mean feature of each class: ``[..., S, D]`` features and ``[..., S]`` labels -> ``[..., N, D]``."""
-    onehot = F.one_hot(labels, way).to(features.dtype)           # [..., S, N]
-    sums = onehot.transpose(-1, -2) @ features                    # [..., N, D]
-    return sums / onehot.sum(-2).unsqueeze(-1).clamp_min(1)
-
-
-def cosine_logits(x: torch.Tensor, weights: torch.Tensor, scale: float) -> torch.Tensor:
-    """``scale`` x cosine similarity of ``[..., Q, D]`` rows to ``[..., N, D]`` rows -> ``[..., Q, N]``."""
-    return scale * F.normalize(x, dim=-1) @ F.normalize(weights, dim=-1).transpose(-1, -2)
 
 
 def episode_items(episode: Episode) -> tuple[torch.Tensor, torch.Tensor]:

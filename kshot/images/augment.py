@@ -21,9 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.base import LabeledData
+from ..data.base import LabeledData
 from .episodes import Episode
-from .errors import KshotError, check_positive_int
+from ..core.errors import KshotError, check_positive_int
 
 
 @dataclass(frozen=True)

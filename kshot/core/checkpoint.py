@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .data.store import atomic_write
+from .io import atomic_write
 from .errors import KshotError
 
 OPTIM = "optim."

@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...core.prototypes import class_means, num_ways
 from ..backbones import conv_block, encode
-from ..errors import check_positive_int
-from .base import FewShotMethod, class_means, num_ways
+from ...core.errors import check_positive_int
+from .base import FewShotMethod
 
 
 class RelationNet(FewShotMethod):

@@ -2,12 +2,12 @@
 
 MAML with only the linear head adapting in the inner loop: the backbone is meta-learned in the outer
 loop but frozen within a task, so the support features are computed once per task and the inner steps
-are cheap. Shares the inner loop of ``inner_loop.py``.
+are cheap. Shares the inner loop of ``gradient.py`` (over ``kshot.core.adapt``).
 """
 
 from __future__ import annotations
 
-from .inner_loop import GradientMethod
+from .gradient import GradientMethod
 
 
 class ANIL(GradientMethod):

@@ -2,7 +2,7 @@
 
 MAML whose inner learning rate is a learned tensor per parameter (same shape, initialised to
 ``inner_lr``), meta-learned with the initialisation: the inner step is ``w - lr_w * grad_w``
-elementwise. Shares the inner loop of ``inner_loop.py``.
+elementwise. Shares the inner loop of ``gradient.py`` (over ``kshot.core.adapt``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .inner_loop import GradientMethod
+from .gradient import GradientMethod
 
 
 class MetaSGD(GradientMethod):

@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from ..progress import progress_bar
+from .progress import progress_bar
 
 
 PROBE = 3   # steps timed before a ``time_limit`` sets the step budget

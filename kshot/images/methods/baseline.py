@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...core.prototypes import class_means, cosine_logits, num_ways, squared_distances
 from ..backbones import encode
-from ..errors import KshotError, check_choice, check_positive_int
-from .base import FewShotMethod, class_means, cosine_logits, num_ways
-from .protonet import squared_distances
+from ...core.errors import KshotError, check_choice, check_positive_int
+from .base import FewShotMethod
 
 
 class Baseline(FewShotMethod):
