@@ -6,7 +6,7 @@ image methods), ``kshot.FewShotTagger`` (entities), ``kshot.Recommender`` (cold-
 ``kshot.load`` (any saved model).
 """
 
-__version__ = "0.1.0"
+from .core.version import __version__
 
 _EXPORTS = {
     "KshotError": "kshot.core.errors",
@@ -21,7 +21,7 @@ _EXPORTS = {
     "Recommender": "kshot.recsys.recommender",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = ["__version__", "load", *sorted(_EXPORTS)]
 
 
 def __getattr__(name):
@@ -30,6 +30,31 @@ def __getattr__(name):
 
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def load(path, **kw):
+    """Load any saved kshot model directory: a text classifier, an image classifier, a tagger, a
+    recommender, or an episodic training run (its best checkpoint's method). The kind is read from the
+    directory's manifest (``kshot.core.model_format``); ``kw`` go to the kind's loader."""
+    import importlib
+
+    from .core.model_format import read_manifest
+
+    kind = read_manifest(path)[1]["kind"]
+    if kind == "episodic-run":
+        return importlib.import_module("kshot.images.training").load_method(path, **kw)[0]
+    module, name = _LOADERS.get(kind, (None, None))
+    if module is None:
+        from .core.model_format import check_manifest
+
+        check_manifest(path, {"kind": kind}, "text-classifier")   # raises: an unknown kind
+    return getattr(importlib.import_module(module), name).load(path, **kw)
+
+
+_LOADERS = {"text-classifier": ("kshot.text.classifier", "FewShotClassifier"),
+            "image-classifier": ("kshot.images.classifier", "FewShotImageClassifier"),
+            "tagger": ("kshot.tagging.tagger", "FewShotTagger"),
+            "recommender": ("kshot.recsys.recommender", "Recommender")}
 
 
 def __dir__():

@@ -92,7 +92,7 @@ def test_cli_bad_inputs(files, run, tmp_path, capsys):
         (["recsys", "train", "--dataset", "movielens-100k", "--data-root", str(tmp_path), "--out",
           str(tmp_path / "x")], "movielens-100k/u.data"),
         (["recsys", "train", "--method", "nope", "--out", str(tmp_path / "y")], "unknown method 'nope'"),
-        (["recsys", "eval", str(tmp_path / "nothing")], "no checkpoint"),
+        (["recsys", "eval", str(tmp_path / "nothing")], "not a kshot model directory"),
     ]
     for argv, match in cases:
         assert main(argv) == 2, argv

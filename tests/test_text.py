@@ -193,7 +193,7 @@ def test_load_rejects_a_directory_that_is_not_a_kshot_model(tmp_path):
     with pytest.raises(KshotError, match="not a kshot model"):
         FewShotClassifier.load(tmp_path)
     (tmp_path / "kshot_model.json").write_text('{"format": "something-else"}')
-    with pytest.raises(KshotError, match="not a kshot text classifier"):
+    with pytest.raises(KshotError, match="not a kshot manifest"):
         FewShotClassifier.load(tmp_path)
 
 

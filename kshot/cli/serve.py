@@ -73,11 +73,9 @@ def serve(
     if model_dir is None:
         raise KshotError("kshot serve needs MODEL_DIR, a model directory written by `kshot fit` "
                          "(or `kshot serve keys create --role ROLE --db URL`)")
-    from ..text.classifier import MODEL_FILE
+    from ..core.model_format import check_manifest, read_manifest
 
-    if not (model_dir / f"{MODEL_FILE}.json").is_file():
-        raise KshotError(f"{model_dir} is not a kshot model directory (no {MODEL_FILE}.json); "
-                         "make one with `kshot fit`")
+    check_manifest(model_dir, read_manifest(model_dir)[1], "text-classifier")   # kshot serve serves text models
     for name, value, low in (("--port", port, 1), ("--workers", workers, 1), ("--max-texts", max_texts, 1),
                              ("--max-chars", max_chars, 1), ("--max-examples-per-label", max_examples_per_label, 1),
                              ("--max-body-bytes", max_body_bytes, 100), ("--burst", burst, 1),

@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__
 from ..core.allocator import tune_allocator
 from .augment import Augmentation, generator_for
 from ..core.checkpoint import load_checkpoint, save_checkpoint
+from ..core.model_format import FORMAT_VERSION, check_manifest, read_manifest
+from ..core.version import __version__
 from ..data import load_dataset
 from ..core.io import atomic_write
 from ..core import distributed
@@ -189,7 +190,8 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
                           config.backbone_params, **config.method_params, **extra).to(device)
     optim_cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
     optimizer = optim_cls(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    meta = {"kshot_version": __version__, "method": config.method, "method_params": method.hparams(),
+    meta = {"kind": "episodic-run", "format_version": FORMAT_VERSION, "kshot_version": __version__,
+            "method": config.method, "method_params": method.hparams(),
             "backbone": config.backbone, "backbone_params": config.backbone_params,
             "item_shape": list(train_data.item_shape), "dataset": config.dataset,
             "train_split": config.train_split, "seed": config.seed, "config": config.to_dict()}
@@ -340,6 +342,8 @@ def load_method(run_dir, which: str = "best", params: dict | None = None):
         raise KshotError(f"run directory {run} does not exist")
     if which not in ("best", "last"):
         raise KshotError(f"checkpoint must be 'best' or 'last', got {which!r}")
+    if (run / "best.json").is_file():
+        check_manifest(run, read_manifest(run)[1], "episodic-run")
     state, meta, _ = load_checkpoint(run / which)
     meta["method_params"] = {**meta["method_params"], **(params or {})}
     method = build_method(meta["method"], meta["item_shape"], meta["backbone"],

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.checkpoint import load_checkpoint, save_checkpoint
+from ..core.model_format import load_model, save_model
 from ..data.interactions import Interactions
 from ..core.errors import KshotError, check_positive_int
 from .methods import build
 from .protocol import make_fold
 
-FORMAT = "kshot.recsys/1"
+KIND = "recommender"
 
 
 class Recommender:
@@ -135,20 +135,17 @@ class Recommender:
         m = self.method_
         tensors = {k: torch.as_tensor(np.ascontiguousarray(v)) if not torch.is_tensor(v) else v
                    for k, v in m.state().items()}
-        meta = {"format": FORMAT, "method": self.method, "seed": self.seed, "params": self.params,
-                "tuned_params": m.params, "dims": getattr(m, "dims_", None), "n_items": len(self.item_ids_),
-                "scale": list(self.scale_), "item_ids": self.item_ids_, "item_titles": self.item_titles_,
-                "user_feature_names": self.user_feature_names_, "user_dim": self.user_dim_,
-                "extra": extra or {}}
-        save_checkpoint(path / "model", tensors, meta)
-        return path
+        state = {"method": self.method, "seed": self.seed,
+                 "tuned_params": m.params, "dims": getattr(m, "dims_", None), "n_items": len(self.item_ids_),
+                 "scale": list(self.scale_), "item_ids": self.item_ids_, "item_titles": self.item_titles_,
+                 "user_feature_names": self.user_feature_names_, "user_dim": self.user_dim_,
+                 "extra": extra or {}}
+        return save_model(path, KIND, tensors, self.params, state)
 
     @classmethod
     def load(cls, path) -> "Recommender":
         path = Path(path)
-        tensors, meta, _ = load_checkpoint(path / "model")
-        if meta.get("format") != FORMAT:
-            raise KshotError(f"{path / 'model.json'} is not a kshot.recsys model (format {meta.get('format')!r})")
+        tensors, meta = load_model(path, KIND)
         rec = cls(meta["method"], meta["seed"], **meta["params"])
         method = build(meta["method"], meta["seed"], **meta["tuned_params"])
         if meta["dims"] is not None:

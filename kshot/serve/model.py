@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -40,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import KshotError
-from ..text.classifier import MODEL_FILE, FewShotClassifier
+from ..core.model_format import check_manifest, read_manifest
+from ..text.classifier import KIND, FewShotClassifier
 from .store import Store
 
 ADD_ITERATIONS = 30   # solver iterations per incremental refit (see the module docstring)
@@ -55,12 +55,11 @@ def fingerprint(model_dir, quantize: str = "none") -> str:
 
 def _fingerprint(model_dir) -> str:
     model_dir = Path(model_dir)
+    meta = check_manifest(model_dir, read_manifest(model_dir)[1], KIND)
     try:
-        meta = json.loads((model_dir / f"{MODEL_FILE}.json").read_text())
         name = meta["params"]["encoder"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise KshotError(f"{model_dir} is not a readable kshot model directory ({MODEL_FILE}.json "
-                         "is missing or damaged)") from None
+    except (KeyError, TypeError):
+        raise KshotError(f"{model_dir}'s manifest names no encoder: the file is damaged") from None
     if not meta.get("finetuned"):
         return str(name)
     digest = hashlib.sha256()
@@ -315,12 +314,9 @@ class ServedModel:
         clf = self._fp32()
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
         try:
-            clf.save(tmp)
-            meta_file = tmp / f"{MODEL_FILE}.json"
-            meta = json.loads(meta_file.read_text())
-            meta["serve"] = {"database_version": self.synced, "examples": len(self.ids),
-                             "served_quantize": self.quantize, "head_fitted_on": self.model_fingerprint}
-            meta_file.write_text(json.dumps(meta, indent=2))
+            clf.save(tmp, info={"serve": {"database_version": self.synced, "examples": len(self.ids),
+                                          "served_quantize": self.quantize,
+                                          "head_fitted_on": self.model_fingerprint}})
             for f in tmp.rglob("*"):
                 if f.is_file():
                     with open(f, "rb") as fh:

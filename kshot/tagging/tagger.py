@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
-from ..core.checkpoint import check_model_dir, load_checkpoint, save_checkpoint
+from ..core.model_format import load_model, save_model
 from ..core.errors import KshotError, check_choice
 from ..text.encoder import DEFAULT_MODEL, SentenceEncoder
 from .encoders import TokenEncoder
@@ -26,8 +25,7 @@ from .io import check_tag, io_to_bio, spans, tag_type, tokenize
 from .methods import METHODS
 from .sampling import fewnerd_episode, only_types
 
-FORMAT = "kshot-tagger"
-MODEL_FILE = "kshot_tagger"
+KIND = "tagger"
 ENCODER_PARAMS = ("pooling", "layers", "shape", "shape_weight", "window")
 
 
@@ -197,19 +195,15 @@ class FewShotTagger:
         finetuned = not self.encoder_.frozen
         if finetuned:
             self.encoder_.sentence.save(path / "encoder")
-        meta = {"format": FORMAT, "kshot_version": __version__, "params": self.get_params(), "types": self.types_,
-                "finetuned": finetuned, "method_params": self.method_.params}
-        save_checkpoint(path / MODEL_FILE, self.method_.state(), meta)
-        return path
+        return save_model(path, KIND, self.method_.state(), self.get_params(),
+                          {"types": self.types_, "finetuned": finetuned, "method_params": self.method_.params})
 
     @classmethod
     def load(cls, path) -> "FewShotTagger":
-        prefix = check_model_dir(path, MODEL_FILE, FORMAT, "kshot tagger",
-                                 "`kshot tag fit` or FewShotTagger.save")
-        state, meta, _ = load_checkpoint(prefix)
+        state, meta = load_model(path, KIND)
         tagger = cls(**meta["params"])
         tagger.types_ = list(meta["types"])
-        sentence = (SentenceEncoder.load_finetuned(prefix.parent / "encoder", tagger.encoder, tagger.device)
+        sentence = (SentenceEncoder.load_finetuned(Path(path) / "encoder", tagger.encoder, tagger.device)
                     if meta["finetuned"] else None)
         tagger.encoder_ = tagger._token_encoder(sentence)
         tagger.method_ = METHODS[tagger.method](**meta["method_params"]).load_state(state, tagger.encoder_)

@@ -40,8 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__
-from ..core.checkpoint import check_model_dir, load_checkpoint, save_checkpoint
+from ..core.model_format import load_model, save_model
 from ..core.errors import KshotError, check_choice, check_positive_int
 from . import auto
 from .contrastive import LOSSES, contrastive_finetune
@@ -53,8 +52,7 @@ from .selftrain import self_train
 
 METHODS = ("auto", "prototype", "logistic", "setfit", "zeroshot", "label_prior", "finetune")
 FROZEN = ("prototype", "logistic", "zeroshot", "label_prior")
-FORMAT = "kshot-text-classifier"
-MODEL_FILE = "kshot_model"   # kshot_model.json + kshot_model.safetensors
+KIND = "text-classifier"
 PARAMS = ("encoder", "method", "C", "scale", "steps", "batch_size", "lr", "loss", "temperature",
           "prior_weight", "label_examples", "label_template", "label_descriptions", "pseudo_per_class",
           "self_training_rounds", "knn", "knn_weight", "reject_label", "seed", "device", "time_budget")
@@ -307,29 +305,26 @@ class FewShotClassifier:
         return float(np.mean([p == y for p, y in zip(self.predict(texts), labels)]))
 
     # -------------------------------------------------------------- save/load
-    def save(self, path) -> Path:
-        """Write the classifier to the directory ``path`` (safetensors + JSON, no pickle)."""
+    def save(self, path, info: dict | None = None) -> Path:
+        """Write the classifier to the directory ``path`` (safetensors + a JSON manifest, no pickle);
+        ``info``: more JSON for the manifest (e.g. what service exported it)."""
         self._fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         if self.finetuned_:
             self.encoder_.save(path / "encoder")
-        meta = {"format": FORMAT, "kshot_version": __version__, "params": self.get_params(),
-                "classes": [_plain(c) for c in self.classes_], "finetuned": self.finetuned_,
-                "n_pseudo_labels": int(getattr(self, "n_pseudo_labels_", 0)),
-                "recipe": getattr(self, "recipe_", self.method),
-                "head": {"kind": self.head_.kind, "params": self.head_.params}}
-        save_checkpoint(path / MODEL_FILE, self.head_.state(), meta)
-        return path
+        state = {"classes": [_plain(c) for c in self.classes_], "finetuned": self.finetuned_,
+                 "n_pseudo_labels": int(getattr(self, "n_pseudo_labels_", 0)),
+                 "recipe": getattr(self, "recipe_", self.method),
+                 "head": {"kind": self.head_.kind, "params": self.head_.params}, **(info or {})}
+        return save_model(path, KIND, self.head_.state(), self.get_params(), state)
 
     @classmethod
     def load(cls, path, device: str | None = None) -> "FewShotClassifier":
         """A saved classifier, on ``device`` (default: the device it was fitted on, or the CPU when that one
         is not available here, e.g. a model fitted on a GPU machine and copied to a laptop)."""
         path = Path(path)
-        prefix = check_model_dir(path, MODEL_FILE, FORMAT, "kshot model", "`kshot fit` or FewShotClassifier.save",
-                                 kind="kshot text classifier")
-        state, meta, _ = load_checkpoint(prefix)
+        state, meta = load_model(path, KIND)
         params = dict(meta["params"])
         if device is not None:
             params["device"] = check_device(device)
