@@ -12,13 +12,13 @@ Training tasks mimic the test: a warm user, K uniform in 0..``max_shot`` of its 
 
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...core.loop import run_steps
 from ..protocol import N_QUERY
 from .base import ColdStartMethod, damped_biases
 
@@ -113,21 +113,12 @@ class NeuralMethod(ColdStartMethod):
     def train_loop(self, train) -> None:
         rows = [r for r in train.user_rows() if len(r) >= 2]
         rng = np.random.default_rng(self.seed)
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
-        best, best_state = float("inf"), None
         self.history_ = []
-        for step in range(1, self.train_steps + 1):
-            loss = self.batch_loss(self.sample_tasks(rows, train, rng))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if self.val_tasks_ and (step % self.eval_every == 0 or step == self.train_steps):
-                score = self.val_score(train, self.val_tasks_)
-                self.history_.append((step, float(loss.detach()), score))
-                if score < best:
-                    best, best_state = score, copy.deepcopy(self.net.state_dict())
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
+        validate = (lambda: self.val_score(train, self.val_tasks_)) if self.val_tasks_ else None
+        run_steps([{"params": list(self.net.parameters()), "lr": self.lr}], self.train_steps,
+                  lambda step: self.batch_loss(self.sample_tasks(rows, train, rng)), optimizer="adam",
+                  schedule="constant", clip=None, validate=validate, every=self.eval_every, keep_best=self.net,
+                  history=self.history_, description=f"training {self.name}")
 
     # ---- prediction -----------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ...core.prototypes import class_means, squared_distances
+from ...core.loop import run_steps
 from ..backbones import SequenceBackbone
 from .base import TagMethod, split_rows
 
@@ -61,9 +62,10 @@ class EpisodicTagger(TagMethod):
             src_sents, src_labels, src_classes = sentences, labels, n_classes
         vectors = self._vectors(encoder, src_sents)
         gold = [torch.as_tensor(y).long() for y in src_labels]
-        opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"])
-        self.net.train()
-        for _, (s_idx, q_idx, classes) in zip(range(p["steps"]), eps):
+        episodes = iter(eps)
+
+        def step_loss(step):
+            s_idx, q_idx, classes = next(episodes)
             out = self.net.encode([vectors[i] for i in list(s_idx) + list(q_idx)])
             y = [gold[i] for i in list(s_idx) + list(q_idx)]
             if classes is not None:       # an N-way episode: the other types are O
@@ -71,10 +73,11 @@ class EpisodicTagger(TagMethod):
                 keep[classes] = True
                 y = [torch.where(keep[t], t, 0) for t in y]
             k = len(s_idx)
-            loss = proto_loss(out[:k], y[:k], out[k:], y[k:], src_classes)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            return proto_loss(out[:k], y[:k], out[k:], y[k:], src_classes)
+
+        self.net.train()
+        run_steps([{"params": list(self.net.parameters()), "lr": p["lr"]}], p["steps"], step_loss,
+                  optimizer="adam", schedule="constant", clip=None, description="episodic training")
         self.net.eval()
         with torch.no_grad():
             X = torch.cat(self.net.encode(self._vectors(encoder, sentences)))

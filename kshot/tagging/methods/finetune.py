@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ...core.prototypes import class_means
+from ...core.loop import run_steps
 from ..crf import CRF
 from .base import TagMethod
 
@@ -37,21 +38,20 @@ class FineTune(TagMethod):
             self.head.weight.copy_(2 * protos)
             self.head.bias.copy_(-protos.pow(2).sum(-1))
         extra = list(self.crf.parameters()) if self.crf is not None else []
-        opt = torch.optim.AdamW([{"params": self.encoder.parameters(), "lr": p["lr"]},
-                                 {"params": list(self.head.parameters()) + extra, "lr": p["head_lr"]}])
         rng = np.random.default_rng(p["seed"])
-        self.encoder.transformer.train()
-        for _ in range(p["steps"]):
+
+        def step_loss(step):
             batch = rng.permutation(len(sentences))[:p["batch_size"]]
             emissions = [self.head(v) for v in self.encoder.forward([sentences[i] for i in batch])]
             gold = [torch.as_tensor(labels[i]).long() for i in batch]
             if self.crf is not None:
-                loss = torch.stack([self.crf.nll(e, g) for e, g in zip(emissions, gold)]).mean()
-            else:
-                loss = F.cross_entropy(torch.cat(emissions), torch.cat(gold))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+                return torch.stack([self.crf.nll(e, g) for e, g in zip(emissions, gold)]).mean()
+            return F.cross_entropy(torch.cat(emissions), torch.cat(gold))
+
+        self.encoder.transformer.train()
+        run_steps([{"params": list(self.encoder.parameters()), "lr": p["lr"]},
+                   {"params": list(self.head.parameters()) + extra, "lr": p["head_lr"]}], p["steps"], step_loss,
+                  schedule="constant", clip=None, description="fine-tuning the tagger")
         self.encoder.transformer.eval()
         return self
 

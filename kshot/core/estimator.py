@@ -1,0 +1,45 @@
+"""scikit-learn conventions for every kshot estimator (FewShotClassifier, FewShotImageClassifier,
+FewShotTagger, Recommender): the constructor stores its parameters unchanged, ``get_params`` /
+``set_params`` come from the constructor's signature (scikit-learn's ``BaseEstimator``), so
+``sklearn.base.clone``, ``GridSearchCV`` and ``cross_val_score`` work; learned state ends in ``_``.
+
+Many parameters belong to some methods only. A subclass lists them in ``method_params``
+(parameter -> the methods it applies to); ``check_method_params`` makes a parameter set away from its
+default on another method an error that names both, instead of a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from sklearn.base import BaseEstimator
+
+from .errors import KshotError
+
+
+class Estimator(BaseEstimator):
+    #: parameter -> methods it applies to (a parameter not listed applies to every method)
+    method_params: dict[str, tuple[str, ...]] = {}
+
+    @classmethod
+    def param_defaults(cls) -> dict:
+        return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+                if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}
+
+    def check_method_params(self, names: dict | None = None) -> None:
+        """Raise KshotError when a parameter that ``self.method`` does not use differs from its default;
+        ``names`` maps a parameter to the name the error should use (a CLI flag)."""
+        defaults = self.param_defaults()
+        for param, methods in self.method_params.items():
+            value = getattr(self, param)
+            if self.method not in methods and not _same(value, defaults.get(param)):
+                shown = (names or {}).get(param, param)
+                raise KshotError(f"{shown}={value!r} does not apply to method {self.method!r}; it applies to: "
+                                 f"{', '.join(methods)}")
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - arrays and other values without a plain ==
+        return a is b
