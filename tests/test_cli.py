@@ -57,7 +57,7 @@ def test_config_file_with_flag_overrides(tmp_path, toy_registered, capsys):
      "way=50 is larger than the number of classes (12)"),
     (["train", "--dataset", "toy", "--backbone", "mlp", "--way", "4", "--shot", "15", "--query", "10", "--out", "X"],
      "shot + query = 25 is larger than the smallest class (20 items)"),
-    (["train", "--dataset", "toy", "--shot", "0", "--out", "X"], "shot must be an integer >= 1, got 0"),
+    (["train", "--dataset", "toy", "--shot", "0", "--out", "X"], "--shots takes integers >= 1, got 0"),
     (["train", "--dataset", "toy", "--backbone", "resnet99", "--out", "X"], "unknown backbone 'resnet99'; choose one of: conv4, mlp"),
     (["train", "--config", "missing.toml", "--out", "X"], "config file missing.toml does not exist"),
     (["train", "--dataset", "toy", "-p", "distance", "--out", "X"], "--param takes KEY=VALUE"),

@@ -1,4 +1,5 @@
-"""The ``kshot`` command line: thin wiring over the Python API, one module per command group.
+"""The ``kshot`` command line: thin wiring over the Python API, one module per domain (the grammar is in
+``common``: ``kshot <domain> <verb>``, with shorthands).
 
 User errors print one line (``error: ...``) without a traceback and exit with status 2.
 """
@@ -9,8 +10,8 @@ import os
 import sys
 
 from ..core.errors import KshotError
-from . import images, recsys, serve, tag, text  # noqa: F401  (each module registers its commands on ``app``)
-from .common import _echo_err, app
+from . import general, images, recsys, serve, tag, text  # noqa: F401  (each module registers its commands on ``app``)
+from .common import app, echo_err
 
 __all__ = ["app", "main", "run"]
 
@@ -22,10 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # typer/click finish with SystemExit (usage errors: 2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KshotError as exc:
-        _echo_err(f"error: {str(exc).splitlines()[0]}")
+        echo_err(f"error: {str(exc).splitlines()[0]}")
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
-        _echo_err("interrupted; a training run continues with --resume")
+        echo_err("interrupted; a training run continues with --resume")
         return 130
     return 0
 

@@ -1,29 +1,107 @@
-"""What every command module shares: the Typer ``app`` and small parsing helpers."""
+"""What every command module shares: the root ``app``, the domain groups, the flags every domain spells
+the same way, and their parsers.
+
+The grammar is ``kshot <domain> <verb>``: domains ``image``, ``text``, ``tag``, ``recsys``, ``serve``; verbs
+mean the same everywhere: ``fit`` (a few-shot model from labelled examples), ``predict``, ``score`` (a
+fitted model against labelled data: the report with confidence intervals), ``train`` / ``eval``
+(meta-training a method and scoring it on fixed episodes or held-out users), ``recommend``. Shorthands:
+``kshot fit|predict|score`` are the text verbs, ``kshot train|eval`` the image ones, ``kshot recommend``
+the recsys one. ``-`` is standard input or output wherever a file is read or written.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable, List, Optional
 
 import typer
 
 from ..core.errors import KshotError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Few-shot learning: train, evaluate and apply few-shot models.")
+                  help="Few-shot learning: fit, predict, score, train and evaluate few-shot models on images, "
+                       "text, entities and recommendations. `kshot <domain> <verb> --help` for each command.")
 
 
-def _echo_err(msg: str) -> None:
-    typer.echo(msg, err=True)
+def group(name: str, help: str, **kw) -> typer.Typer:
+    """A domain's command group, ``kshot NAME ...``."""
+    sub = typer.Typer(add_completion=False, no_args_is_help=True, help=help, **kw)
+    app.add_typer(sub, name=name)
+    return sub
 
 
-def _parse_params(items: list[str] | None) -> dict:
+def shorthand(name: str, full: str) -> Callable:
+    """Register a command also at the top level (``kshot NAME``), documented as the shorthand of ``full``."""
+    def register(fn):
+        doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        app.command(name, help=f"Shorthand of `kshot {full}`: {doc}")(fn)
+        return fn
+    return register
+
+
+# ---- the flags every domain spells the same way --------------------------------------------------------
+
+def seed_option(help: str = "random seed") -> typer.Option:
+    return typer.Option(0, "--seed", help=help)
+
+
+def device_option(default: Optional[str] = "cpu", help: str = "torch device: cpu, cuda, cuda:1, mps") -> typer.Option:
+    return typer.Option(default, "--device", help=help)
+
+
+def json_option() -> typer.Option:
+    return typer.Option(False, "--json", help="print one JSON object instead of a table")
+
+
+def out_option(help: str = "model directory to write") -> typer.Option:
+    return typer.Option(..., "--out", help=help)
+
+
+def param_option(help: str = "method parameter KEY=VALUE (repeatable; values parsed as JSON when they can be)") -> typer.Option:
+    return typer.Option(None, "--param", "-p", help=help)
+
+
+def progress_option() -> typer.Option:
+    return typer.Option(True, "--progress/--no-progress", help="show progress bars on long work")
+
+
+def shots_option(default: Optional[str], help: str) -> typer.Option:
+    return typer.Option(default, "--shots", "--shot", help=help + " (comma-separated, e.g. 1,5)")
+
+
+def data_root_option() -> typer.Option:
+    return typer.Option(None, "--data-root", help="data root (default: $KSHOT_DATA, else the user cache)")
+
+
+def parse_shots(values, minimum: int = 1, one: bool = False, flag: str = "--shots") -> list[int]:
+    """``--shots 1,5`` (or repeated, or a list) -> ``[1, 5]``; ``one``: exactly one value."""
+    if values is None:
+        return []
+    items = values if isinstance(values, (list, tuple)) else [values]
+    out = []
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            try:
+                k = int(part)
+            except ValueError:
+                raise KshotError(f"{flag} takes integers >= {minimum} separated by commas, got {part!r}") from None
+            if k < minimum:
+                raise KshotError(f"{flag} takes integers >= {minimum}, got {k}")
+            out.append(k)
+    if one and len(out) != 1:
+        raise KshotError(f"{flag} takes one value here, got {','.join(map(str, out))}")
+    return out
+
+
+def parse_params(items: list[str] | None, flag: str = "--param") -> dict:
     """``KEY=VALUE`` pairs; values are parsed as JSON when they can be (numbers, true/false)."""
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise KshotError(f"--param takes KEY=VALUE, got {item!r}")
+            raise KshotError(f"{flag} takes KEY=VALUE, got {item!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -31,7 +109,8 @@ def _parse_params(items: list[str] | None) -> dict:
     return out
 
 
-def _read_config(path: Path) -> dict:
+def read_config(path: Path) -> dict:
+    """A JSON or TOML file of settings (``--config``)."""
     if not path.is_file():
         raise KshotError(f"config file {path} does not exist")
     text = path.read_text()
@@ -43,3 +122,12 @@ def _read_config(path: Path) -> dict:
         return json.loads(text)
     except Exception as exc:  # tomllib.TOMLDecodeError / json.JSONDecodeError
         raise KshotError(f"cannot parse config file {path}: {exc}".splitlines()[0]) from None
+
+
+def echo_err(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+__all__ = ["List", "Optional", "app", "data_root_option", "device_option", "echo_err", "group", "json_option",
+           "out_option", "param_option", "parse_params", "parse_shots", "progress_option", "read_config",
+           "seed_option", "shorthand", "shots_option"]

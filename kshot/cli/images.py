@@ -1,4 +1,5 @@
-"""`kshot datasets`, `kshot train`, `kshot eval`, `kshot demo`: the image few-shot commands."""
+"""`kshot image train|eval` (shorthands `kshot train`, `kshot eval`): episodic meta-training of the metric and
+gradient-based methods, and their accuracy on fixed test episodes."""
 
 from __future__ import annotations
 
@@ -10,27 +11,15 @@ from typing import List, Optional
 import typer
 
 from ..core.errors import KshotError
-from .common import _parse_params, _read_config, app
+from .common import (data_root_option, device_option, group, json_option, param_option, parse_params,
+                     parse_shots, progress_option, read_config, seed_option, shorthand, shots_option)
+
+image_app = group("image", "Few-shot image classification: meta-train a method on episodes (train) and score it "
+                           "on fixed test episodes (eval).")
 
 
-@app.command()
-def datasets(data_root: Optional[Path] = typer.Option(None, help="data root (default: $KSHOT_DATA, else the user cache)")):
-    """List the datasets, where each looks for its files, and whether they are present."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from ..data import DATASETS, data_root as resolve_root
-
-    root = resolve_root(data_root)
-    table = Table("dataset", "kind", "looks in", "status", "description")
-    for info in DATASETS.values():
-        missing = info.files(root)
-        status = "present" if not missing else "missing: " + ", ".join(missing)
-        table.add_row(info.name, info.kind, str(root / info.folder), status, info.description)
-    Console().print(table)
-
-
-@app.command()
+@image_app.command("train")
+@shorthand("train", "image train")
 def train(
     out: Path = typer.Option(..., "--out", help="run directory for config, checkpoints and logs"),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON or TOML file of TrainConfig keys; flags override it"),
@@ -40,7 +29,7 @@ def train(
     backbone_param: Optional[List[str]] = typer.Option(
         None, "--backbone-param", "-b", help="backbone parameter KEY=VALUE, e.g. downsample=stride (repeatable)"),
     way: Optional[int] = typer.Option(None, help="classes per training episode"),
-    shot: Optional[int] = typer.Option(None, help="support examples per class"),
+    shots: Optional[str] = shots_option(None, "support examples per class (one value)"),
     query: Optional[int] = typer.Option(None, help="query examples per class"),
     episodes: Optional[int] = typer.Option(None, help="training episodes (tasks)"),
     meta_batch: Optional[int] = typer.Option(None, help="tasks per optimisation step"),
@@ -56,15 +45,15 @@ def train(
     val_every: Optional[int] = typer.Option(None, help="episodes between validations"),
     val_episodes: Optional[int] = typer.Option(None, help="fixed validation episodes"),
     patience: Optional[int] = typer.Option(None, help="early stopping: validations without improvement (0: off)"),
-    seed: Optional[int] = typer.Option(None, help="random seed"),
-    data_root: Optional[str] = typer.Option(None, help="data root (default: $KSHOT_DATA, else the user cache)"),
-    device: Optional[str] = typer.Option(None, help="torch device (cpu, cuda)"),
-    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="method parameter KEY=VALUE (repeatable)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="random seed"),
+    data_root: Optional[str] = data_root_option(),
+    device: Optional[str] = device_option(None, "torch device (cpu, cuda)"),
+    param: Optional[List[str]] = param_option(),
     batch_size: Optional[int] = typer.Option(None, help="pre-training mini-batch (baseline, baseline++)"),
     augment: Optional[List[str]] = typer.Option(None, "--augment", help="data augmentation KEY=VALUE: shift=PIXELS, rotate=DEGREES, classes=true (repeatable)"),
     tensorboard: bool = typer.Option(False, help="log to RUN_DIR/tensorboard"),
     resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
-    progress: bool = typer.Option(True, help="show a progress bar"),
+    progress: bool = progress_option(),
     nproc: Optional[int] = typer.Option(None, help="train with N processes on this machine (starts torchrun; gloo on CPU, one GPU each with nccl); each takes its share of --meta-batch. Under your own torchrun leave it out"),
 ):
     """Meta-train a method on a dataset and write checkpoints to --out."""
@@ -76,7 +65,8 @@ def train(
         values = json.loads((out / "config.json").read_text())
         values.pop("kshot_version", None)
     if config is not None:
-        values.update(_read_config(config))
+        values.update(read_config(config))
+    shot = parse_shots(shots, one=True)[0] if shots is not None else None
     flags = dict(method=method, dataset=dataset, backbone=backbone, way=way, shot=shot, query=query,
                  episodes=episodes, meta_batch=meta_batch, lr=lr, optimizer=optimizer,
                  lr_schedule=lr_schedule, lr_step=lr_step, val_way=val_way,
@@ -86,11 +76,11 @@ def train(
     if tensorboard:
         values["tensorboard"] = True
     if augment:
-        values["augment"] = {**values.get("augment", {}), **_parse_params(augment)}
+        values["augment"] = {**values.get("augment", {}), **parse_params(augment)}
     if param:
-        values["method_params"] = {**values.get("method_params", {}), **_parse_params(param)}
+        values["method_params"] = {**values.get("method_params", {}), **parse_params(param)}
     if backbone_param:
-        values["backbone_params"] = {**values.get("backbone_params", {}), **_parse_params(backbone_param)}
+        values["backbone_params"] = {**values.get("backbone_params", {}), **parse_params(backbone_param)}
     inner = dict(inner_steps=inner_steps, inner_lr=inner_lr, test_inner_steps=test_inner_steps)
     values["method_params"] = {**values.get("method_params", {}), **{k: v for k, v in inner.items() if v is not None}}
     _set_head_way(values)
@@ -127,80 +117,50 @@ def _launch_training(cfg, out: Path, resume: bool, progress: bool, nproc: int, n
                f"({last['train_seconds']:.0f} s training, {nproc} processes); run in {out}")
 
 
-@app.command(name="eval")
+@image_app.command("eval")
+@shorthand("eval", "image eval")
 def eval_(
-    run_dir: Path = typer.Argument(..., help="a run directory written by `kshot train`"),
+    run_dir: Path = typer.Argument(..., help="a run directory written by `kshot image train`"),
     way: int = typer.Option(5, help="classes per test episode"),
-    shot: int = typer.Option(1, help="support examples per class"),
+    shots: str = shots_option("1", "support examples per class; several values give one score each"),
     query: int = typer.Option(15, help="queries per class"),
     episodes: int = typer.Option(1000, help="number of fixed test episodes"),
-    seed: int = typer.Option(0, help="seed of the fixed test episodes"),
+    seed: int = seed_option("seed of the fixed test episodes"),
     split: str = typer.Option("test", help="data split to evaluate on"),
     checkpoint: str = typer.Option("best", help="best or last"),
-    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="test-time method parameter KEY=VALUE, e.g. test_time=finetune"),
-    data_root: Optional[str] = typer.Option(None, help="data root (default: the run's, else $KSHOT_DATA)"),
+    param: Optional[List[str]] = param_option("test-time method parameter KEY=VALUE, e.g. test_time=finetune"),
+    data_root: Optional[str] = typer.Option(None, "--data-root", help="data root (default: the run's, else $KSHOT_DATA)"),
+    device: Optional[str] = device_option(None, "torch device (default: the run's)"),
     per_class: bool = typer.Option(False, help="add per-class precision / recall / F1"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-    progress: bool = typer.Option(True, help="show a progress bar"),
+    as_json: bool = json_option(),
+    progress: bool = progress_option(),
 ):
     """Evaluate a trained run on fixed test episodes: accuracy with its 95% confidence interval."""
     from ..data import load_dataset
     from ..images.evaluation import evaluate
     from ..images.training import load_method
 
+    shot_list = parse_shots(shots)
     if not run_dir.is_dir():
         raise KshotError(f"run directory {run_dir} does not exist")
-    method, meta = load_method(run_dir, checkpoint, params=_parse_params(param))
+    method, meta = load_method(run_dir, checkpoint, params=parse_params(param))
     cfg = meta.get("config", {})
     data = load_dataset(meta["dataset"], split, root=data_root or cfg.get("data_root"),
                         **cfg.get("dataset_params", {}))
-    score = evaluate(method, data, way, shot, query, episodes, seed=seed, per_class=per_class,
-                     device=cfg.get("device", "cpu"), progress=progress and not as_json)
+    results = []
+    for shot in shot_list:
+        score = evaluate(method, data, way, shot, query, episodes, seed=seed, per_class=per_class,
+                         device=device or cfg.get("device", "cpu"), progress=progress and not as_json)
+        results.append({**score.to_dict(), "method": meta["method"], "dataset": meta["dataset"], "split": split,
+                        "run_dir": str(run_dir)})
+        if not as_json:
+            typer.echo(f"{meta['method']} on {meta['dataset']}/{split}: {score}")
+            if per_class and score.per_class:
+                worst = sorted(score.per_class.items(), key=lambda kv: kv[1]["f1"])[:10]
+                for name, m in worst:
+                    typer.echo(f"  {name:40s} P {m['precision']:.3f}  R {m['recall']:.3f}  F1 {m['f1']:.3f}")
     if as_json:
-        typer.echo(json.dumps({**score.to_dict(), "method": meta["method"], "dataset": meta["dataset"],
-                               "split": split, "run_dir": str(run_dir)}))
-    else:
-        typer.echo(f"{meta['method']} on {meta['dataset']}/{split}: {score}")
-        if per_class and score.per_class:
-            worst = sorted(score.per_class.items(), key=lambda kv: kv[1]["f1"])[:10]
-            for name, m in worst:
-                typer.echo(f"  {name:40s} P {m['precision']:.3f}  R {m['recall']:.3f}  F1 {m['f1']:.3f}")
-
-
-@app.command()
-def demo(
-    omniglot: bool = typer.Option(False, "--omniglot", help="run the Omniglot Prototypical Networks demo instead"),
-    method: str = typer.Option("logistic", help="text method: prototype, logistic, setfit, zeroshot, label_prior, finetune"),
-    data_root: Optional[str] = typer.Option(None, help="(--omniglot) data root holding omniglot/ (default: $KSHOT_DATA)"),
-    episodes: int = typer.Option(600, help="(--omniglot) training episodes"),
-    out: Optional[Path] = typer.Option(None, help="(--omniglot) keep the run here (default: a temporary folder)"),
-):
-    """Few-shot intent classification on a built-in customer-service set, offline, in under a minute.
-
-    With --omniglot: a short Omniglot Prototypical Networks run, then 5-way accuracy with its 95% CI.
-    """
-    if not omniglot:
-        from ..text.demo import run_demo
-
-        run_demo(method=method, echo=typer.echo)
-        return
-    from ..data import load_dataset
-    from ..images.evaluation import evaluate
-    from ..images.training import TrainConfig, load_method, meta_train
-
-    with tempfile.TemporaryDirectory() as tmp:
-        run = out or Path(tmp) / "demo"
-        cfg = TrainConfig(method="protonet", dataset="omniglot", way=60, shot=1, query=5,
-                          episodes=episodes, val_every=max(episodes // 3, 1), val_episodes=100,
-                          data_root=data_root)
-        typer.echo(f"Training Prototypical Networks on Omniglot ({episodes} episodes of 60-way 1-shot)...")
-        meta_train(cfg, run)
-        method, _ = load_method(run)
-        test = load_dataset("omniglot", "test", root=data_root)
-        for way, shot in ((5, 1), (5, 5)):
-            score = evaluate(method, test, way, shot, 15, episodes=500, progress=True)
-            typer.echo(f"Omniglot test, {way}-way {shot}-shot: {100 * score.accuracy:.2f}% "
-                       f"± {100 * score.ci95:.2f} (95% CI, {score.n} episodes)")
+        typer.echo(json.dumps(results[0] if len(results) == 1 else {"results": results}))
 
 
 def _set_head_way(values: dict) -> None:

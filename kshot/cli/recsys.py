@@ -1,4 +1,4 @@
-"""`kshot recsys train|eval|download` and `kshot recommend`: cold-start recommendation."""
+"""`kshot recsys train|eval|recommend|download` (shorthand `kshot recommend`): cold-start recommendation."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import List, Optional
 import typer
 
 from ..core.errors import KshotError
-from .common import _parse_params, app
+from .common import (data_root_option, group, json_option, out_option, param_option, parse_params, parse_shots,
+                     seed_option, shorthand)
 
-recsys_app = typer.Typer(no_args_is_help=True, help="Cold-start recommendation: train, evaluate, download.")
-app.add_typer(recsys_app, name="recsys")
+recsys_app = group("recsys", "Cold-start recommendation: train on warm users, evaluate on held-out new users, "
+                             "recommend for a new user from a few ratings.")
 
 
 def _load_data(spec: dict):
@@ -34,7 +35,7 @@ def _fold(spec: dict, data=None):
 
 @recsys_app.command("train")
 def train(
-    out: Path = typer.Option(..., "--out", help="run directory (model.safetensors + model.json)"),
+    out: Path = out_option("model directory to write (model.json + model.safetensors)"),
     method: str = typer.Option("bias", help="mean, item_mean, bias, demographic, mf, itemknn, popularity, "
                                             "random, melu, attention, finetune"),
     dataset: str = typer.Option("movielens-100k", help="dataset name (see `kshot datasets`)"),
@@ -45,9 +46,9 @@ def train(
     fold: int = typer.Option(0, help="test fold (its users are held out)"),
     folds: int = typer.Option(5, help="number of folds over users"),
     mode: str = typer.Option("user", help="user, item or both (cold start of what)"),
-    seed: int = typer.Option(0, help="seed of the folds and of the method"),
-    data_root: Optional[str] = typer.Option(None, help="data root (default: $KSHOT_DATA, else the user cache)"),
-    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="method setting KEY=VALUE (fixes it; repeatable)"),
+    seed: int = seed_option("seed of the folds and of the method"),
+    data_root: Optional[str] = data_root_option(),
+    param: Optional[List[str]] = param_option("method setting KEY=VALUE (fixes it; repeatable)"),
 ):
     """Fit a cold-start recommender on the warm users of one fold, tuned on its validation users."""
     from rich.console import Console
@@ -65,7 +66,7 @@ def train(
             "item_features": str(item_features.resolve()) if item_features else None,
             "user_features": str(user_features.resolve()) if user_features else None,
             "scale": list(scale) if scale else [1, 5]}
-    params = _parse_params(param)
+    params = parse_params(param)
     rec = Recommender(method, seed, **params)
     f = _fold(spec)
     rec.fit(f.train, f.val)
@@ -78,9 +79,10 @@ def train(
 @recsys_app.command("eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def evaluate(
     ctx: typer.Context,
-    run: Path = typer.Argument(..., help="run directory written by `kshot recsys train`"),
-    shots: Optional[List[int]] = typer.Option(None, "--shots", help="K values, e.g. --shots 0 1 3 5 10 (default)"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    run: Path = typer.Argument(..., help="model directory written by `kshot recsys train`"),
+    shots: Optional[List[str]] = typer.Option(None, "--shots", "--shot", help="K values, e.g. --shots 0,1,3,5,10 (the "
+                                              "default)"),
+    as_json: bool = json_option(),
 ):
     """Score a trained recommender on its fold's test users for each K (mean ± 95% CI over users)."""
     from rich.console import Console
@@ -89,13 +91,9 @@ def evaluate(
     from ..recsys.protocol import METRICS, evaluate_tasks, summarize
     from ..recsys.recommender import Recommender
 
-    extra = []
-    for arg in ctx.args:  # the values after the first one of --shots 0 1 3 5 10
-        try:
-            extra.append(int(arg))
-        except ValueError:
-            raise KshotError(f"unexpected argument {arg!r}; --shots takes integers K >= 0") from None
-    shots = [*(shots or ([] if extra else [0, 1, 3, 5, 10])), *extra]
+    # --shots 0,1,3 or, as before, --shots 0 1 3 (the values after the first arrive as extra arguments)
+    extra = parse_shots(ctx.args, minimum=0)
+    shots = [*(parse_shots(shots, minimum=0) or ([] if extra else [0, 1, 3, 5, 10])), *extra]
     rec = Recommender.load(run)
     spec = rec.extra_.get("data")
     if not spec:
@@ -119,20 +117,22 @@ def evaluate(
 
 
 @recsys_app.command("download")
-def download(data_root: Optional[str] = typer.Option(None, help="data root (default: $KSHOT_DATA, else the user cache)")):
+def download(data_root: Optional[str] = data_root_option()):
     """Fetch the official MovieLens-100K zip (sha256 checked) and unpack it under the data root."""
     from ..data.movielens import download_movielens
 
     typer.echo(f"MovieLens-100K files in {download_movielens(data_root)}")
 
 
-def read_user_ratings(path: Path) -> dict:
-    """``item,rating`` rows of a CSV file as a dict (one-line errors for every bad input)."""
+def read_user_ratings(path) -> dict:
+    """``item,rating`` rows of a CSV file (``-``: standard input) as a dict (one-line errors for every bad input)."""
     import csv
 
-    if not path.is_file():
+    from ..core.io import open_input
+
+    if str(path) != "-" and not Path(path).is_file():
         raise KshotError(f"ratings file {path} does not exist")
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open_input(path) as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None:
             raise KshotError(f"{path} is empty; it needs a header item,rating and one row per rated item")
@@ -153,12 +153,15 @@ def read_user_ratings(path: Path) -> dict:
     return out
 
 
-@app.command()
+@recsys_app.command("recommend")
+@shorthand("recommend", "recsys recommend")
 def recommend(
-    run: Path = typer.Argument(..., help="run directory written by `kshot recsys train`"),
-    ratings: Path = typer.Option(..., "--ratings", help="CSV with columns item,rating (item: id or exact title)"),
-    top: int = typer.Option(10, "--top", help="how many items to recommend"),
+    run: Path = typer.Argument(..., help="model directory written by `kshot recsys train`"),
+    ratings: str = typer.Option(..., "--ratings", help="CSV with columns item,rating (item: id or exact title); "
+                                "- for stdin"),
+    top: int = typer.Option(10, "--top", "-n", help="how many items to recommend"),
     include_rated: bool = typer.Option(False, help="also list the items you rated"),
+    as_json: bool = json_option(),
 ):
     """Recommend items for a new user from a few ratings (a trained `kshot recsys` model)."""
     from rich.console import Console
@@ -172,6 +175,9 @@ def recommend(
                          "user cold-start model (kshot recsys train --mode user)")
     user = read_user_ratings(ratings)
     rows = rec.recommend(user, k=top, exclude_rated=not include_rated)
+    if as_json:
+        typer.echo(json.dumps({"method": rec.method, "ratings": len(user), "recommendations": rows}))
+        return
     table = Table("#", "item", "title", "predicted" if rec.method_.predicts_ratings else "score",
                   title=f"top {len(rows)} for a new user with {len(user)} ratings ({rec.method})")
     for n, r in enumerate(rows, 1):

@@ -1,4 +1,5 @@
-"""`kshot tag fit | predict | eval`: few-shot sequence labelling (kshot.tagging)."""
+"""`kshot tag fit|predict|score`: few-shot sequence labelling (kshot.tagging). `kshot tag eval` is the earlier
+name of `score`."""
 
 from __future__ import annotations
 
@@ -8,28 +9,30 @@ from typing import List, Optional
 
 import typer
 
-from .common import app
+from .common import (device_option, group, json_option, out_option, param_option, parse_params, parse_shots,
+                     seed_option, shots_option)
 
-tag_app = typer.Typer(no_args_is_help=True, help="Few-shot sequence labelling: tag entities from a few "
-                      "annotated sentences (CoNLL or JSONL).")
-app.add_typer(tag_app, name="tag")
+tag_app = group("tag", "Few-shot sequence labelling: tag entities from a few annotated sentences (CoNLL or JSONL).")
 
 
 @tag_app.command("fit")
 def fit(
-    train_file: Path = typer.Argument(..., help="tagged sentences: CoNLL (token TAB tag) or JSONL {tokens, tags}"),
-    out: Path = typer.Option(..., "--out", help="model directory to write"),
+    train_file: str = typer.Argument(..., help="tagged sentences: CoNLL (token TAB tag) or JSONL {tokens, tags}; "
+                                     "- for stdin"),
+    out: Path = out_option(),
     method: str = typer.Option("finetune", help="finetune (the most accurate on WNUT-17; minutes on a CPU), "
                                "proto, nnshot, structshot or episodic (seconds)"),
     encoder: str = typer.Option("all-MiniLM-L6-v2", help="sentence-transformer name or local directory"),
-    shots: Optional[int] = typer.Option(None, help="draw a greedy K-shot support set from the file "
-                                        "(default: fit on every sentence)"),
-    seed: int = typer.Option(0, help="seed of the support set draw and of training"),
+    shots: Optional[str] = shots_option(None, "draw a greedy K-shot support set from the file (one value; "
+                                        "default: fit on every sentence)"),
+    seed: int = seed_option("seed of the support set draw and of training"),
     types: Optional[List[str]] = typer.Option(None, "--types", help="entity types to learn (repeatable, or "
                                               "comma-separated); other types become O"),
     backbone: str = typer.Option("lstm", help="(episodic) lstm, gru or transformer"),
     crf: bool = typer.Option(False, help="(finetune) a CRF on top of the linear head"),
     steps: Optional[int] = typer.Option(None, help="(finetune, episodic) training steps"),
+    device: str = device_option(),
+    param: Optional[List[str]] = param_option("any other FewShotTagger parameter KEY=VALUE, e.g. -p lr=3e-5"),
 ):
     """Fit a few-shot tagger on a tagged file (or a K-shot support set drawn from it); save it to --out."""
     from ..tagging.io import read_tagged
@@ -39,9 +42,10 @@ def fit(
     type_list = [t.strip() for item in types or [] for t in item.split(",") if t.strip()] or None
     data = read_tagged(train_file)
     if shots is not None:
-        idx = greedy_support(data.tags, shots, seed=seed, types=type_list)
+        idx = greedy_support(data.tags, parse_shots(shots, one=True)[0], seed=seed, types=type_list)
         data = data.subset(idx)
-    tagger = FewShotTagger(method=method, encoder=encoder, backbone=backbone, crf=crf, steps=steps, seed=seed)
+    tagger = FewShotTagger(**{"method": method, "encoder": encoder, "backbone": backbone, "crf": crf, "steps": steps,
+                              "seed": seed, "device": device, **parse_params(param)})
     tagger.fit(data.sentences, data.tags, types=type_list)
     tagger.save(out)
     typer.echo(f"fitted {method} on {len(data)} sentences, types {', '.join(tagger.types_)}; model in {out}")
@@ -50,36 +54,36 @@ def fit(
 @tag_app.command("predict")
 def predict(
     model: Path = typer.Argument(..., help="model directory written by `kshot tag fit`"),
-    input_file: Path = typer.Argument(..., help="plain text (one sentence per line), CoNLL or JSONL"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="CoNLL file, or JSONL if it ends in "
-                                          ".jsonl (default: CoNLL on standard output)"),
+    input_file: str = typer.Argument(..., help="plain text (one sentence per line), CoNLL or JSONL; - for stdin"),
+    output: str = typer.Option("-", "--output", "-o", help="CoNLL file, or JSONL if it ends in .jsonl "
+                               "(- for standard output, CoNLL)"),
+    device: Optional[str] = device_option(None, "torch device (default: the one it was fitted on)"),
 ):
     """Tag the sentences of a file."""
     from ..tagging.io import read_sentences, write_tagged
     from ..tagging.tagger import FewShotTagger
 
-    tagger = FewShotTagger.load(model)
+    tagger = FewShotTagger.load(model, device=device)
     sentences, _ = read_sentences(input_file)
     tags = tagger.predict(sentences)
-    if output is None:
-        for toks, ts in zip(sentences, tags):
-            typer.echo("".join(f"{a}\t{b}\n" for a, b in zip(toks, ts)))
-        return
     fmt = write_tagged(output, sentences, tags)
-    typer.echo(f"tagged {len(sentences)} sentences; {fmt} in {output}")
+    if output != "-":
+        typer.echo(f"tagged {len(sentences)} sentences; {fmt} in {output}")
 
 
-@tag_app.command("eval")
-def evaluate(
+@tag_app.command("score")
+@tag_app.command("eval", hidden=True)
+def score(
     model: Path = typer.Argument(..., help="model directory written by `kshot tag fit`"),
-    test_file: Path = typer.Argument(..., help="tagged sentences (CoNLL or JSONL) to score against"),
-    as_json: bool = typer.Option(False, "--json", help="print the scores as JSON"),
+    test_file: str = typer.Argument(..., help="tagged sentences (CoNLL or JSONL) to score against; - for stdin"),
+    as_json: bool = json_option(),
+    device: Optional[str] = device_option(None, "torch device (default: the one it was fitted on)"),
 ):
     """Entity-level precision, recall and F1 (exact span and type) per type and micro-averaged."""
     from ..tagging.io import read_tagged
     from ..tagging.tagger import FewShotTagger
 
-    tagger = FewShotTagger.load(model)
+    tagger = FewShotTagger.load(model, device=device)
     data = read_tagged(test_file)
     scores = tagger.score(data.sentences, data.tags)
     if as_json:
@@ -88,7 +92,7 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("type", "precision", "recall", "F1", "support", title=f"{test_file.name}: {len(data)} sentences")
+    table = Table("type", "precision", "recall", "F1", "support", title=f"{data.name}: {len(data)} sentences")
     rows = list(scores["types"].items()) + [("micro", scores["micro"])]
     for name, r in rows:
         table.add_row(name, f"{100 * r['precision']:.2f}", f"{100 * r['recall']:.2f}", f"{100 * r['f1']:.2f}",

@@ -1,14 +1,18 @@
-"""`kshot fit`, `kshot predict`, `kshot score`: the few-shot text classifier."""
+"""`kshot text fit|predict|score` (shorthands `kshot fit|predict|score`): the few-shot text classifier."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from ..core.errors import KshotError
-from .common import app
+from .common import (device_option, group, json_option, out_option, param_option, parse_params, progress_option,
+                     seed_option, shorthand)
+
+text_app = group("text", "Few-shot text classification on a pretrained sentence encoder: fit on a few labelled "
+                         "texts per class, predict, score.")
 
 
 # FewShotClassifier parameters set by `kshot fit` flags of another name, for its errors
@@ -19,10 +23,11 @@ DEVICE_HELP = "torch device for the encoder: cpu, cuda, cuda:1, mps"
 LOAD_DEVICE_HELP = DEVICE_HELP + " (default: the one the model was fitted on when it is here, else cpu)"
 
 
-@app.command()
+@text_app.command("fit")
+@shorthand("fit", "text fit")
 def fit(
     train_file: str = typer.Argument(..., help="CSV/TSV/JSONL/JSON file of labelled texts (- for stdin, CSV)"),
-    out: Path = typer.Option(..., "--out", help="model directory to write"),
+    out: Path = out_option(),
     text_column: str = typer.Option("text", help="column holding the texts"),
     label_column: str = typer.Option("label", help="column holding the labels"),
     method: str = typer.Option("auto", help="auto (the default: the recipe is chosen from the data within "
@@ -41,9 +46,11 @@ def fit(
     knn: int = typer.Option(0, help="(logistic, setfit) blend the probabilities with a vote of the K nearest "
                             "training texts, pseudo-labelled ones included (10 helps after --unlabeled; 0: off)"),
     knn_weight: float = typer.Option(0.5, help="(with --knn) weight of the neighbour vote, 0 to 1"),
-    seed: int = typer.Option(0, help="random seed"),
-    device: str = typer.Option("cpu", help=DEVICE_HELP),
-    progress: bool = typer.Option(True, help="show a progress bar while fine-tuning or encoding --unlabeled texts"),
+    seed: int = seed_option(),
+    device: str = device_option("cpu", DEVICE_HELP),
+    progress: bool = progress_option(),
+    param: Optional[List[str]] = param_option("any other FewShotClassifier parameter KEY=VALUE, e.g. -p C=10 "
+                                              "(repeatable)"),
 ):
     """Fit a few-shot text classifier on a labelled file and save it to --out."""
     from ..data.files import read_table
@@ -52,10 +59,16 @@ def fit(
 
     if unlabeled == "-" and str(train_file) == "-":
         raise KshotError("standard input ('-') can be the training file or --unlabeled, not both")
-    clf = FewShotClassifier(encoder=encoder, method=method, steps=steps, seed=seed, progress=progress,
-                            label_examples=label_examples, pseudo_per_class=pseudo_per_class,
-                            self_training_rounds=rounds, knn=knn, knn_weight=knn_weight, time_budget=time_budget,
-                            device=device)
+    flags = dict(encoder=encoder, method=method, steps=steps, seed=seed, progress=progress,
+                 label_examples=label_examples, pseudo_per_class=pseudo_per_class, self_training_rounds=rounds,
+                 knn=knn, knn_weight=knn_weight, time_budget=time_budget, device=device)
+    extra = parse_params(param)
+    allowed = set(FewShotClassifier().get_params()) - set(flags)
+    for key in extra:
+        if key not in allowed:
+            hint = f"use --{key.replace('_', '-')}" if key in flags else f"allowed: {', '.join(sorted(allowed))}"
+            raise KshotError(f"-p {key}: not a FewShotClassifier parameter -p can set ({hint})")
+    clf = FewShotClassifier(**flags, **extra)
     clf.check_params(names=FIT_FLAGS)  # before any file is read, the errors naming the flags typed
     table = read_table(train_file, text_column, label_column)
     pool = read_table(unlabeled, text_column).texts if unlabeled is not None else None
@@ -70,14 +83,15 @@ def fit(
                err=str(train_file) == "-")
 
 
-@app.command()
+@text_app.command("predict")
+@shorthand("predict", "text predict")
 def predict(
     model_dir: Path = typer.Argument(..., help="a model directory written by `kshot fit`"),
     input_file: str = typer.Argument(..., help="CSV/TSV/JSONL/JSON file of texts (- for stdin, CSV)"),
     text_column: str = typer.Option("text", help="column holding the texts"),
     output: str = typer.Option("-", "--output", "-o", help="file to write (- for stdout, CSV)"),
     reject_below: Optional[float] = typer.Option(None, help="predict the reject label when the best score is under this"),
-    device: Optional[str] = typer.Option(None, help=LOAD_DEVICE_HELP),
+    device: Optional[str] = device_option(None, LOAD_DEVICE_HELP),
 ):
     """Write the input rows plus `prediction` and `score` columns."""
     from ..data.files import read_table, write_table
@@ -90,18 +104,19 @@ def predict(
     write_table(output, rows, columns)
 
 
-@app.command()
+@text_app.command("score")
+@shorthand("score", "text score")
 def score(
     model_dir: Path = typer.Argument(..., help="a model directory written by `kshot fit`"),
     test_file: str = typer.Argument(..., help="CSV/TSV/JSONL/JSON file of labelled texts (- for stdin, CSV)"),
     text_column: str = typer.Option("text", help="column holding the texts"),
     label_column: str = typer.Option("label", help="column holding the true labels"),
-    as_json: bool = typer.Option(False, "--json", help="print the scores as one JSON object"),
+    as_json: bool = json_option(),
     plot: Optional[Path] = typer.Option(None, "--plot", help="write the confusion matrix to this PNG file"),
     reject_below: Optional[float] = typer.Option(None, help="predict the reject label under this score and report "
                                                  "out-of-scope recall (test rows labelled with the reject label)"),
-    seed: int = typer.Option(0, help="seed of the bootstrap resamples behind the 95% intervals"),
-    device: Optional[str] = typer.Option(None, help=LOAD_DEVICE_HELP),
+    seed: int = seed_option("seed of the bootstrap resamples behind the 95% intervals"),
+    device: Optional[str] = device_option(None, LOAD_DEVICE_HELP),
 ):
     """Accuracy and macro-F1 (95% bootstrap intervals), per-class scores and the confusion matrix."""
     import json

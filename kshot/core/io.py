@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -20,6 +21,30 @@ from .errors import ChecksumError, DataError
 from .progress import progress_bar
 
 CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def open_input(path):
+    """A text stream over ``path``, or over standard input for ``-`` (left open); a one-line KshotError
+    naming a path that is not a readable file."""
+    if str(path) == "-":
+        yield sys.stdin
+        return
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    with open(path, encoding="utf-8") as f:
+        yield f
+
+
+def write_output(path, text: str) -> None:
+    """``text`` to standard output for ``-``, else atomically to the file ``path``."""
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    with atomic_write(path, "w") as f:
+        f.write(text)
 
 
 def _umask() -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import KshotError
+from ..core.io import open_input
 
 PREFIXES = ("B", "I", "E", "S")
 
@@ -63,60 +64,68 @@ def _check_nonempty(sentences, path) -> None:
 
 
 def read_conll(path, name: str = "", split: str = "") -> TaggedData:
-    """Read a CoNLL file (see the module docstring)."""
-    path = Path(path)
-    if not path.is_file():
-        raise KshotError(f"no such file: {path}")
+    """Read a CoNLL file (see the module docstring); ``-``: standard input."""
+    with open_input(path) as f:
+        return parse_conll(f, path, name or _stem(path), split)
+
+
+def parse_conll(lines, path, name: str = "", split: str = "") -> TaggedData:
+    """CoNLL sentences from an iterable of lines (``path`` names them in errors)."""
     sentences, tags, tokens, labels = [], [], [], []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                if tokens:
-                    sentences.append(tokens)
-                    tags.append(labels)
-                tokens, labels = [], []
-                continue
-            fields = line.split("\t") if "\t" in line else line.split()
-            fields = [x.strip() for x in fields]
-            if fields[0] == "-DOCSTART-":
-                continue
-            if len(fields) < 2 or not fields[0] or not fields[-1]:
-                raise KshotError(f"{path}:{lineno}: expected a token and a tag separated by a tab or "
-                                 f"space, got {line[:60]!r}")
-            tokens.append(fields[0])
-            labels.append(check_tag(fields[-1], f"{path}:{lineno}"))
+    for lineno, line in enumerate(lines, 1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            if tokens:
+                sentences.append(tokens)
+                tags.append(labels)
+            tokens, labels = [], []
+            continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        fields = [x.strip() for x in fields]
+        if fields[0] == "-DOCSTART-":
+            continue
+        if len(fields) < 2 or not fields[0] or not fields[-1]:
+            raise KshotError(f"{path}:{lineno}: expected a token and a tag separated by a tab or "
+                             f"space, got {line[:60]!r}")
+        tokens.append(fields[0])
+        labels.append(check_tag(fields[-1], f"{path}:{lineno}"))
     if tokens:
         sentences.append(tokens)
         tags.append(labels)
     _check_nonempty(sentences, path)
-    return TaggedData(sentences, tags, name or path.stem, split)
+    return TaggedData(sentences, tags, name, split)
 
 
 def read_jsonl(path, name: str = "", split: str = "") -> TaggedData:
-    """Read a JSONL file, one ``{"tokens": [...], "tags": [...]}`` object per line."""
-    path = Path(path)
-    if not path.is_file():
-        raise KshotError(f"no such file: {path}")
+    """Read a JSONL file, one ``{"tokens": [...], "tags": [...]}`` object per line; ``-``: standard input."""
+    with open_input(path) as f:
+        return parse_jsonl(f, path, name or _stem(path), split)
+
+
+def parse_jsonl(lines, path, name: str = "", split: str = "") -> TaggedData:
+    """JSONL sentences from an iterable of lines (``path`` names them in errors)."""
     sentences, tags = [], []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise KshotError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("tokens"), list):
-                raise KshotError(f"{where}: expected an object with a list 'tokens' (and 'tags')")
-            toks, tgs = obj["tokens"], obj.get("tags")
-            if not isinstance(tgs, list) or len(tgs) != len(toks):
-                n = len(tgs) if isinstance(tgs, list) else 0
-                raise KshotError(f"{where}: {len(toks)} tokens but {n} tags; give one tag per token")
-            if not toks or not all(isinstance(t, str) and t.strip() for t in toks):
-                raise KshotError(f"{where}: tokens must be a non-empty list of non-empty strings")
-            sentences.append(list(toks))
-            tags.append([check_tag(str(t), where) for t in tgs])
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise KshotError(f"{where}: not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("tokens"), list):
+            raise KshotError(f"{where}: expected an object with a list 'tokens' (and 'tags')")
+        toks, tgs = obj["tokens"], obj.get("tags")
+        if not isinstance(tgs, list) or len(tgs) != len(toks):
+            n = len(tgs) if isinstance(tgs, list) else 0
+            raise KshotError(f"{where}: {len(toks)} tokens but {n} tags; give one tag per token")
+        if not toks or not all(isinstance(t, str) and t.strip() for t in toks):
+            raise KshotError(f"{where}: tokens must be a non-empty list of non-empty strings")
+        sentences.append(list(toks))
+        tags.append([check_tag(str(t), where) for t in tgs])
     _check_nonempty(sentences, path)
-    return TaggedData(sentences, tags, name or path.stem, split)
+    return TaggedData(sentences, tags, name, split)
+
+
+def _stem(path) -> str:
+    return "stdin" if str(path) == "-" else Path(path).stem

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
-from ..data.conll import TaggedData, check_tag, read_conll, read_jsonl, tag_type
-from ..core.io import atomic_write
+from ..data.conll import TaggedData, check_tag, parse_conll, parse_jsonl, read_conll, read_jsonl, tag_type
+from ..core.io import open_input, write_output
 from ..core.errors import KshotError
 
 __all__ = ["TaggedData", "read_conll", "read_jsonl", "read_tagged", "read_sentences", "write_conll",
@@ -28,13 +29,16 @@ def tokenize(text: str) -> list[str]:
 
 
 def read_tagged(path) -> TaggedData:
-    """CoNLL or JSONL by suffix."""
+    """CoNLL or JSONL by suffix (``-``: standard input, JSONL when its first line is a JSON object)."""
+    if str(path) == "-":
+        lines = sys.stdin.read().splitlines()
+        jsonl = next((ln for ln in lines if ln.strip()), "").lstrip().startswith("{")
+        return (parse_jsonl if jsonl else parse_conll)(lines, "stdin", "stdin")
     return read_jsonl(path) if Path(path).suffix.lower() in JSONL_SUFFIXES else read_conll(path)
 
 
-def _looks_like_conll(path: Path) -> bool:
-    with open(path, encoding="utf-8") as f:
-        lines = [ln for ln in (f.readline() for _ in range(50)) if ln.strip()]
+def _looks_like_conll(lines: list[str]) -> bool:
+    lines = [ln for ln in lines[:50] if ln.strip()]
     return bool(lines) and all("\t" in ln or len(ln.split()) == 2 and _is_tag(ln.split()[1]) for ln in lines)
 
 
@@ -47,25 +51,25 @@ def _is_tag(tag: str) -> bool:
 
 
 def read_sentences(path) -> tuple[list[list[str]], str]:
-    """Sentences to tag from ``path`` and the format found: ``jsonl``, ``conll`` (tags, if any, are
-    ignored) or ``text`` (one sentence per line, tokenised)."""
-    path = Path(path)
-    if not path.is_file():
-        raise KshotError(f"no such file: {path}")
-    if path.suffix.lower() in JSONL_SUFFIXES:
-        return _read_jsonl_tokens(path), "jsonl"
-    if path.suffix.lower() in (".conll", ".bio", ".iob", ".tsv") or _looks_like_conll(path):
-        return _read_conll_tokens(path), "conll"
-    sentences = [tokenize(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    sentences = [s for s in sentences if s]
+    """Sentences to tag from ``path`` (``-``: standard input) and the format found: ``jsonl``, ``conll``
+    (tags, if any, are ignored) or ``text`` (one sentence per line, tokenised)."""
+    with open_input(path) as f:
+        lines = f.read().splitlines()
+    suffix = "" if str(path) == "-" else Path(path).suffix.lower()
+    first = next((ln for ln in lines if ln.strip()), "")
+    if suffix in JSONL_SUFFIXES or (not suffix and first.lstrip().startswith("{")):
+        return _read_jsonl_tokens(lines, path), "jsonl"
+    if suffix in (".conll", ".bio", ".iob", ".tsv") or _looks_like_conll(lines):
+        return _read_conll_tokens(lines, path), "conll"
+    sentences = [s for s in (tokenize(line) for line in lines if line.strip()) if s]
     if not sentences:
         raise KshotError(f"{path} holds no text to tag (an empty file?)")
     return sentences, "text"
 
 
-def _read_jsonl_tokens(path: Path) -> list[list[str]]:
+def _read_jsonl_tokens(lines: list[str], path) -> list[list[str]]:
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(lines, 1):
         if line.strip():
             try:
                 obj = json.loads(line)
@@ -80,9 +84,9 @@ def _read_jsonl_tokens(path: Path) -> list[list[str]]:
     return out
 
 
-def _read_conll_tokens(path: Path) -> list[list[str]]:
+def _read_conll_tokens(lines: list[str], path) -> list[list[str]]:
     out, cur = [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in lines:
         if not line.strip():
             if cur:
                 out.append(cur)
@@ -107,22 +111,20 @@ def _check_lengths(sentences, tags) -> None:
 
 
 def write_conll(path, sentences, tags) -> None:
+    """CoNLL (token TAB tag, a blank line after each sentence) to ``path`` (``-``: standard output)."""
     _check_lengths(sentences, tags)
-    with atomic_write(path, "w") as f:
-        for toks, tgs in zip(sentences, tags):
-            f.writelines(f"{tok}\t{tag}\n" for tok, tag in zip(toks, tgs))
-            f.write("\n")
+    write_output(path, "".join("".join(f"{tok}\t{tag}\n" for tok, tag in zip(toks, tgs)) + "\n"
+                               for toks, tgs in zip(sentences, tags)))
 
 
 def write_jsonl(path, sentences, tags) -> None:
     _check_lengths(sentences, tags)
-    with atomic_write(path, "w") as f:
-        for toks, tgs in zip(sentences, tags):
-            f.write(json.dumps({"tokens": list(toks), "tags": list(tgs)}, ensure_ascii=False) + "\n")
+    write_output(path, "".join(json.dumps({"tokens": list(toks), "tags": list(tgs)}, ensure_ascii=False) + "\n"
+                               for toks, tgs in zip(sentences, tags)))
 
 
 def write_tagged(path, sentences, tags) -> str:
-    """JSONL by suffix, else CoNLL; returns the format written."""
+    """JSONL by suffix, else CoNLL (``-``: CoNLL on standard output); returns the format written."""
     if Path(path).suffix.lower() in JSONL_SUFFIXES:
         write_jsonl(path, sentences, tags)
         return "jsonl"

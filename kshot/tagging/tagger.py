@@ -199,9 +199,10 @@ class FewShotTagger:
                           {"types": self.types_, "finetuned": finetuned, "method_params": self.method_.params})
 
     @classmethod
-    def load(cls, path) -> "FewShotTagger":
+    def load(cls, path, device: str | None = None) -> "FewShotTagger":
+        """A saved tagger, on ``device`` (default: the one it was fitted on)."""
         state, meta = load_model(path, KIND)
-        tagger = cls(**meta["params"])
+        tagger = cls(**{**meta["params"], **({"device": device} if device is not None else {})})
         tagger.types_ = list(meta["types"])
         sentence = (SentenceEncoder.load_finetuned(Path(path) / "encoder", tagger.encoder, tagger.device)
                     if meta["finetuned"] else None)

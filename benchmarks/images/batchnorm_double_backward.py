@@ -4,7 +4,7 @@ For each input shape: the forward + backward with ``create_graph`` (what the inn
 double backward (what the outer gradient runs through it), median milliseconds of ``--repeats`` runs,
 one thread, glibc malloc tuned as in the MAML benchmark.
 
-    python benchmarks/batchnorm_double_backward.py [--repeats 20] [--threads 1]
+    python benchmarks/images/batchnorm_double_backward.py [--repeats 20] [--threads 1]
 """
 
 from __future__ import annotations

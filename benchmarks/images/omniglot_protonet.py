@@ -5,8 +5,8 @@ episodes), keeps the checkpoint with the best 5-way validation accuracy, then sc
 fixed test episodes (15 queries, seed 0) at 5-way and 20-way. Also measures the Conv4 training
 throughput (images/s) against this machine's fp32 matrix-multiply GFLOP/s, in the same run.
 
-    python benchmarks/omniglot_protonet.py --shot 1 --episodes 6000 --out runs/protonet-1shot
-    python benchmarks/omniglot_protonet.py --shot 1 --episodes 6000 --out runs/protonet-1shot --resume
+    python benchmarks/images/omniglot_protonet.py --shot 1 --episodes 6000 --out runs/protonet-1shot
+    python benchmarks/images/omniglot_protonet.py --shot 1 --episodes 6000 --out runs/protonet-1shot --resume
 
 The paper's protocol has two phases: train on ``train`` until validation stops improving (phase 1),
 then train a fresh model on ``trainval`` (train + validation classes) for that many episodes and test
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/common.py
 from common import machine, matmul_gflops, upsert_row  # noqa: E402
 
 import kshot  # noqa: E402
@@ -93,7 +93,7 @@ def main() -> None:
         print(f"{way}-way {a.shot}-shot: {score}")
         if a.no_record:
             continue
-        cmd = (f"python benchmarks/omniglot_protonet.py --shot {a.shot} --episodes {a.episodes} "
+        cmd = (f"python benchmarks/images/omniglot_protonet.py --shot {a.shot} --episodes {a.episodes} "
                f"--out {out}" + (" --train-split trainval" if a.train_split == "trainval" else ""))
         upsert_row("Prototypical Networks on Omniglot (Vinyals split)",
                    ["setting", "accuracy (%)", "paper", "training episodes", "training time",

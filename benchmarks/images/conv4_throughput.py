@@ -4,7 +4,7 @@ Times the real ProtoNet training step (forward over support + query, loss, backw
 on 60-way episodes of 28x28 images, for the plain NCHW layout and for kshot's default
 channels-last layout, in one run, and records the medians in docs/results.md.
 
-    python benchmarks/conv4_throughput.py --shot 1 --repeats 30
+    python benchmarks/images/conv4_throughput.py --shot 1 --repeats 30
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/common.py
 from common import machine, matmul_gflops, upsert_row  # noqa: E402
 from omniglot_protonet import conv4_train_flops_per_image  # noqa: E402
 
@@ -75,7 +75,7 @@ def main() -> None:
                        [f"{1000 * med:.1f} ms (IQR {1000 * q1:.1f}-{1000 * q3:.1f}, n={len(times)})",
                         f"{img_s:.0f}", f"{img_s * flops / 1e9:.1f}", f"{100 * frac:.1f}%",
                         f"{peak:.1f} GFLOP/s", machine(),
-                        f"`python benchmarks/conv4_throughput.py --shot {a.shot} --repeats {a.repeats}`"])
+                        f"`python benchmarks/images/conv4_throughput.py --shot {a.shot} --repeats {a.repeats}`"])
 
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@ keeps the checkpoint with the best 5-way validation accuracy, then scores it on 
 episodes (split ``test``, 15 queries per class, seed 0) for each ``--eval`` setting (WAYxSHOT), and
 updates that method's row of the table "Omniglot: every method" (cells not evaluated are kept).
 
-    python benchmarks/omniglot_methods.py --method siamese --way 20 --shot 1 --episodes 1500
-    python benchmarks/omniglot_methods.py --method baseline++ --episodes 3000 --eval 5x1,20x1,5x5,20x5
-    python benchmarks/omniglot_methods.py --method baseline++ --out runs/bpp --eval-only -p test_time=finetune
+    python benchmarks/images/omniglot_methods.py --method siamese --way 20 --shot 1 --episodes 1500
+    python benchmarks/images/omniglot_methods.py --method baseline++ --episodes 3000 --eval 5x1,20x1,5x5,20x5
+    python benchmarks/images/omniglot_methods.py --method baseline++ --out runs/bpp --eval-only -p test_time=finetune
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/common.py
 from common import RESULTS, machine  # noqa: E402
 
 import kshot  # noqa: E402
-from kshot.cli import _parse_params  # noqa: E402
+from kshot.cli.common import parse_params  # noqa: E402
 
 SECTION = "## Omniglot: every method"
 SETTINGS = ("5x1", "5x5", "20x1", "20x5")
@@ -37,7 +37,7 @@ Test accuracy (%) ± 95% CI over the same 1,000 fixed test episodes (Vinyals spl
 per class, seed 0). Each row is one trained model, evaluated at every setting shown (a model
 trained with 1-shot episodes is also scored at 5 shots). Trained on a 2-core CPU (torch 2.13.0+cpu)
 shared with other jobs, so the training times are upper bounds. Rows written by
-`benchmarks/omniglot_methods.py`; paper figures in the order 5w1s / 5w5s / 20w1s / 20w5s.
+`benchmarks/images/omniglot_methods.py`; paper figures in the order 5w1s / 5w5s / 20w1s / 20w5s.
 """
 
 
@@ -99,7 +99,7 @@ def main() -> None:
     p.add_argument("--row", default=None, help="row name (default: method and test-time parameters)")
     p.add_argument("--no-record", action="store_true", help="do not write docs/results.md")
     a = p.parse_args()
-    params = _parse_params(a.param)
+    params = parse_params(a.param)
     out = Path(a.out or f"runs/{a.method}-{a.way}w{a.shot}s")
     settings = parse_settings(a.eval)
 
@@ -109,7 +109,7 @@ def main() -> None:
                                 lr_step=a.lr_step or max(a.episodes // 2, 1), val_way=5, val_shot=1,
                                 val_query=15, val_every=a.val_every or max(a.episodes // 2, 1),
                                 val_episodes=a.val_episodes, seed=a.seed, data_root=a.data_root, method_params=params,
-                                augment=_parse_params(a.augment))
+                                augment=parse_params(a.augment))
         wall = time.perf_counter()
         summary = kshot.meta_train(cfg, out)
         print(f"trained {summary['episodes']} episodes in {summary['train_seconds']:.0f} s of steps "
@@ -131,7 +131,7 @@ def main() -> None:
     unit = "mini-batches of " + str(cfg["batch_size"]) if kshot.METHODS[a.method].pretrains else \
         f"{cfg['way']}-way {cfg['shot']}-shot {cfg['query']}-query episodes"
     history = json.loads((out / "last.json").read_text())
-    cmd = " ".join(["python", "benchmarks/omniglot_methods.py", *sys.argv[1:]])
+    cmd = " ".join(["python", "benchmarks/images/omniglot_methods.py", *sys.argv[1:]])
     cells.update({"paper": PAPER[a.method],
                   "training": f"{meta['episodes_done']} of {history['episodes_done']} {unit} (best val)",
                   "training time": f"{history['train_seconds'] / 60:.1f} min",

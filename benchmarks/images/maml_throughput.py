@@ -14,7 +14,7 @@ Strategy ``l2l`` is a reference written the way learn2learn does it (``L2LRefere
 over it is measured in the same run; ``--rounds R`` repeats every configuration R times in turn
 (A B A B) and prints the per-round ratios.
 
-    python benchmarks/maml_throughput.py [--iterations 5] [--meta-batch 32] [--threads N] [--floor]
+    python benchmarks/images/maml_throughput.py [--iterations 5] [--meta-batch 32] [--threads N] [--floor]
                                          [--networks stride,maxpool] [--strategies threads,loop,l2l,...]
                                          [--classes MAML,FOMAML] [--rounds R]
 """

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Omniglot (Vinyals split) accuracy of the gradient-based methods on a short CPU budget:
 # train with `kshot train`, then `kshot eval` on the 1,000 fixed test episodes (seed 0, 15 queries).
-#   KSHOT_DATA=/path/to/data bash benchmarks/omniglot_gradient.sh WAY METHOD [EPISODES] [META_BATCH]
+#   KSHOT_DATA=/path/to/data bash benchmarks/images/omniglot_gradient.sh WAY METHOD [EPISODES] [META_BATCH]
 # EPISODES counts tasks. Meta-training tasks have QUERY query examples per class (default 1, the MAML
 # paper's Omniglot protocol: as many as support examples); evaluation always uses 15. The Adam learning
 # rate (1e-3) halves every LR_STEP tasks (default 2000, for the short runs; the long runs use a third of
