@@ -363,6 +363,13 @@ def test_web_page_classifies_and_learns_in_a_browser(env):
         driver.find_element(By.ID, "classify").click()
         wait.until(lambda d: d.find_element(By.ID, "intent").text == "missing_parcel")
         assert driver.find_element(By.ID, "status").text == ""
+        # the key was never stored in the browser, and the page ran under its CSP without a violation
+        assert driver.execute_script("return localStorage.length + sessionStorage.length") == 0
+        driver.get(env["server"].url + "/docs")   # Swagger UI from the server's own files, under its CSP
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"))
+        assert "/v1/predict" in driver.find_element(By.ID, "swagger-ui").text
+        logs = [e["message"] for e in driver.get_log("browser")]
+        assert not [m for m in logs if "Content Security Policy" in m or "Refused" in m], logs
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)

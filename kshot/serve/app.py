@@ -82,11 +82,11 @@ class Observe:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        start, status = time.perf_counter(), [500]
+        start, status, started = time.perf_counter(), [500], [False]
 
         async def send_status(message):
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
+                status[0], started[0] = message["status"], True
                 message["headers"] = [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]
             await send(message)
 
@@ -105,7 +105,14 @@ class Observe:
             if err is not None:
                 await JSONResponse(err.body(), status_code=err.status, headers=err.headers)(scope, receive, send_status)
             else:
-                await self.app(scope, receive, send_status)
+                try:
+                    await self.app(scope, receive, send_status)
+                except Exception as exc:   # a bug: log it, answer 500 here (uvicorn would drop the connection)
+                    if started[0]:
+                        raise
+                    traceback.print_exception(exc, file=sys.stderr)
+                    await JSONResponse(ApiError(500, "internal", "internal error; the server log has the details")
+                                       .body(), status_code=500)(scope, receive, send_status)
         finally:
             self.inflight -= 1
             route = scope.get("route")
@@ -194,12 +201,6 @@ def create_app(config: Config) -> FastAPI:
         message = f"no such endpoint: {request.method[:20]} {request.url.path[:200]}" \
             if exc.status_code in (404, 405) else str(exc.detail)
         return JSONResponse(ApiError(exc.status_code, code, message).body(), status_code=exc.status_code)
-
-    @app.exception_handler(Exception)
-    async def _crash(request, exc: Exception):
-        traceback.print_exception(exc, file=sys.stderr)
-        return JSONResponse(ApiError(500, "internal", "internal error; the server log has the details").body(),
-                            status_code=500)
 
     errors = {s: {"model": S.ErrorBody} for s in (400, 401, 403, 404, 409, 413, 422, 429, 503)}
 
