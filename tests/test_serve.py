@@ -310,6 +310,10 @@ def samples(text: str) -> dict:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
+def labels(**kw) -> frozenset:
+    return frozenset(kw.items())
+
+
 def test_health_and_metrics(env):
     with env["server"].client(None) as c:
         health = c.get("/v1/health").json()
@@ -318,8 +322,8 @@ def test_health_and_metrics(env):
         with client(env, "read") as r:
             predict(r, "where is my card")
         got = samples(c.get("/metrics").text)
-    assert got[("kshot_requests_total", frozenset({"method": "POST", "route": "/v1/predict", "status": "200"}.items()))] >= 1
-    assert got[("kshot_request_duration_seconds_bucket", frozenset({"route": "/v1/predict", "le": "+Inf"}.items()))] >= 1
+    assert got[("kshot_requests_total", labels(method="POST", route="/v1/predict", status="200"))] >= 1
+    assert got[("kshot_request_duration_seconds_bucket", labels(route="/v1/predict", le="+Inf"))] >= 1
     assert got[("kshot_examples", frozenset())] == 9 and ("kshot_model_version", frozenset()) in got
     assert got[("kshot_batch_texts_count", frozenset())] >= 1 and got[("kshot_ready", frozenset())] == 1
 
@@ -409,9 +413,11 @@ def test_listing_texts_needs_write_and_pages_record_the_key(env):
         assert_error(c.get("/v1/examples"), 403)
         assert c.get("/v1/labels").status_code == 200
     with client(env) as c:
-        ids = c.post("/v1/examples", json=[{"text": f"paging text {i}", "label": "paging"} for i in range(5)]).json()["ids"]
-        first = c.get("/v1/examples", params={"label": "paging", "limit": 3}).json()
-        second = c.get("/v1/examples", params={"label": "paging", "limit": 3, "after_id": first["next_after_id"]}).json()
+        items = [{"text": f"paging text {i}", "label": "paging"} for i in range(5)]
+        ids = c.post("/v1/examples", json=items).json()["ids"]
+        page = {"label": "paging", "limit": 3}
+        first = c.get("/v1/examples", params=page).json()
+        second = c.get("/v1/examples", params={**page, "after_id": first["next_after_id"]}).json()
         assert [e["id"] for e in first["examples"] + second["examples"]] == ids and second["next_after_id"] is None
         assert {e["key_id"] for e in first["examples"]} == {env["keys"]["write"].split("_")[1]}
         assert c.delete("/v1/labels/paging").json()["examples"] == 5
@@ -484,8 +490,7 @@ def test_unknown_methods_are_counted_as_other(env):
             assert c.request(method, "/v1/predict").status_code == 405
         text = c.get("/metrics").text
     assert "FOO1" not in text and "FOO2" not in text
-    assert samples(text)[("kshot_requests_total", frozenset({"method": "other", "route": "/v1/predict",
-                                                             "status": "405"}.items()))] >= 2
+    assert samples(text)[("kshot_requests_total", labels(method="other", route="/v1/predict", status="405"))] >= 2
 
 
 def test_page_and_docs_load_nothing_from_elsewhere(env):

@@ -239,3 +239,28 @@ def test_500s_are_counted_and_health_stays_generic(srv, monkeypatch):
            for f in text_string_to_metric_families(text) for s in f.samples}
     assert got[("kshot_requests_total", (("method", "GET"), ("route", "/v1/labels"), ("status", "500")))] == 2
     assert got[("kshot_ready", ())] == 0
+
+
+def test_a_request_whose_client_hung_up_is_not_encoded(srv, monkeypatch):
+    import socket
+
+    m = srv.model
+    forward, seen = m._forward, []
+
+    def slow(texts):
+        seen.extend(texts)
+        time.sleep(0.8)
+        return forward(texts)
+
+    monkeypatch.setattr(m, "_forward", slow)
+    first = threading.Thread(target=lambda: post_many(srv, srv.keys["read"], [{"texts": ["keeps the encoder busy"]}]))
+    first.start()
+    time.sleep(0.2)
+    body = b'{"texts": ["nobody waits for this one"]}'
+    with socket.create_connection(("127.0.0.1", srv.port)) as s:
+        s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  + f"Authorization: Bearer {srv.keys['read']}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        time.sleep(0.2)
+    first.join(timeout=30)
+    time.sleep(0.3)
+    assert "keeps the encoder busy" in seen and "nobody waits for this one" not in seen

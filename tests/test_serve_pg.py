@@ -156,7 +156,8 @@ def test_metrics_of_two_workers_are_summed(replicas):
 
     before = count()
     for _ in range(12):   # a new connection each time: the kernel hands them to both workers
-        assert httpx.get(b.url + "/v1/labels", headers={"Authorization": f"Bearer {key}"}, timeout=30).status_code == 200
+        r = httpx.get(b.url + "/v1/labels", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        assert r.status_code == 200
     assert [count() - before for _ in range(4)] == [12] * 4
 
 

@@ -50,8 +50,8 @@ def cases(read: str, write: str, seed_id: int) -> list[tuple[str, bytes, int]]:
         ("oversized text", request("POST", "/v1/predict", read, {"texts": ["word " * (MAX_CHARS // 5 + 1)]}), 2),
         ("invalid JSON", request("POST", "/v1/predict", read, raw_body=b'{"texts": [ nope'), 1),
         ("deep JSON", request("POST", "/v1/predict", read, raw_body=b"[" * 5000 + b"]" * 5000), 1),
-        ("5000-digit integer", request("POST", "/v1/predict", read, raw_body=b'{"texts": ["a"], "top_k": ' + big + b"}"),
-         1),
+        ("5000-digit integer", request("POST", "/v1/predict", read,
+                                       raw_body=b'{"texts": ["a"], "top_k": ' + big + b"}"), 1),
         ("top_k 10**20", request("POST", "/v1/predict", read, {"texts": ["a"], "top_k": 10 ** 20}), 1),
         ("texts not a list", request("POST", "/v1/predict", read, {"texts": "a"}), 1),
         ("too many texts", request("POST", "/v1/predict", read, {"texts": ["a"] * 65}), 1),
@@ -83,7 +83,8 @@ async def abuse(port: int, read: str, write: str, seed_id: int, rate: float, sec
             chunk = b"x" * 65536
             body = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(MAX_BODY // len(chunk) + 2))
             raw = (f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {read}\r\n"
-                   "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").encode() + body + b"0\r\n\r\n"
+                   "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").encode() \
+                + body + b"0\r\n\r\n"
         elif name in ("made-up key", "made-up method"):   # a new one each time
             raw = {n: r for n, r, _ in cases(read, write, seed_id)}[name]
         status, _, _ = await conn.send(raw)
@@ -168,13 +169,16 @@ def main() -> None:
     result["p99_ratio"] = round(result["abuse"]["p99_ms"] / result["clean"]["p99_ms"], 2)
     print(json.dumps(result, indent=1))
     if not args.no_doc:
+        clean, hostile_phase = result["clean"], result["abuse"]
         doc_row("Hostile traffic", ["run", "command", "hostile req/s (sent)", "5xx or dropped", "acked lost",
-                                    "clean: pred/s, p50 / p99 ms", "abuse: pred/s, p50 / p99 ms", "p99 ratio (target <= 1.5)"],
-                when(), [f"`serve_abuse.py --phase-s {args.phase_s:g} --rounds {args.rounds} --abuse-rate {args.abuse_rate:g}`",
+                                    "clean: pred/s, p50 / p99 ms", "abuse: pred/s, p50 / p99 ms",
+                                    "p99 ratio (target <= 1.5)"],
+                when(), [f"`serve_abuse.py --phase-s {args.phase_s:g} --rounds {args.rounds} "
+                         f"--abuse-rate {args.abuse_rate:g}`",
                          f"{args.abuse_rate:g} ({result['hostile_sent']})", str(fives),
                          str(result["acked_missing_from_db"]),
-                         f"{result['clean']['predictions_per_s']}, {result['clean']['p50_ms']} / {result['clean']['p99_ms']}",
-                         f"{result['abuse']['predictions_per_s']}, {result['abuse']['p50_ms']} / {result['abuse']['p99_ms']}",
+                         f"{clean['predictions_per_s']}, {clean['p50_ms']} / {clean['p99_ms']}",
+                         f"{hostile_phase['predictions_per_s']}, {hostile_phase['p50_ms']} / {hostile_phase['p99_ms']}",
                          str(result["p99_ratio"])])
 
 

@@ -108,7 +108,8 @@ def batch_totals(server: Server) -> tuple[float, float]:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
-    value = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.startswith("kshot_batch_texts_")}
+    value = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+             if line.startswith("kshot_batch_texts_")}
     return value.get("kshot_batch_texts_sum", 0.0), value.get("kshot_batch_texts_count", 0.0)
 
 

@@ -31,7 +31,7 @@ from kshot.serve.store import Store  # noqa: E402
 
 async def open_loop(port: int, key: str, rate: float, seconds: float, max_conns: int, pid: int) -> dict:
     statuses: dict[int, int] = {}
-    latency, missing_retry, rss, free, conns = [], 0, [], [], [0]
+    latency, missing_retry, rss, free = [], 0, [], []
     skipped = 0
 
     async def one(i: int):
@@ -116,14 +116,17 @@ def main() -> None:
         start = time.monotonic()
         asyncio.run(after.run(args.recover_s))
         back = recovery_time(after.done, start, rate, args.recover_s)
+        windows = [sum(start + w <= t < start + w + 1 for t in after.done) for w in range(int(args.recover_s))]
         rss_after = rss_mb(pid)
         alive = server.proc.poll() is None
     finally:
         server.stop()
-    result = {"when": when(), "sustained_predictions_per_s": round(rate, 1), "offered_per_s": round(args.factor * rate, 1),
+    result = {"when": when(), "sustained_predictions_per_s": round(rate, 1),
+              "offered_per_s": round(args.factor * rate, 1),
               "overload_s": args.overload_s, "overload": over, "rss_mb_before": round(rss_before, 1),
               "rss_mb_after": round(rss_after, 1), "recovered_after_s": back,
               "after_predictions_per_s": round(len(after.latency) / args.recover_s, 1),
+              "after_per_second": windows,
               "after_p99_ms": round(pct(after.latency, 0.99), 1), "server_alive": alive}
     print(json.dumps(result, indent=1))
     shed = sum(n for s, n in over["statuses"].items() if s in (429, 503))

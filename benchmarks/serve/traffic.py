@@ -35,6 +35,14 @@ class Conn:
 
     async def send(self, raw: bytes) -> tuple[int, dict, bytes]:
         """Send raw request bytes; (status, headers, body) of the response (status 0: the connection failed)."""
+        for attempt in (0, 1):   # a kept-alive connection the server closed meanwhile: once more on a new one
+            reused = self.writer is not None
+            out = await self._send(raw)
+            if out[0] or not reused:
+                return out
+        return out
+
+    async def _send(self, raw: bytes) -> tuple[int, dict, bytes]:
         try:
             if self.writer is None:
                 await self.open()

@@ -70,6 +70,8 @@ def serve(
     max_examples: int = typer.Option(100_000, help="stored examples in all"),
     max_body_bytes: int = typer.Option(1_000_000, help="request body size in bytes"),
     max_queue: int = typer.Option(256, help="texts waiting for the encoder per worker; past it: 503 with Retry-After"),
+    max_wait: float = typer.Option(1.0, help="seconds of work (at the encoder's recent speed) the queue may hold; "
+                                   "past it: 503 with Retry-After"),
     max_inflight: int = typer.Option(512, help="requests in progress per worker; past it: 503 with Retry-After"),
     timeout: float = typer.Option(10.0, help="seconds a request may wait for the encoder (then 503)"),
     auth_failures: float = typer.Option(1.0, help="failed authentications per second per client address, in bursts "
@@ -98,8 +100,9 @@ def serve(
                              ("--threads", threads, 0)):
         if value < low:
             raise KshotError(f"{name} must be at least {low}, got {value}")
-    if not timeout > 0 or auth_failures < 0:
-        raise KshotError(f"--timeout must be > 0 and --auth-failures >= 0, got {timeout} and {auth_failures}")
+    if not timeout > 0 or not max_wait > 0 or auth_failures < 0:
+        raise KshotError(f"--timeout and --max-wait must be > 0 and --auth-failures >= 0, got {timeout}, {max_wait} "
+                         f"and {auth_failures}")
     from ..text.encoder import check_quantize
 
     check_quantize(quantize, "--quantize")
@@ -132,7 +135,8 @@ def serve(
                     limits={"rate_per_s": rate_limit, "burst": burst, "max_texts": max_texts,
                             "max_chars": max_chars, "max_examples_per_label": max_examples_per_label,
                             "max_labels": max_labels, "max_examples": max_examples,
-                            "max_body_bytes": max_body_bytes, "max_queue": max_queue, "max_inflight": max_inflight,
+                            "max_body_bytes": max_body_bytes, "max_queue": max_queue, "max_wait": max_wait,
+                            "max_inflight": max_inflight,
                             "timeout": timeout, "auth_failures_per_s": auth_failures})
     os.environ["KSHOT_SERVE_CONFIG"] = config_json(config)
     typer.echo(f"kshot serve: {model_dir} on http://{host}:{port}/ (API under /v1"

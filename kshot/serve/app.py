@@ -43,6 +43,7 @@ PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
             "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 UNSHED = ("/v1/health", "/metrics")   # answered even when the worker sheds load
+ENCODED = ("/v1/predict", "/v1/examples", "/v1/feedback")   # POSTs that queue texts for the encoder
 
 
 @dataclass
@@ -75,8 +76,8 @@ class Observe:
     Content-Length, adds security headers, and counts every request in the metrics (in a ``finally``,
     so a crash is counted as 500; methods outside the standard ones are counted as ``other``)."""
 
-    def __init__(self, app, metrics: Metrics, limits: Limits):
-        self.app, self.metrics, self.limits = app, metrics, limits
+    def __init__(self, app, metrics: Metrics, limits: Limits, holder: dict):
+        self.app, self.metrics, self.limits, self.holder = app, metrics, limits, holder
         self.inflight = 0
 
     async def __call__(self, scope, receive, send):
@@ -94,10 +95,16 @@ class Observe:
         try:
             err = None
             length = dict(scope.get("headers") or []).get(b"content-length")
+            m = self.holder.get("model")
             if self.inflight > self.limits.max_inflight and scope["path"] not in UNSHED:
                 self.metrics.shed.labels("max_inflight").inc()
                 err = overloaded(f"this worker has {self.inflight - 1} requests in progress, its limit; retry soon",
                                  1, limit="max_inflight")
+            elif m is not None and scope["path"] in ENCODED and scope["method"] == "POST" and m.full():
+                # the encoder's queue is full: refuse before reading, checking or authenticating anything
+                self.metrics.shed.labels("max_queue").inc()
+                err = overloaded(f"{m.queued} texts are waiting for the encoder, as many as this worker queues; "
+                                 "retry soon", m.full(), limit="max_queue")
             elif length is not None and (not length.isdigit() or len(length) > 18
                                          or int(length) > self.limits.max_body_bytes):
                 err = ApiError(413, "limit_exceeded", f"the request body has {length[:20].decode('latin-1')} bytes; "
@@ -118,6 +125,30 @@ class Observe:
             route = scope.get("route")
             self.metrics.observe(scope["method"], getattr(route, "path", "other"), status[0],
                                  time.perf_counter() - start)
+
+
+async def unless_gone(request: Request, work):
+    """Await ``work`` unless the client hangs up first: then cancel it (its texts are not encoded) and
+    raise ``ClientGone`` (nothing is sent; counted as 499)."""
+    task = asyncio.ensure_future(work)
+
+    async def hangup():
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watch = asyncio.ensure_future(hangup())
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+    if not task.done():
+        task.cancel()
+        raise ClientGone()
+    return task.result()
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its answer was ready."""
 
 
 # ---------------------------------------------------------------- the app
@@ -142,6 +173,7 @@ def create_app(config: Config) -> FastAPI:
         await asyncio.to_thread(keys.refresh)
         m = await asyncio.to_thread(ServedModel, config.model_dir, store, window=config.window, poll=config.poll,
                                     quantize=config.quantize, max_queue=limits.max_queue, timeout=limits.timeout,
+                                    max_wait=limits.max_wait,
                                     on_batch=metrics.batch.observe)
         holder["model"] = m
         m.start(hooks=[keys.refresh])
@@ -184,6 +216,10 @@ def create_app(config: Config) -> FastAPI:
         err = overloaded(str(exc), exc.retry_after, limit=exc.limit)
         return JSONResponse(err.body(), status_code=503, headers=err.headers)
 
+    @app.exception_handler(ClientGone)
+    async def _gone(request, exc: ClientGone):
+        return Response(status_code=499)   # nobody reads it; the metrics count it as 499
+
     @app.exception_handler(KshotError)
     async def _kshot_error(request, exc: KshotError):
         return JSONResponse(ApiError(400, "bad_request", str(exc)).body(), status_code=400)
@@ -204,7 +240,7 @@ def create_app(config: Config) -> FastAPI:
 
     errors = {s: {"model": S.ErrorBody} for s in (400, 401, 403, 404, 409, 413, 422, 429, 503)}
 
-    def body_of(model, example=None) -> dict:
+    def body_of(model) -> dict:
         content = {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
         return {"requestBody": {"required": True, "content": {"application/json": content}}}
 
@@ -269,7 +305,8 @@ def create_app(config: Config) -> FastAPI:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # ------------------------------------------------------------ predictions
-    @app.post("/v1/predict", response_model=S.PredictResponse, responses=errors, openapi_extra=body_of(S.PredictRequest))
+    @app.post("/v1/predict", response_model=S.PredictResponse, responses=errors,
+              openapi_extra=body_of(S.PredictRequest))
     async def predict(request: Request):
         """(read) Per text: the label, its score, the top-k labels with scores, and whether it was rejected."""
         await auth(request, "read")
@@ -279,7 +316,7 @@ def create_app(config: Config) -> FastAPI:
         body = S.parse(S.PredictRequest, data)
         S.check_texts(body.texts, limits)
         m = model()
-        proba, classes, version = await m.predict(body.texts)
+        proba, classes, version = await unless_gone(request, m.predict(body.texts))
         if not classes:
             raise ApiError(409, "no_labels", "there are no labels yet; add examples with POST /v1/examples")
         out = []
@@ -428,7 +465,7 @@ def create_app(config: Config) -> FastAPI:
 
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type"])
-    app.add_middleware(Observe, metrics=metrics, limits=limits)
+    app.add_middleware(Observe, metrics=metrics, limits=limits, holder=holder)
     app.state.config, app.state.store, app.state.holder, app.state.keys = config, store, holder, keys
     app.state.roles = ROLES
     return app

@@ -26,6 +26,7 @@ class Limits:
     auth_failures_per_s: float = 1.0    # failed authentications per second per client address ...
     auth_failures_burst: int = 20       # ... in bursts of up to this many, then 429
     max_queue: int = 256                # texts waiting for the encoder; past it: 503 with Retry-After
+    max_wait: float = 1.0               # ... or past this many seconds of queued work at the encoder's speed
     max_inflight: int = 512             # requests in progress in one worker; past it: 503 with Retry-After
     timeout: float = 10.0               # seconds a request may wait for the encoder; then 503
 
@@ -172,8 +173,8 @@ class Keys:
     def _failed(self, address: str) -> None:
         wait = self.failures.take(address)
         if wait:
-            raise ApiError(429, "rate_limited", f"too many failed authentications (a bad Authorization header) from {address}; retry in "
-                           f"{wait:.1f} s", field="Authorization", limit="auth_failures_per_s",
+            raise ApiError(429, "rate_limited", f"too many failed authentications (a bad Authorization header) "
+                           f"from {address}; retry in {wait:.1f} s", field="Authorization", limit="auth_failures_per_s",
                            headers={"Retry-After": str(max(1, int(wait + 0.999)))})
 
 

@@ -89,10 +89,12 @@ def _fingerprint(model_dir) -> str:
 
 class ServedModel:
     def __init__(self, model_dir, store: Store, window: float = 0.004, max_batch: int = 64, poll: float = 0.5,
-                 quantize: str = "none", max_queue: int = 256, timeout: float = 10.0, on_batch=None):
+                 quantize: str = "none", max_queue: int = 256, timeout: float = 10.0, max_wait: float = 1.0,
+                 on_batch=None):
         self.model_dir, self.store = Path(model_dir), store
         self.window, self.max_batch, self.poll = window, max_batch, poll
         self.max_queue, self.timeout, self.on_batch = max(max_queue, max_batch), timeout, on_batch
+        self.max_wait = max_wait            # shed when the queue holds more than this many seconds of work
         # the int8 encoder runs on the CPU only, whatever device the model was fitted on
         self.clf = FewShotClassifier.load(self.model_dir, device="cpu" if quantize != "none" else None)
         self.quantize, self.fp32_encoder = quantize, self.clf.encoder_
@@ -304,13 +306,22 @@ class ServedModel:
         """The batcher and the poller are running."""
         return bool(self.tasks) and not any(t.done() for t in self.tasks)
 
+    def full(self, n: int = 1) -> float:
+        """0 when ``n`` more texts may queue, else the seconds of work already queued: the queue holds
+        ``max_queue`` texts or ``max_wait`` seconds of the encoder's recent speed."""
+        wait = (self.queued + n) / max(self.rate, 1.0)
+        if self.queued and (self.queued + n > self.max_queue or wait > self.max_wait):
+            return wait
+        return 0.0
+
     async def _batched(self, texts: list[str], embed: bool):
         if not self.alive:
             raise Overloaded("the encoder's batcher is not running; this worker is not ready", 5, "ready")
-        if self.queued + len(texts) > self.max_queue:
-            wait = (self.queued + len(texts)) / max(self.rate, 1.0)
-            raise Overloaded(f"{self.queued} texts are waiting for the encoder, the most this worker queues is "
-                             f"{self.max_queue}; retry in about {wait:.1f} s", wait, "max_queue")
+        wait = self.full(len(texts))
+        if wait:
+            raise Overloaded(f"{self.queued} texts are waiting for the encoder (about {wait:.1f} s of work; this "
+                             f"worker queues up to {self.max_queue} texts or {self.max_wait:g} s); retry soon",
+                             wait, "max_queue")
         future = asyncio.get_running_loop().create_future()
         self.queue.put_nowait((texts, future, embed))
         self.queued += len(texts)

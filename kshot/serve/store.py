@@ -216,8 +216,8 @@ class Store:
         """Raise KshotError when the database's examples were encoded by another encoder."""
         known = known if known is not None else self.get("model")
         if known is not None and known != fingerprint:
-            raise KshotError(f"database {safe_url(self.url)!r} holds examples encoded by {known!r}, not by this model's "
-                             f"encoder {fingerprint!r}; use another --db for this model")
+            raise KshotError(f"database {safe_url(self.url)!r} holds examples encoded by {known!r}, not by this "
+                             f"model's encoder {fingerprint!r}; use another --db for this model")
 
     def _lock(self, conn) -> None:
         """Start a writing transaction: on PostgreSQL, lock the version row (writers go one at a time);
