@@ -24,12 +24,8 @@ import json
 import multiprocessing as mp
 import secrets
 import time
-from pathlib import Path
 
-from traffic import Conn, Normal, doc_row, pct, request, serve_model, when
-
-from serve_helpers import Server  # noqa: E402  (the tests' loopback server)
-from kshot.serve.store import Store  # noqa: E402
+from traffic import Conn, Normal, doc_row, pct, request, shared_args, start_server, when
 
 MAX_CHARS, MAX_BODY = 2000, 1_000_000   # the server's defaults
 
@@ -119,17 +115,11 @@ def main() -> None:
     ap.add_argument("--phase-s", type=float, default=15.0)
     ap.add_argument("--rounds", type=int, default=2, help="clean+abuse pairs")
     ap.add_argument("--abuse-rate", type=float, default=50.0, help="hostile requests per second")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads of the server")
-    ap.add_argument("--work", type=Path, default=Path("runs/serve_abuse"))
-    ap.add_argument("--no-doc", action="store_true", help="do not write the row into docs/serve.md")
+    shared_args(ap, "abuse")
     args = ap.parse_args()
 
-    args.work.mkdir(parents=True, exist_ok=True)
-    model = serve_model(args.work)
-    db = f"sqlite:///{(args.work / f'abuse-{time.time_ns()}.db').resolve()}"
-    store = Store(db)
+    server, store = start_server(args, "abuse")
     key, read, write = store.create_key("write"), store.create_key("read"), store.create_key("write")
-    server = Server(model, db, args.work, "--rate-limit", "0", "--threads", str(args.threads), threads=args.threads)
     seed_id = 1
     phases = {"clean": Normal(0, key, args.clients), "abuse": Normal(0, key, args.clients)}
     hostile: dict[str, dict[int, int]] = {}

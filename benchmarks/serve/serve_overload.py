@@ -22,12 +22,8 @@ import argparse
 import asyncio
 import json
 import time
-from pathlib import Path
 
-from traffic import WORDS, Conn, Normal, doc_row, pct, request, rss_mb, serve_model, when
-
-from serve_helpers import Server  # noqa: E402
-from kshot.serve.store import Store  # noqa: E402
+from traffic import WORDS, Conn, Normal, doc_row, pct, request, rss_mb, shared_args, start_server, when
 
 
 async def open_loop(port: int, key: str, rate: float, seconds: float, max_conns: int, pid: int) -> dict:
@@ -90,17 +86,11 @@ def main() -> None:
     ap.add_argument("--overload-s", type=float, default=30.0)
     ap.add_argument("--recover-s", type=float, default=15.0)
     ap.add_argument("--max-conns", type=int, default=1000)
-    ap.add_argument("--threads", type=int, default=2, help="torch threads of the server")
-    ap.add_argument("--work", type=Path, default=Path("runs/serve_overload"))
-    ap.add_argument("--no-doc", action="store_true", help="do not write the row into docs/serve.md")
+    shared_args(ap, "overload")
     args = ap.parse_args()
 
-    args.work.mkdir(parents=True, exist_ok=True)
-    model = serve_model(args.work)
-    db = f"sqlite:///{(args.work / f'overload-{time.time_ns()}.db').resolve()}"
-    store = Store(db)
+    server, store = start_server(args, "overload")
     key = store.create_key("write")
-    server = Server(model, db, args.work, "--rate-limit", "0", "--threads", str(args.threads), threads=args.threads)
     try:
         server.wait()
         pid = server.proc.pid

@@ -154,6 +154,27 @@ def serve_model(work: Path) -> Path:
     return FewShotClassifier(method="logistic").fit(texts, labels).save(work / "model")
 
 
+def shared_args(ap, name: str) -> None:
+    """The flags every serve benchmark has: --threads, --work, --no-doc."""
+    ap.add_argument("--threads", type=int, default=2, help="torch threads of the server")
+    ap.add_argument("--work", type=Path, default=Path(f"runs/serve_{name}"))
+    ap.add_argument("--no-doc", action="store_true", help="do not write the row into docs/serve.md")
+
+
+def start_server(args, name: str):
+    """The demo model served by ``kshot serve`` (no rate limit, --threads) on a fresh SQLite file under
+    ``args.work``: (server, store), the server not yet waited for."""
+    from serve_helpers import Server
+
+    from kshot.serve.store import Store
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    model = serve_model(args.work)
+    db = f"sqlite:///{(args.work / f'{name}-{time.time_ns()}.db').resolve()}"
+    server = Server(model, db, args.work, "--rate-limit", "0", "--threads", str(args.threads), threads=args.threads)
+    return server, Store(db)
+
+
 def doc_row(section: str, header: list[str], key: str, row: list[str]) -> None:
     """Insert or replace a row of a table in docs/serve.md (benchmarks/common.upsert_row)."""
     from common import upsert_row
