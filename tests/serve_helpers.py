@@ -136,3 +136,52 @@ class Postgres:
         subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
                        capture_output=True, timeout=60)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class InProcess:
+    """``kshot.serve.app.create_app`` under uvicorn in a thread of this process, on 127.0.0.1: real HTTP,
+    and the test can reach the app's model and store to make faults happen (a slow database, a failing
+    refit, a dead batcher)."""
+
+    def __init__(self, model_dir: Path, db: str, workdir: Path, limits: dict | None = None, **config):
+        import threading
+
+        import uvicorn
+
+        from kshot.serve.app import Config, create_app
+
+        self.app = create_app(Config(model_dir=str(model_dir), db=db, export_dir=str(Path(workdir) / "exports"),
+                                     limits=limits or {}, **config))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    access_log=False, lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 180
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise AssertionError("the in-process server did not start")
+            time.sleep(0.05)
+
+    @property
+    def model(self):
+        return self.app.state.holder["model"]
+
+    @property
+    def store(self):
+        return self.app.state.store
+
+    def call(self, coro):
+        """Run ``coro`` on the server's event loop; returns its result."""
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.model.tasks[0].get_loop()).result(30)
+
+    def client(self, key: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)

@@ -13,6 +13,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 from serve_helpers import Server, assert_error, make_model
 
@@ -41,6 +42,18 @@ def env(tmp_path_factory):
 
 def client(env, role="write"):
     return env["server"].client(env["keys"][role])
+
+
+def listed(server, key, **params) -> list[dict]:
+    """Every stored example, page by page."""
+    out, after = [], 0
+    with server.client(key) as c:
+        while after is not None:
+            r = c.get("/v1/examples", params={**params, "after_id": after, "limit": 1000})
+            assert r.status_code == 200, r.text
+            out += r.json()["examples"]
+            after = r.json()["next_after_id"]
+    return out
 
 
 def predict(c, *texts, **extra):
@@ -128,6 +141,17 @@ def test_keys_no_key_401_wrong_role_403(env):
     ("/v1/examples", b'[{"text": "fine", "label": "x"}, {"text": "fine", "label": null}]', 422, "[1].label"),
     ("/v1/examples", b'{"examples": []}', 422, "examples"),
     ("/v1/feedback", b'{"text": "fine", "label": ["x"]}', 422, "label"),
+    # a lone surrogate is valid JSON but not text; NUL is refused by PostgreSQL: both 422 before any work
+    ("/v1/predict", b'{"texts": ["ok", "bad \\ud800 text"]}', 422, "texts[1]"),
+    ("/v1/predict", b'{"texts": ["nul \\u0000 inside"]}', 422, "texts[0]"),
+    ("/v1/examples", b'{"text": "a message", "label": "x\\udfff"}', 422, "label"),
+    ("/v1/examples", b'{"text": "a message", "label": "x\\u0000"}', 422, "label"),
+    ("/v1/feedback", b'{"text": "\\ud83d", "label": "x"}', 422, "text"),
+    ("/v1/predict", b'{"texts": ["ok"], "top_k": ' + b"7" * 5000 + b'}', 400, "body"),
+    ("/v1/predict", b'{"texts": ["ok"], "top_k": 100000000000000000000}', 422, "top_k"),
+    ("/v1/predict", b'{"texts": ["ok"], "reject_below": NaN}', 422, "reject_below"),
+    ("/v1/predict", b'{"texts": ["ok"], "top_k": true}', 422, "top_k"),
+    ("/v1/examples", b'[' + b'{"text": "t", "label": "x"},' * 20 + b'{"text": "t", "label": "x"}]', 413, "body"),
 ])
 def test_bad_input_is_a_4xx_naming_the_field(env, path, body, status, field):
     with client(env) as c:
@@ -141,6 +165,13 @@ def test_bad_ids_and_unknown_paths(env):
         assert_error(c.delete("/v1/labels/no-such-label"), 404, field="label")
         assert_error(c.get("/v1/nothing"), 404)
         assert_error(c.get("/v1/examples", params={"limit": 0}), 422, field="limit")
+        assert_error(c.get("/v1/examples", params={"limit": 1001}), 422, field="limit")
+        assert_error(c.get("/v1/examples", params={"after_id": 10 ** 20}), 422, field="after_id")
+        assert_error(c.get("/v1/examples", params={"after_id": "9" * 5000}), 422, field="after_id")
+        assert_error(c.get("/v1/examples", params={"label": "a\x00b"}), 422, field="label")
+        assert_error(c.delete(f"/v1/examples/{10 ** 20}"), 422, field="example_id")
+        assert_error(c.delete("/v1/examples/0"), 422, field="example_id")
+        assert_error(c.delete("/v1/labels/a%00b"), 422, field="label")
         page = c.get("/v1/examples", params={"limit": 2, "after_id": 1}).json()["examples"]
         assert [e["id"] for e in page] == [2, 3] and page[0]["text"] is None
         assert_error(c.put("/v1/predict"), 405)
@@ -211,7 +242,7 @@ def test_concurrent_writers_lose_nothing(env):
     assert not errors
     assert len({i for i, _ in acked}) == len(acked) == 6 * 9
     with client(env) as c:
-        stored = {e["id"]: e for e in c.get("/v1/examples").json()["examples"]}
+        stored = {e["id"]: e for e in listed(env["server"], env["keys"]["write"])}
         for i, item in acked:
             assert stored[i]["text"] == item["text"] and stored[i]["label"] == item["label"]
         for label in ("w0", "w1", "w2"):
@@ -257,6 +288,8 @@ def test_export_writes_a_model_directory_that_kshot_predict_loads(env, tmp_path,
         path = Path(r.json()["path"])
         assert_error(c.post("/v1/export", json={"name": "snapshot"}), 409, field="name")
         assert_error(c.post("/v1/export", json={"name": "../escape"}), 422, field="name")
+        assert_error(c.post("/v1/export", json={"name": "x\n"}), 422, field="name")
+        assert_error(c.post("/v1/export", json={"name": 7}), 422, field="name")
     assert path.parent == env["work"] / "exports" and not list(path.parent.glob(".*part"))
     clf = FewShotClassifier.load(path)
     assert "lost_phone" in clf.classes_ and clf.predict(["someone stole my phone"])[0] == "lost_phone"
@@ -269,15 +302,30 @@ def test_export_writes_a_model_directory_that_kshot_predict_loads(env, tmp_path,
         c.delete("/v1/labels/lost_phone")
 
 
+def samples(text: str) -> dict:
+    """{(name, frozenset(labels)): value} of a Prometheus exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def labels(**kw) -> frozenset:
+    return frozenset(kw.items())
+
+
 def test_health_and_metrics(env):
     with env["server"].client(None) as c:
         health = c.get("/v1/health").json()
         assert health["status"] == "ok" and health["ready"] and health["labels"] == 3
-        text = c.get("/metrics").text
-    assert 'kshot_requests_total{method="POST",route="/v1/predict",status="200"}' in text
-    assert 'kshot_request_duration_seconds_bucket{route="/v1/predict",le="+Inf"}' in text
-    assert "kshot_examples 9" in text and "kshot_model_version" in text
-    assert "/v1/predict" in env["server"].client(None).get("/openapi.json").json()["paths"]
+        assert health["checks"] == {"model": True, "batcher": True, "database": True}
+        with client(env, "read") as r:
+            predict(r, "where is my card")
+        got = samples(c.get("/metrics").text)
+    assert got[("kshot_requests_total", labels(method="POST", route="/v1/predict", status="200"))] >= 1
+    assert got[("kshot_request_duration_seconds_bucket", labels(route="/v1/predict", le="+Inf"))] >= 1
+    assert got[("kshot_examples", frozenset())] == 9 and ("kshot_model_version", frozenset()) in got
+    assert got[("kshot_batch_texts_count", frozenset())] >= 1 and got[("kshot_ready", frozenset())] == 1
 
 
 def _chromium():
@@ -319,11 +367,162 @@ def test_web_page_classifies_and_learns_in_a_browser(env):
         driver.find_element(By.ID, "classify").click()
         wait.until(lambda d: d.find_element(By.ID, "intent").text == "missing_parcel")
         assert driver.find_element(By.ID, "status").text == ""
+        # the key was never stored in the browser, and the page ran under its CSP without a violation
+        assert driver.execute_script("return localStorage.length + sessionStorage.length") == 0
+        driver.get(env["server"].url + "/docs")   # Swagger UI from the server's own files, under its CSP
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"))
+        assert "/v1/predict" in driver.find_element(By.ID, "swagger-ui").text
+        logs = [e["message"] for e in driver.get_log("browser")]
+        assert not [m for m in logs if "Content Security Policy" in m or "Refused" in m], logs
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
     with client(env) as c:
         assert c.delete("/v1/labels/missing_parcel").json()["examples"] == 1
+
+
+# ---------------------------------------------------------------- hostile clients (issue 27)
+def test_a_lone_surrogate_fails_only_its_own_request(env):
+    """Texts with a lone surrogate among 16 concurrent clients: 422 for them, 200 for every other request
+    (they used to fail the tokenizer inside a shared batch, 500 for the whole batch)."""
+    codes, lock = {"good": [], "bad": []}, threading.Lock()
+
+    def worker(w):
+        with client(env, "read") as c:
+            for i in range(6):
+                bad = w % 4 == 0
+                text = f"where is my card {w} {i}" + (" \ud800" if bad else "")
+                r = c.post("/v1/predict", content=json.dumps({"texts": [text]}).encode(),
+                           headers={"Content-Type": "application/json"})
+                with lock:
+                    codes["bad" if bad else "good"].append(r.status_code)
+                if bad:
+                    assert_error(r, 422, field="texts[0]")
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert set(codes["good"]) == {200} and len(codes["good"]) == 72, codes
+    assert set(codes["bad"]) == {422} and len(codes["bad"]) == 24
+
+
+def test_listing_texts_needs_write_and_pages_record_the_key(env):
+    with client(env, "read") as c:
+        assert_error(c.get("/v1/examples"), 403)
+        assert c.get("/v1/labels").status_code == 200
+    with client(env) as c:
+        items = [{"text": f"paging text {i}", "label": "paging"} for i in range(5)]
+        ids = c.post("/v1/examples", json=items).json()["ids"]
+        page = {"label": "paging", "limit": 3}
+        first = c.get("/v1/examples", params=page).json()
+        second = c.get("/v1/examples", params={**page, "after_id": first["next_after_id"]}).json()
+        assert [e["id"] for e in first["examples"] + second["examples"]] == ids and second["next_after_id"] is None
+        assert {e["key_id"] for e in first["examples"]} == {env["keys"]["write"].split("_")[1]}
+        assert c.delete("/v1/labels/paging").json()["examples"] == 5
+
+
+def test_examples_of_the_model_directory_need_admin_to_delete(env):
+    seed = next(e for e in listed(env["server"], env["keys"]["write"]) if e["source"] == "model")
+    with client(env) as c:
+        assert "admin" in assert_error(c.delete(f"/v1/examples/{seed['id']}"), 403)["message"]
+        assert "admin" in assert_error(c.delete(f"/v1/labels/{seed['label']}"), 403)["message"]
+        counts = {x["label"]: x["examples"] for x in c.get("/v1/labels").json()["labels"]}
+        assert counts[seed["label"]] == 3
+
+
+def test_keys_are_listed_revoked_and_expire(env, capsys):
+    import time
+
+    with client(env, "admin") as admin:
+        made = admin.post("/v1/keys", json={"role": "read"}).json()
+        short = admin.post("/v1/keys", json={"role": "read", "expires_in": 1.5}).json()
+        assert short["expires"] > made["id"] and made["expires"] is None if False else short["expires"]
+        assert_error(admin.post("/v1/keys", json={"role": "read", "expires_in": -1}), 422, field="expires_in")
+        assert_error(admin.post("/v1/keys", json={"role": "root"}), 422, field="role")
+        listed_keys = {k["id"]: k for k in admin.get("/v1/keys").json()["keys"]}
+        assert listed_keys[made["id"]]["role"] == "read" and "hash" not in listed_keys[made["id"]]
+        with env["server"].client(made["key"]) as c, env["server"].client(short["key"]) as d:
+            assert c.get("/v1/labels").status_code == 200 and d.get("/v1/labels").status_code == 200
+            assert admin.delete(f"/v1/keys/{made['id']}").json() == {"revoked": made["id"]}
+            assert_error(c.get("/v1/labels"), 401)                      # at once on this worker
+            assert_error(admin.delete(f"/v1/keys/{made['id']}"), 404)
+            assert_error(admin.delete("/v1/keys/nothex"), 422, field="key_id")
+            time.sleep(1.6)
+            assert_error(d.get("/v1/labels"), 401)                      # expired
+    # the CLI: list shows them, revoke takes an id or the whole key; the server sees it within --poll
+    assert main(["serve", "keys", "create", "--role", "write", "--db", env["db"], "--expires-in", "2d"]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["serve", "keys", "list", "--db", env["db"]]) == 0
+    table = capsys.readouterr().out
+    assert f"{made['id']}" in table and "revoked" in table and "expired" in table and key.split("_")[1] in table
+    with env["server"].client(key) as c:
+        assert c.get("/v1/examples", params={"limit": 1}).status_code == 200
+        assert main(["serve", "keys", "revoke", key, "--db", env["db"]]) == 0
+        for _ in range(50):   # the poller (--poll 0.3) reloads the key table
+            if c.get("/v1/labels").status_code == 401:
+                break
+            time.sleep(0.1)
+        assert_error(c.get("/v1/labels"), 401)
+    assert main(["serve", "keys", "revoke", "0123456789ab", "--db", env["db"]]) == 2
+    assert main(["serve", "keys", "create", "--role", "read", "--db", env["db"], "--expires-in", "soon"]) == 2
+    assert "--expires-in" in capsys.readouterr().err
+
+
+def test_failed_authentications_are_limited_per_address(env):
+    """Made-up keys: 401, then 429 with Retry-After once the address passed its burst; a good key from the
+    same address still works."""
+    statuses = []
+    with env["server"].client("ks_0123456789ab_madeup") as bad:
+        for _ in range(30):
+            statuses.append(bad.post("/v1/predict", json={"texts": ["hi"]}))
+    assert statuses[0].status_code == 401 and statuses[-1].status_code == 429
+    err = assert_error(statuses[-1], 429, field="Authorization", limit="auth_failures_per_s")
+    assert "failed authentications" in err["message"] and int(statuses[-1].headers["retry-after"]) >= 1
+    with client(env, "read") as c:
+        predict(c, "where is my card")
+
+
+def test_unknown_methods_are_counted_as_other(env):
+    with httpx.Client(base_url=env["server"].url) as c:
+        for method in ("FOO1", "FOO2"):
+            assert c.request(method, "/v1/predict").status_code == 405
+        text = c.get("/metrics").text
+    assert "FOO1" not in text and "FOO2" not in text
+    assert samples(text)[("kshot_requests_total", labels(method="other", route="/v1/predict", status="405"))] >= 2
+
+
+def test_page_and_docs_load_nothing_from_elsewhere(env):
+    with httpx.Client(base_url=env["server"].url) as c:
+        page = c.get("/")
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "default-src 'none'" in csp and "unsafe-inline" not in csp
+        assert "<script>" not in page.text and "<style>" not in page.text and "localStorage.setItem" not in \
+            c.get("/static/page.js").text
+        docs = c.get("/docs")
+        assert docs.status_code == 200 and "script-src 'self'" in docs.headers["content-security-policy"]
+        assert "http" not in docs.text.replace("http-equiv", "")   # no other origin named
+        for src in ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css", "/static/docs.js"):
+            assert src in docs.text and c.get(src).status_code == 200
+        assert_error(c.get("/docs/assets/../../app.py"), 404)
+        assert_error(c.get("/static/app.py"), 404)
+        spec = c.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/PredictRequest"}
+    assert set(schemas["PredictRequest"]["properties"]) == {"texts", "reject_below", "top_k"}
+    assert "ExampleIn" in schemas and "PredictResponse" in schemas and "KeyRequest" in schemas
+    ok = spec["paths"]["/v1/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/PredictResponse"}
+
+
+def test_the_database_password_is_never_printed(env, tmp_path, capsys):
+    assert main(["serve", str(env["model"]), "--db", "postgresql://kshot:hunter2@127.0.0.1:1/kshot"]) == 2
+    err = capsys.readouterr().err
+    assert "hunter2" not in err and "***" in err and err.startswith("error:")
+    assert main(["serve", "keys", "list", "--db", "postgresql://kshot:hunter2@127.0.0.1:1/kshot"]) == 2
+    assert "hunter2" not in capsys.readouterr().err
 
 
 def test_sigkill_while_adding_loses_no_acknowledged_example(env):
@@ -364,7 +563,7 @@ def test_sigkill_while_adding_loses_no_acknowledged_example(env):
     server = Server(env["model"], env["db"], env["work"], "--rate-limit", "2", "--burst", "3").wait()
     try:
         with server.client(env["keys"]["read"]) as c:
-            stored = {e["id"]: e for e in c.get("/v1/examples").json()["examples"] if e["label"].startswith("crash")}
+            stored = {e["id"]: e for e in listed(server, env["keys"]["write"]) if e["label"].startswith("crash")}
             for i, text in acked:
                 assert stored[i]["text"] == text
             assert set(e["text"] for e in stored.values()) <= sent

@@ -6,6 +6,7 @@ In-process (ServedModel over a SQLite file), no HTTP: the HTTP paths are in test
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import numpy as np
 import pytest
@@ -115,7 +116,7 @@ def test_a_schema_1_database_is_migrated_and_tagged(tmp_path):
     con.commit()
     con.close()
     store = Store(f"sqlite:///{db}")
-    assert store.get("schema") == "2" and store.encoders() == {"old-encoder": 2}
+    assert store.get("schema") == "3" and store.encoders() == {"old-encoder": 2}
 
 
 def test_cli_refuses_an_unknown_quantize(tmp_path, capsys):
@@ -136,3 +137,23 @@ def test_an_int8_service_runs_on_the_cpu_whatever_device_the_model_was_fitted_on
     assert q.clf.predict(["I was charged twice for my coffee"])[0] in q.clf.classes_
     q.executor.shutdown()
     q.refitter.shutdown()
+
+
+def test_a_schema_2_database_gets_key_expiry_revocation_and_writer_ids(tmp_path):
+    db = tmp_path / "v2.db"
+    store = Store(f"sqlite:///{db}")
+    key = store.create_key("write")
+    store.add_examples([("a text", "a", np.ones(4, np.float32))], encoder="e")
+    store.engine.dispose()
+    con = sqlite3.connect(db)   # what schema 2 wrote
+    for table, column in (("api_keys", "expires"), ("api_keys", "revoked"), ("examples", "key_id")):
+        con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    con.execute("UPDATE state SET value = '2' WHERE name = 'schema'")
+    con.commit()
+    con.close()
+    store = Store(f"sqlite:///{db}")
+    assert store.get("schema") == "3" and store.check_key(key) == "write"
+    assert store.examples()[0]["key_id"] is None
+    assert store.revoke_key(key.split("_")[1]) and store.check_key(key) is None
+    soon = store.create_key("read", expires=time.time() - 1)
+    assert store.check_key(soon) is None and [k["role"] for k in store.list_keys()] == ["write", "read"]

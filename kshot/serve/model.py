@@ -21,7 +21,15 @@ examples made by another encoder are re-encoded from their texts and written bac
 replica adds with another encoder are re-encoded here in memory, so the head never mixes encoders
 unknowingly. The one exception is the model directory's own examples: they have no stored text, so they
 keep the float32 embeddings they were fitted with; the server says so at start and ``/v1/health``
-counts them (``examples_other_encoder``). ``export`` always writes a float32 model directory.
+counts them (``examples_other_encoder``). ``export`` always writes a float32 model directory; it takes a
+snapshot of the head on the refit thread and encodes and writes on a thread of its own, so adds and
+deletes never wait for an export.
+
+Under load the encoder's queue is bounded (``max_queue`` texts: past it a request is refused at once with
+``Overloaded``) and every request has a deadline (``timeout`` seconds); a request whose client gave up is
+skipped. When an encoder pass fails, its requests are retried one by one, so one bad text fails only its
+own request. A refit that fails after its examples were committed leaves them stored: the next poll
+rebuilds the head from everything stored.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ import os
 import shutil
 import tempfile
 import threading
+import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,6 +54,15 @@ from ..text.classifier import KIND, FewShotClassifier
 from .store import Store
 
 ADD_ITERATIONS = 30   # solver iterations per incremental refit (see the module docstring)
+TOMBSTONE_S = 60.0    # how long ids deleted here are remembered, so that a late add of them is dropped
+
+
+class Overloaded(Exception):
+    """The encoder's queue is full, or a request waited past its deadline; ``retry_after`` in seconds."""
+
+    def __init__(self, message: str, retry_after: float, limit: str):
+        super().__init__(message)
+        self.retry_after, self.limit = retry_after, limit
 
 
 def fingerprint(model_dir, quantize: str = "none") -> str:
@@ -70,9 +89,12 @@ def _fingerprint(model_dir) -> str:
 
 class ServedModel:
     def __init__(self, model_dir, store: Store, window: float = 0.004, max_batch: int = 64, poll: float = 0.5,
-                 quantize: str = "none"):
+                 quantize: str = "none", max_queue: int = 256, timeout: float = 10.0, max_wait: float = 1.0,
+                 on_batch=None):
         self.model_dir, self.store = Path(model_dir), store
         self.window, self.max_batch, self.poll = window, max_batch, poll
+        self.max_queue, self.timeout, self.on_batch = max(max_queue, max_batch), timeout, on_batch
+        self.max_wait = max_wait            # shed when the queue holds more than this many seconds of work
         # the int8 encoder runs on the CPU only, whatever device the model was fitted on
         self.clf = FewShotClassifier.load(self.model_dir, device="cpu" if quantize != "none" else None)
         self.quantize, self.fp32_encoder = quantize, self.clf.encoder_
@@ -82,6 +104,7 @@ class ServedModel:
         self.foreign: set[int] = set()      # ids held with another encoder's embedding (no text to re-encode)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kshot-model")
         self.refitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kshot-refit")
+        self.exporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kshot-export")
         self.pending: list[tuple[dict, int]] = []   # (new rows, version) added here, not yet published
         self.pending_lock = threading.Lock()
         self.ids: dict[int, str] = {}       # example id -> label, what the head holds
@@ -90,8 +113,13 @@ class ServedModel:
         self.synced = -1                    # database version of the last reconciliation
         self.model_version = 0              # bumped at every change of the head
         self.ready = False
+        self.stale = False                  # a refit failed: the head lacks rows that ``ids`` holds
+        self.deleted: dict[int, tuple[int, float]] = {}   # id -> (version, time) of a deletion made here
         self.queue: asyncio.Queue | None = None
-        self.batch_sizes: list[int] = []
+        self.queued = 0                     # texts in the queue
+        self.rate = 100.0                   # texts per second through the encoder (a moving estimate)
+        self.tasks: list[asyncio.Task] = []
+        self.polled = time.monotonic()      # when the database last answered the poller
         X = self.clf.head_.X.numpy() if self.clf.head_.X.numel() else np.zeros((0, self.clf.encoder_.dim), np.float32)
         labels = [str(self.clf.classes_[i]) for i in self.clf.head_.y.tolist()]
         store.seed(self.model_fingerprint, X, labels)
@@ -139,14 +167,29 @@ class ServedModel:
     def _add(self, new: dict[int, tuple[str, np.ndarray]]) -> None:
         new = {i: v for i, v in new.items() if i not in self.ids}
         if not new:
-            return
+            return self._heal()
         for i, (label, vec) in new.items():
             self.ids[i], self.rows[i] = label, vec
-        if not self.clf.classes_:
-            return self._rebuild()
+        if not self.clf.classes_ or self.stale:
+            return self._refit(self._rebuild)
         ids = sorted(new)
         X, labels = np.stack([new[i][1] for i in ids]), [new[i][0] for i in ids]
-        self._publish(lambda clf: clf.fit_embeddings(X, labels, add=True, max_iter=ADD_ITERATIONS))
+        self._refit(lambda: self._publish(lambda clf: clf.fit_embeddings(X, labels, add=True,
+                                                                        max_iter=ADD_ITERATIONS)))
+
+    def _refit(self, fn) -> None:
+        """Run a refit; when it fails, the head is marked stale (rebuilt whole by the next refit or poll)
+        and the error goes on to the caller."""
+        try:
+            fn()
+        except BaseException:
+            self.stale = True
+            raise
+        self.stale = False
+
+    def _heal(self) -> None:
+        if self.stale:
+            self._refit(self._rebuild)
 
     def _remove(self, gone: set[int]) -> None:
         gone = {i for i in gone if i in self.ids}
@@ -155,12 +198,14 @@ class ServedModel:
                 self.ids.pop(i, None)
                 self.rows.pop(i, None)
                 self.foreign.discard(i)
-            self._rebuild()
+            self._refit(self._rebuild)
+        else:
+            self._heal()
 
     def reconcile(self) -> bool:
         """Bring the head in step with the database (from any thread but the refit thread)."""
         version = self.store.version()
-        if version == self.synced:
+        if version == self.synced and not self.stale:
             return False
         version, index = self.store.index()
         fresh = [i for i in index if i not in self.ids]
@@ -174,6 +219,8 @@ class ServedModel:
         new = {i: stored[i] for i in index if i not in self.ids and i not in skip and i in stored}
         self.recent = {i: v for i, v in self.recent.items() if v > version}
         self.synced = max(self.synced, version)
+        old = time.monotonic() - TOMBSTONE_S
+        self.deleted = {i: (v, t) for i, (v, t) in self.deleted.items() if t > old}
         new = {i: (s.label, s.embedding) for i, s in new.items()}
         if gone:
             self.ids.update({i: s[0] for i, s in new.items()})
@@ -189,6 +236,7 @@ class ServedModel:
             batch, self.pending = self.pending, []
         new = {}
         for rows, version in batch:
+            rows = {i: r for i, r in rows.items() if self.deleted.get(i, (-1, 0))[0] < version}   # deleted since
             self.recent.update({i: version for i in rows})
             new.update(rows)
         self._add(new)
@@ -198,30 +246,48 @@ class ServedModel:
         return await asyncio.get_running_loop().run_in_executor(executor or self.executor, fn, *args)
 
     # ------------------------------------------------------------ changes made here
-    async def add(self, rows: list[tuple[str, str]], source: str, max_per_label: int | None) -> list[int]:
+    async def add(self, rows: list[tuple[str, str]], source: str, key_id: str | None = None,
+                  **caps) -> tuple[list[int], bool]:
+        """Encode, store (one transaction; ``caps``: the store's max_per_label, max_labels, max_examples)
+        and publish ``rows``; returns (ids, whether the head has them). Once stored, a failing refit does
+        not fail the request: the examples are in the database and the next poll rebuilds the head."""
         X = await self.embed([t for t, _ in rows])
         ids, version = await asyncio.to_thread(self.store.add_examples, [(t, y, x) for (t, y), x in zip(rows, X)],
-                                               source, max_per_label, self.encoder)
+                                               source, encoder=self.encoder, key_id=key_id, **caps)
         with self.pending_lock:
             self.pending.append(({i: (y, x) for i, (_, y), x in zip(ids, rows, X)}, version))
-        await self.run(self._drain, executor=self.refitter)   # one refit for all that arrived meanwhile
-        return ids
+        return ids, await self._changed(self._drain)   # one refit for all that arrived meanwhile
 
-    async def delete_example(self, example_id: int) -> bool:
-        version = await asyncio.to_thread(self.store.delete_example, example_id)
+    async def _changed(self, fn, *args) -> bool:
+        """Run a change of the head on the refit thread after its rows were committed; False when the
+        refit failed (logged; the head is rebuilt by the next poll)."""
+        try:
+            await self.run(fn, *args, executor=self.refitter)
+            return True
+        except Exception:   # noqa: BLE001
+            print("kshot serve: a refit failed after its change was stored; the next poll rebuilds the head",
+                  flush=True)
+            traceback.print_exc()
+            return False
+
+    async def delete_example(self, example_id: int, admin: bool = True) -> bool:
+        version = await asyncio.to_thread(self.store.delete_example, example_id, admin)
         if version is None:
             return False
-        await self.run(self._applied_remove, {example_id}, version, executor=self.refitter)
+        await self._changed(self._applied_remove, {example_id}, version)
         return True
 
-    async def delete_label(self, label: str) -> int:
-        n, version = await asyncio.to_thread(self.store.delete_label, label)
+    async def delete_label(self, label: str, admin: bool = True) -> int:
+        ids, version = await asyncio.to_thread(self.store.delete_label, label, admin)
         if version is not None:
-            await self.run(lambda: self._applied_remove({i for i, y in self.ids.items() if y == label}, version),
-                           executor=self.refitter)
-        return n
+            await self._changed(self._applied_remove, set(ids), version)
+        return len(ids)
 
     def _applied_remove(self, gone: set[int], version: int) -> None:
+        """Remove ids deleted here at ``version``: also those still pending, and those whose add is
+        published later (``deleted``)."""
+        now = time.monotonic()
+        self.deleted.update({i: (version, now) for i in gone})
         self._drain()
         self.recent.update({i: version for i in gone})
         self._remove(gone)
@@ -235,10 +301,35 @@ class ServedModel:
             return X, np.zeros((len(texts), 0)), [], version
         return X, clf.proba_embeddings(X), list(clf.classes_), version
 
+    @property
+    def alive(self) -> bool:
+        """The batcher and the poller are running."""
+        return bool(self.tasks) and not any(t.done() for t in self.tasks)
+
+    def full(self, n: int = 1) -> float:
+        """0 when ``n`` more texts may queue, else the seconds of work already queued: the queue holds
+        ``max_queue`` texts or ``max_wait`` seconds of the encoder's recent speed."""
+        wait = (self.queued + n) / max(self.rate, 1.0)
+        if self.queued and (self.queued + n > self.max_queue or wait > self.max_wait):
+            return wait
+        return 0.0
+
     async def _batched(self, texts: list[str], embed: bool):
+        if not self.alive:
+            raise Overloaded("the encoder's batcher is not running; this worker is not ready", 5, "ready")
+        wait = self.full(len(texts))
+        if wait:
+            raise Overloaded(f"{self.queued} texts are waiting for the encoder (about {wait:.1f} s of work; this "
+                             f"worker queues up to {self.max_queue} texts or {self.max_wait:g} s); retry soon",
+                             wait, "max_queue")
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((texts, future, embed))
-        return await future
+        self.queue.put_nowait((texts, future, embed))
+        self.queued += len(texts)
+        try:
+            return await asyncio.wait_for(future, self.timeout)
+        except asyncio.TimeoutError:
+            raise Overloaded(f"the encoder did not reach this request within {self.timeout:g} s", 1 + self.timeout / 4,
+                             "timeout") from None
 
     async def predict(self, texts: list[str]) -> tuple[np.ndarray, list, int]:
         """(probabilities [len(texts), C], class names, model version), batched with concurrent callers."""
@@ -248,56 +339,89 @@ class ServedModel:
         """Embeddings of new examples, computed in the same encoder passes as the predictions."""
         return await self._batched(texts, True)
 
+    async def _take(self):
+        item = await self.queue.get()
+        self.queued -= len(item[0])
+        return item
+
     async def batcher(self) -> None:
         """Collect requests for up to ``window`` seconds and run them as one forward pass."""
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self.queue.get()]
+            batch = [await self._take()]
             n, deadline = len(batch[0][0]), loop.time() + self.window
             while n < self.max_batch:
                 try:
-                    item = self.queue.get_nowait() if loop.time() >= deadline else \
-                        await asyncio.wait_for(self.queue.get(), deadline - loop.time())
-                except (asyncio.TimeoutError, asyncio.QueueEmpty):
+                    item = await asyncio.wait_for(self._take(), max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
                     break
                 batch.append(item)
                 n += len(item[0])
-            texts = [t for item, _, _ in batch for t in item]
+            batch = [item for item in batch if not item[1].done()]   # skip requests that gave up
+            if not batch:
+                continue
             try:
-                X, proba, classes, version = await self.run(self._forward, texts)
-            except Exception as exc:   # noqa: BLE001  (handed to each waiting request)
+                await self._run_batch(batch)
+            except Exception:   # noqa: BLE001  (a bug here must not stop the batcher: log it, go on)
+                traceback.print_exc()
                 for _, fut, _ in batch:
                     if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            self.batch_sizes.append(len(texts))
-            start = 0
-            for item, fut, embed in batch:
-                part = slice(start, start + len(item))
-                if not fut.done():
-                    fut.set_result(X[part] if embed else (proba[part], classes, version))
-                start += len(item)
+                        fut.set_exception(RuntimeError("the encoder pass failed"))
 
-    async def poller(self) -> None:
+    async def _run_batch(self, batch: list) -> None:
+        texts = [t for item, _, _ in batch for t in item]
+        t0 = time.perf_counter()
+        try:
+            X, proba, classes, version = await self.run(self._forward, texts)
+        except Exception as exc:   # noqa: BLE001
+            if len(batch) == 1:
+                batch[0][1].done() or batch[0][1].set_exception(exc)
+                return
+            for item in batch:   # one by one: only the request that fails the encoder fails
+                if not item[1].done():
+                    await self._run_batch([item])
+            return
+        took = time.perf_counter() - t0
+        self.rate = 0.8 * self.rate + 0.2 * (len(texts) / max(took, 1e-3))
+        if self.on_batch is not None:
+            self.on_batch(len(texts))
+        start = 0
+        for item, fut, embed in batch:
+            part = slice(start, start + len(item))
+            if not fut.done():
+                fut.set_result(X[part] if embed else (proba[part], classes, version))
+            start += len(item)
+
+    async def poller(self, hooks=()) -> None:
+        """Every ``poll`` seconds: reconcile with the database, then run ``hooks`` (functions, in a thread)."""
         while True:
             await asyncio.sleep(self.poll)
             try:
                 await asyncio.to_thread(self.reconcile)
+                for hook in hooks:
+                    await asyncio.to_thread(hook)
+                self.polled = time.monotonic()
             except Exception as exc:   # noqa: BLE001  (the database may be away for a moment)
-                print(f"kshot serve: cannot poll the database: {str(exc).splitlines()[0]}", flush=True)
+                print(f"kshot serve: cannot poll the database: {type(exc).__name__}: "
+                      f"{(str(exc).splitlines() or [''])[0][:200]}", flush=True)
 
-    def start(self) -> list[asyncio.Task]:
+    def start(self, hooks=()) -> list[asyncio.Task]:
         self.queue = asyncio.Queue()
-        return [asyncio.create_task(self.batcher()), asyncio.create_task(self.poller())]
+        self.tasks = [asyncio.create_task(self.batcher()), asyncio.create_task(self.poller(hooks))]
+        return self.tasks
 
     # ------------------------------------------------------------ export
-    def _fp32(self) -> FewShotClassifier:
+    def _snapshot(self) -> tuple[FewShotClassifier, list[int], int]:
+        """(published classifier, example ids, database version): on the refit thread, in step."""
+        self._drain()
+        return self.clf, sorted(self.ids), self.synced
+
+    def _fp32(self, clf: FewShotClassifier, ids: list[int]) -> FewShotClassifier:
         """The served classifier with the float32 encoder, its head refitted on float32 embeddings: those
         another encoder made are re-encoded from their texts (what ``FewShotClassifier.load`` will run)."""
-        clf = self.clf
         if self.quantize == "none":
             return clf
-        stored = self.store.embeddings(sorted(self.ids))
+        stored = self.store.embeddings(ids)
         redo = [i for i, s in stored.items() if s.encoder != self.model_fingerprint and s.text is not None]
         X = dict(zip(redo, self.fp32_encoder._encode_uncached([stored[i].text for i in redo]))) if redo else {}
         ids = sorted(stored)
@@ -308,13 +432,14 @@ class ServedModel:
         return out.fit_embeddings(np.stack([X.get(i, stored[i].embedding) for i in ids]),
                                   [stored[i].label for i in ids])
 
-    def _export(self, dest: Path) -> Path:
-        if len(self.clf.classes_) < 1:
+    def _export(self, dest: Path, snapshot=None) -> Path:
+        clf, ids, synced = snapshot or self._snapshot()
+        if len(clf.classes_) < 1:
             raise KshotError("there are no examples to export; add some first")
-        clf = self._fp32()
+        clf = self._fp32(clf, ids)
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
         try:
-            clf.save(tmp, info={"serve": {"database_version": self.synced, "examples": len(self.ids),
+            clf.save(tmp, info={"serve": {"database_version": synced, "examples": len(ids),
                                           "served_quantize": self.quantize,
                                           "head_fitted_on": self.model_fingerprint}})
             for f in tmp.rglob("*"):
@@ -328,4 +453,12 @@ class ServedModel:
         return dest
 
     async def export(self, dest: Path) -> Path:
-        return await self.run(self._export, dest, executor=self.refitter)
+        """Snapshot on the refit thread; encode and write on the export thread."""
+        snapshot = await self.run(self._snapshot, executor=self.refitter)
+        return await self.run(self._export, dest, snapshot, executor=self.exporter)
+
+    def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for ex in (self.executor, self.refitter, self.exporter):
+            ex.shutdown(wait=False)

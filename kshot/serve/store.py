@@ -12,13 +12,20 @@ order, each in its own transaction, under a lock on PostgreSQL so that replicas 
 each migration once.
 
 Keys are ``ks_<id>_<secret>``: only ``id``, a random salt and sha256(salt + secret) are stored, and a key
-is checked with ``hmac.compare_digest``.
+is checked with ``hmac.compare_digest``. A key may expire (``expires``, epoch seconds) and be revoked
+(``revoked``); each example records the id of the key that wrote it (``examples.key_id``, schema 3).
+
+Writers serialise on the version row: on PostgreSQL every writing transaction starts with
+``SELECT ... FOR UPDATE`` of it (on SQLite, ``BEGIN IMMEDIATE`` takes the database's write lock), so the
+per-label and total caps are checked against what the previous writer committed, and example ids are
+handed out in commit order (paging by ``after_id`` never skips a row that commits late).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from typing import NamedTuple
@@ -41,6 +48,7 @@ examples = sa.Table(
     sa.Column("source", sa.String(16), nullable=False),  # model | api | feedback
     sa.Column("created", sa.Float, nullable=False),
     sa.Column("encoder", sa.String(200), nullable=True),   # what made the embedding (schema 2)
+    sa.Column("key_id", sa.String(16), nullable=True),     # the key that wrote it (schema 3)
     sa.Index("ix_examples_label", "label"),
 )
 keys = sa.Table(
@@ -50,11 +58,14 @@ keys = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Column("role", sa.String(8), nullable=False),
     sa.Column("created", sa.Float, nullable=False),
+    sa.Column("expires", sa.Float, nullable=True),    # epoch seconds; NULL: never (schema 3)
+    sa.Column("revoked", sa.Float, nullable=True),    # epoch seconds of the revocation (schema 3)
 )
+KEY_ID = re.compile(r"[0-9a-f]{12}")
 
 
 def _v1(conn) -> None:
-    for table in (state, examples, keys):
+    for table in (state, examples, keys):   # today's tables; _v2 and _v3 skip the columns they have
         table.create(conn, checkfirst=True)
     conn.execute(state.insert().values(name="version", value="0"))
 
@@ -68,7 +79,15 @@ def _v2(conn) -> None:
         conn.execute(examples.update().where(examples.c.encoder.is_(None)).values(encoder=model))
 
 
-MIGRATIONS = [_v1, _v2]   # MIGRATIONS[i] takes the schema from version i to i + 1; append, never edit
+def _v3(conn) -> None:
+    """Keys can expire and be revoked; each example records the key that wrote it."""
+    for table, column, kind in (("api_keys", "expires", "FLOAT"), ("api_keys", "revoked", "FLOAT"),
+                                ("examples", "key_id", "VARCHAR(16)")):
+        if column not in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+
+
+MIGRATIONS = [_v1, _v2, _v3]   # MIGRATIONS[i] takes the schema from version i to i + 1; append, never edit
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -77,6 +96,14 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=FULL")     # a commit is on disk before the client hears of it
     cur.execute("PRAGMA busy_timeout=20000")   # concurrent writers (several workers) wait, not fail
     cur.close()
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``, for messages and logs."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:   # noqa: BLE001  (not a URL SQLAlchemy can read: hide whatever follows a ':' before '@')
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def make_engine(url: str, immediate: bool = True) -> sa.Engine:
@@ -89,8 +116,9 @@ def make_engine(url: str, immediate: bool = True) -> sa.Engine:
         engine = sa.create_engine(url, pool_pre_ping=True,
                                   connect_args={"check_same_thread": False, "timeout": 20} if sqlite else {})
     except (sa.exc.ArgumentError, ImportError, sa.exc.NoSuchModuleError) as exc:
-        raise KshotError(f"--db {url!r} is not a database URL this service can use "
-                         f"(sqlite:///FILE or postgresql://USER@HOST:PORT/DB): {exc}".splitlines()[0]) from None
+        raise KshotError(f"--db {safe_url(url)!r} is not a database URL this service can use "
+                         f"(sqlite:///FILE or postgresql://USER@HOST:PORT/DB): "
+                         f"{type(exc).__name__}".splitlines()[0]) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         # our own BEGIN IMMEDIATE: a write transaction takes the write lock first, so it never has to
@@ -99,7 +127,7 @@ def make_engine(url: str, immediate: bool = True) -> sa.Engine:
         begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
         sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
     elif engine.dialect.name != "postgresql":
-        raise KshotError(f"--db {url!r}: the service runs on sqlite or postgresql, not {engine.dialect.name}")
+        raise KshotError(f"--db {safe_url(url)!r}: the service runs on sqlite or postgresql, not {engine.dialect.name}")
     return engine
 
 
@@ -119,7 +147,8 @@ class Store:
         try:
             self.migrate()
         except sa.exc.OperationalError as exc:
-            raise KshotError(f"cannot open database {url!r}: {str(exc.orig).strip().splitlines()[0]}") from None
+            message = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+            raise KshotError(f"cannot open database {safe_url(url)!r}: {message}".replace(url, safe_url(url))) from None
 
     # ------------------------------------------------------------ schema
     def schema_version(self, conn) -> int:
@@ -136,7 +165,7 @@ class Store:
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(7216016)"))
                 current = self.schema_version(conn)
                 if current > len(MIGRATIONS):
-                    raise KshotError(f"database {self.url!r} has schema version {current}, newer than this "
+                    raise KshotError(f"database {safe_url(self.url)!r} has schema version {current}, newer than this "
                                      f"kshot ({len(MIGRATIONS)}); upgrade kshot")
                 if current == len(MIGRATIONS):
                     return current
@@ -187,21 +216,30 @@ class Store:
         """Raise KshotError when the database's examples were encoded by another encoder."""
         known = known if known is not None else self.get("model")
         if known is not None and known != fingerprint:
-            raise KshotError(f"database {self.url!r} holds examples encoded by {known!r}, not by this model's "
-                             f"encoder {fingerprint!r}; use another --db for this model")
+            raise KshotError(f"database {safe_url(self.url)!r} holds examples encoded by {known!r}, not by this "
+                             f"model's encoder {fingerprint!r}; use another --db for this model")
+
+    def _lock(self, conn) -> None:
+        """Start a writing transaction: on PostgreSQL, lock the version row (writers go one at a time);
+        SQLite's ``BEGIN IMMEDIATE`` has already taken the write lock."""
+        if self.engine.dialect.name == "postgresql":
+            conn.execute(sa.select(state.c.value).where(state.c.name == "version").with_for_update())
 
     # ------------------------------------------------------------ examples
     def add_examples(self, rows: list[tuple[str, str, np.ndarray]], source: str = "api",
-                     max_per_label: int | None = None, encoder: str | None = None) -> tuple[list[int], int]:
+                     max_per_label: int | None = None, encoder: str | None = None, key_id: str | None = None,
+                     max_labels: int | None = None, max_examples: int | None = None) -> tuple[list[int], int]:
         """Insert (text, label, embedding) rows, their embeddings made by ``encoder`` (default: the
-        model's), in one transaction; returns (ids, new version).
+        model's), written with the key ``key_id``, in one transaction; returns (ids, new version).
 
-        ``max_per_label``: refuse (KshotError naming the label) when a label would exceed it."""
+        ``max_per_label``, ``max_labels``, ``max_examples``: refuse (LimitError naming the limit) when
+        the rows would pass one, counted inside the transaction."""
         with self.engine.begin() as conn:
+            self._lock(conn)
+            wanted: dict[str, int] = {}
+            for _, label, _ in rows:
+                wanted[label] = wanted.get(label, 0) + 1
             if max_per_label is not None:
-                wanted: dict[str, int] = {}
-                for _, label, _ in rows:
-                    wanted[label] = wanted.get(label, 0) + 1
                 counts = dict(conn.execute(
                     sa.select(examples.c.label, sa.func.count()).where(examples.c.label.in_(list(wanted)))
                     .group_by(examples.c.label)).all())
@@ -210,26 +248,57 @@ class Store:
                         raise LimitError("max_examples_per_label", max_per_label,
                                          f"label {label!r} has {counts.get(label, 0)} examples; "
                                          f"{n} more would pass the limit of {max_per_label} per label")
+            if max_labels is not None:
+                known = {y for (y,) in conn.execute(sa.select(examples.c.label).where(
+                    examples.c.label.in_(list(wanted))).distinct())}
+                new = [y for y in wanted if y not in known]
+                if new:
+                    have = conn.execute(sa.select(sa.func.count(sa.distinct(examples.c.label)))).scalar_one()
+                    if have + len(new) > max_labels:
+                        raise LimitError("max_labels", max_labels, f"there are {have} labels; {len(new)} new "
+                                         f"({new[0]!r}{', ...' if len(new) > 1 else ''}) would pass the limit "
+                                         f"of {max_labels} labels")
+            if max_examples is not None:
+                have = conn.execute(sa.select(sa.func.count()).select_from(examples)).scalar_one()
+                if have + len(rows) > max_examples:
+                    raise LimitError("max_examples", max_examples, f"there are {have} examples; {len(rows)} more "
+                                     f"would pass the limit of {max_examples} examples in all")
             now = time.time()
             if encoder is None:
                 encoder = conn.execute(sa.select(state.c.value).where(state.c.name == "model")).scalar()
             ids = [conn.execute(examples.insert().values(text=t, label=y, embedding=_blob(x), source=source,
-                                                         created=now, encoder=encoder)).inserted_primary_key[0]
-                   for t, y, x in rows]
+                                                         created=now, encoder=encoder, key_id=key_id))
+                   .inserted_primary_key[0] for t, y, x in rows]
             return ids, self._bump(conn)
 
-    def delete_example(self, example_id: int) -> int | None:
-        """Delete one example; returns the new version, or None when there is no such id."""
+    def delete_example(self, example_id: int, admin: bool = True) -> int | None:
+        """Delete one example; returns the new version, or None when there is no such id. Without
+        ``admin``, an example that came with the model directory is refused (Forbidden)."""
         with self.engine.begin() as conn:
-            if conn.execute(examples.delete().where(examples.c.id == example_id)).rowcount == 0:
+            self._lock(conn)
+            source = conn.execute(sa.select(examples.c.source).where(examples.c.id == example_id)).scalar()
+            if source is None:
                 return None
+            if source == "model" and not admin:
+                raise Forbidden(f"example {example_id} came with the model directory; deleting it needs role "
+                                "'admin'")
+            conn.execute(examples.delete().where(examples.c.id == example_id))
             return self._bump(conn)
 
-    def delete_label(self, label: str) -> tuple[int, int | None]:
-        """Delete every example of ``label``; returns (how many, new version or None)."""
+    def delete_label(self, label: str, admin: bool = True) -> tuple[list[int], int | None]:
+        """Delete every example of ``label``; returns (their ids, new version or None). Without ``admin``,
+        a label holding examples of the model directory is refused (Forbidden)."""
         with self.engine.begin() as conn:
-            n = conn.execute(examples.delete().where(examples.c.label == label)).rowcount
-            return n, (self._bump(conn) if n else None)
+            self._lock(conn)
+            rows = conn.execute(sa.select(examples.c.id, examples.c.source).where(examples.c.label == label)).all()
+            if not rows:
+                return [], None
+            seeds = sum(source == "model" for _, source in rows)
+            if seeds and not admin:
+                raise Forbidden(f"label {label!r} holds {seeds} examples that came with the model directory; "
+                                "deleting it needs role 'admin'")
+            conn.execute(examples.delete().where(examples.c.label == label))
+            return [i for i, _ in rows], self._bump(conn)
 
     def index(self) -> tuple[int, dict[int, str]]:
         """(version, {id: label}) of every example; the rows are at least as new as the version."""
@@ -269,7 +338,8 @@ class Store:
             return dict(conn.execute(sa.select(examples.c.label, sa.func.count()).group_by(examples.c.label)).all())
 
     def examples(self, label: str | None = None, after_id: int = 0, limit: int | None = None) -> list[dict]:
-        q = sa.select(examples.c.id, examples.c.text, examples.c.label, examples.c.source).order_by(examples.c.id)
+        q = sa.select(examples.c.id, examples.c.text, examples.c.label, examples.c.source, examples.c.key_id,
+                      examples.c.created).order_by(examples.c.id)
         q = q.where(examples.c.id > after_id).limit(limit)
         if label is not None:
             q = q.where(examples.c.label == label)
@@ -277,30 +347,79 @@ class Store:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     # ------------------------------------------------------------ keys
-    def create_key(self, role: str) -> str:
+    def create_key(self, role: str, expires: float | None = None) -> str:
+        """A new key of ``role``, valid until ``expires`` (epoch seconds; None: no expiry)."""
         if role not in ROLES:
             raise KshotError(f"unknown role {role!r}; choose one of: {', '.join(ROLES)}")
         key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_hex(16)
         with self.engine.begin() as conn:
             conn.execute(keys.insert().values(id=key_id, salt=salt, hash=_hash(salt, secret), role=role,
-                                              created=time.time()))
+                                              created=time.time(), expires=expires))
         return f"ks_{key_id}_{secret}"
 
     def count_keys(self) -> int:
         with self.reader.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(keys)).scalar_one()
 
-    def check_key(self, key: str) -> str | None:
-        """The role of ``key``, or None when it is not a valid key."""
-        parts = key.split("_", 2)
-        if len(parts) != 3 or parts[0] != "ks" or len(parts[1]) != 12:
-            return None
+    def list_keys(self) -> list[dict]:
+        """Every key: id, role, created, expires, revoked (never the hash)."""
+        cols = (keys.c.id, keys.c.role, keys.c.created, keys.c.expires, keys.c.revoked)
         with self.reader.connect() as conn:
-            row = conn.execute(sa.select(keys.c.salt, keys.c.hash, keys.c.role).where(keys.c.id == parts[1])).first()
-        if row is None:
-            hmac.compare_digest(_hash("0" * 32, parts[2]), "0" * 64)   # same work as a known id
-            return None
-        return row.role if hmac.compare_digest(_hash(row.salt, parts[2]), row.hash) else None
+            return [dict(r._mapping) for r in conn.execute(sa.select(*cols).order_by(keys.c.created, keys.c.id))]
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke the key ``key_id`` (the id is the part after ``ks_``); False when there is none or it
+        was revoked already."""
+        with self.engine.begin() as conn:
+            return conn.execute(keys.update().where(keys.c.id == key_id, keys.c.revoked.is_(None))
+                                .values(revoked=time.time())).rowcount > 0
+
+    def key_rows(self, key_id: str | None = None) -> dict[str, KeyRow]:
+        """{id: KeyRow} of every key (or of ``key_id`` alone): what the service checks keys against."""
+        q = sa.select(keys.c.id, keys.c.salt, keys.c.hash, keys.c.role, keys.c.expires, keys.c.revoked)
+        if key_id is not None:
+            q = q.where(keys.c.id == key_id)
+        with self.reader.connect() as conn:
+            return {r[0]: KeyRow(*r[1:]) for r in conn.execute(q)}
+
+    def check_key(self, key: str) -> str | None:
+        """The role of ``key``, or None when it is not a valid key (unknown, wrong, expired or revoked)."""
+        key_id = parse_key(key)
+        row = self.key_rows(key_id).get(key_id) if key_id else None
+        return verify_key(key, row)
+
+
+def parse_key(key: str) -> str | None:
+    """The id of a key shaped ``ks_<12 hex>_<secret>``, or None."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != "ks" or not KEY_ID.fullmatch(parts[1]) or not parts[2]:
+        return None
+    return parts[1]
+
+
+def verify_key(key: str, row: KeyRow | None, now: float | None = None) -> str | None:
+    """The role of ``key`` checked against its stored ``row`` (constant time), or None."""
+    secret = key.split("_", 2)[-1]
+    if row is None:
+        hmac.compare_digest(_hash("0" * 32, secret), "0" * 64)   # same work as a known id
+        return None
+    if not hmac.compare_digest(_hash(row.salt, secret), row.hash):
+        return None
+    if row.revoked is not None or (row.expires is not None and row.expires <= (now or time.time())):
+        return None
+    return row.role
+
+
+class KeyRow(NamedTuple):
+    salt: str
+    hash: str
+    role: str
+    expires: float | None
+    revoked: float | None
+
+
+class Forbidden(KshotError):
+    """A change the caller's role may not make (HTTP 403)."""
 
 
 class Stored(NamedTuple):

@@ -13,7 +13,7 @@ split (3,080 texts, or --test N of them). For each encoder variant it reports:
   queries go through this variant (the examples that came with a model directory fitted in float32);
 * ``agree_fp32``: share of test texts whose predicted label equals float32's (consistent head).
 
-    KSHOT_DATA=/work/shared/data PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/serve_quantize.py --seeds 0 1 2
+    KSHOT_DATA=/work/shared/data PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/serve/serve_quantize.py --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "benchmarks" / "text")]   # text_intents
 
 from text_intents import few_shot_indices  # noqa: E402
 

@@ -7,7 +7,7 @@ PostgreSQL with --pg); N client threads, one keep-alive connection each, send a 
 (or stop at --time-cap): predictions of one short text each, and --add-fraction of added examples. Every
 text is distinct (no cache helps). Afterwards every acknowledged example id must be in the database.
 
-    PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/serve_load.py --clients 16 \
+    PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/serve/serve_load.py --clients 16 \
         --requests 4000 --time-cap 60 --pg
 
 With --pg a throwaway PostgreSQL cluster is started (as in the tests) for the load and for the
@@ -26,8 +26,8 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks"), str(Path(__file__).resolve().parent)]
 
 from serve_helpers import Postgres, Server  # noqa: E402  (the tests' loopback server and cluster)
 
@@ -103,11 +103,14 @@ def cpu_seconds(pid: int, tid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def mean_batch(server: Server) -> float:
+def batch_totals(server: Server) -> tuple[float, float]:
+    """(texts, encoder passes) so far, from the server's kshot_batch_texts histogram."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
-    return float(next(line.split()[1] for line in text.splitlines() if line.startswith("kshot_mean_batch_texts ")))
+    value = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+             if line.startswith("kshot_batch_texts_")}
+    return value.get("kshot_batch_texts_sum", 0.0), value.get("kshot_batch_texts_count", 0.0)
 
 
 def visible_after(writer: Server, reader: Server, key: str, label: str, poll: float = 0.02) -> float:
@@ -140,6 +143,7 @@ def main() -> None:
     ap.add_argument("--visibility-runs", type=int, default=5)
     ap.add_argument("--pg", action="store_true", help="PostgreSQL (a throwaway cluster) and the replica check")
     ap.add_argument("--work", type=Path, default=Path("runs/serve_load"))
+    ap.add_argument("--no-doc", action="store_true", help="do not write the row into docs/serve.md")
     args = ap.parse_args()
 
     from kshot.text.classifier import FewShotClassifier
@@ -163,6 +167,7 @@ def main() -> None:
         load(servers[0], key, 4, 40, 30, 0.0)
         pid = servers[0].proc.pid
         cpu, main_cpu, client_cpu = cpu_seconds(pid), cpu_seconds(pid, pid), time.process_time()
+        texts0, passes0 = batch_totals(servers[0])
         result = load(servers[0], key, args.clients, args.requests, args.time_cap, args.add_fraction)
         served = result["predictions"] + result["adds"]
         result["client_cpu_ms_per_request"] = round((time.process_time() - client_cpu) * 1000 / served, 2)
@@ -171,7 +176,8 @@ def main() -> None:
             # the main thread runs the event loop (HTTP, JSON, auth, batching); the rest is the encoder
             result["server_main_thread_cpu_ms_per_request"] = round((cpu_seconds(pid, pid) - main_cpu) * 1000
                                                                     / served, 2)
-            result["mean_texts_per_encoder_pass"] = round(mean_batch(servers[0]), 1)
+            texts1, passes1 = batch_totals(servers[0])
+            result["mean_texts_per_encoder_pass"] = round((texts1 - texts0) / max(passes1 - passes0, 1), 1)
         result["load_average_1min"] = os.getloadavg()[0]
         stored = {e["id"] for e in store.examples()}
         acked = result.pop("acked_ids")
@@ -186,6 +192,18 @@ def main() -> None:
             result["visible_other_replica_s"] = {"median": round(statistics.median(other), 3),
                                                  "max": round(max(other), 3)}
         print(json.dumps(result, indent=1))
+        if not args.no_doc:
+            from traffic import doc_row, when
+
+            p = result["predict_ms"]
+            doc_row("Load", ["run", "command", "db", "quantize", "predictions/s", "predict p50 / p95 / p99 (ms)",
+                             "add p50 / p99 (ms)", "errors", "acked missing", "new example counts, same replica"],
+                    when(), [f"`serve_load.py --clients {args.clients} --requests {args.requests} --time-cap "
+                             f"{args.time_cap:g}{' --pg' if pg else ''}`", result["db"], args.quantize,
+                             str(result["predictions_per_s"]), f"{p['p50']} / {p['p95']} / {p['p99']}",
+                             f"{result['add_ms']['p50']} / {result['add_ms']['p99']}", str(result["errors"]),
+                             str(result["acked_missing_from_db"]),
+                             f"{result['visible_same_replica_s']['median']} s"])
     finally:
         for s in servers:
             s.stop()

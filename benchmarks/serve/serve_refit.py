@@ -6,7 +6,7 @@ solver) one at a time through ``fit_embeddings(add=True, max_iter=cap)``, as ``k
 prints the median milliseconds per add, the solver's iterations and how far the capped head's
 predictions are from a head solved to convergence on the same rows.
 
-    PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/serve_refit.py --caps 0 30 10
+    PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/serve/serve_refit.py --caps 0 30 10
 """
 
 from __future__ import annotations
