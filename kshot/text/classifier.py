@@ -28,6 +28,12 @@ set over ``self_training_rounds`` rounds (after the contrastive fine-tuning, for
 rows nearest to each query (``knn_weight`` of the mix; kshot/text/heads.py). It pays after self-training,
 when those rows include the pseudo-labelled pool; it changes predictions, not the fit.
 
+A scikit-learn estimator: ``get_params``/``set_params`` follow the constructor's signature, so
+``sklearn.base.clone``, ``GridSearchCV`` and ``cross_val_score`` work (e.g. a grid over ``C`` of
+``method="logistic"``). A method-specific parameter (``APPLIES``) set away from its default for a method
+it does not apply to (``C`` with ``prototype``, ``time_budget`` with ``logistic``) is an error when ``fit``
+runs, not silently ignored.
+
 ``predict_proba`` columns follow ``classes_``; ``predict`` is always their argmax (or ``reject_label``
 when ``reject_below`` is given and the best probability is under it). ``save``/``load`` write
 safetensors + JSON only, fine-tuned encoder weights included.
