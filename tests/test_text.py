@@ -368,7 +368,7 @@ def test_classifier_knn_round_trips_and_bad_values_are_one_line_errors(tmp_path)
     for kwargs, message in [({"knn": -1}, "knn must be an integer >= 0, got -1"),
                             ({"knn_weight": 1.5}, "knn_weight must be a number from 0 to 1, got 1.5"),
                             ({"knn": 5, "method": "prototype"},
-                             "knn=5 does not apply to method 'prototype'; it applies to auto, logistic, setfit")]:
+                             "knn=5 does not apply to method 'prototype'; it applies to: auto, logistic, setfit")]:
         with pytest.raises(KshotError, match=message):
             FewShotClassifier(**kwargs).fit(TRAIN_X, TRAIN_Y)
 

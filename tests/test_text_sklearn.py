@@ -54,7 +54,7 @@ def test_a_parameter_of_another_method_is_a_one_line_error(method, param, value)
         clf.fit(TEXTS, LABELS)
     message = str(err.value)
     assert "\n" not in message and message.startswith(f"{param}={value!r} does not apply to method {method!r}")
-    assert message.endswith("it applies to " + ", ".join(APPLIES[param]))
+    assert message.endswith("it applies to: " + ", ".join(APPLIES[param]))
 
 
 def test_defaults_and_equal_values_of_other_methods_parameters_are_fine():

@@ -139,6 +139,8 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
     ap.add_argument("--steps", nargs="*", default=[], metavar="SET=N", help="fixed contrastive steps of a set")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=JSON")
+    ap.add_argument("--no-default", action="store_true",
+                    help="skip the default (its fits of these sets and seeds are already in --log)")
     ap.add_argument("--eval", choices=["val", "test"], default="val")
     ap.add_argument("--n-eval", type=int, default=1000)
     ap.add_argument("--device", default="cpu")
@@ -160,7 +162,9 @@ def main() -> None:
         steps[name] = int(n)
     if a.workers < 1:
         fail(f"--workers must be at least 1, got {a.workers}")
-    variants = dict([("default", {})] + [parse_variant(v) for v in a.variant])
+    variants = dict(([] if a.no_default else [("default", {})]) + [parse_variant(v) for v in a.variant])
+    if not variants:
+        fail("--no-default needs at least one --variant")
     if any("step_scale" in spec for spec in variants.values()) and set(a.sets) - set(steps):
         fail(f"step_scale multiplies --steps: give --steps for {', '.join(sorted(set(a.sets) - set(steps)))} too")
     from kshot.core.errors import KshotError

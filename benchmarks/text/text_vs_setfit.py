@@ -44,6 +44,12 @@ SETS = ("mr", "subj", "clinc150-domains", "banking77", "clinc150", "bbc-news", "
         "conventions")
 # never used to choose the recipe (as the private sets of issue 29): scored once, on their test split
 HELD_OUT = ("fortunes", "conventions")
+TASKS = {"mr": "movie-review polarity", "subj": "subjective / objective", "clinc150-domains": "assistant-query domains",
+         "banking77": "banking intents", "clinc150": "assistant intents", "bbc-news": "news topics (long articles)",
+         "spam-assassin": "spam e-mails", "fortunes": "quotation topics", "conventions": "party of a speech paragraph"}
+SECTION = "The development suite: the default against SetFit"
+HEADER = ["set", "task (classes)", "K", "seeds", "kshot default %", "SetFit %", "kshot - SetFit, points (per seed)",
+          "fit s kshot / SetFit (median)"]
 EVAL_SEED = 12345
 
 
@@ -144,6 +150,39 @@ def summary(log: Path, mode: str) -> None:
               f"| {ratio:.2f} |")
 
 
+def write_table(log: Path, mode: str, path: Path) -> None:
+    """Upsert one row per set (kshot default and SetFit both run, same seeds) and a mean row into the table
+    under ``## SECTION`` of ``path`` (docs/text.md)."""
+    from common import upsert_row
+
+    rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    by: dict[tuple, dict[int, dict]] = {}
+    for r in rows:
+        if r["eval"] == mode and r["system"] in ("kshot", "setfit") and not r.get("tag"):
+            by.setdefault((r["set"], r["k"], r["system"]), {})[r["seed"]] = r
+    diffs, held = [], []
+    for (name, k, system), runs in sorted(by.items(), key=lambda kv: SETS.index(kv[0][0])):
+        ref = by.get((name, k, "setfit"), {})
+        seeds = sorted(set(runs) & set(ref))
+        if system != "kshot" or not seeds:
+            continue
+        a = np.array([100 * runs[i]["accuracy"] for i in seeds])
+        b = np.array([100 * ref[i]["accuracy"] for i in seeds])
+        d = a - b
+        diffs.append(d.mean())
+        held.append(name in HELD_OUT)
+        times = f"{np.median([runs[i]['fit_seconds'] for i in seeds]):.0f} / {np.median([ref[i]['fit_seconds'] for i in seeds]):.0f}"
+        classes = len(load_dataset(name, "train").class_names)
+        label = f"{name} (held out)" if name in HELD_OUT else name
+        upsert_row(SECTION, HEADER, f"{label}, K={k}", [f"{TASKS.get(name, '')} ({classes})", str(k),
+                   ",".join(map(str, seeds)), mean_std(a), mean_std(b),
+                   f"**{d.mean():+.1f}** ({', '.join(f'{x:+.1f}' for x in d)})", times], path=path)
+    if diffs:
+        upsert_row(SECTION, HEADER, "mean over the sets above", ["", "", "", "", "",
+                   f"**{np.mean(diffs):+.1f}** (held out: {np.mean([x for x, h in zip(diffs, held) if h] or [np.nan]):+.1f})",
+                   ""], path=path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--systems", nargs="+", default=["setfit", "kshot"])
@@ -157,6 +196,8 @@ def main() -> None:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--log", type=Path, default=Path("runs/text_vs_setfit/results.jsonl"))
     ap.add_argument("--summary", action="store_true")
+    ap.add_argument("--write", type=Path, default=None, metavar="PAGE",
+                    help="with --summary: upsert the suite table (kshot vs setfit rows) into PAGE, e.g. docs/text.md")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (1: the suite's protocol)")
     args = ap.parse_args()
     if args.threads < 1:
@@ -165,6 +206,8 @@ def main() -> None:
         if not args.log.is_file():
             ap.error(f"--summary: no log at {args.log} (give --log FILE)")
         summary(args.log, args.eval)
+        if args.write:
+            write_table(args.log, args.eval, args.write)
         return
     import torch
 

@@ -41,13 +41,13 @@ safetensors + JSON only, fine-tuned encoder weights included.
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import ClassifierMixin
 
+from ..core.estimator import Estimator
 from ..core.model_format import load_model, save_model
 from ..core.errors import KshotError, check_choice, check_positive_int
 from . import auto
@@ -100,12 +100,14 @@ def _plain(label):
     return label.item() if isinstance(label, np.generic) else label
 
 
-class FewShotClassifier(ClassifierMixin, BaseEstimator):
+class FewShotClassifier(ClassifierMixin, Estimator):
     """Classify texts from a few labelled examples per class (see the module docstring).
 
-    A scikit-learn estimator: ``get_params``/``set_params`` come from this constructor's signature, so
-    ``sklearn.base.clone``, ``GridSearchCV`` and ``cross_val_score`` work; the parameters are stored as
-    given and checked when ``fit`` runs (``check_params``)."""
+    A scikit-learn estimator (``kshot.core.estimator``): ``get_params``/``set_params`` come from this
+    constructor's signature, so ``sklearn.base.clone``, ``GridSearchCV`` and ``cross_val_score`` work; the
+    parameters are stored as given and checked when ``fit`` runs (``check_params``)."""
+
+    method_params = APPLIES
 
     def __init__(self, encoder: str = DEFAULT_MODEL, method: str = "auto", *, C: float = 10.0,
                  scale: float | None = None, steps: int = 200, batch_size: int = 16, lr: float | None = None,
@@ -126,20 +128,9 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.time_budget = time_budget
 
-    def set_params(self, **params) -> "FewShotClassifier":
-        """Set constructor parameters (scikit-learn style); an unknown name is a one-line KshotError."""
-        valid = self._get_param_names()
-        for key in params:
-            if key not in valid:
-                raise KshotError(f"unknown FewShotClassifier parameter {key!r}; choose from: {', '.join(valid)}")
-        return super().set_params(**params)
-
     def _device(self) -> str:
         """``device`` as a string (a ``torch.device`` given to the constructor is kept as given)."""
         return str(self.device) if isinstance(self.device, torch.device) else self.device
-
-    def _defaults(self) -> dict:
-        return {k: p.default for k, p in inspect.signature(type(self).__init__).parameters.items() if k != "self"}
 
     # ---------------------------------------------------------------- fitting
     def check_params(self, names: dict | None = None) -> None:
@@ -155,21 +146,17 @@ class FewShotClassifier(ClassifierMixin, BaseEstimator):
             raise KshotError(f"{name('knn_weight')} must be a number from 0 to 1, got {w!r}")
         auto.parse_duration(self.time_budget, name("time_budget"))
         check_device(self._device(), name("device"))
-        defaults = self._defaults()
-        for param, methods in APPLIES.items():
-            if self.method not in methods and not self._same(param, getattr(self, param), defaults[param]):
-                raise KshotError(f"{name(param)}={getattr(self, param)!r} does not apply to method {self.method!r}; "
-                                 f"it applies to {', '.join(methods)}")
+        self.check_method_params(names)
 
-    @staticmethod
-    def _same(param: str, value, default) -> bool:
-        """Whether ``value`` is the default (a time budget compares as seconds: the CLI passes "120")."""
+    def is_default(self, param: str, value, default) -> bool:
+        """A time budget compares as seconds (the CLI passes "120", the default is 120.0); a boolean is not
+        the number it equals."""
         if param == "time_budget":
             try:
                 return auto.parse_duration(value) == auto.parse_duration(default)
             except KshotError:
                 return False
-        return isinstance(value, bool) == isinstance(default, bool) and bool(value == default)
+        return isinstance(value, bool) == isinstance(default, bool) and super().is_default(param, value, default)
 
     def _check_xy(self, texts, labels, min_classes: int) -> tuple[list[str], list]:
         texts = check_texts(texts)
