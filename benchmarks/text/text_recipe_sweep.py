@@ -34,7 +34,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent), str(HERE)]   # the repository, benchmarks/, benchmarks/text/
 
 SHOTS = {"mr": 8, "subj": 8, "clinc150-domains": 8, "banking77": 10, "clinc150": 10, "bbc-news": 8,
-         "spam-assassin": 8}   # the held-out sets of text_vs_setfit.py are not offered here
+         "spam-assassin": 8, "fortunes": 8, "conventions": 8}
+HELD_OUT = ("fortunes", "conventions")   # text_vs_setfit.py's held-out sets: --eval test only
 
 
 def fail(message: str):
@@ -160,6 +161,9 @@ def main() -> None:
         if name not in SHOTS or not n.isdigit() or int(n) < 1:
             fail(f"--steps needs SET=N with SET one of {', '.join(SHOTS)} and N >= 1, got {item!r}")
         steps[name] = int(n)
+    held = sorted(set(a.sets) & set(HELD_OUT))
+    if held and a.eval != "test":
+        fail(f"{', '.join(held)} held out: no recipe is chosen on them, so they run with --eval test only")
     if a.workers < 1:
         fail(f"--workers must be at least 1, got {a.workers}")
     variants = dict(([] if a.no_default else [("default", {})]) + [parse_variant(v) for v in a.variant])

@@ -18,9 +18,8 @@ import functools
 from pathlib import Path
 
 from ..core.errors import DataError
-from .base import LabeledData, class_halves
-from .files import labeled_from_strings
-from .store import first_folder, python_package_dir
+from .base import LabeledData
+from .packaged import check_split, first_folder, from_rows, python_package_dir, require
 
 FOLDER = "bbc-news"
 SPLITS = ("train", "test", "all")
@@ -53,13 +52,6 @@ def _rows(folder: str) -> tuple[tuple[str, str], ...]:
 
 def load_bbc_news(split: str = "train", root=None) -> LabeledData:
     """BBC News articles by topic (5 classes); ``train``/``test``: fixed halves of each class."""
-    if split not in SPLITS:
-        raise DataError(f"unknown bbc-news split {split!r}; choose one of: {', '.join(SPLITS)}")
-    folder = _folder(root)
-    if folder is None:
-        raise DataError(f"bbc-news: no articles found under the data root or an installed package ({HOW})")
-    rows = _rows(str(folder))
-    labels = [y for _, y in rows]
-    keep = range(len(rows)) if split == "all" else class_halves(labels, SPLIT_SEED)[split == "test"]
-    return labeled_from_strings([rows[i][0] for i in keep], [labels[i] for i in keep], "bbc-news", split,
-                                list(CLASSES), source=str(folder))
+    check_split("bbc-news", split, SPLITS)
+    folder = require(_folder(root), "bbc-news", HOW)
+    return from_rows(_rows(str(folder)), "bbc-news", split, CLASSES, SPLIT_SEED, source=str(folder))

@@ -22,8 +22,7 @@ import numpy as np
 
 from ..core.errors import DataError
 from .base import LabeledData, class_halves
-from .files import labeled_from_strings
-from .store import first_folder, python_package_dir
+from .packaged import check_split, first_folder, from_rows, python_package_dir, require
 
 FOLDER = "convention-speeches"
 FILE = "political_data.csv"
@@ -60,14 +59,10 @@ def _speeches(path: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 def load_conventions(split: str = "train", root=None) -> LabeledData:
     """Convention-speech paragraphs by party (2 classes); ``train``/``test``: halves of the speeches."""
-    if split not in SPLITS:
-        raise DataError(f"unknown conventions split {split!r}; choose one of: {', '.join(SPLITS)}")
-    path = _file(root)
-    if path is None:
-        raise DataError(f"conventions: {FILE} not found under the data root or an installed package ({HOW})")
+    check_split("conventions", split, SPLITS)
+    path = require(_file(root), "conventions", HOW)
     speeches = _speeches(str(path))
-    parties = [p for p, _ in speeches]
-    keep = np.arange(len(speeches)) if split == "all" else class_halves(parties, SPLIT_SEED)[split == "test"]
-    texts = [t for i in keep for t in speeches[i][1]]
-    labels = [speeches[i][0] for i in keep for _ in speeches[i][1]]
-    return labeled_from_strings(texts, labels, "conventions", split, list(CLASSES), source=str(path))
+    keep = (np.arange(len(speeches)) if split == "all"
+            else class_halves([p for p, _ in speeches], SPLIT_SEED)[split == "test"])
+    rows = [(text, speeches[i][0]) for i in keep for text in speeches[i][1]]
+    return from_rows(rows, "conventions", split, CLASSES, None, source=str(path))

