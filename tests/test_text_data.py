@@ -127,4 +127,10 @@ def test_missing_sets_say_which_package_to_install(tmp_path, no_installed):
 def test_the_installed_packages_give_the_documented_sizes(name, counts, tmp_path):
     if DATASETS[name].files(tmp_path):
         pytest.skip(f"{name}: its package is not installed here")
-    assert tuple(len(load_dataset(name, s, root=tmp_path)) for s in ("train", "test")) == counts
+    if name == "spam-assassin":   # parsing 6,046 e-mails takes half a minute: count the messages instead
+        folder = spamassassin._folder(tmp_path)
+        sizes = tuple(sum(len(list((folder / g).glob("*.json"))) for g in spamassassin.GROUPS[s])
+                      for s in ("train", "test"))
+    else:
+        sizes = tuple(len(load_dataset(name, s, root=tmp_path)) for s in ("train", "test"))
+    assert sizes == counts
