@@ -121,8 +121,23 @@ def run(system: str, name: str, k: int, seed: int, args) -> dict:
             "time_budget": args.time_budget if system.startswith("kshot") else None, "threads": args.threads, **info}
 
 
-def summary(log: Path, mode: str) -> None:
-    rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+def read_logs(logs: list[Path]) -> list[dict]:
+    """The rows of every log; text_recipe_sweep.py's rows (``variant``) count as system ``kshot`` (its
+    default) or ``kshot:VARIANT``, so fixed-plan fits made there pair with the SetFit rows made here."""
+    rows = []
+    for log in logs:
+        for line in log.read_text().splitlines():
+            r = json.loads(line) if line.strip() else None
+            if r is None or "accuracy" not in r:
+                continue
+            if "variant" in r:
+                r = {**r, "system": "kshot" if r["variant"] == "default" else f"kshot:{r['variant']}", "tag": ""}
+            rows.append(r)
+    return rows
+
+
+def summary(logs: list[Path], mode: str) -> None:
+    rows = read_logs(logs)
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         if r["eval"] == mode:
@@ -150,12 +165,12 @@ def summary(log: Path, mode: str) -> None:
               f"| {ratio:.2f} |")
 
 
-def write_table(log: Path, mode: str, path: Path) -> None:
+def write_table(logs: list[Path], mode: str, path: Path) -> None:
     """Upsert one row per set (kshot default and SetFit both run, same seeds) and a mean row into the table
     under ``## SECTION`` of ``path`` (docs/text.md)."""
     from common import upsert_row
 
-    rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    rows = read_logs(logs)
     by: dict[tuple, dict[int, dict]] = {}
     for r in rows:
         if r["eval"] == mode and r["system"] in ("kshot", "setfit") and not r.get("tag"):
@@ -194,7 +209,8 @@ def main() -> None:
     ap.add_argument("--time-budget", type=float, default=120.0, help="kshot's time_budget, seconds")
     ap.add_argument("--tag", default="")
     ap.add_argument("--data-root", default=None)
-    ap.add_argument("--log", type=Path, default=Path("runs/text_vs_setfit/results.jsonl"))
+    ap.add_argument("--log", type=Path, nargs="+", default=[Path("runs/text_vs_setfit/results.jsonl")],
+                    help="the log to append to (the first); --summary reads them all")
     ap.add_argument("--summary", action="store_true")
     ap.add_argument("--write", type=Path, default=None, metavar="PAGE",
                     help="with --summary: upsert the suite table (kshot vs setfit rows) into PAGE, e.g. docs/text.md")
@@ -203,8 +219,9 @@ def main() -> None:
     if args.threads < 1:
         ap.error(f"--threads must be at least 1, got {args.threads}")
     if args.summary:
-        if not args.log.is_file():
-            ap.error(f"--summary: no log at {args.log} (give --log FILE)")
+        missing = [str(p) for p in args.log if not p.is_file()]
+        if missing:
+            ap.error(f"--summary: no log at {', '.join(missing)} (give --log FILE ...)")
         summary(args.log, args.eval)
         if args.write:
             write_table(args.log, args.eval, args.write)
@@ -212,6 +229,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    args.log = args.log[0]
     args.log.parent.mkdir(parents=True, exist_ok=True)
     for name in args.sets:
         for k in args.shots:
