@@ -367,7 +367,8 @@ def test_classifier_knn_round_trips_and_bad_values_are_one_line_errors(tmp_path)
     np.testing.assert_allclose(loaded.predict_proba(QUERIES), clf.predict_proba(QUERIES), atol=1e-6)
     for kwargs, message in [({"knn": -1}, "knn must be an integer >= 0, got -1"),
                             ({"knn_weight": 1.5}, "knn_weight must be a number from 0 to 1, got 1.5"),
-                            ({"knn": 5, "method": "prototype"}, "knn works with methods 'auto', 'logistic' and 'setfit'")]:
+                            ({"knn": 5, "method": "prototype"},
+                             "knn=5 does not apply to method 'prototype'; it applies to: auto, logistic, setfit")]:
         with pytest.raises(KshotError, match=message):
             FewShotClassifier(**kwargs).fit(TRAIN_X, TRAIN_Y)
 

@@ -250,7 +250,8 @@ def test_device_choice_when_fitting_and_loading(tmp_path, capsys):
     clf = FewShotClassifier.load(out)
     clf.device = "cuda:99"                       # as if fitted there
     clf.save(out)
-    assert FewShotClassifier(device=torch.device("cpu")).get_params()["device"] == "cpu"   # saved as a string
+    FewShotClassifier(method="logistic", device=torch.device("cpu")).fit(["a b", "c d"], ["x", "y"]).save(out / "d")
+    assert json.loads((out / "d" / "model.json").read_text())["params"]["device"] == "cpu"   # saved as a string
     with pytest.raises(KshotError, match="device 'cuda:99' is not available"):
         FewShotClassifier(**{**FewShotClassifier.load(out).get_params(), "device": "cuda:99"}).check_params()
     assert FewShotClassifier.load(out).device == "cpu"

@@ -1,7 +1,7 @@
 """int8 dynamic quantisation of the sentence encoder for `kshot serve`: speed, closeness to float32,
 and what it does to a served classifier on a real task.
 
-BANKING77, K=10 examples per class (seeds as in text_intents.py), logistic head, scored on the test
+BANKING77, K=10 examples per class (seeds as in text/text_intents.py), logistic head, scored on the test
 split (3,080 texts, or --test N of them). For each encoder variant it reports:
 
 * ``ms_per_text``: CPU time per text of the encoder's forward pass, in this process, 1 torch thread,

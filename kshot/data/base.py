@@ -56,3 +56,12 @@ class DatasetInfo:
     files: Callable[[Any], list[str]]  # (root) -> files that are missing ([] when present)
     load: Callable[..., LabeledData]
     kind: str = "image"
+
+
+def class_halves(labels, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed split for data sets without an official one: each class's indices in a permutation seeded
+    with ``seed``, the first half (rounded up) to ``train``, the rest to ``test``; returns both, sorted."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    halves = [np.array_split(rng.permutation(np.flatnonzero(labels == c)), 2) for c in np.unique(labels)]
+    return np.sort(np.concatenate([h[0] for h in halves])), np.sort(np.concatenate([h[1] for h in halves]))

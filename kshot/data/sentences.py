@@ -17,7 +17,7 @@ import functools
 import numpy as np
 
 from ..core.errors import DataError
-from .base import LabeledData
+from .base import LabeledData, class_halves
 from .files import labeled_from_strings
 from .store import data_root
 
@@ -62,9 +62,7 @@ def load_sentences(name: str, split: str = "train", root=None) -> LabeledData:
     if split == "all":
         keep = np.arange(len(rows))
     else:
-        rng = np.random.default_rng(SPLIT_SEED)
-        halves = [np.array_split(rng.permutation(np.flatnonzero(labels == c)), 2) for c in (0, 1)]
-        keep = np.sort(np.concatenate([h[0 if split == "train" else 1] for h in halves]))
+        keep = class_halves(labels, SPLIT_SEED)[0 if split == "train" else 1]
     return labeled_from_strings([rows[i][0] for i in keep], [names[labels[i]] for i in keep], name, split,
                                 list(names))
 

@@ -55,6 +55,7 @@ STEP_RANGE = (40, 2000)  # ... but at least 40 steps and at most 2,000
 CLASSES_PER_STEP = 16    # a step's batch: up to this many classes ...
 BATCH_TEXTS = 32         # ... and max(2, BATCH_TEXTS // classes) texts of each
 HARD_SHARE = 1.0         # share of a step's classes drawn from the nearest neighbours of an anchor class
+LABEL_WORDS_SHARE = 0.9  # label names become examples when at least this share of them holds a word
 _UNITS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
 
 
@@ -72,7 +73,8 @@ def parse_duration(value, name: str = "time_budget") -> float:
     return seconds
 
 
-def labels_are_words(classes, share: float = 0.9) -> bool:
+def labels_are_words(classes, share: float | None = None) -> bool:
+    share = LABEL_WORDS_SHARE if share is None else share
     classes = list(classes)
     words = sum(1 for c in classes if isinstance(c, str) and re.search(r"[^\W\d_]{2,}", c))
     return bool(classes) and words >= share * len(classes)

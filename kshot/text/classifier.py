@@ -28,6 +28,12 @@ set over ``self_training_rounds`` rounds (after the contrastive fine-tuning, for
 rows nearest to each query (``knn_weight`` of the mix; kshot/text/heads.py). It pays after self-training,
 when those rows include the pseudo-labelled pool; it changes predictions, not the fit.
 
+A scikit-learn estimator: ``get_params``/``set_params`` follow the constructor's signature, so
+``sklearn.base.clone``, ``GridSearchCV`` and ``cross_val_score`` work (e.g. a grid over ``C`` of
+``method="logistic"``). A method-specific parameter (``APPLIES``) set away from its default for a method
+it does not apply to (``C`` with ``prototype``, ``time_budget`` with ``logistic``) is an error when ``fit``
+runs, not silently ignored.
+
 ``predict_proba`` columns follow ``classes_``; ``predict`` is always their argmax (or ``reject_label``
 when ``reject_below`` is given and the best probability is under it). ``save``/``load`` write
 safetensors + JSON only, fine-tuned encoder weights included.
@@ -39,7 +45,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.base import ClassifierMixin
 
+from ..core.estimator import Estimator
 from ..core.model_format import load_model, save_model
 from ..core.errors import KshotError, check_choice, check_positive_int
 from . import auto
@@ -53,9 +61,27 @@ from .selftrain import self_train
 METHODS = ("auto", "prototype", "logistic", "setfit", "zeroshot", "label_prior", "finetune")
 FROZEN = ("prototype", "logistic", "zeroshot", "label_prior")
 KIND = "text-classifier"
-PARAMS = ("encoder", "method", "C", "scale", "steps", "batch_size", "lr", "loss", "temperature",
-          "prior_weight", "label_examples", "label_template", "label_descriptions", "pseudo_per_class",
-          "self_training_rounds", "knn", "knn_weight", "reject_label", "seed", "device", "time_budget")
+_NOT = lambda *skip: tuple(m for m in METHODS if m not in skip)  # noqa: E731
+# the methods each method-specific parameter applies to; the others (encoder, method, scale, reject_label,
+# seed, device, progress) apply to every method. Setting one away from its default for another method is an
+# error (check_params), not silently ignored.
+APPLIES = {
+    "C": ("logistic", "setfit"),            # auto chooses C itself, by cross-validation
+    "steps": ("setfit", "finetune"),
+    "batch_size": ("setfit", "finetune"),
+    "lr": ("auto", "setfit", "finetune"),
+    "loss": ("setfit",),
+    "temperature": ("auto", "setfit"),
+    "prior_weight": ("label_prior",),
+    "label_examples": ("logistic", "setfit", "finetune"),   # auto decides from the label names
+    "label_template": _NOT("prototype"),
+    "label_descriptions": _NOT("prototype"),
+    "pseudo_per_class": _NOT("finetune"),
+    "self_training_rounds": _NOT("finetune"),
+    "knn": ("auto", "logistic", "setfit"),
+    "knn_weight": ("auto", "logistic", "setfit"),
+    "time_budget": ("auto",),
+}
 
 
 def check_texts(texts, what: str = "texts") -> list[str]:
@@ -74,8 +100,14 @@ def _plain(label):
     return label.item() if isinstance(label, np.generic) else label
 
 
-class FewShotClassifier:
-    """Classify texts from a few labelled examples per class (see the module docstring)."""
+class FewShotClassifier(ClassifierMixin, Estimator):
+    """Classify texts from a few labelled examples per class (see the module docstring).
+
+    A scikit-learn estimator (``kshot.core.estimator``): ``get_params``/``set_params`` come from this
+    constructor's signature, so ``sklearn.base.clone``, ``GridSearchCV`` and ``cross_val_score`` work; the
+    parameters are stored as given and checked when ``fit`` runs (``check_params``)."""
+
+    method_params = APPLIES
 
     def __init__(self, encoder: str = DEFAULT_MODEL, method: str = "auto", *, C: float = 10.0,
                  scale: float | None = None, steps: int = 200, batch_size: int = 16, lr: float | None = None,
@@ -93,11 +125,12 @@ class FewShotClassifier:
         self.pseudo_per_class, self.self_training_rounds = pseudo_per_class, self_training_rounds
         self.knn, self.knn_weight = knn, knn_weight
         self.seed, self.progress = seed, progress
-        self.device = str(device) if isinstance(device, torch.device) else device
+        self.device = device
         self.time_budget = time_budget
 
-    def get_params(self, deep: bool = False) -> dict:
-        return {k: getattr(self, k) for k in PARAMS}
+    def _device(self) -> str:
+        """``device`` as a string (a ``torch.device`` given to the constructor is kept as given)."""
+        return str(self.device) if isinstance(self.device, torch.device) else self.device
 
     # ---------------------------------------------------------------- fitting
     def check_params(self, names: dict | None = None) -> None:
@@ -111,10 +144,19 @@ class FewShotClassifier:
         w = self.knn_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1:
             raise KshotError(f"{name('knn_weight')} must be a number from 0 to 1, got {w!r}")
-        if self.knn and self.method not in ("auto", "logistic", "setfit"):
-            raise KshotError(f"{name('knn')} works with methods 'auto', 'logistic' and 'setfit', not {self.method!r}")
         auto.parse_duration(self.time_budget, name("time_budget"))
-        check_device(self.device, name("device"))
+        check_device(self._device(), name("device"))
+        self.check_method_params(names)
+
+    def is_default(self, param: str, value, default) -> bool:
+        """A time budget compares as seconds (the CLI passes "120", the default is 120.0); a boolean is not
+        the number it equals."""
+        if param == "time_budget":
+            try:
+                return auto.parse_duration(value) == auto.parse_duration(default)
+            except KshotError:
+                return False
+        return isinstance(value, bool) == isinstance(default, bool) and super().is_default(param, value, default)
 
     def _check_xy(self, texts, labels, min_classes: int) -> tuple[list[str], list]:
         texts = check_texts(texts)
@@ -171,7 +213,7 @@ class FewShotClassifier:
         if self.method == "auto":
             return self._fit_auto(texts, y, unlabeled)
         texts, y = self._with_label_texts(texts, y, self.classes_)
-        base = SentenceEncoder(self.encoder, device=self.device)
+        base = SentenceEncoder(self.encoder, device=self._device())
         self.finetuned_ = self.method in ("setfit", "finetune")
         self.encoder_ = base.trainable() if self.finetuned_ else base
         self.n_pseudo_labels_ = 0
@@ -200,7 +242,7 @@ class FewShotClassifier:
 
         start = time.perf_counter()
         budget = auto.parse_duration(self.time_budget)
-        base = SentenceEncoder(self.encoder, device=self.device)
+        base = SentenceEncoder(self.encoder, device=self._device())
         words = auto.labels_are_words(self.classes_)
         if words:
             texts = texts + [label_text(c, self.label_template, self.label_descriptions) for c in self.classes_]
@@ -300,8 +342,10 @@ class FewShotClassifier:
     def predict(self, texts, reject_below: float | None = None) -> np.ndarray:
         return np.array(self.predict_with_scores(texts, reject_below)[0], dtype=object)
 
-    def score(self, texts, labels) -> float:
-        """Accuracy, scikit-learn style."""
+    def score(self, texts, labels, sample_weight=None) -> float:
+        """Accuracy, scikit-learn style (``sample_weight``: not supported, must be None)."""
+        if sample_weight is not None:
+            raise KshotError("FewShotClassifier.score does not take sample_weight")
         return float(np.mean([p == y for p, y in zip(self.predict(texts), labels)]))
 
     # -------------------------------------------------------------- save/load
@@ -317,7 +361,8 @@ class FewShotClassifier:
                  "n_pseudo_labels": int(getattr(self, "n_pseudo_labels_", 0)),
                  "recipe": getattr(self, "recipe_", self.method),
                  "head": {"kind": self.head_.kind, "params": self.head_.params}, **(info or {})}
-        return save_model(path, KIND, self.head_.state(), self.get_params(), state)
+        params = {k: v for k, v in self.get_params().items() if k != "progress"} | {"device": self._device()}
+        return save_model(path, KIND, self.head_.state(), params, state)
 
     @classmethod
     def load(cls, path, device: str | None = None) -> "FewShotClassifier":

@@ -9,7 +9,7 @@ its 100 ``oos_train`` texts), is the unlabelled pool given to ``fit``. ``--knn K
 vote of the K nearest training rows (labelled + pseudo-labelled); the row then also holds
 ``accuracy_no_knn``, the same fitted classifier scored without the vote (a paired comparison).
 
-    KSHOT_DATA=/work/shared/data .venv/bin/python benchmarks/text_intents.py --dataset banking77 \
+    KSHOT_DATA=/work/shared/data .venv/bin/python benchmarks/text/text_intents.py --dataset banking77 \
         --methods prototype logistic --shots 1 5 10 --seeds 0 1 2 3 4
 
 Frozen embeddings are cached on disk (--cache, default runs/text_cache) so that reruns do not encode.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # the repository
 
 from kshot.data import load_dataset  # noqa: E402
 from kshot.text import FewShotClassifier, SentenceEncoder, choose_threshold  # noqa: E402

@@ -11,10 +11,10 @@ lower-case keys are FewShotClassifier parameters (``temperature``, or ``method``
 method), and ``step_scale`` multiplies the ``--steps`` of every set. The variant ``default`` (no change)
 is always run; ``--summary`` prints every variant's mean and its per-seed difference from it.
 
-    HF_HUB_OFFLINE=1 KSHOT_DATA=/path/to/data python benchmarks/text_recipe_sweep.py --device cuda \\
+    HF_HUB_OFFLINE=1 KSHOT_DATA=/path/to/data python benchmarks/text/text_recipe_sweep.py --device cuda \\
         --workers 14 --sets clinc150 banking77 mr subj --steps clinc150=300 banking77=150 --seeds 0 1 2 3 \\
         --variant 'lr5e-5={"LR": 5e-5}' --variant 'T0.1={"temperature": 0.1}' --log runs/sweep.jsonl
-    python benchmarks/text_recipe_sweep.py --summary --log runs/sweep.jsonl
+    python benchmarks/text/text_recipe_sweep.py --summary --log runs/sweep.jsonl
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent), str(HERE)]   # the repository, benchmarks/, benchmarks/text/
 
-SHOTS = {"mr": 8, "subj": 8, "clinc150-domains": 8, "banking77": 10, "clinc150": 10}
+SHOTS = {"mr": 8, "subj": 8, "clinc150-domains": 8, "banking77": 10, "clinc150": 10, "bbc-news": 8,
+         "spam-assassin": 8, "fortunes": 8, "conventions": 8}
+HELD_OUT = ("fortunes", "conventions")   # text_vs_setfit.py's held-out sets: --eval test only
 
 
 def fail(message: str):
@@ -43,7 +45,7 @@ def fail(message: str):
 
 def parse_variant(item: str) -> tuple[str, dict]:
     from kshot.text import auto
-    from kshot.text.classifier import PARAMS
+    from kshot.text.classifier import FewShotClassifier
 
     name, _, value = item.partition("=")
     try:
@@ -55,7 +57,7 @@ def parse_variant(item: str) -> tuple[str, dict]:
     if name == "default":
         fail("--variant: 'default' is the unchanged recipe, always run; give the variant another name")
     for key in spec:
-        if not ((key.isupper() and hasattr(auto, key)) or key in PARAMS or key == "step_scale"):
+        if not ((key.isupper() and hasattr(auto, key)) or key in FewShotClassifier._get_param_names() or key == "step_scale"):
             fail(f"--variant {name}: {key!r} is neither a constant of kshot.text.auto (upper case), a "
                  "FewShotClassifier parameter nor step_scale")
     return name, spec
@@ -138,6 +140,8 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
     ap.add_argument("--steps", nargs="*", default=[], metavar="SET=N", help="fixed contrastive steps of a set")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=JSON")
+    ap.add_argument("--no-default", action="store_true",
+                    help="skip the default (its fits of these sets and seeds are already in --log)")
     ap.add_argument("--eval", choices=["val", "test"], default="val")
     ap.add_argument("--n-eval", type=int, default=1000)
     ap.add_argument("--device", default="cpu")
@@ -157,9 +161,14 @@ def main() -> None:
         if name not in SHOTS or not n.isdigit() or int(n) < 1:
             fail(f"--steps needs SET=N with SET one of {', '.join(SHOTS)} and N >= 1, got {item!r}")
         steps[name] = int(n)
+    held = sorted(set(a.sets) & set(HELD_OUT))
+    if held and a.eval != "test":
+        fail(f"{', '.join(held)} held out: no recipe is chosen on them, so they run with --eval test only")
     if a.workers < 1:
         fail(f"--workers must be at least 1, got {a.workers}")
-    variants = dict([("default", {})] + [parse_variant(v) for v in a.variant])
+    variants = dict(([] if a.no_default else [("default", {})]) + [parse_variant(v) for v in a.variant])
+    if not variants:
+        fail("--no-default needs at least one --variant")
     if any("step_scale" in spec for spec in variants.values()) and set(a.sets) - set(steps):
         fail(f"step_scale multiplies --steps: give --steps for {', '.join(sorted(set(a.sets) - set(steps)))} too")
     from kshot.core.errors import KshotError

@@ -2,11 +2,11 @@
 
 Every ``--set NAME=JSON`` replaces one module constant of kshot/text/auto.py (``BLEND``, ``LR``,
 ``PASSES``, ``STEP_RANGE``, ``TRAIN_COST``, ``FINETUNE_SHARE``, ``C_GRID``, ...) for this process; every
-other argument goes to benchmarks/text_vs_setfit.py (use ``--eval val``: defaults are chosen on
+other argument goes to benchmarks/text/text_vs_setfit.py (use ``--eval val``: defaults are chosen on
 training-split texts outside the draw, never on the test split). The tag of each row defaults to the
 changes, so ``text_vs_setfit.py --summary --eval val`` lists the variants side by side.
 
-    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 KSHOT_DATA=/path/to/data python benchmarks/text_auto_variants.py \\
+    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 KSHOT_DATA=/path/to/data python benchmarks/text/text_auto_variants.py \\
         --set 'STEP_RANGE=[80, 2000]' -- --systems kshot --sets subj mr --shots 8 --eval val --log runs/variants.jsonl
 """
 
@@ -17,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent), str(HERE)]   # the repository, benchmarks/, benchmarks/text/
 
 
 def main() -> None:
