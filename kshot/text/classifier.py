@@ -25,7 +25,7 @@ set over ``self_training_rounds`` rounds (after the contrastive fine-tuning, for
 ``finetune``).
 
 ``knn=k`` (``logistic`` and ``setfit``) blends the head's probabilities with a vote of the ``k`` training
-rows nearest to each query (``knn_weight`` of the mix; kshot/text/heads.py). It pays after self-training,
+rows nearest to each query (``knn_weight`` of the mix; kshot/core/heads.py). It pays after self-training,
 when those rows include the pseudo-labelled pool; it changes predictions, not the fit.
 
 A scikit-learn estimator: ``get_params``/``set_params`` follow the constructor's signature, so
@@ -54,7 +54,7 @@ from . import auto
 from .contrastive import LOSSES, contrastive_finetune
 from .encoder import DEFAULT_MODEL, SentenceEncoder, check_device
 from .finetune import full_finetune
-from .heads import HEADS, LogisticHead, PrototypeHead
+from ..core.heads import HEADS, LogisticHead, PrototypeHead
 from .labels import DEFAULT_TEMPLATE, label_embeddings, label_text
 from .selftrain import self_train
 

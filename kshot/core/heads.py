@@ -1,4 +1,4 @@
-"""Classification heads over unit-norm sentence embeddings.
+"""Classification heads over unit-norm embeddings (sentence or image features).
 
 Both heads keep the (few) support embeddings they were fitted on, so ``partial_fit`` can add examples
 or whole new classes without encoding the old texts again. State is a dict of tensors (safetensors).
