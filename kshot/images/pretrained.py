@@ -89,11 +89,15 @@ def evaluate_pretrained(data: LabeledData, backbone: str = "efficientnet-lite0",
             ys, yq = np.repeat(np.arange(way), shot), np.repeat(np.arange(way), query)
             Zs = np.stack([features[j] for j in e.support])
             Zq = np.stack([features[j] for j in e.query])
-            for m in methods:
+            done: dict[str, float] = {}
+            for m in sorted(methods, key=lambda m: m == "auto"):   # auto last: it reuses what it chose
                 plan = m
                 if m == "auto":
                     plan, _ = auto_plan(ys, way, encoder.seconds_per_image(), 0.0, time_budget, steps)
                     chosen[plan] = chosen.get(plan, 0) + 1
+                    if plan in done:
+                        values[m].append(done[plan])
+                        continue
                 if plan == "prototype":
                     acc = _accuracy(PrototypeHead().add(_unit(Zs), ys, way).proba(_unit(Zq)), yq)
                 elif plan == "logistic":
@@ -110,6 +114,7 @@ def evaluate_pretrained(data: LabeledData, backbone: str = "efficientnet-lite0",
                     Tq = tuned.forward(item_crops(data.items[e.query], size, invert))
                     acc = _accuracy(LogisticHead(C=C).add(_unit(Ts), ys, way).proba(_unit(Tq)), yq)
                 values[m].append(acc)
+                done[m] = acc
             advance(1)
     return {m: Score.from_values(v, way=way, shot=shot, query=query, seed=seed) for m, v in values.items()}, chosen
 
