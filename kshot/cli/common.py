@@ -70,6 +70,19 @@ def shots_option(default: Optional[str], help: str) -> typer.Option:
     return typer.Option(default, "--shots", "--shot", help=help + " (comma-separated, e.g. 1,5)")
 
 
+def plot_option() -> typer.Option:
+    return typer.Option(None, "--plot", help="write the confusion matrix to this PNG file")
+
+
+def reject_below_option(help: str) -> typer.Option:
+    return typer.Option(None, "--reject-below", help=help)
+
+
+def check_reject_below(value) -> None:
+    if value is not None and not 0 <= value <= 1:
+        raise KshotError(f"--reject-below must be a probability from 0 to 1, got {value}")
+
+
 def data_root_option() -> typer.Option:
     return typer.Option(None, "--data-root", help="data root (default: $KSHOT_DATA, else the user cache)")
 
@@ -154,6 +167,6 @@ def print_report(result, plot=None) -> None:
         console.print(f"confusion matrix in {plot}")
 
 
-__all__ = ["List", "Optional", "app", "data_root_option", "device_option", "echo_err", "group", "json_option",
-           "out_option", "param_option", "parse_params", "parse_shots", "print_report", "progress_option", "read_config",
+__all__ = ["List", "Optional", "app", "check_reject_below", "data_root_option", "device_option", "echo_err", "group", "json_option",
+           "out_option", "param_option", "parse_params", "parse_shots", "plot_option", "print_report", "progress_option", "read_config", "reject_below_option",
            "seed_option", "shorthand", "shots_option"]

@@ -14,8 +14,9 @@ import numpy as np
 import typer
 
 from ..core.errors import KshotError
-from .common import (data_root_option, device_option, group, json_option, out_option, param_option, parse_params,
-                     parse_shots, print_report, progress_option, read_config, seed_option, shorthand, shots_option)
+from .common import (check_reject_below, data_root_option, device_option, group, json_option, out_option,
+                     param_option, parse_params, parse_shots, plot_option, print_report, progress_option, read_config,
+                     reject_below_option, seed_option, shorthand, shots_option)
 
 image_app = group("image", "Few-shot image classification: fit on a few photos per class on a pretrained network, "
                            "predict and score (fit, predict, score); meta-train a method on episodes (train) and "
@@ -95,8 +96,7 @@ def predict(
 
     if top_k < 1:
         raise KshotError(f"--top-k must be an integer >= 1, got {top_k}")
-    if reject_below is not None and not 0 <= reject_below <= 1:
-        raise KshotError(f"--reject-below must be a probability from 0 to 1, got {reject_below}")
+    check_reject_below(reject_below)
     if output != "-":
         file_format(output)   # an unknown output format fails before any work
     paths, skipped = expand(inputs)
@@ -135,9 +135,9 @@ def score(
     model_dir: Path = typer.Argument(..., help="a model directory written by `kshot image fit`"),
     source: Path = typer.Argument(..., help="labelled test photos: a folder of class sub-folders or a path,label file"),
     as_json: bool = json_option(),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="write the confusion matrix to this PNG file"),
-    reject_below: Optional[float] = typer.Option(None, help="predict the reject label under this probability and "
-                                                 "report out-of-scope recall (test photos labelled with it)"),
+    plot: Optional[Path] = plot_option(),
+    reject_below: Optional[float] = reject_below_option("predict the reject label under this probability and report "
+                                                        "out-of-scope recall (test photos labelled with it)"),
     seed: int = seed_option("seed of the bootstrap resamples behind the 95% intervals"),
     device: Optional[str] = device_option(None, LOAD_DEVICE_HELP),
     progress: bool = progress_option(),
@@ -148,8 +148,7 @@ def score(
     from ..core.report import classification_report, plot_confusion
     from ..images.photos import read_labeled
 
-    if reject_below is not None and not 0 <= reject_below <= 1:
-        raise KshotError(f"--reject-below must be a probability from 0 to 1, got {reject_below}")
+    check_reject_below(reject_below)
     paths, labels = read_labeled(source)
     clf = _load(model_dir, device)
     clf.progress = progress and not as_json

@@ -8,8 +8,8 @@ from typing import List, Optional
 import typer
 
 from ..core.errors import KshotError
-from .common import (device_option, group, json_option, out_option, param_option, parse_params, print_report,
-                     progress_option, seed_option, shorthand)
+from .common import (check_reject_below, device_option, group, json_option, out_option, param_option, parse_params,
+                     plot_option, print_report, progress_option, reject_below_option, seed_option, shorthand)
 
 text_app = group("text", "Few-shot text classification on a pretrained sentence encoder: fit on a few labelled "
                          "texts per class, predict, score.")
@@ -112,9 +112,9 @@ def score(
     text_column: str = typer.Option("text", help="column holding the texts"),
     label_column: str = typer.Option("label", help="column holding the true labels"),
     as_json: bool = json_option(),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="write the confusion matrix to this PNG file"),
-    reject_below: Optional[float] = typer.Option(None, help="predict the reject label under this score and report "
-                                                 "out-of-scope recall (test rows labelled with the reject label)"),
+    plot: Optional[Path] = plot_option(),
+    reject_below: Optional[float] = reject_below_option("predict the reject label under this score and report "
+                                                        "out-of-scope recall (test rows labelled with the reject label)"),
     seed: int = seed_option("seed of the bootstrap resamples behind the 95% intervals"),
     device: Optional[str] = device_option(None, LOAD_DEVICE_HELP),
 ):
@@ -125,8 +125,7 @@ def score(
     from ..core.report import plot_confusion
     from ..text.scoring import score as score_texts
 
-    if reject_below is not None and not 0 <= reject_below <= 1:
-        raise KshotError(f"--reject-below must be a probability from 0 to 1, got {reject_below}")
+    check_reject_below(reject_below)
     clf = _load(model_dir, device)
     table = read_table(test_file, text_column, label_column)
     result = score_texts(clf, table.texts, table.labels, reject_below=reject_below, seed=seed)

@@ -21,3 +21,14 @@ def check_device(device, name: str = "device") -> str:
     if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
         raise KshotError(f"{name} {device!r} is not available here: {torch.cuda.device_count()} CUDA device(s)")
     return str(device)
+
+
+def load_device(requested, saved) -> str:
+    """The device to load a saved model on: ``requested`` when given (checked), else the one it was fitted on
+    when torch can use it here, else the CPU (a model fitted on a GPU machine and copied to a laptop)."""
+    if requested is not None:
+        return check_device(requested)
+    try:
+        return check_device(saved or "cpu")
+    except KshotError:
+        return "cpu"

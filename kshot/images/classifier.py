@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import ClassifierMixin
 
-from ..core.device import check_device
+from ..core.device import check_device, load_device
 from ..core.errors import KshotError, check_choice, check_positive_int
 from ..core.estimator import Estimator
 from ..core.heads import HEADS, LogisticHead, PrototypeHead
@@ -238,20 +238,15 @@ class FewShotImageClassifier(ClassifierMixin, Estimator):
                  "finetuned": self.finetuned_, "steps_run": self.steps_run_,
                  "weights_id": weights_id(self.backbone, self.weights),
                  "head": {"kind": self.head_.kind, "params": self.head_.params}}
-        return save_model(path, KIND, tensors, self.get_params(), state)
+        params = {k: v for k, v in self.get_params().items() if k != "progress"}
+        return save_model(path, KIND, tensors, params, state)
 
     @classmethod
     def load(cls, path, device: str | None = None) -> "FewShotImageClassifier":
         """A saved classifier, on ``device`` (default: the one it was fitted on, else the CPU)."""
         tensors, meta = load_model(path, KIND)
         params = dict(meta["params"])
-        if device is not None:
-            params["device"] = check_device(device)
-        else:
-            try:
-                check_device(params.get("device", "cpu"))
-            except KshotError:
-                params["device"] = "cpu"
+        params["device"] = load_device(device, params.get("device"))
         clf = cls(**params)
         if weights_id(clf.backbone, clf.weights) != meta.get("weights_id", "imagenet"):
             raise KshotError(f"{path} was fitted on the weights {clf.weights}, which have changed since; fit again")

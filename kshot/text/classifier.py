@@ -52,6 +52,7 @@ from ..core.model_format import load_model, save_model
 from ..core.errors import KshotError, check_choice, check_positive_int
 from . import auto
 from .contrastive import LOSSES, contrastive_finetune
+from ..core.device import load_device
 from .encoder import DEFAULT_MODEL, SentenceEncoder, check_device
 from .finetune import full_finetune
 from ..core.heads import HEADS, LogisticHead, PrototypeHead
@@ -371,13 +372,7 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         path = Path(path)
         state, meta = load_model(path, KIND)
         params = dict(meta["params"])
-        if device is not None:
-            params["device"] = check_device(device)
-        else:
-            try:
-                check_device(params.get("device", "cpu"))
-            except KshotError:
-                params["device"] = "cpu"
+        params["device"] = load_device(device, params.get("device"))
         clf = cls(**params)
         clf.classes_ = list(meta["classes"])
         clf.finetuned_ = bool(meta["finetuned"])
