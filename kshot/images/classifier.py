@@ -37,7 +37,7 @@ from sklearn.base import ClassifierMixin
 
 from ..core.device import check_device, load_device
 from ..core.errors import KshotError, check_choice, check_positive_int
-from ..core.estimator import Estimator
+from ..core.estimator import Estimator, check_labels
 from ..core.heads import HEADS, LogisticHead, PrototypeHead
 from ..core.model_format import load_model, save_model
 from .efficientnet import VARIANTS
@@ -121,14 +121,7 @@ class FewShotImageClassifier(ClassifierMixin, Estimator):
         images, labels = list(images), [_plain(y) for y in labels]
         if not images:
             raise KshotError("the training set is empty; give at least one photo per class")
-        if len(images) != len(labels):
-            raise KshotError(f"got {len(images)} images but {len(labels)} labels")
-        bad = [y for y in labels if isinstance(y, bool) or not isinstance(y, (str, int)) or y == ""]
-        if bad:
-            raise KshotError(f"labels must be non-empty strings or integers, got {bad[0]!r}")
-        if len(set(labels)) < min_classes:
-            raise KshotError(f"the training set has {len(set(labels))} class(es) {sorted(map(str, set(labels)))}; "
-                             f"a classifier needs at least {min_classes}")
+        check_labels(labels, len(images), "images", min_classes)
         return images, labels
 
     # ---------------------------------------------------------------- fitting

@@ -53,6 +53,7 @@ from ..core.errors import KshotError, check_choice, check_positive_int
 from . import auto
 from .contrastive import LOSSES, contrastive_finetune
 from ..core.device import load_device
+from ..core.estimator import check_labels
 from .encoder import DEFAULT_MODEL, SentenceEncoder, check_device
 from .finetune import full_finetune
 from ..core.heads import HEADS, LogisticHead, PrototypeHead
@@ -164,14 +165,8 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         labels = [_plain(y) for y in labels]
         if not texts and self.method != "zeroshot":
             raise KshotError("the training set is empty; give at least one text per class")
-        if len(texts) != len(labels) and not (self.method == "zeroshot" and not texts):
-            raise KshotError(f"got {len(texts)} texts but {len(labels)} labels")
-        bad = [y for y in labels if isinstance(y, bool) or not isinstance(y, (str, int)) or y == ""]
-        if bad:
-            raise KshotError(f"labels must be non-empty strings or integers, got {bad[0]!r}")
-        if len(set(labels)) < min_classes:
-            raise KshotError(f"the training set has {len(set(labels))} class(es) {sorted(set(map(str, labels)))}; "
-                             f"a classifier needs at least {min_classes}")
+        check_labels(labels, len(labels) if self.method == "zeroshot" and not texts else len(texts), "texts",
+                     min_classes)
         return texts, labels
 
     def _head(self):
