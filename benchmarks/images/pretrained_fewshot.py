@@ -65,6 +65,8 @@ def main() -> None:
     p.add_argument("--run", action="append", default=[], help="SHOT=RUN_DIR of a trained episodic run")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs-only", action="store_true", help="score only the --run directories and compare them, "
+                   "episode by episode, with the pretrained rows of the same shot already in --log")
     p.add_argument("--log", required=True)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -88,6 +90,21 @@ def main() -> None:
             print(f"{args.dataset} {shot}-shot {method:10s} [{subset_name}] {score}  ({seconds:.0f} s)", flush=True)
 
         for shot in [int(s) for s in args.shots.split(",")]:
+            if args.runs_only:
+                earlier = {}
+                for line in open(args.log):
+                    r = json.loads(line)
+                    if (r["dataset"], r["split"], r["per_class"], r["shot"], r["subset"]) == \
+                            (args.dataset, args.split, args.per_class, shot, "all") and r["episodes"] == args.episodes:
+                        earlier[r["method"]] = np.array(r["values"])
+                method, meta = load_method(runs[shot])
+                t = time.perf_counter()
+                s = evaluate(method, data, args.way, shot, args.query, args.episodes, seed=args.seed)
+                record(shot, f"run:{meta['method']}", s, "all", time.perf_counter() - t, {"run": runs[shot]})
+                for m in ("logistic", "prototype", "sklearn"):
+                    if m in earlier:
+                        print(f"  pretrained {m} - {meta['method']}: {paired(earlier[m], s.values)}")
+                continue
             t = time.perf_counter()
             scores, chosen = evaluate_pretrained(data, methods=("prototype", "logistic", "sklearn", "auto"), shot=shot,
                                                  episodes=args.episodes, **common)
