@@ -5,9 +5,9 @@ Per shot: ``--episodes`` episodes (5-way, 15 queries, seed 0) of the data set's 
 ``--per-class`` images of each class (drawn once with seed 0; the features of every image are computed
 once and reused by every episode and method). Methods: the classifier's ``prototype`` and ``logistic``
 heads on frozen EfficientNet-Lite0 features, ``sklearn`` (the same features, scikit-learn's
-``LogisticRegression()`` defaults: the recipe people write by hand), ``auto`` (what the classifier's default
-chooses), ``finetune`` (on the first ``--finetune-episodes`` of the same episodes, with the frozen methods
-re-scored on that subset for a paired comparison) and each ``--run`` (a ``kshot image train`` run directory,
+``LogisticRegression()`` defaults: the recipe people write by hand), ``finetune`` and ``auto`` (what the
+classifier's default chooses; it may fine-tune) on the first ``--finetune-episodes`` of the same episodes, with
+the frozen methods re-scored on that subset for a paired comparison, and each ``--run`` (a ``kshot image train`` run directory,
 e.g. a Conv4 ProtoNet trained from scratch on the other classes) scored by ``kshot.images.evaluate`` on the
 same episodes. Differences are paired per episode: mean ± 1.96 sd / sqrt(n).
 
@@ -106,11 +106,11 @@ def main() -> None:
                         print(f"  pretrained {m} - {meta['method']}: {paired(earlier[m], s.values)}")
                 continue
             t = time.perf_counter()
-            scores, chosen = evaluate_pretrained(data, methods=("prototype", "logistic", "sklearn", "auto"), shot=shot,
-                                                 episodes=args.episodes, **common)
+            scores, _ = evaluate_pretrained(data, methods=("prototype", "logistic", "sklearn"), shot=shot,
+                                            episodes=args.episodes, **common)
             seconds = time.perf_counter() - t
             for m, s in scores.items():
-                record(shot, m, s, "all", seconds, {"auto_chose": chosen} if m == "auto" else None)
+                record(shot, m, s, "all", seconds)
             if shot in runs:
                 method, meta = load_method(runs[shot])
                 t = time.perf_counter()
