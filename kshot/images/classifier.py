@@ -229,7 +229,7 @@ class FewShotImageClassifier(ClassifierMixin, Estimator):
         tensors.update({f"net.{k}": state_dict[k] for k in names})
         state = {"classes": [_plain(c) for c in self.classes_], "method": self.method_, "recipe": self.recipe_,
                  "finetuned": self.finetuned_, "steps_run": self.steps_run_,
-                 "weights_id": weights_id(self.backbone, self.weights),
+                 "weights_id": self.encoder_.weights_id,
                  "head": {"kind": self.head_.kind, "params": self.head_.params}}
         params = {k: v for k, v in self.get_params().items() if k != "progress"}
         return save_model(path, KIND, tensors, params, state)

@@ -34,7 +34,7 @@ from .transforms import centre_crop, normalise
 
 CACHE_SIZE = 50_000                # features kept (~250 MB at 1,280 floats)
 _CACHE: OrderedDict = OrderedDict()   # (encoder key, content digest) -> float32 [D]
-_NETS: dict = {}                   # (backbone, weights) -> the loaded network (shared by frozen encoders)
+_NETS: dict = {}                   # (backbone, weights, device) -> the loaded network (shared by frozen encoders)
 DECODE_THREADS = 2
 _SPEED: dict = {}                  # (backbone, image size, device) -> forward seconds per image
 
@@ -50,12 +50,14 @@ def weights_id(backbone: str, weights) -> str:
     return "sha256:" + sha256_file(path)
 
 
-def load_network(backbone: str, weights="imagenet"):
+def load_network(backbone: str, weights="imagenet", device: str = "cpu"):
+    """The frozen network (shared by the encoders of the same backbone, weights and device)."""
     if backbone not in VARIANTS:
         raise KshotError(f"unknown backbone {backbone!r}; choose one of: {', '.join(VARIANTS)}")
-    key = (backbone, weights_id(backbone, weights))
+    key = (backbone, weights_id(backbone, weights), device)
     if key not in _NETS:
-        _NETS[key] = efficientnet_lite(backbone, weights, num_classes=None).to(memory_format=torch.channels_last)
+        net = efficientnet_lite(backbone, weights, num_classes=None)
+        _NETS[key] = net.to(device=device, memory_format=torch.channels_last)
     return _NETS[key]
 
 
@@ -66,17 +68,18 @@ class ImageEncoder:
                  image_size: int | None = None, batch_size: int = 32):
         self.backbone, self.weights = backbone, weights
         self.device = check_device(device)
-        self.net = load_network(backbone, weights).to(self.device)
+        self.net = load_network(backbone, weights, self.device)
         self.image_size = int(image_size or VARIANTS[backbone].image_size)
         if self.image_size < 32:
             raise KshotError(f"image_size must be at least 32 pixels, got {self.image_size}")
         self.batch_size = batch_size
         self.dim = self.net.out_dim
         self.tuned: str | None = None      # digest of tuned weights (None: the published ones)
+        self.weights_id = weights_id(backbone, weights)
 
     @property
     def key(self) -> str:
-        return f"{self.backbone}|{weights_id(self.backbone, self.weights)}|{self.image_size}|{self.tuned or ''}"
+        return f"{self.backbone}|{self.weights_id}|{self.image_size}|{self.tuned or ''}"
 
     def trainable(self) -> "ImageEncoder":
         """A copy with a private network whose weights may change (its features are cached under a key of
