@@ -93,7 +93,7 @@ def test_weights_of_another_shape_or_with_missing_tensors_are_refused(tmp_path, 
         def __reduce__(self):
             return (print, ("owned",))
 
-    (tmp_path / "evil.pt").write_bytes(pickle.dumps({"a": Evil()}))
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps({"a": Evil()}, protocol=2))
     with pytest.raises(KshotError, match="cannot read weights file"):
         efficientnet_lite("efficientnet-lite0", tmp_path / "evil.pt")
 

@@ -23,6 +23,18 @@ from scipy.optimize import minimize
 from threadpoolctl import ThreadpoolController
 
 
+def decide(proba: np.ndarray, classes: list, reject_below: float | None = None,
+           reject_label="oos") -> tuple[list, np.ndarray]:
+    """(labels, best probability) of probability rows ``[n, len(classes)]``; a row whose best probability is
+    under ``reject_below`` gets ``reject_label``."""
+    best = proba.argmax(1) if len(proba) else np.zeros(0, dtype=np.int64)
+    scores = proba.max(1) if len(proba) else np.zeros(0)
+    preds = [classes[i] for i in best]
+    if reject_below is not None:
+        preds = [reject_label if s < reject_below else p for p, s in zip(preds, scores)]
+    return preds, scores
+
+
 class Head:
     kind = ""
 

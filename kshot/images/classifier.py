@@ -38,7 +38,7 @@ from sklearn.base import ClassifierMixin
 from ..core.device import check_device, load_device
 from ..core.errors import KshotError, check_choice, check_positive_int
 from ..core.estimator import Estimator, check_labels
-from ..core.heads import HEADS, LogisticHead, PrototypeHead
+from ..core.heads import HEADS, LogisticHead, PrototypeHead, decide
 from ..core.model_format import load_model, save_model
 from .efficientnet import VARIANTS
 from .features import ImageEncoder, weights_id
@@ -209,12 +209,7 @@ class FewShotImageClassifier(ClassifierMixin, Estimator):
 
     def labels_for(self, proba: np.ndarray, reject_below: float | None = None) -> tuple[list, np.ndarray]:
         """(labels, best probability) of probability rows; under ``reject_below``: ``reject_label``."""
-        best = proba.argmax(1) if len(proba) else np.zeros(0, dtype=np.int64)
-        scores = proba.max(1) if len(proba) else np.zeros(0)
-        preds = [self.classes_[i] for i in best]
-        if reject_below is not None:
-            preds = [self.reject_label if s < reject_below else p for p, s in zip(preds, scores)]
-        return preds, scores
+        return decide(proba, self.classes_, reject_below, self.reject_label)
 
     def predict(self, images, reject_below: float | None = None) -> np.ndarray:
         return np.array(self.labels_for(self.predict_proba(images), reject_below)[0], dtype=object)

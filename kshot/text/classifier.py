@@ -56,7 +56,7 @@ from ..core.device import load_device
 from ..core.estimator import check_labels
 from .encoder import DEFAULT_MODEL, SentenceEncoder, check_device
 from .finetune import full_finetune
-from ..core.heads import HEADS, LogisticHead, PrototypeHead
+from ..core.heads import HEADS, LogisticHead, PrototypeHead, decide
 from .labels import DEFAULT_TEMPLATE, label_embeddings, label_text
 from .selftrain import self_train
 
@@ -328,12 +328,7 @@ class FewShotClassifier(ClassifierMixin, Estimator):
     def predict_with_scores(self, texts, reject_below: float | None = None) -> tuple[list, np.ndarray]:
         """(labels, best probability); labels under ``reject_below`` become ``reject_label``."""
         proba = self.predict_proba(texts)
-        best = proba.argmax(1) if len(proba) else np.zeros(0, dtype=np.int64)
-        scores = proba.max(1) if len(proba) else np.zeros(0)
-        preds = [self.classes_[i] for i in best]
-        if reject_below is not None:
-            preds = [self.reject_label if s < reject_below else p for p, s in zip(preds, scores)]
-        return preds, scores
+        return decide(proba, self.classes_, reject_below, self.reject_label)
 
     def predict(self, texts, reject_below: float | None = None) -> np.ndarray:
         return np.array(self.predict_with_scores(texts, reject_below)[0], dtype=object)
