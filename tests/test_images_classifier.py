@@ -99,7 +99,12 @@ def test_finetune_trains_the_last_blocks_and_saves_them(tmp_path, photos):
     assert np.allclose(loaded.predict_proba(test_paths), clf.predict_proba(test_paths), atol=1e-5)
 
 
-def test_auto_keeps_frozen_features_when_fine_tuning_does_not_fit(photos):
+def test_auto_keeps_frozen_features_with_few_photos_or_a_small_budget(photos, monkeypatch):
+    from kshot.images import classifier
+
+    clf = FewShotImageClassifier(**SMALL).fit(photos[0])
+    assert clf.method_ == "logistic" and "3 photo(s) in the smallest class" in clf.recipe_
+    monkeypatch.setattr(classifier, "AUTO_MIN_SHOTS", 2)
     clf = FewShotImageClassifier(time_budget=0.5, **SMALL).fit(photos[0])
     assert clf.method_ == "logistic" and "fit in the budget" in clf.recipe_
 

@@ -25,7 +25,8 @@ image_app = group("image", "Few-shot image classification: fit on a few photos p
 # FewShotImageClassifier parameters set by `kshot image fit` flags, for its errors
 FIT_FLAGS = {"time_budget": "--time-budget", "steps": "--steps", "device": "--device", "backbone": "--backbone",
              "method": "--method", "weights": "--weights", "tune_blocks": "--tune-blocks"}
-LOAD_DEVICE_HELP = "torch device: cpu, cuda, cuda:1, mps (default: the one the model was fitted on when it is here, else cpu)"
+LOAD_DEVICE_HELP = ("torch device: cpu, cuda, cuda:1, mps (default: the one the model was fitted on when it is here, "
+                    "else cpu)")
 
 
 @image_app.command("fit")
@@ -67,7 +68,8 @@ def fit(
     paths, labels = read_labeled(source)
     clf.fit(paths, labels)
     clf.save(out)
-    typer.echo(f"fitted {clf.recipe_} on {len(paths)} photos, {len(clf.classes_)} classes, in {clf.fit_seconds_:.1f} s; "
+    typer.echo(f"fitted {clf.recipe_} on {len(paths)} photos, {len(clf.classes_)} classes, "
+               f"in {clf.fit_seconds_:.1f} s; "
                f"model in {out}", err=True)
 
 
@@ -82,7 +84,8 @@ def _load(model_dir: Path, device: str | None):
 def predict(
     model_dir: Path = typer.Argument(..., help="a model directory written by `kshot image fit`"),
     inputs: List[str] = typer.Argument(..., help="photos: files, folders (every image under them) or glob patterns"),
-    output: str = typer.Option("-", "--output", "-o", help="file to write: .csv, .tsv, .jsonl or .json (- for stdout, CSV)"),
+    output: str = typer.Option("-", "--output", "-o",
+                               help="file to write: .csv, .tsv, .jsonl or .json (- for stdout, CSV)"),
     top_k: int = typer.Option(3, "--top-k", help="also list the K most likely labels with their probabilities"),
     reject_below: Optional[float] = typer.Option(None, help="predict the model's reject label (default 'unknown') "
                                                  "when the best probability is under this"),

@@ -41,8 +41,8 @@ def finetune(encoder, views: np.ndarray, labels: np.ndarray, n_classes: int, fea
              tune_blocks: int = 2, lr: float = 1e-3, batch_size: int = 20, scale: float = 10.0, seed: int = 0,
              progress: bool = False, time_limit: float | None = None) -> int:
     """Train ``encoder.net`` (a private copy: ``ImageEncoder.trainable()``) in place on ``views`` (uint8
-    ``[N, S, S, 3]`` from ``transforms.train_view``) with ``labels`` in ``0..n_classes-1``; ``features``: the frozen features of the same photos (the
-    classifier starts at their class means); returns the number of steps run."""
+    ``[N, S, S, 3]`` from ``transforms.train_view``) with ``labels`` in ``0..n_classes-1``; ``features``: the
+    frozen features of the same photos (the classifier starts at their class means); returns the steps run."""
     net, device = encoder.net, encoder.device
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
