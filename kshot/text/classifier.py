@@ -47,13 +47,12 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
 
-from ..core.estimator import Estimator
+from ..core.device import load_device
+from ..core.estimator import Estimator, check_labels
 from ..core.model_format import load_model, save_model
 from ..core.errors import KshotError, check_choice, check_positive_int
 from . import auto
 from .contrastive import LOSSES, contrastive_finetune
-from ..core.device import load_device
-from ..core.estimator import check_labels
 from .encoder import DEFAULT_MODEL, SentenceEncoder, check_device
 from .finetune import full_finetune
 from ..core.heads import HEADS, LogisticHead, PrototypeHead, decide
