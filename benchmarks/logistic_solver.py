@@ -15,7 +15,7 @@ import torch.nn.functional as F
 torch.set_num_threads(1)
 from kshot.data.intents import load_banking77
 from kshot.text.encoder import SentenceEncoder
-from kshot.text.heads import LogisticHead
+from kshot.core.heads import LogisticHead
 tr, te = load_banking77("train"), load_banking77("test")
 rng = np.random.default_rng(0)
 pick = np.concatenate([rng.choice(np.flatnonzero(tr.labels == c), 10, replace=False) for c in range(len(tr.class_names))])

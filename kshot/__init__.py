@@ -1,8 +1,8 @@
 """kshot: few-shot learning on PyTorch (metric, gradient-based and transfer methods).
 
 The public API, loaded on first use so that ``import kshot`` stays cheap and no domain imports another
-through this file: ``kshot.FewShotClassifier`` (text), ``kshot.meta_train`` / ``kshot.evaluate`` (episodic
-image methods), ``kshot.FewShotTagger`` (entities), ``kshot.Recommender`` (cold-start recommendation),
+through this file: ``kshot.FewShotClassifier`` (text), ``kshot.FewShotImageClassifier`` (photos on a pretrained
+network), ``kshot.meta_train`` / ``kshot.evaluate`` (episodic image methods), ``kshot.FewShotTagger`` (entities), ``kshot.Recommender`` (cold-start recommendation),
 ``kshot.load`` (any saved model).
 """
 
@@ -17,6 +17,7 @@ _EXPORTS = {
     "TrainConfig": "kshot.images.training", "load_method": "kshot.images.training",
     "meta_train": "kshot.images.training",
     "FewShotClassifier": "kshot.text.classifier",
+    "FewShotImageClassifier": "kshot.images.classifier",
     "FewShotTagger": "kshot.tagging.tagger",
     "Recommender": "kshot.recsys.recommender",
 }

@@ -224,7 +224,7 @@ def two_elongated_clusters(n=40, seed=0):
 
 
 def test_self_training_straightens_a_tilted_boundary_with_class_balanced_pseudo_labels():
-    from kshot.text.heads import LogisticHead
+    from kshot.core.heads import LogisticHead
     from kshot.text.selftrain import most_confident, self_train
 
     X, y, U, truth = two_elongated_clusters()
@@ -243,7 +243,7 @@ def test_self_training_straightens_a_tilted_boundary_with_class_balanced_pseudo_
 def test_logistic_head_matches_an_autograd_solve_and_capped_refits_converge_over_successive_adds():
     import torch
     import torch.nn.functional as F
-    from kshot.text.heads import LogisticHead
+    from kshot.core.heads import LogisticHead
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 5)).astype(np.float32)
@@ -328,7 +328,7 @@ def xor_on_the_circle(n: int = 40, seed: int = 0):
 def test_neighbour_vote_weights_the_labels_of_the_nearest_rows():
     import torch
 
-    from kshot.text.heads import neighbour_vote
+    from kshot.core.heads import neighbour_vote
 
     M = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [-1.0, 0.0]])
     y = torch.tensor([0, 0, 1, 1, 2])
@@ -341,7 +341,7 @@ def test_neighbour_vote_weights_the_labels_of_the_nearest_rows():
 
 
 def test_knn_vote_fixes_what_a_linear_head_cannot_and_leaves_logits_alone():
-    from kshot.text.heads import LogisticHead
+    from kshot.core.heads import LogisticHead
 
     X, y = xor_on_the_circle()
     Q, truth = xor_on_the_circle(seed=1)

@@ -18,7 +18,8 @@ import time
 import numpy as np
 import torch
 
-from kshot.text import FewShotClassifier, heads
+from kshot.core import heads
+from kshot.text import FewShotClassifier
 from kshot.text.demo import demo_data
 
 WORDS = "card account order refund delivery password address app fee transfer".split()

@@ -70,6 +70,19 @@ def shots_option(default: Optional[str], help: str) -> typer.Option:
     return typer.Option(default, "--shots", "--shot", help=help + " (comma-separated, e.g. 1,5)")
 
 
+def plot_option() -> typer.Option:
+    return typer.Option(None, "--plot", help="write the confusion matrix to this PNG file")
+
+
+def reject_below_option(help: str) -> typer.Option:
+    return typer.Option(None, "--reject-below", help=help)
+
+
+def check_reject_below(value) -> None:
+    if value is not None and not 0 <= value <= 1:
+        raise KshotError(f"--reject-below must be a probability from 0 to 1, got {value}")
+
+
 def data_root_option() -> typer.Option:
     return typer.Option(None, "--data-root", help="data root (default: $KSHOT_DATA, else the user cache)")
 
@@ -128,6 +141,32 @@ def echo_err(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
-__all__ = ["List", "Optional", "app", "data_root_option", "device_option", "echo_err", "group", "json_option",
-           "out_option", "param_option", "parse_params", "parse_shots", "progress_option", "read_config",
+def print_report(result, plot=None) -> None:
+    """A classification report (``kshot.core.report``) as the text and image ``score`` commands print it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(str(result))
+    table = Table("label", "precision %", "recall %", "F1 %", "support")
+    for label, row in result.per_class.items():
+        table.add_row(str(label), f"{100 * row['precision']:.1f}", f"{100 * row['recall']:.1f}",
+                      f"{100 * row['f1']:.1f}", str(row["support"]))
+    console.print(table)
+    if result.unseen:
+        names = ", ".join(f"{k!s} ({v})" for k, v in sorted(result.unseen.items(), key=lambda kv: str(kv[0])))
+        console.print(f"labels the model never saw (scored as errors): {names}")
+    if result.oos is not None:
+        o = result.oos
+        pct = lambda v: "n/a" if v is None else f"{100 * v:.1f} %"  # noqa: E731
+        console.print(f"reject below {result.reject_below}: {o['rejected_rows']} rejected; out-of-scope rows "
+                      f"({o['reject_label']!r}): {o['out_of_scope_rows']}, recall {pct(o['oos_recall'])}, "
+                      f"precision {pct(o['oos_precision'])}; in-scope accuracy {pct(o['in_scope_accuracy'])}, "
+                      f"in-scope rejected {pct(o['in_scope_rejected'])}")
+    if plot is not None:
+        console.print(f"confusion matrix in {plot}")
+
+
+__all__ = ["List", "Optional", "app", "check_reject_below", "data_root_option", "device_option", "echo_err", "group", "json_option",
+           "out_option", "param_option", "parse_params", "parse_shots", "plot_option", "print_report", "progress_option", "read_config", "reject_below_option",
            "seed_option", "shorthand", "shots_option"]

@@ -8,8 +8,8 @@ from typing import List, Optional
 import typer
 
 from ..core.errors import KshotError
-from .common import (device_option, group, json_option, out_option, param_option, parse_params, progress_option,
-                     seed_option, shorthand)
+from .common import (check_reject_below, device_option, group, json_option, out_option, param_option, parse_params,
+                     plot_option, print_report, progress_option, reject_below_option, seed_option, shorthand)
 
 text_app = group("text", "Few-shot text classification on a pretrained sentence encoder: fit on a few labelled "
                          "texts per class, predict, score.")
@@ -112,9 +112,9 @@ def score(
     text_column: str = typer.Option("text", help="column holding the texts"),
     label_column: str = typer.Option("label", help="column holding the true labels"),
     as_json: bool = json_option(),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="write the confusion matrix to this PNG file"),
-    reject_below: Optional[float] = typer.Option(None, help="predict the reject label under this score and report "
-                                                 "out-of-scope recall (test rows labelled with the reject label)"),
+    plot: Optional[Path] = plot_option(),
+    reject_below: Optional[float] = reject_below_option("predict the reject label under this score and report "
+                                                        "out-of-scope recall (test rows labelled with the reject label)"),
     seed: int = seed_option("seed of the bootstrap resamples behind the 95% intervals"),
     device: Optional[str] = device_option(None, LOAD_DEVICE_HELP),
 ):
@@ -125,8 +125,7 @@ def score(
     from ..core.report import plot_confusion
     from ..text.scoring import score as score_texts
 
-    if reject_below is not None and not 0 <= reject_below <= 1:
-        raise KshotError(f"--reject-below must be a probability from 0 to 1, got {reject_below}")
+    check_reject_below(reject_below)
     clf = _load(model_dir, device)
     table = read_table(test_file, text_column, label_column)
     result = score_texts(clf, table.texts, table.labels, reject_below=reject_below, seed=seed)
@@ -135,7 +134,7 @@ def score(
     if as_json:
         typer.echo(json.dumps(result.to_dict()))
         return
-    _print_score(result, plot)
+    print_report(result, plot)
 
 
 def _load(model_dir: Path, device: str | None):
@@ -144,28 +143,3 @@ def _load(model_dir: Path, device: str | None):
     from ..text.encoder import check_device
 
     return FewShotClassifier.load(model_dir, device=None if device is None else check_device(device, "--device"))
-
-
-def _print_score(result, plot) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    console.print(str(result))
-    table = Table("label", "precision %", "recall %", "F1 %", "support")
-    for label, row in result.per_class.items():
-        table.add_row(str(label), f"{100 * row['precision']:.1f}", f"{100 * row['recall']:.1f}",
-                      f"{100 * row['f1']:.1f}", str(row["support"]))
-    console.print(table)
-    if result.unseen:
-        names = ", ".join(f"{k!s} ({v})" for k, v in sorted(result.unseen.items(), key=lambda kv: str(kv[0])))
-        console.print(f"labels the model never saw (scored as errors): {names}")
-    if result.oos is not None:
-        o = result.oos
-        pct = lambda v: "n/a" if v is None else f"{100 * v:.1f} %"  # noqa: E731
-        console.print(f"reject below {result.reject_below}: {o['rejected_rows']} rejected; out-of-scope rows "
-                      f"({o['reject_label']!r}): {o['out_of_scope_rows']}, recall {pct(o['oos_recall'])}, "
-                      f"precision {pct(o['oos_precision'])}; in-scope accuracy {pct(o['in_scope_accuracy'])}, "
-                      f"in-scope rejected {pct(o['in_scope_rejected'])}")
-    if plot is not None:
-        console.print(f"confusion matrix in {plot}")

@@ -56,3 +56,16 @@ def _same(a, b) -> bool:
         return bool(a == b)
     except Exception:  # noqa: BLE001 - arrays and other values without a plain ==
         return a is b
+
+
+def check_labels(labels: list, n_items: int, what: str, min_classes: int) -> None:
+    """The checks every classifier makes on its training labels: as many as the ``what`` ("texts", "images"),
+    each a non-empty string or an integer, at least ``min_classes`` distinct ones."""
+    if len(labels) != n_items:
+        raise KshotError(f"got {n_items} {what} but {len(labels)} labels")
+    bad = [y for y in labels if isinstance(y, bool) or not isinstance(y, (str, int)) or y == ""]
+    if bad:
+        raise KshotError(f"labels must be non-empty strings or integers, got {bad[0]!r}")
+    if len(set(labels)) < min_classes:
+        raise KshotError(f"the training set has {len(set(labels))} class(es) {sorted(set(map(str, labels)))}; "
+                         f"a classifier needs at least {min_classes}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..core.errors import KshotError
-from . import bbcnews, conventions, fortunes, intents, movielens, omniglot, sentences, spamassassin, wnut17
+from . import (bbcnews, conventions, fashion_mnist, fortunes, intents, movielens, omniglot, sentences, spamassassin,
+               wnut17)
 from .base import DatasetInfo, LabeledData
 from ..core.io import download, sha256_file, verify_sha256
 from .store import data_root
@@ -23,6 +24,16 @@ register(DatasetInfo(
     splits=omniglot.VINYALS_SPLITS,
     files=omniglot.missing_files,
     load=omniglot.load_omniglot,
+))
+
+register(DatasetInfo(
+    name="fashion-mnist",
+    description="Fashion-MNIST product photos, 28x28 grey, 10 classes; few-shot split: 5 base, 5 novel "
+                "(Debian dataset-fashion-mnist)",
+    folder=fashion_mnist.FOLDER,
+    splits=fashion_mnist.SPLITS,
+    files=fashion_mnist.missing_files,
+    load=fashion_mnist.load_fashion_mnist,
 ))
 
 register(DatasetInfo(

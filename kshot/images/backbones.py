@@ -1,4 +1,4 @@
-"""Feature extractors shared by every method: Conv4 and an MLP.
+"""Feature extractors shared by every method: Conv4, an MLP, and the pretrained EfficientNet-Lite networks.
 
 ``track_running_stats=False`` gives BatchNorm that always uses batch statistics, as MAML needs.
 """
@@ -9,6 +9,7 @@ import math
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .batchnorm import batch_norm as cheap_second_order_batch_norm
@@ -94,7 +95,56 @@ class MLP(nn.Sequential):
         self.item_dims = 1  # build_backbone sets the real number of item dimensions
 
 
-BACKBONES = ("conv4", "mlp")
+class Pretrained(nn.Module):
+    """An ImageNet EfficientNet-Lite (kshot/images/efficientnet.py) over a data set's image tensors
+    ``[B, C, h, w]`` in 0..1 (grey or RGB): scaled to 0..255 (``invert``: 255 minus it, for white-on-black
+    sets such as Omniglot and Fashion-MNIST), grey repeated to RGB, resized to ``image_size`` (bilinear,
+    antialiased), ``(x - 127) / 128``; features ``[B, 1280]``.
+
+    Only the last ``tune_blocks`` blocks and the head convolution are trainable (meta-fine-tuning: "pretrain,
+    meta-train, fine-tune"); the rest runs without gradients. BatchNorm keeps its ImageNet statistics in
+    training too (episodes are no batch to estimate them on)."""
+
+    def __init__(self, name: str = "efficientnet-lite0", image_size: int = 224, invert: bool = False,
+                 tune_blocks: int = 2, weights: str = "imagenet", track_running_stats: bool = True):
+        super().__init__()
+        from .efficientnet import efficientnet_lite
+
+        self.net = efficientnet_lite(name, weights, num_classes=None).to(memory_format=torch.channels_last)
+        self.image_size, self.invert = int(image_size), bool(invert)
+        self.tune_blocks = min(int(tune_blocks), len(self.net.blocks))
+        self.cut = len(self.net.blocks) - self.tune_blocks
+        tuned = {f"blocks.{i}." for i in range(self.cut, len(self.net.blocks))} | {"head."}
+        for key, p in self.net.named_parameters():
+            p.requires_grad_(self.tune_blocks > 0 and any(key.startswith(t) for t in tuned))
+        self.out_dim, self.item_dims, self.channels_last = self.net.out_dim, 3, True
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.net.eval()   # frozen BatchNorm statistics
+        return self
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float() * 255.0
+        if self.invert:
+            x = 255.0 - x
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True,
+                              align_corners=False)
+        return ((x - 127.0) / 128.0).contiguous(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            h = self.net.blocks[: self.cut](self.net.stem(self.prepare(x)))
+        if self.tune_blocks == 0:
+            with torch.no_grad():
+                return self.net.head(h).mean((2, 3))
+        return self.net.head(self.net.blocks[self.cut:](h)).mean((2, 3))
+
+
+BACKBONES = ("conv4", "mlp", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
 
 
 def build_backbone(name: str, item_shape: Sequence[int], **kwargs) -> nn.Module:
@@ -107,6 +157,11 @@ def build_backbone(name: str, item_shape: Sequence[int], **kwargs) -> nn.Module:
         net = MLP(int(math.prod(item_shape)), **kwargs)
         net.item_dims = len(item_shape)
         return net
+    if name.startswith("efficientnet-lite") and name in BACKBONES:
+        if len(item_shape) != 3 or item_shape[0] not in (1, 3):
+            raise KshotError(f"backbone {name} needs grey or RGB image items [1|3, H, W], got shape "
+                             f"{tuple(item_shape)}")
+        return Pretrained(name, **kwargs)
     raise KshotError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
 
 

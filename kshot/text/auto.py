@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.errors import KshotError
-from .heads import LogisticHead
+from ..core.heads import LogisticHead
 
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 MIN_STEPS = 10

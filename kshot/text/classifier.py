@@ -25,7 +25,7 @@ set over ``self_training_rounds`` rounds (after the contrastive fine-tuning, for
 ``finetune``).
 
 ``knn=k`` (``logistic`` and ``setfit``) blends the head's probabilities with a vote of the ``k`` training
-rows nearest to each query (``knn_weight`` of the mix; kshot/text/heads.py). It pays after self-training,
+rows nearest to each query (``knn_weight`` of the mix; kshot/core/heads.py). It pays after self-training,
 when those rows include the pseudo-labelled pool; it changes predictions, not the fit.
 
 A scikit-learn estimator: ``get_params``/``set_params`` follow the constructor's signature, so
@@ -47,14 +47,15 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
 
-from ..core.estimator import Estimator
+from ..core.device import load_device
+from ..core.estimator import Estimator, check_labels
 from ..core.model_format import load_model, save_model
 from ..core.errors import KshotError, check_choice, check_positive_int
 from . import auto
 from .contrastive import LOSSES, contrastive_finetune
 from .encoder import DEFAULT_MODEL, SentenceEncoder, check_device
 from .finetune import full_finetune
-from .heads import HEADS, LogisticHead, PrototypeHead
+from ..core.heads import HEADS, LogisticHead, PrototypeHead, decide
 from .labels import DEFAULT_TEMPLATE, label_embeddings, label_text
 from .selftrain import self_train
 
@@ -163,14 +164,8 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         labels = [_plain(y) for y in labels]
         if not texts and self.method != "zeroshot":
             raise KshotError("the training set is empty; give at least one text per class")
-        if len(texts) != len(labels) and not (self.method == "zeroshot" and not texts):
-            raise KshotError(f"got {len(texts)} texts but {len(labels)} labels")
-        bad = [y for y in labels if isinstance(y, bool) or not isinstance(y, (str, int)) or y == ""]
-        if bad:
-            raise KshotError(f"labels must be non-empty strings or integers, got {bad[0]!r}")
-        if len(set(labels)) < min_classes:
-            raise KshotError(f"the training set has {len(set(labels))} class(es) {sorted(set(map(str, labels)))}; "
-                             f"a classifier needs at least {min_classes}")
+        check_labels(labels, len(labels) if self.method == "zeroshot" and not texts else len(texts), "texts",
+                     min_classes)
         return texts, labels
 
     def _head(self):
@@ -332,12 +327,7 @@ class FewShotClassifier(ClassifierMixin, Estimator):
     def predict_with_scores(self, texts, reject_below: float | None = None) -> tuple[list, np.ndarray]:
         """(labels, best probability); labels under ``reject_below`` become ``reject_label``."""
         proba = self.predict_proba(texts)
-        best = proba.argmax(1) if len(proba) else np.zeros(0, dtype=np.int64)
-        scores = proba.max(1) if len(proba) else np.zeros(0)
-        preds = [self.classes_[i] for i in best]
-        if reject_below is not None:
-            preds = [self.reject_label if s < reject_below else p for p, s in zip(preds, scores)]
-        return preds, scores
+        return decide(proba, self.classes_, reject_below, self.reject_label)
 
     def predict(self, texts, reject_below: float | None = None) -> np.ndarray:
         return np.array(self.predict_with_scores(texts, reject_below)[0], dtype=object)
@@ -371,13 +361,7 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         path = Path(path)
         state, meta = load_model(path, KIND)
         params = dict(meta["params"])
-        if device is not None:
-            params["device"] = check_device(device)
-        else:
-            try:
-                check_device(params.get("device", "cpu"))
-            except KshotError:
-                params["device"] = "cpu"
+        params["device"] = load_device(device, params.get("device"))
         clf = cls(**params)
         clf.classes_ = list(meta["classes"])
         clf.finetuned_ = bool(meta["finetuned"])

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.device import check_device  # noqa: F401  (re-exported: kshot.text.encoder.check_device)
 from ..core.errors import KshotError
 from ..core.progress import progress_bar
 
@@ -101,22 +102,6 @@ def quantize_dynamic(st, per_channel: bool = True, keep: tuple[str, ...] = ()):
                 if isinstance(m, torch.nn.Linear) and not any(k in name for k in keep)}
         model = copy.deepcopy(st).eval()
         return tq.quantize_dynamic(model, spec, dtype=torch.qint8)
-
-
-def check_device(device, name: str = "device") -> str:
-    """``device`` if torch can use it here: ``cpu``, ``cuda``, ``cuda:1``, ``mps``; else a KshotError."""
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise KshotError(f"{name} must be a torch device such as cpu, cuda or cuda:1, got {device!r}") from None
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
-    if not available.get(parsed.type, False):
-        raise KshotError(f"{name} {device!r} is not available here (torch {torch.__version__} sees no "
-                         f"{parsed.type} device); use cpu")
-    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
-        raise KshotError(f"{name} {device!r} is not available here: {torch.cuda.device_count()} CUDA device(s)")
-    return str(device)
 
 
 def check_quantize(quantize: str, name: str = "quantize") -> str:

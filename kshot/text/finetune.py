@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .encoder import SentenceEncoder
-from .heads import LogisticHead
+from ..core.heads import LogisticHead
 from ..core.loop import run_steps
 
 

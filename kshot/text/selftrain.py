@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .heads import Head
+from ..core.heads import Head
 
 
 def most_confident(head: Head, U: np.ndarray, per_class: int) -> tuple[np.ndarray, np.ndarray]:

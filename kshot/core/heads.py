@@ -1,4 +1,4 @@
-"""Classification heads over unit-norm sentence embeddings.
+"""Classification heads over unit-norm embeddings (sentence or image features).
 
 Both heads keep the (few) support embeddings they were fitted on, so ``partial_fit`` can add examples
 or whole new classes without encoding the old texts again. State is a dict of tensors (safetensors).
@@ -21,6 +21,18 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import minimize
 from threadpoolctl import ThreadpoolController
+
+
+def decide(proba: np.ndarray, classes: list, reject_below: float | None = None,
+           reject_label="oos") -> tuple[list, np.ndarray]:
+    """(labels, best probability) of probability rows ``[n, len(classes)]``; a row whose best probability is
+    under ``reject_below`` gets ``reject_label``."""
+    best = proba.argmax(1) if len(proba) else np.zeros(0, dtype=np.int64)
+    scores = proba.max(1) if len(proba) else np.zeros(0)
+    preds = [classes[i] for i in best]
+    if reject_below is not None:
+        preds = [reject_label if s < reject_below else p for p, s in zip(preds, scores)]
+    return preds, scores
 
 
 class Head:
