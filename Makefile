@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test,text,tag,serve,images]"
+	$(PY) -m pip install -q -e ".[test,text,tag,serve,images,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)

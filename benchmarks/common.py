@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmark scripts: machine description, matmul peak, results-table rows."""
+"""Shared pieces of the benchmark scripts: machine description, matmul peak, the rows they write into the
+docs' domain pages (``docs/<domain>.md``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+from kshot.core.io import atomic_write
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOMAINS = ("images", "text", "tagging", "recsys", "serve")
+
+
+def doc_page(domain: str) -> Path:
+    """The docs page of ``domain`` (``docs/<domain>.md``), where that domain's benchmarks write their rows."""
+    if domain not in DOMAINS:
+        raise ValueError(f"no docs page for domain {domain!r}; the domains are {', '.join(DOMAINS)}")
+    return DOCS / f"{domain}.md"
 
 
 def machine() -> str:
@@ -41,16 +52,23 @@ def matmul_gflops(n: int = 2048, repeats: int = 20) -> float:
     return 2 * n ** 3 / times[len(times) // 2] / 1e9
 
 
-def upsert_row(section: str, header: list[str], key: str, row: list[str], path: Path = RESULTS) -> None:
-    """Insert or replace the row whose first cell is ``key`` in the table under ``## section`` (that table
-    only: rows with the same first cell in the section's other tables are left alone)."""
-    text = path.read_text() if path.exists() else "# Results\n"
+def upsert_row(section: str, header: list[str], key: str, row: list[str], path: Path) -> None:
+    """Insert or replace the row whose first cell is ``key`` in the table under ``## section`` of the docs
+    page ``path`` (that table only: rows with the same first cell in the section's other tables are left
+    alone). The page must exist (``doc_page(domain)``); a missing section or table is added to it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"docs page {path} does not exist; benchmarks write into an existing page "
+                                f"(doc_page(domain) for {', '.join(DOMAINS)})")
+    text = path.read_text()
     head = f"## {section}"
     table_head = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
     line = "| " + " | ".join([key, *row]) + " |\n"
-    if head not in text:
+    found = re.search(r"^" + re.escape(head) + r"[ \t]*$", text, re.M)   # the heading line itself, not a ### one
+    if not found:
         text = text.rstrip("\n") + f"\n\n{head}\n\n{table_head}"
-    start = text.index(head)
+        found = re.search(r"^" + re.escape(head) + r"[ \t]*$", text, re.M)
+    start = found.start()
     nxt = text.find("\n## ", start + len(head))
     block = text[start:] if nxt < 0 else text[start:nxt + 1]
     if table_head not in block:
@@ -65,7 +83,8 @@ def upsert_row(section: str, header: list[str], key: str, row: list[str], path: 
     if not block.endswith("\n"):
         block += "\n"
     text = text[:start] + block + ("" if nxt < 0 else text[nxt + 1:])
-    path.write_text(text)
+    with atomic_write(path, "w") as f:
+        f.write(text)
 
 
 def parse_sets(items: list[str], known, unknown: str, example: str) -> dict:

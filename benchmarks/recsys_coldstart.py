@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 KSHOT_DATA=/path/to/data python benchmarks/recsys_coldstart.py
 
-Writes the tables into docs/results.md (between the recsys markers), the plot docs/recsys_coldstart.png
+Writes the tables into docs/recsys.md (between the recsys markers), the plot docs/recsys_coldstart.png
 and the raw summaries to --json. Every method is fitted on the same warm users, tuned on the same
 validation users and scored on the same test tasks (kshot.recsys.protocol).
 """
@@ -45,7 +45,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--methods", nargs="*", default=list(METHODS))
     ap.add_argument("--folds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--results", default="docs/results.md")
+    ap.add_argument("--results", default="docs/recsys.md", help="docs page whose recsys-coldstart block is rewritten")
     ap.add_argument("--plot", default="docs/recsys_coldstart.png")
     ap.add_argument("--json", default="runs/recsys_coldstart.json")
     ap.add_argument("--replot", action="store_true", help="only redraw the plot from --json")

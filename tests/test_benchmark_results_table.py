@@ -1,13 +1,17 @@
-"""benchmarks/common.py upsert_row: a benchmark rewrites its own row of docs/results.md and nothing else."""
+"""benchmarks/common.py upsert_row: a benchmark rewrites its own row of its domain's docs page and nothing else."""
 
+import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import pytest
 
-from common import upsert_row  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-DOC = """# Results
+from common import DOCS, DOMAINS, doc_page, upsert_row  # noqa: E402
+
+DOC = """# Page
 
 ## S
 
@@ -17,6 +21,12 @@ DOC = """# Results
 | y | 2 |
 
 prose
+
+### S
+
+| a | b |
+|---|---|
+| x | 8 |
 
 ### a later experiment of the same section
 
@@ -31,14 +41,58 @@ text
 
 
 def test_only_the_sections_own_table_changes(tmp_path):
-    path = tmp_path / "results.md"
+    path = tmp_path / "page.md"
     path.write_text(DOC)
-    upsert_row("S", ["a", "b"], "x", ["5"], path)   # replaced in S's table, not in the subsection's
+    upsert_row("S", ["a", "b"], "x", ["5"], path)   # replaced in S's table, not in the subsections'
     upsert_row("S", ["a", "b"], "z", ["7"], path)   # a new key: appended to S's table
     upsert_row("T", ["a", "b"], "x", ["3"], path)   # a section without its table gets one
     upsert_row("U", ["a", "b"], "x", ["4"], path)   # a new section at the end
     text = path.read_text()
     assert "| x | 1 |" not in text and "| x | 5 |\n| y | 2 |\n| z | 7 |\n\nprose" in text
-    assert "| x | 9 | 9 |" in text
+    assert "| x | 8 |" in text and "| x | 9 | 9 |" in text   # a ### heading of the same name is not the section
     assert "## T\n\ntext\n\n| a | b |\n|---|---|\n| x | 3 |\n" in text
     assert text.endswith("## U\n\n| a | b |\n|---|---|\n| x | 4 |\n")
+
+
+def test_the_page_must_exist(tmp_path):
+    missing = tmp_path / "nothing.md"
+    with pytest.raises(FileNotFoundError, match="nothing.md"):
+        upsert_row("S", ["a"], "x", [], missing)
+    assert not missing.exists()
+
+
+def test_doc_page_names_the_domain_pages():
+    assert {d: doc_page(d) for d in DOMAINS} == {d: DOCS / f"{d}.md" for d in DOMAINS}
+    assert all(doc_page(d).is_file() for d in DOMAINS)
+    with pytest.raises(ValueError, match="'image'.*images, text"):
+        doc_page("image")
+
+
+def _sections_written(script: Path) -> list[str]:
+    """The section titles a benchmark script writes (its upsert_row calls and SECTION constants)."""
+    text = script.read_text()
+    return (re.findall(r'(?:upsert_row|doc_row)\(\s*"([^"]+)"', text)
+            + re.findall(r'^SECTION = "(?:## )?([^"]+)"', text, re.M))
+
+
+def test_every_written_section_is_a_heading_of_its_page():
+    scripts = sorted((ROOT / "benchmarks").rglob("*.py"))
+    found = 0
+    for script in scripts:
+        pages = re.findall(r'doc_page\("(\w+)"\)', script.read_text()) or \
+            ([script.parent.name] if script.parent.name in DOMAINS else [])   # benchmarks/<domain>/ writes its page
+        for section in _sections_written(script):
+            assert pages, f"{script.name} writes {section!r} without doc_page(domain)"
+            for page in set(pages):
+                lines = doc_page(page).read_text().splitlines()
+                assert f"## {section}" in lines, f"{script.name}: docs/{page}.md has no '## {section}'"
+                found += 1
+    assert found >= 7   # omniglot_methods, omniglot_protonet, conv4_throughput, serve_*, text_vs_setfit
+
+
+def test_recsys_block_is_in_its_page():
+    """recsys_coldstart.py rewrites what lies between its two markers in docs/recsys.md (its default)."""
+    text = doc_page("recsys").read_text()
+    assert text.count("<!-- recsys-coldstart:begin -->") == 1 and text.count("<!-- recsys-coldstart:end -->") == 1
+    script = next((ROOT / "benchmarks").rglob("recsys_coldstart.py"))
+    assert 'default="docs/recsys.md"' in script.read_text()

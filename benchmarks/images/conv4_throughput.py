@@ -2,7 +2,7 @@
 
 Times the real ProtoNet training step (forward over support + query, loss, backward, Adam step)
 on 60-way episodes of 28x28 images, for the plain NCHW layout and for kshot's default
-channels-last layout, in one run, and records the medians in docs/results.md.
+channels-last layout, in one run, and records the medians in docs/images.md.
 
     python benchmarks/images/conv4_throughput.py --shot 1 --repeats 30
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/common.py
-from common import machine, matmul_gflops, upsert_row  # noqa: E402
+from common import doc_page, machine, matmul_gflops, upsert_row  # noqa: E402
 from omniglot_protonet import conv4_train_flops_per_image  # noqa: E402
 
 from kshot.images.episodes import Episode  # noqa: E402
@@ -75,7 +75,8 @@ def main() -> None:
                        [f"{1000 * med:.1f} ms (IQR {1000 * q1:.1f}-{1000 * q3:.1f}, n={len(times)})",
                         f"{img_s:.0f}", f"{img_s * flops / 1e9:.1f}", f"{100 * frac:.1f}%",
                         f"{peak:.1f} GFLOP/s", machine(),
-                        f"`python benchmarks/images/conv4_throughput.py --shot {a.shot} --repeats {a.repeats}`"])
+                        f"`python benchmarks/images/conv4_throughput.py --shot {a.shot} --repeats {a.repeats}`"],
+                       doc_page("images"))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Train one few-shot method on Omniglot (Vinyals split) and record its test accuracy in docs/results.md.
+"""Train one few-shot method on Omniglot (Vinyals split) and record its test accuracy in docs/images.md.
 
 Trains with ``kshot.meta_train`` (episodic, or supervised pre-training for baseline / baseline++),
 keeps the checkpoint with the best 5-way validation accuracy, then scores it on 1,000 fixed test
@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/common.py
-from common import RESULTS, machine  # noqa: E402
+from common import doc_page, machine  # noqa: E402
 
 import kshot  # noqa: E402
 from kshot.cli.common import parse_params  # noqa: E402
+from kshot.core.io import atomic_write  # noqa: E402
 
 SECTION = "## Omniglot: every method"
 SETTINGS = ("5x1", "5x5", "20x1", "20x5")
@@ -51,9 +52,12 @@ def parse_settings(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def upsert_cells(key: str, cells: dict[str, str], path: Path = RESULTS) -> None:
-    """Set ``cells`` (header name -> text) in the row whose first cell is ``key``; keep the others."""
-    text = path.read_text() if path.exists() else "# Results\n"
+def upsert_cells(key: str, cells: dict[str, str], path: Path) -> None:
+    """Set ``cells`` (header name -> text) in the row whose first cell is ``key`` of the table under
+    SECTION in the docs page ``path`` (it must exist); keep the other cells."""
+    if not path.is_file():
+        raise SystemExit(f"docs page {path} does not exist")
+    text = path.read_text()
     if SECTION not in text:
         text = (text.rstrip("\n") + f"\n\n{SECTION}\n\n{INTRO}\n| " + " | ".join(HEADER) + " |\n|"
                 + "---|" * len(HEADER) + "\n")
@@ -72,7 +76,8 @@ def upsert_cells(key: str, cells: dict[str, str], path: Path = RESULTS) -> None:
         rows = list(re.finditer(r"^\|.*\|\n", block, re.M))
         at = rows[-1].end() if rows else len(block)
         block = block[:at] + line + block[at:]
-    path.write_text(text[:start] + block + text[end:])
+    with atomic_write(path, "w") as f:
+        f.write(text[:start] + block + text[end:])
 
 
 def main() -> None:
@@ -97,7 +102,7 @@ def main() -> None:
     p.add_argument("--out", default=None)
     p.add_argument("--eval-only", action="store_true", help="evaluate the run in --out; do not train")
     p.add_argument("--row", default=None, help="row name (default: method and test-time parameters)")
-    p.add_argument("--no-record", action="store_true", help="do not write docs/results.md")
+    p.add_argument("--no-record", action="store_true", help="do not write docs/images.md")
     a = p.parse_args()
     params = parse_params(a.param)
     out = Path(a.out or f"runs/{a.method}-{a.way}w{a.shot}s")
@@ -138,8 +143,8 @@ def main() -> None:
                   "command": f"`{cmd}`"})
     extra = {k: v for k, v in meta["method_params"].items() if k in params}
     key = a.row or (a.method + (" " + " ".join(f"{k}={v}" for k, v in extra.items()) if extra else ""))
-    upsert_cells(key, cells)
-    print(f"recorded row {key!r} in {RESULTS} ({machine()})")
+    upsert_cells(key, cells, doc_page("images"))
+    print(f"recorded row {key!r} in {doc_page('images')} ({machine()})")
 
 
 if __name__ == "__main__":

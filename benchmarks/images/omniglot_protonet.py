@@ -1,4 +1,4 @@
-"""Reproduce Prototypical Networks on Omniglot (Snell et al. 2017) and record it in docs/results.md.
+"""Reproduce Prototypical Networks on Omniglot (Snell et al. 2017) and record it in docs/images.md.
 
 Trains one model per shot (60-way episodes, 5 queries per class, Adam 1e-3 halved every 2,000
 episodes), keeps the checkpoint with the best 5-way validation accuracy, then scores it on 1,000
@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/common.py
-from common import machine, matmul_gflops, upsert_row  # noqa: E402
+from common import doc_page, machine, matmul_gflops, upsert_row  # noqa: E402
 
 import kshot  # noqa: E402
 from kshot.images.backbones import Conv4  # noqa: E402
@@ -61,7 +61,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     p.add_argument("--train-split", choices=("train", "trainval"), default="train",
                    help="trainval: phase 2 of the paper's protocol (scores the last checkpoint)")
-    p.add_argument("--no-record", action="store_true", help="do not write docs/results.md")
+    p.add_argument("--no-record", action="store_true", help="do not write docs/images.md")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -104,7 +104,7 @@ def main() -> None:
                     f"{summary['episodes']} ({a.train_way}-way, {a.query} queries; "
                     + ("train+val, last checkpoint)" if which == "last" else
                        f"best val at {meta['episodes_done']})"),
-                    f"{summary['train_seconds'] / 60:.1f} min", machine(), f"`{cmd}`"])
+                    f"{summary['train_seconds'] / 60:.1f} min", machine(), f"`{cmd}`"], doc_page("images"))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-DOC = ROOT / "docs" / "serve.md"
 WORDS = ["card", "payment", "refund", "account", "transfer", "balance", "app", "fee", "phone", "order"]
 
 
@@ -177,9 +176,9 @@ def start_server(args, name: str):
 
 def doc_row(section: str, header: list[str], key: str, row: list[str]) -> None:
     """Insert or replace a row of a table in docs/serve.md (benchmarks/common.upsert_row)."""
-    from common import upsert_row
+    from common import doc_page, upsert_row
 
-    upsert_row(section, header, key, row, path=DOC)
+    upsert_row(section, header, key, row, doc_page("serve"))
 
 
 def when() -> str:

@@ -4,7 +4,7 @@ Second-order MAML differentiates the inner loop's gradient, so autograd runs the
 BatchNorm's backward ("double backward"). PyTorch's own (``batchnorm_double_backward``, a composite of
 generic operators) costs about 10x the forward and backward together on a CPU: 4-5 ms for one Omniglot
 task's 5 support images in the first layer of Conv4 (64 x 28 x 28), against 0.3-0.5 ms for the forward and
-backward; it was 40 % of the second-order part of a MAML task (docs/results.md, and
+backward; it was 40 % of the second-order part of a MAML task (docs/images.md, and
 benchmarks/images/batchnorm_double_backward.py; ours: about 1 ms).
 
 ``batch_norm`` computes the same values with PyTorch's fused forward and backward kernels and its own

@@ -21,7 +21,8 @@
    The training texts are encoded once, by the final encoder: only the speed probe runs before.
    After fine-tuning, the encoder's weights become ``BLEND`` x the fine-tuned + (1 - ``BLEND``) x the
    pre-trained ones (weight-space ensembling, WiSE-FT): one encoder, so no cost at prediction time, and on
-   the validation draws of the development suite it beat the fine-tuned weights alone (docs/results.md).
+   the validation draws of the development suite it beat the fine-tuned weights alone
+   (docs/notes/2026-11-results-log.md).
 3. The logistic head's regularisation C is chosen by stratified cross-validation on the training texts'
    embeddings (``C_GRID``; label examples always on the training side; ties go to the C nearest 10).
 

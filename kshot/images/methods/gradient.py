@@ -72,7 +72,7 @@ class GradientMethod(FewShotMethod):
 
     ``precision="bf16"`` computes the meta-gradients (inner loops included) under bfloat16 autocast:
     about 1.35x faster on a CPU with AVX-512 BF16, with a meta-gradient at cosine ~0.99 of the fp32 one
-    (docs/results.md compares the accuracies this reaches). Weights, inner updates, the optimizer and
+    (docs/images.md compares the accuracies this reaches). Weights, inner updates, the optimizer and
     evaluation stay fp32.
     """
 
