@@ -3,7 +3,7 @@
 BANKING77, 10 examples per class (seed 0), frozen MiniLM embeddings, 1,000 test texts (seed 0); both
 solvers minimise the same objective (mean cross-entropy + ||W||^2 / (2 C n), scale 10) from zeros.
 
-    KSHOT_DATA=../shared/data PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/logistic_solver.py
+    KSHOT_DATA=../shared/data PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/serve/logistic_solver.py
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """Does encoding a large text pool pay off split over processes? One share of the pool per call.
 
-    python benchmarks/encode_processes.py --part 0 --parts 1 --threads 2          # one process, 2 threads
-    python benchmarks/encode_processes.py --part R --parts 2 --threads 1 (R = 0, 1, side by side)
+    python benchmarks/text/encode_processes.py --part 0 --parts 1 --threads 2          # one process, 2 threads
+    python benchmarks/text/encode_processes.py --part R --parts 2 --threads 1 (R = 0, 1, side by side)
 
 Each call loads the sentence encoder and encodes its contiguous share of the first ``--n`` BANKING77
 training texts (no cache: a fresh process), the way a multi-process self-training or evaluation run
