@@ -3,10 +3,10 @@ the training file, scored (entity micro F1, seqeval) on the full test file (emer
 
     export OMP_NUM_THREADS=1 KSHOT_DATA=/path/to/data
     for m in proto nnshot structshot episodic-lstm episodic-gru episodic-transformer finetune finetune-crf; do
-        python benchmarks/tagging_wnut17.py --method $m --out runs.jsonl
+        python benchmarks/tagging/wnut17.py --method $m --out runs.jsonl
     done
-    python benchmarks/tagging_wnut17.py --report runs.jsonl      # the markdown table
-    python benchmarks/tagging_wnut17.py --method finetune-crf --shots 5 --seeds 0 1 2 --split dev \\
+    python benchmarks/tagging/wnut17.py --report runs.jsonl      # the markdown table
+    python benchmarks/tagging/wnut17.py --method finetune-crf --shots 5 --seeds 0 1 2 --split dev \\
         --set lr=1e-4 --out dev.jsonl                             # choosing a setting on the dev file
 
 Each ``--method`` run is one process: it fits the 10 support sets one after the other and appends one JSON
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CONFIGS = {
@@ -35,11 +36,12 @@ CONFIGS = {
     "episodic-lstm": dict(method="episodic", backbone="lstm"), "episodic-gru": dict(method="episodic", backbone="gru"),
     "episodic-transformer": dict(method="episodic", backbone="transformer"),
     "finetune": dict(method="finetune"), "finetune-crf": dict(method="finetune", crf=True),
+    "span": dict(method="span"),
 }
 
 
 def run(name: str, out: Path, shots=(1, 5), seeds=range(5), overrides: dict | None = None,
-        split: str = "test") -> None:
+        split: str = "test", encoder: str | None = None, every: int = 1) -> None:
     """Fit and score ``name`` (a CONFIGS key) on every support set, scored on ``split`` (``test``, or
     ``dev`` to choose settings); ``overrides`` (e.g. ``{"lr": 1e-4}``) change FewShotTagger's parameters
     and name the rows ``finetune-crf (lr 0.0001)``; dev rows are named ``... [dev]``."""
@@ -49,13 +51,17 @@ def run(name: str, out: Path, shots=(1, 5), seeds=range(5), overrides: dict | No
 
     torch.set_num_threads(1)
     train, test = load_dataset("wnut17", "train"), load_dataset("wnut17", split)
+    if every > 1:       # development: a fixed subsample, every n-th sentence
+        test = test.subset(list(range(0, len(test), every)))
     overrides = overrides or {}
-    params = {**CONFIGS[name], **overrides}
+    params = {**CONFIGS[name], **overrides, **({"encoder": encoder} if encoder else {})}
+    if encoder:
+        name += f" ({Path(encoder).name})"
     if overrides:
         name += " (" + ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
                                  for k, v in overrides.items()) + ")"
-    if split != "test":
-        name += f" [{split}]"
+    if split != "test" or every > 1:
+        name += f" [{split}{f'/{every}' if every > 1 else ''}]"
     done = {(r["config"], r["shots"], r["seed"]) for r in _rows(out)}
     for k in shots:
         for seed in seeds:
@@ -130,6 +136,10 @@ if __name__ == "__main__":
                          "layers=1, shape_weight=1.0 (repeatable)")
     ap.add_argument("--split", choices=["test", "dev"], default="test",
                     help="the file to score on: test, or dev (emerging.dev.conll) to choose settings")
+    ap.add_argument("--encoder", help="a local sentence-transformers directory instead of the packaged MiniLM "
+                    "(e.g. the one benchmarks/tagging/mpnet.py assembles); rows are named after it")
+    ap.add_argument("--every", type=int, default=1, help="score on every n-th sentence of the split only "
+                    "(development; rows are marked [test/n])")
     args = ap.parse_args()
     if args.report:
         print(report(args.report))
@@ -142,6 +152,7 @@ if __name__ == "__main__":
         known = set(inspect.signature(FewShotTagger).parameters) - {"method", "seed"}
         overrides = parse_sets(args.set, known.__contains__, "--set {name}: not a FewShotTagger parameter (one of: "
                                + ", ".join(sorted(known)).replace("{", "{{") + ")", "1e-4, 120, true")
-        run(args.method, args.out, tuple(args.shots), args.seeds, overrides=overrides, split=args.split)
+        run(args.method, args.out, tuple(args.shots), args.seeds, overrides=overrides, split=args.split,
+            encoder=args.encoder, every=args.every)
     else:
         ap.error("give --method or --report")
