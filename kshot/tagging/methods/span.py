@@ -62,7 +62,7 @@ class SpanTagger(TagMethod):
     frozen = False
 
     def __init__(self, steps: int = 60, lr: float = 5e-5, head_lr: float = 1e-3, batch_size: int = 16,
-                 describe: float = 0.7, context: float = 1.0, none: bool = True, scale: float = 20.0,
+                 describe: float = 0.5, context: float = 1.0, none: bool = True, scale: float = 20.0,
                  descriptions: dict | None = None, type_names: list | None = None, source_steps: int = 200,
                  seed: int = 0):
         super().__init__(steps=steps, lr=lr, head_lr=head_lr, batch_size=batch_size, describe=describe,
