@@ -2,10 +2,15 @@
 the training file, scored (entity micro F1, seqeval) on the full test file (emerging.test.annotated).
 
     export OMP_NUM_THREADS=1 KSHOT_DATA=/path/to/data
-    for m in proto nnshot structshot episodic-lstm episodic-gru episodic-transformer finetune finetune-crf; do
+    for m in span proto nnshot structshot episodic-lstm episodic-gru episodic-transformer finetune finetune-crf; do
         python benchmarks/tagging/wnut17.py --method $m --out runs.jsonl
     done
+    python benchmarks/tagging/mpnet.py          # assembles $KSHOT_DATA/models/all-mpnet-base-v2 (see there)
+    python benchmarks/tagging/wnut17.py --method span --encoder $KSHOT_DATA/models/all-mpnet-base-v2 --out runs.jsonl
     python benchmarks/tagging/wnut17.py --report runs.jsonl      # the markdown table
+    python benchmarks/tagging/wnut17.py --report runs.jsonl --docs docs/tagging.md   # + the headline rows
+    python benchmarks/tagging/wnut17.py --method span --shots 5 --seeds 0 1 --every 3 --out dev.jsonl
+                                          # development: two support sets, every third test sentence
     python benchmarks/tagging/wnut17.py --method finetune-crf --shots 5 --seeds 0 1 2 --split dev \\
         --set lr=1e-4 --out dev.jsonl                             # choosing a setting on the dev file
 
@@ -124,6 +129,43 @@ def report(path: Path) -> str:
     return "\n".join(lines)
 
 
+TYPES = ("person", "location", "group", "corporation", "product", "creative-work")
+#: published WNUT-17 figures beside each shot count (greedy K-shot support sets, BERT-size encoders)
+PUBLISHED = {5: "29.5-30.5 (BERT-base baselines); 37.6 (best BERT-size)", 1: "-"}
+DOCS_SECTION = "WNUT-17, K-shot (headline)"
+DOCS_HEADER = ["method (encoder)", "shots", "support sets", "micro F1, mean ± std (per set)", "spans F1, types ignored",
+               *TYPES, "fit s (median)", "tag 1,287 sentences s (median)", "published", "command"]
+
+
+def command(name: str, k: int) -> str:
+    base = name.split(" (")[0]
+    enc = name[len(base):].strip(" ()")
+    return ("`python benchmarks/tagging/wnut17.py --method " + base + f" --shots {k}"
+            + (f" --encoder $KSHOT_DATA/models/{enc}" if enc else "") + " --out runs.jsonl`")
+
+
+def write_docs(path: Path, docs: Path) -> int:
+    """Upsert one row per (config, shots) of ``path`` (test-file rows only) into ``docs``'s headline table."""
+    from common import upsert_row
+
+    rows = [r for r in _rows(path) if "[" not in r["config"]]
+    n = 0
+    for name in dict.fromkeys(r["config"] for r in rows):
+        for k in (5, 1):
+            rs = [r for r in rows if r["config"] == name and r["shots"] == k]
+            if not rs:
+                continue
+            f1 = [100 * r["f1"] for r in rs]
+            std = f" ± {statistics.stdev(f1):.1f}" if len(f1) > 1 else ""
+            types = [f"{100 * statistics.mean(r['f1_types'].get(t, 0.0) for r in rs):.1f}" for t in TYPES]
+            upsert_row(DOCS_SECTION, DOCS_HEADER, f"{name}, {k}-shot",
+                       [str(k), str(len(rs)), f"**{statistics.mean(f1):.1f}**{std} ({', '.join(f'{x:.1f}' for x in f1)})",
+                        spans_f1(rs), *types, f"{statistics.median(r['fit_s'] for r in rs):.0f}",
+                        f"{statistics.median(r['tag_s'] for r in rs):.0f}", PUBLISHED[k], command(name, k)], docs)
+            n += 1
+    return n
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--method", choices=list(CONFIGS))
@@ -131,6 +173,8 @@ if __name__ == "__main__":
     ap.add_argument("--shots", type=int, nargs="+", default=[1, 5])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="support sets (greedy sampling seeds)")
     ap.add_argument("--report", type=Path)
+    ap.add_argument("--docs", type=Path, help="with --report: also write its rows into this page's headline table "
+                    "(docs/tagging.md)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=JSON",
                     help="a FewShotTagger parameter instead of the method's default, e.g. lr=1e-4, steps=120, "
                          "layers=1, shape_weight=1.0 (repeatable)")
@@ -143,6 +187,8 @@ if __name__ == "__main__":
     args = ap.parse_args()
     if args.report:
         print(report(args.report))
+        if args.docs:
+            print(f"{write_docs(args.report, args.docs)} rows written to {args.docs}")
     elif args.method:
         import inspect
 

@@ -1,14 +1,18 @@
 """FewShotTagger: tag new entity types from a few annotated sentences (scikit-learn conventions).
 
-    tagger = FewShotTagger(method="structshot").fit(sentences, tags)     # lists of tokens, BIO tags
+    tagger = FewShotTagger().fit(sentences, tags)                        # lists of tokens, BIO tags
     tagger.predict(["Watching Stranger Things with @bob in Paris"])      # raw strings are tokenised
     tagger.predict_entities([...])   # [{"start", "end", "type", "text", "score"}, ...] per sentence
 
-Methods (kshot/tagging/methods/, one file each): ``proto`` (nearest tag prototype), ``nnshot`` (nearest
-support word), ``structshot`` (nnshot + Viterbi over abstract transitions), ``finetune`` (transformer +
-linear head; ``crf=True`` adds a CRF) and ``episodic`` (a ``backbone`` BiLSTM / BiGRU / Transformer over
-the frozen word vectors, trained episodically with a prototypical loss). Words are classified into IO
-classes (O or a type) and returned as BIO. ``save``/``load`` write safetensors + JSON only.
+Methods (kshot/tagging/methods/, one file each): ``span`` (the default: a type-agnostic span detector
+fine-tuned on the support set, then a span typer of prototypes with the types' descriptions and a ``none``
+class; ``source=`` trains both stages on another corpus first), ``proto`` (nearest tag prototype),
+``nnshot`` (nearest support word), ``structshot`` (nnshot + Viterbi over abstract transitions),
+``finetune`` (transformer + linear head; ``crf=True`` adds a CRF) and ``episodic`` (a ``backbone`` BiLSTM /
+BiGRU / Transformer over the frozen word vectors, trained episodically with a prototypical loss). Every
+method returns entities, given as BIO. ``get_params`` / ``set_params`` come from the signature
+(``kshot.core.estimator``: ``sklearn.base.clone`` works), and a parameter set for a method that does not
+use it is an error. ``save``/``load`` write safetensors + JSON only.
 """
 
 from __future__ import annotations
