@@ -13,34 +13,17 @@ from kshot.tagging.descriptions import describe
 from kshot.tagging.io import write_conll
 from kshot.tagging.methods.base import io_runs
 from kshot.tagging.tagger import FewShotTagger
+from test_tagging import TEST, TRAIN, synthetic   # the sentences of person visited city
 
 pytest.importorskip("sentence_transformers")
-
-NAMES = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank"]
-CITIES = ["Paris", "London", "Berlin", "Madrid", "Rome", "Vienna"]
-FILLER = ["we", "met", "today", "and", "talked", "about", "the", "weather", "for", "a", "while"]
-
-
-def synthetic(n, seed):
-    rng = np.random.default_rng(seed)
-    sents, tags = [], []
-    for _ in range(n):
-        name, city = rng.choice(NAMES), rng.choice(CITIES)
-        filler = list(rng.choice(FILLER, size=3))
-        sents.append([name, "visited", city] + filler)
-        tags.append(["B-person", "O", "B-location"] + ["O"] * 3)
-    return sents, tags
 
 
 def source_corpus(n=20, seed=3):
     """Other entity types than the target's: companies and products."""
     rng = np.random.default_rng(seed)
-    sents = [[str(rng.choice(["Toyota", "Honda", "Sony"])), "makes", "the", str(rng.choice(["Prius", "Civic", "Walkman"])),
-              "now"] for _ in range(n)]
+    sents = [[str(rng.choice(["Toyota", "Honda", "Sony"])), "makes", "the",
+              str(rng.choice(["Prius", "Civic", "Walkman"])), "now"] for _ in range(n)]
     return sents, [["B-corporation", "O", "O", "B-product", "O"]] * n
-
-
-TRAIN, TEST = synthetic(6, 0), synthetic(10, 1)
 
 
 def test_io_runs_and_descriptions():

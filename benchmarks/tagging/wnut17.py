@@ -46,7 +46,7 @@ CONFIGS = {
 
 
 def run(name: str, out: Path, shots=(1, 5), seeds=range(5), overrides: dict | None = None,
-        split: str = "test", encoder: str | None = None, every: int = 1) -> None:
+        split: str = "test", encoder: str | None = None, every: int = 1, threads: int = 1) -> None:
     """Fit and score ``name`` (a CONFIGS key) on every support set, scored on ``split`` (``test``, or
     ``dev`` to choose settings); ``overrides`` (e.g. ``{"lr": 1e-4}``) change FewShotTagger's parameters
     and name the rows ``finetune-crf (lr 0.0001)``; dev rows are named ``... [dev]``."""
@@ -54,7 +54,7 @@ def run(name: str, out: Path, shots=(1, 5), seeds=range(5), overrides: dict | No
     from kshot.tagging.sampling import greedy_support
     from kshot.tagging.tagger import FewShotTagger
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     train, test = load_dataset("wnut17", "train"), load_dataset("wnut17", split)
     if every > 1:       # development: a fixed subsample, every n-th sentence
         test = test.subset(list(range(0, len(test), every)))
@@ -182,6 +182,8 @@ if __name__ == "__main__":
                     help="the file to score on: test, or dev (emerging.dev.conll) to choose settings")
     ap.add_argument("--encoder", help="a local sentence-transformers directory instead of the packaged MiniLM "
                     "(e.g. the one benchmarks/tagging/mpnet.py assembles); rows are named after it")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 for the accuracy runs on the shared "
+                    "machine; 2 for the timed runs on 2 cores)")
     ap.add_argument("--every", type=int, default=1, help="score on every n-th sentence of the split only "
                     "(development; rows are marked [test/n])")
     args = ap.parse_args()
@@ -199,6 +201,6 @@ if __name__ == "__main__":
         overrides = parse_sets(args.set, known.__contains__, "--set {name}: not a FewShotTagger parameter (one of: "
                                + ", ".join(sorted(known)).replace("{", "{{") + ")", "1e-4, 120, true")
         run(args.method, args.out, tuple(args.shots), args.seeds, overrides=overrides, split=args.split,
-            encoder=args.encoder, every=args.every)
+            encoder=args.encoder, every=args.every, threads=args.threads)
     else:
         ap.error("give --method or --report")
