@@ -16,7 +16,8 @@ the training file, scored (entity micro F1, seqeval) on the full test file (emer
 
 Each ``--method`` run is one process: it fits the 10 support sets one after the other and appends one JSON
 row per fit (F1, precision, recall, F1 per type, the F1 of the spans with their types ignored, i.e. how many
-entities were found at all, fit and tagging seconds) plus the process's peak RSS. A frozen encoder's
+entities were found at all, fit and tagging seconds, wall and CPU, the torch threads and the load average)
+plus the process's peak RSS. A frozen encoder's
 test-set vectors are computed once per process and reused (the first tagging time includes them); the
 fine-tuned encoders re-encode the test set every time.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -73,19 +75,20 @@ def run(name: str, out: Path, shots=(1, 5), seeds=range(5), overrides: dict | No
             if (name, k, seed) in done:
                 continue
             idx = greedy_support(train.tags, k, seed)
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             tagger = FewShotTagger(**params, seed=seed).fit([train.sentences[i] for i in idx],
                                                                   [train.tags[i] for i in idx])
-            t1 = time.perf_counter()
+            c1, t1 = time.process_time(), time.perf_counter()
             pred = tagger.predict(test.sentences)
-            t2 = time.perf_counter()
+            c2, t2 = time.process_time(), time.perf_counter()
             from kshot.tagging.metrics import entity_scores
 
             scores = entity_scores(test.tags, pred)
             spans = entity_scores(untyped(test.tags), untyped(pred))["micro"]
             row = {"config": name, "shots": k, "seed": seed, "support_sentences": len(idx), **scores["micro"],
                    "f1_spans": spans["f1"], "f1_types": {t: v["f1"] for t, v in scores["types"].items()},
-                   "fit_s": t1 - t0, "tag_s": t2 - t1,
+                   "fit_s": t1 - t0, "tag_s": t2 - t1, "fit_cpu_s": c1 - c0, "tag_cpu_s": c2 - c1,
+                   "threads": threads, "load_avg": os.getloadavg()[0],
                    "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
             with open(out, "a") as f:
                 f.write(json.dumps(row) + "\n")
