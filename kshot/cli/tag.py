@@ -32,7 +32,7 @@ def fit(
                                               "comma-separated); other types become O"),
     backbone: str = typer.Option("lstm", help="(episodic) lstm, gru or transformer"),
     crf: bool = typer.Option(False, help="(finetune) a CRF on top of the linear head"),
-    steps: Optional[int] = typer.Option(None, help="(finetune, episodic) training steps"),
+    steps: Optional[int] = typer.Option(None, help="(span, finetune, episodic) training steps"),
     device: str = device_option(),
     progress: bool = progress_option(),
     param: Optional[List[str]] = param_option("any other FewShotTagger parameter KEY=VALUE, e.g. -p lr=3e-5, "
