@@ -79,14 +79,18 @@ class SpanTagger(TagMethod):
         return det
 
     def _vectors(self, sentences, progress=False) -> list[torch.Tensor]:
-        """The detector encoder's word vectors of each sentence (no gradients)."""
-        out = []
+        """The detector encoder's word vectors of each sentence (no gradients), in batches of sentences of
+        similar length (little padding)."""
         from ...core.progress import progress_bar
 
+        order = sorted(range(len(sentences)), key=lambda i: -len(sentences[i]))
+        out: list = [None] * len(sentences)
         with torch.no_grad(), progress_bar(len(sentences), "tagging", progress) as advance:
-            for b in range(0, len(sentences), 32):
-                out += [v.float() for v in self.encoder.forward(sentences[b:b + 32])]
-                advance(len(sentences[b:b + 32]))
+            for b in range(0, len(order), 32):
+                batch = order[b:b + 32]
+                for i, v in zip(batch, self.encoder.forward([sentences[i] for i in batch])):
+                    out[i] = v.float()
+                advance(len(batch))
         return out
 
     def _texts(self, texts: list[str]) -> torch.Tensor:
