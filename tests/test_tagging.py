@@ -64,7 +64,7 @@ def test_episodic_training_on_a_source_corpus():
     rng = np.random.default_rng(3)
     src = [[str(rng.choice(["Toyota", "Honda"])), "makes", str(rng.choice(["Prius", "Civic"])), "in",
             str(rng.choice(["Japan", "Ohio"]))] for _ in range(20)]
-    src_tags = [["B-corporation", "O", "B-product", "O", "B-location"]] * 20
+    src_tags = [["B-corporation", "O", "B-product", "O", "B-country"]] * 20
     tagger = FewShotTagger(method="episodic", backbone="gru", steps=4).fit(*TRAIN, source=(src, src_tags))
     assert tagger.score(*TEST)["micro"]["f1"] >= 0.8
     with pytest.raises(KshotError, match="episodic"):

@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from .common import (device_option, group, json_option, out_option, param_option, parse_params, parse_shots,
-                     seed_option, shots_option)
+                     progress_option, seed_option, shots_option)
 
 tag_app = group("tag", "Few-shot sequence labelling: tag entities from a few annotated sentences (CoNLL or JSONL).")
 
@@ -20,9 +20,11 @@ def fit(
     train_file: str = typer.Argument(..., help="tagged sentences: CoNLL (token TAB tag) or JSONL {tokens, tags}; "
                                      "- for stdin"),
     out: Path = out_option(),
-    method: str = typer.Option("finetune", help="finetune (the most accurate on WNUT-17; minutes on a CPU), "
-                               "proto, nnshot, structshot or episodic (seconds)"),
+    method: str = typer.Option("span", help="span (find the spans, then type them: the most accurate on "
+                               "WNUT-17; a minute or two on a CPU), finetune, proto, nnshot, structshot or episodic"),
     encoder: str = typer.Option("all-MiniLM-L6-v2", help="sentence-transformer name or local directory"),
+    source: Optional[str] = typer.Option(None, "--source", help="(span, episodic) another tagged corpus whose "
+                                         "entity types all differ from these: the method trains on it first"),
     shots: Optional[str] = shots_option(None, "draw a greedy K-shot support set from the file (one value; "
                                         "default: fit on every sentence)"),
     seed: int = seed_option("seed of the support set draw and of training"),
@@ -30,11 +32,14 @@ def fit(
                                               "comma-separated); other types become O"),
     backbone: str = typer.Option("lstm", help="(episodic) lstm, gru or transformer"),
     crf: bool = typer.Option(False, help="(finetune) a CRF on top of the linear head"),
-    steps: Optional[int] = typer.Option(None, help="(finetune, episodic) training steps"),
+    steps: Optional[int] = typer.Option(None, help="(span, finetune, episodic) training steps"),
     device: str = device_option(),
-    param: Optional[List[str]] = param_option("any other FewShotTagger parameter KEY=VALUE, e.g. -p lr=3e-5"),
+    progress: bool = progress_option(),
+    param: Optional[List[str]] = param_option("any other FewShotTagger parameter KEY=VALUE, e.g. -p lr=3e-5, "
+                                              "-p describe=0.5, -p 'descriptions={\"drug\": \"a medicine\"}'"),
 ):
     """Fit a few-shot tagger on a tagged file (or a K-shot support set drawn from it); save it to --out."""
+    from ..core.errors import KshotError
     from ..tagging.io import read_tagged
     from ..tagging.sampling import greedy_support
     from ..tagging.tagger import FewShotTagger
@@ -44,9 +49,18 @@ def fit(
     if shots is not None:
         idx = greedy_support(data.tags, parse_shots(shots, one=True)[0], seed=seed, types=type_list)
         data = data.subset(idx)
+    extra = parse_params(param)
+    unknown = sorted(set(extra) - set(FewShotTagger.param_defaults()))
+    if unknown:
+        raise KshotError(f"-p {unknown[0]}: not a FewShotTagger parameter (one of: "
+                         f"{', '.join(sorted(FewShotTagger.param_defaults()))})")
+    src = None
+    if source is not None:
+        src_data = read_tagged(source)
+        src = (src_data.sentences, src_data.tags)
     tagger = FewShotTagger(**{"method": method, "encoder": encoder, "backbone": backbone, "crf": crf, "steps": steps,
-                              "seed": seed, "device": device, **parse_params(param)})
-    tagger.fit(data.sentences, data.tags, types=type_list)
+                              "seed": seed, "device": device, "progress": progress, **extra})
+    tagger.fit(data.sentences, data.tags, types=type_list, source=src)
     tagger.save(out)
     typer.echo(f"fitted {method} on {len(data)} sentences, types {', '.join(tagger.types_)}; model in {out}")
 

@@ -2,7 +2,8 @@
 
 ``FewShotTagger`` (kshot/tagging/tagger.py) is the practitioner API; ``io`` reads and writes CoNLL / JSONL;
 ``sampling`` draws greedy K-shot support sets and Few-NERD-style episodes; ``encoders`` turns sentences into
-token vectors; ``methods/`` holds one file per method; ``metrics`` scores entities (seqeval).
+token vectors; ``methods/`` holds one file per method (``span``: find the spans, then type them, with
+``descriptions`` of common types as label semantics); ``metrics`` scores entities (seqeval).
 """
 
 from __future__ import annotations

@@ -1,14 +1,18 @@
 """FewShotTagger: tag new entity types from a few annotated sentences (scikit-learn conventions).
 
-    tagger = FewShotTagger(method="structshot").fit(sentences, tags)     # lists of tokens, BIO tags
+    tagger = FewShotTagger().fit(sentences, tags)                        # lists of tokens, BIO tags
     tagger.predict(["Watching Stranger Things with @bob in Paris"])      # raw strings are tokenised
     tagger.predict_entities([...])   # [{"start", "end", "type", "text", "score"}, ...] per sentence
 
-Methods (kshot/tagging/methods/, one file each): ``proto`` (nearest tag prototype), ``nnshot`` (nearest
-support word), ``structshot`` (nnshot + Viterbi over abstract transitions), ``finetune`` (transformer +
-linear head; ``crf=True`` adds a CRF) and ``episodic`` (a ``backbone`` BiLSTM / BiGRU / Transformer over
-the frozen word vectors, trained episodically with a prototypical loss). Words are classified into IO
-classes (O or a type) and returned as BIO. ``save``/``load`` write safetensors + JSON only.
+Methods (kshot/tagging/methods/, one file each): ``span`` (the default: a type-agnostic span detector
+fine-tuned on the support set, then a span typer of prototypes with the types' descriptions and a ``none``
+class; ``source=`` trains both stages on another corpus first), ``proto`` (nearest tag prototype),
+``nnshot`` (nearest support word), ``structshot`` (nnshot + Viterbi over abstract transitions),
+``finetune`` (transformer + linear head; ``crf=True`` adds a CRF) and ``episodic`` (a ``backbone`` BiLSTM /
+BiGRU / Transformer over the frozen word vectors, trained episodically with a prototypical loss). Every
+method returns entities, given as BIO. ``get_params`` / ``set_params`` come from the signature
+(``kshot.core.estimator``: ``sklearn.base.clone`` works), and a parameter set for a method that does not
+use it is an error. ``save``/``load`` write safetensors + JSON only.
 """
 
 from __future__ import annotations
@@ -19,21 +23,25 @@ import numpy as np
 
 from ..core.model_format import load_model, save_model
 from ..core.errors import KshotError, check_choice
+from ..core.estimator import Estimator
 from ..text.encoder import DEFAULT_MODEL, SentenceEncoder
 from .encoders import TokenEncoder
-from .io import check_tag, io_to_bio, spans, tag_type, tokenize
+from .io import check_tag, spans, tag_type, tokenize
 from .methods import METHODS
 from .sampling import fewnerd_episode, only_types
 
 KIND = "tagger"
 ENCODER_PARAMS = ("pooling", "layers", "shape", "shape_weight", "window")
+#: the tagger's parameters each method takes (None: the method's own default)
+METHOD_ARGS = {"proto": ("scale",), "nnshot": ("scale",), "structshot": ("tau", "scale"),
+               "finetune": ("steps", "lr", "crf", "seed"), "episodic": ("backbone", "steps", "lr", "scale", "seed"),
+               "span": ("steps", "lr", "scale", "describe", "context", "none", "descriptions", "source_steps", "seed")}
+SOURCE_METHODS = ("episodic", "span")
 
 
 def method_params(method: str, p: dict) -> dict:
     """The constructor arguments of ``method`` from the tagger's parameters (None: the method default)."""
-    names = {"proto": ("scale",), "nnshot": ("scale",), "structshot": ("tau", "scale"),
-             "finetune": ("steps", "lr", "crf", "seed"), "episodic": ("backbone", "steps", "lr", "scale", "seed")}
-    return {k: p[k] for k in names[method] if p.get(k) is not None}
+    return {k: p[k] for k in METHOD_ARGS[method] if p.get(k) is not None}
 
 
 def as_tokens(sentences) -> list[list[str]]:
@@ -49,39 +57,57 @@ def as_tokens(sentences) -> list[list[str]]:
     return out
 
 
-class FewShotTagger:
-    """Few-shot sequence labelling (see the module docstring)."""
+class FewShotTagger(Estimator):
+    """Few-shot sequence labelling (see the module docstring). Parameters that belong to some methods only
+    (``method_params``) are an error with another method when set away from their default."""
 
-    def __init__(self, method: str = "finetune", encoder: str = DEFAULT_MODEL, *, backbone: str = "lstm",
+    method_params = {name: tuple(m for m, args in METHOD_ARGS.items() if name in args)
+                     for name in ("backbone", "crf", "steps", "lr", "tau", "scale", "describe", "context", "none",
+                                  "descriptions", "source_steps")}
+
+    def __init__(self, method: str = "span", encoder: str = DEFAULT_MODEL, backbone: str = "lstm",
                  crf: bool = False, steps: int | None = None, lr: float | None = None, tau: float | None = None,
-                 scale: float | None = None, pooling: str = "mean", layers: int = 4, shape: bool = True,
-                 shape_weight: float = 0.5, window: int | None = None, seed: int = 0, device: str = "cpu"):
+                 scale: float | None = None, describe: float | None = None, context: float | None = None,
+                 none: bool | None = None, descriptions: dict | None = None, source_steps: int | None = None,
+                 pooling: str = "mean", layers: int = 4, shape: bool = True, shape_weight: float = 0.5,
+                 window: int | None = None, seed: int = 0, device: str = "cpu", progress: bool = False):
         self.method, self.encoder, self.backbone, self.crf = method, encoder, backbone, crf
         self.steps, self.lr, self.tau, self.scale = steps, lr, tau, scale
+        self.describe, self.context, self.none, self.descriptions = describe, context, none, descriptions
+        self.source_steps = source_steps
         self.pooling, self.layers, self.shape = pooling, layers, shape
         self.shape_weight, self.window = shape_weight, window
-        self.seed, self.device = seed, device
-
-    def get_params(self) -> dict:
-        return {k: getattr(self, k) for k in ("method", "encoder", "backbone", "crf", "steps", "lr", "tau", "scale",
-                                              "pooling", "layers", "shape", "shape_weight", "window", "seed", "device")}
+        self.seed, self.device, self.progress = seed, device, progress
 
     def _token_encoder(self, sentence: SentenceEncoder | None = None) -> TokenEncoder:
         return TokenEncoder(self.encoder, device=self.device, _sentence=sentence,
                             **{k: getattr(self, k) for k in ENCODER_PARAMS})
+
+    def _check_params(self) -> None:
+        check_choice("method", self.method, METHODS)
+        self.check_method_params()
+        if self.descriptions is not None and not (isinstance(self.descriptions, dict) and all(
+                isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in self.descriptions.items())):
+            raise KshotError(f"descriptions must map entity types to non-empty texts, got {self.descriptions!r}")
 
     # ---------------------------------------------------------------- fitting
     def _labels(self, tags) -> list[np.ndarray]:
         index = {t: i for i, t in enumerate(["O"] + self.types_)}
         return [np.array([index[tag_type(t)] for t in ts], dtype=np.int64) for ts in tags]
 
+    def _spans(self, tags, types) -> list[list[tuple[int, int, int]]]:
+        index = {t: i for i, t in enumerate(types, 1)}
+        return [[(a, b, index[k]) for a, b, k in spans(ts) if k in index] for ts in tags]
+
     def fit(self, sentences, tags, types=None, source=None) -> "FewShotTagger":
         """Fit on ``sentences`` (token lists or raw strings) and their BIO/IO ``tags``; returns self.
 
         ``types``: the entity types to learn (others become O); each must occur in ``tags``.
-        ``source`` (method ``episodic``): ``(sentences, tags)`` of another corpus whose own types train
-        the backbone in N-way K~2K episodes before the prototypes are taken from this support set."""
-        check_choice("method", self.method, METHODS)
+        ``source`` (methods ``span`` and ``episodic``): ``(sentences, tags)`` of another corpus whose entity
+        types all differ from these: ``span`` fine-tunes its detector on it and trains its typer on span
+        episodes of its types, ``episodic`` trains its backbone on N-way K~2K episodes of it, before the
+        fit on this support set."""
+        self._check_params()
         sentences, tags = self._check_xy(sentences, tags)
         found = sorted({tag_type(t) for ts in tags for t in ts if t != "O"})
         if not found:
@@ -94,25 +120,47 @@ class FewShotTagger:
             tags = only_types(tags, types)
             found = sorted(set(types))
         self.types_ = found
+        if source is not None and self.method not in SOURCE_METHODS:
+            raise KshotError(f"a source corpus trains the methods {', '.join(SOURCE_METHODS)}, not {self.method!r}")
         encoder = self._token_encoder()
-        self.method_ = METHODS[self.method](**method_params(self.method, self.get_params()))
+        params = method_params(self.method, self.get_params())
+        if self.method == "span":
+            params["type_names"] = list(self.types_)
+        self.method_ = METHODS[self.method](**params)
+        self.method_.progress = self.progress
         labels = self._labels(tags)
-        if source is not None:
-            if self.method != "episodic":
-                raise KshotError(f"a source corpus trains the episodic method's backbone, not {self.method!r}")
-            self.method_.fit(encoder, sentences, labels, len(self.types_) + 1, source=self._source(*source))
+        n_classes = len(self.types_) + 1
+        if self.method == "span":
+            src = None if source is None else self._span_source(*source)
+            self.method_.fit(encoder, sentences, labels, n_classes, spans=self._spans(tags, self.types_), source=src)
+        elif source is not None:
+            self.method_.fit(encoder, sentences, labels, n_classes, source=self._source(*source))
         else:
-            self.method_.fit(encoder, sentences, labels, len(self.types_) + 1)
+            self.method_.fit(encoder, sentences, labels, n_classes)
         self.encoder_ = getattr(self.method_, "encoder", None) or encoder
         return self
+
+    def _source_types(self, tags) -> list[str]:
+        types = sorted({tag_type(t) for ts in tags for t in ts if t != "O"})
+        if not types:
+            raise KshotError("the source corpus has no entities")
+        shared = sorted(set(types) & set(self.types_))
+        if shared:
+            raise KshotError(f"the source corpus has the target's own type(s) {', '.join(shared)}; a source must "
+                             f"have other entity types (its types: {', '.join(types)})")
+        return types
+
+    def _span_source(self, sentences, tags):
+        """A source corpus for the span method: (sentences, entities per sentence, its type names)."""
+        sentences, tags = self._check_xy(sentences, tags)
+        types = self._source_types(tags)
+        return sentences, self._spans(tags, types), types
 
     def _source(self, sentences, tags, way: int = 3, shots: int = 2):
         """A source corpus for episodic training: (sentences, labels, classes, episodes), each episode
         ``(support indices, query indices, its classes)``; the other types count as O in it."""
         sentences, tags = self._check_xy(sentences, tags)
-        types = sorted({tag_type(t) for ts in tags for t in ts if t != "O"})
-        if not types:
-            raise KshotError("the source corpus has no entities")
+        types = self._source_types(tags)
         index = {t: i for i, t in enumerate(["O"] + types)}
         labels = [np.array([index[tag_type(t)] for t in ts]) for ts in tags]
         way = min(way, len(types))
@@ -144,34 +192,32 @@ class FewShotTagger:
             raise KshotError("this FewShotTagger is not fitted yet; call fit(sentences, tags) first")
 
     def _decode(self, sentences):
+        """(tokens, scores, entities ``(start, end, class)``) of each sentence."""
         self._fitted()
         sentences = as_tokens(sentences)
         if not sentences:
             return sentences, [], []
-        scores = self.method_.scores(self.encoder_, sentences)
-        return sentences, scores, self.method_.decode(scores)
+        scores, entities = self.method_.tag(self.encoder_, sentences, progress=self.progress)
+        return sentences, scores, entities
 
     def predict(self, sentences) -> list[list[str]]:
         """BIO tags for each sentence (token lists, or raw strings tokenised by ``io.tokenize``)."""
-        _, _, paths = self._decode(sentences)
-        names = ["O"] + [f"I-{t}" for t in self.types_]
-        return [io_to_bio([names[i] for i in p]) for p in paths]
+        tokens, _, entities = self._decode(sentences)
+        out = []
+        for toks, ents in zip(tokens, entities):
+            tags = ["O"] * len(toks)
+            for a, b, c in ents:
+                tags[a:b] = [f"B-{self.types_[c - 1]}"] + [f"I-{self.types_[c - 1]}"] * (b - a - 1)
+            out.append(tags)
+        return out
 
     def predict_entities(self, sentences) -> list[list[dict]]:
         """Entities of each sentence: ``start``, ``end`` (exclusive) token indices, ``type``, ``text`` and
         ``score`` (the mean probability of the entity's class over its tokens)."""
-        tokens, scores, paths = self._decode(sentences)
-        names = ["O"] + [f"I-{t}" for t in self.types_]
-        out = []
-        for toks, s, p in zip(tokens, scores, paths):
-            prob = s.exp()
-            ents = []
-            for a, b, kind in spans(io_to_bio([names[i] for i in p])):
-                c = self.types_.index(kind) + 1
-                ents.append({"start": a, "end": b, "type": kind, "text": " ".join(toks[a:b]),
-                             "score": float(prob[a:b, c].mean())})
-            out.append(ents)
-        return out
+        tokens, scores, entities = self._decode(sentences)
+        return [[{"start": a, "end": b, "type": self.types_[c - 1], "text": " ".join(toks[a:b]),
+                  "score": float(s[a:b, c].exp().mean())} for a, b, c in ents]
+                for toks, s, ents in zip(tokens, scores, entities)]
 
     def score(self, sentences, tags) -> dict:
         """Entity-level P/R/F1 per type and micro (kshot.tagging.metrics); a KshotError when ``tags`` hold a

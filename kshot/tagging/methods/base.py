@@ -30,6 +30,12 @@ class TagMethod:
     def decode(self, scores: list[torch.Tensor]) -> list[np.ndarray]:
         return [s.argmax(-1).numpy() for s in scores]
 
+    def tag(self, encoder, sentences, progress: bool = False):
+        """(scores, entities) per sentence: the entities ``(start, end, class)`` are the runs of one class
+        in the decoded IO path (a method that finds spans another way overrides this)."""
+        scores = self.scores(encoder, sentences)
+        return scores, [io_runs(path) for path in self.decode(scores)]
+
     def state(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in vars(self).items() if torch.is_tensor(v)}
 
@@ -37,6 +43,18 @@ class TagMethod:
         for k, v in state.items():
             setattr(self, k, v)
         return self
+
+
+def io_runs(path) -> list[tuple[int, int, int]]:
+    """``(start, end, class)`` of each run of one non-zero class in an IO label path."""
+    out, start = [], 0
+    path = [int(c) for c in path] + [0]
+    for i in range(1, len(path) + 1):
+        if i == len(path) or path[i] != path[start]:
+            if path[start] != 0:
+                out.append((start, i, path[start]))
+            start = i
+    return out
 
 
 def token_matrix(encoder, sentences, labels=None):

@@ -77,7 +77,8 @@ class EpisodicTagger(TagMethod):
 
         self.net.train()
         run_steps([{"params": list(self.net.parameters()), "lr": p["lr"]}], p["steps"], step_loss,
-                  optimizer="adam", schedule="constant", clip=None, description="episodic training")
+                  optimizer="adam", schedule="constant", clip=None, description="episodic training",
+                  progress=getattr(self, "progress", False))
         self.net.eval()
         with torch.no_grad():
             X = torch.cat(self.net.encode(self._vectors(encoder, sentences)))

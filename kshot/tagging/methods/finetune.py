@@ -51,7 +51,8 @@ class FineTune(TagMethod):
         self.encoder.transformer.train()
         run_steps([{"params": list(self.encoder.parameters()), "lr": p["lr"]},
                    {"params": list(self.head.parameters()) + extra, "lr": p["head_lr"]}], p["steps"], step_loss,
-                  schedule="constant", clip=None, description="fine-tuning the tagger")
+                  schedule="constant", clip=None, description="fine-tuning the tagger",
+                  progress=getattr(self, "progress", False))
         self.encoder.transformer.eval()
         return self
 
