@@ -24,6 +24,7 @@ def check_positive_int(name: str, value, minimum: int = 1) -> int:
 
 
 def check_choice(name: str, value, allowed) -> str:
+    """Return ``value``, or raise KshotError naming it and the allowed values when it is not one of them."""
     allowed = list(allowed)
     if value not in allowed:
         raise KshotError(f"unknown {name} {value!r}; choose one of: {', '.join(map(str, allowed))}")

@@ -40,9 +40,11 @@ class Episode:
         return self.support_labels.shape[-1] // self.way
 
     def to(self, device) -> "Episode":
+        """The episode with every tensor on ``device``."""
         return Episode(*(t.to(device, non_blocking=True) for t in self.astuple()))
 
     def astuple(self):
+        """(support, support_labels, query, query_labels, classes)."""
         return self.support, self.support_labels, self.query, self.query_labels, self.classes
 
     @staticmethod
@@ -105,10 +107,12 @@ class EpisodeSampler:
                             self.class_ids[chosen])
 
     def indices(self, n: int, start: int = 0) -> Iterator[EpisodeIndex]:
+        """The item positions of episodes ``start .. start + n - 1``."""
         for i in range(start, start + n):
             yield self.index(i)
 
     def episode(self, items, i: int) -> Episode:
+        """Episode ``i`` gathered from ``items``."""
         return make_episode(items, self.index(i), self.shot, self.query)
 
     def episodes(self, items, n: int, start: int = 0, batch: int = 1) -> Iterator[Episode]:

@@ -31,6 +31,7 @@ class Score:
 
     @classmethod
     def from_values(cls, values, **kw) -> "Score":
+        """A Score from per-episode accuracies (mean and 95% CI half-width computed here)."""
         values = np.asarray(values, dtype=np.float64)
         return cls(float(values.mean()), ci95(values), len(values), values, **kw)
 
@@ -39,6 +40,7 @@ class Score:
                 f"({self.way}-way {self.shot}-shot, {self.n} episodes)")
 
     def to_dict(self, values: bool = False) -> dict:
+        """The score as a JSON-able dict (``values=True`` adds the per-episode accuracies)."""
         d = {"accuracy": self.accuracy, "ci95": self.ci95, "episodes": self.n, "way": self.way,
              "shot": self.shot, "query": self.query, "seed": self.seed}
         if self.per_class is not None:

@@ -85,6 +85,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """A checked config from a dict (a config file, a run's config.json); an unknown key is a KshotError."""
         names = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - set(names))
         if unknown:
@@ -92,6 +93,7 @@ class TrainConfig:
         return cls(**d).validate()
 
     def validate(self) -> "TrainConfig":
+        """Check every field (KshotError naming the first bad one); returns self."""
         for name in ("way", "shot", "episodes", "meta_batch", "val_way", "val_query", "val_episodes",
                      "lr_step", "batch_size"):
             check_positive_int(name, getattr(self, name), 1)
@@ -120,6 +122,7 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict:
+        """The config as a JSON-able dict (what config.json holds)."""
         return dataclasses.asdict(self)
 
 

@@ -330,6 +330,7 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         return decide(proba, self.classes_, reject_below, self.reject_label)
 
     def predict(self, texts, reject_below: float | None = None) -> np.ndarray:
+        """The predicted label of each text (``reject_label`` where the best probability is under ``reject_below``)."""
         return np.array(self.predict_with_scores(texts, reject_below)[0], dtype=object)
 
     def score(self, texts, labels, sample_weight=None) -> float:
