@@ -1,4 +1,7 @@
+import functools
+import http.server
 import os
+import threading
 import sys
 from pathlib import Path
 
@@ -21,3 +24,18 @@ def real_data_root():
     if not root:
         pytest.skip("KSHOT_DATA is not set")
     return Path(root)
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A static HTTP server on 127.0.0.1 over ``tmp_path/served``: (that folder, its base URL)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -15,7 +15,7 @@ from kshot.data.interactions import read_interactions
 from kshot.data.movielens import download_movielens, load_movielens
 from kshot.core.errors import ChecksumError, DataError
 
-from test_data import http_server  # noqa: F401  (the loopback HTTP server fixture)
+
 
 
 def write(path, text):

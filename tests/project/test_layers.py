@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1] / "kshot"
+ROOT = Path(__file__).resolve().parents[2] / "kshot"
 
 # package -> the kshot packages it may import (besides itself)
 ALLOWED = {

@@ -17,8 +17,8 @@ from kshot.cli import main
 from kshot.data import DATASETS
 from toy import TOY
 
-WORKER = str(Path(__file__).parent / "dist_worker.py")
-ROOT = str(Path(__file__).parent.parent)
+WORKER = str(Path(__file__).parent.parent / "dist_worker.py")
+ROOT = str(Path(__file__).resolve().parents[2])
 LAUNCH = distributed.launch
 COMMON = ["train", "--dataset", "toy", "--backbone", "mlp", "-b", "hidden=[16]", "-b", "out_dim=8",
           "--way", "3", "--shot", "2", "--query", "2", "--val-way", "3", "--val-episodes", "4",

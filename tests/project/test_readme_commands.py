@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from kshot.cli import app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]   # docs/notes/ is a dated log: not checked
 ROOT_CMD = typer.main.get_command(app)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"
 PY = sorted(p for p in BENCH.rglob("*.py") if "__pycache__" not in p.parts)
 SCRIPTS = [p for p in PY if 'if __name__ == "__main__":' in p.read_text()]

@@ -1,8 +1,5 @@
-import functools
 import hashlib
-import http.server
 import shutil
-import threading
 import zipfile
 
 import numpy as np
@@ -119,18 +116,6 @@ def test_registry_reports_presence(tmp_path):
 
 # ---------------------------------------------------------------- downloads over loopback HTTP
 
-@pytest.fixture
-def http_server(tmp_path):
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_download_checks_sha256_and_writes_atomically(tmp_path, http_server):
