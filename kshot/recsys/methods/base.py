@@ -35,6 +35,11 @@ class ColdStartMethod:
         self.arrays_: dict[str, np.ndarray] = {}
         self.tuning_: list = []
 
+    @classmethod
+    def accepts(cls, key: str) -> bool:
+        """Whether ``key`` is one of this method's settings."""
+        return key in cls.grid
+
     # ---- the interface ---------------------------------------------------------------------------
 
     def fit(self, train: Interactions, val: list | None = None, tune: bool = True) -> "ColdStartMethod":
@@ -66,9 +71,11 @@ class ColdStartMethod:
 
     def val_score(self, train: Interactions, val: list) -> float:
         """Mean validation error: MAE for rating methods, 1 - NDCG@10 for rankers, over ``tune_shots``."""
-        res = evaluate_tasks(self, train, val, self.tune_shots, self.seed)
+        most = min(len(t.support_items) for t in val)
+        shots = sorted({min(k, most) for k in self.tune_shots})  # a fold that keeps fewer than 10 support items
+        res = evaluate_tasks(self, train, val, shots, self.seed)
         key = "mae" if self.predicts_ratings else "ndcg10"
-        vals = [np.nanmean(res[k][key]) for k in self.tune_shots]
+        vals = [np.nanmean(res[k][key]) for k in shots]
         return float(np.mean(vals)) if self.predicts_ratings else 1 - float(np.mean(vals))
 
     def tune(self, train: Interactions, val: list) -> None:
