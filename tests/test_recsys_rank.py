@@ -154,6 +154,22 @@ def test_ials_conjugate_gradient_reaches_the_exact_solve(fold):
     np.testing.assert_allclose(scores, y @ exact, rtol=1e-6)
 
 
+def test_tuning_cross_validates_on_the_warm_users():
+    fold = make_fold(clusters(per_group=12, n_popular=10, per_user=22), 0, n_folds=4, seed=1)  # 22 >= 10 + 10 each
+    m = build("knn")
+    m.n_items, m.scale = fold.train.n_items, fold.train.scale
+    parts = m.cross_validation(fold.train)
+    assert len(parts) == 3
+    held = [{t.user for t in tasks} for _, _, tasks in parts]
+    warm = set(np.unique(fold.train.users).tolist())
+    assert set().union(*held) == warm and sum(map(len, held)) == len(warm)  # every warm user once
+    for (twin, data, tasks), users in zip(parts, held):
+        assert twin.params is m.params and not users & set(np.unique(data.users).tolist())
+        assert all(len(t.support_items) == 10 and len(t.query_items) == 10 for t in tasks)
+    tuned = build("knn").fit(fold.train, fold.val)
+    assert len(tuned.tuning_) > 5 and tuned.val_error_ == min(t["val"] for t in tuned.tuning_)
+
+
 def test_blend_with_popularity_where_support_is_thin(fold, rankers):
     m = rankers["ease"]
     m.params = {**m.params, "blend": 0.0}
@@ -162,7 +178,7 @@ def test_blend_with_popularity_where_support_is_thin(fold, rankers):
     one = m.predict_items(np.array([0]), np.array([5.0]), None)
     m.params["blend"] = 2.0
     blended = m.predict_items(np.array([0]), np.array([5.0]), None)
-    np.testing.assert_allclose(blended - one, 1.0 * prior)  # blend / (1 + K), K = 1
+    np.testing.assert_allclose(blended - one, 0.5 * prior)  # blend / (1 + K)^2, K = 1
 
 
 @pytest.mark.parametrize("name", ["ease", "knn", "rp3beta", "ials", "sasrec"])

@@ -7,7 +7,7 @@ its candidate rankers on the validation users, chosen as Recommender.fit does).
         --methods popularity group_popularity ease knn rp3beta ials sasrec bias mf --section item
 
 Writes its tables into docs/recsys.md (between this section's markers), the plot
-docs/recsys_coldstart.png (docs/recsys_itemcold.png for --section item) and the raw per-user results to
+docs/recsys_user.png (docs/recsys_item.png for --section item) and the raw per-user results to
 --json. Every method is fitted on the same warm users, tuned on the same validation users and scored on
 the same test tasks.
 """
@@ -104,7 +104,7 @@ def main():
     ap.add_argument("--replot", action="store_true", help="only rewrite the docs and plot from --json")
     args = ap.parse_args()
     section = args.section or args.mode
-    args.plot = args.plot or str(DOCS / ("recsys_coldstart.png" if section == "user" else "recsys_itemcold.png"))
+    args.plot = args.plot or str(DOCS / f"recsys_{section}.png")
     args.json = args.json or f"runs/recsys_{section}.json"
     unknown = [m for m in args.methods if m not in METHODS and m != AUTO]
     if unknown:

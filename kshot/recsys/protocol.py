@@ -100,6 +100,12 @@ def _tasks(data: Interactions, rows: list, users, max_shot: int, n_query: int, k
     return out
 
 
+def user_tasks(data: Interactions, users, max_shot: int = 10, n_query: int = N_QUERY) -> list[Task]:
+    """The tasks of ``users`` (support = their first ``max_shot`` ratings, query = their last ``n_query``),
+    as ``make_fold`` makes them (users with at most ``max_shot`` ratings are left out)."""
+    return _tasks(data, data.user_rows(), users, max_shot, n_query)
+
+
 def _split(n_eligible_ids: np.ndarray, fold: int, n_folds: int, seed: int, val_fraction: float):
     perm = np.random.default_rng(seed).permutation(n_eligible_ids)
     chunks = np.array_split(perm, n_folds)
@@ -192,13 +198,16 @@ def _rank(scores: np.ndarray, task: Task, k: int, seed: int, items: np.ndarray) 
 
 
 def task_metrics(scores: np.ndarray, task: Task, k: int, predicts_ratings: bool = True, seed: int = 0,
-                 cutoff: int = CUTOFF, positive: float | None = POSITIVE, item_share=None) -> dict:
+                 cutoff: int = CUTOFF, positive: float | None = POSITIVE, item_share=None, only=None) -> dict:
     """Metrics of one task given the method's scores (predicted ratings, or any ranking score) of every
     catalogue item; ``item_share`` (the share of warm users who rated each item) gives ``popularity``.
-    The top ``cutoff`` items are returned under ``"top"``."""
+    The top ``cutoff`` items are returned under ``"top"``. ``only="ndcg10"`` (or ``"mae"``): that metric
+    alone (tuning)."""
     from sklearn.metrics import ndcg_score
 
     scores = np.asarray(scores, np.float64)
+    if only is not None:
+        return _one_metric(scores, task, k, seed, cutoff, positive, only)
     q, y = task.query_items, task.query_ratings.astype(np.float64)
     pred = scores[q]
     out = dict.fromkeys(METRICS, float("nan"))
@@ -224,6 +233,18 @@ def task_metrics(scores: np.ndarray, task: Task, k: int, predicts_ratings: bool 
     return out
 
 
+def _one_metric(scores, task, k, seed, cutoff, positive, metric) -> dict:
+    out = dict.fromkeys(METRICS, float("nan"))
+    if metric == "mae":
+        out["mae"] = float(np.abs(scores[task.query_items] - task.query_ratings).mean())
+        return out
+    relevant = positives(task, positive)
+    if len(relevant):
+        hit = np.isin(ranking(scores, task, k, seed, cutoff), relevant)
+        out["ndcg10"] = float((hit * _discounts(cutoff)[:len(hit)]).sum() / _discounts(min(len(relevant), cutoff)).sum())
+    return out
+
+
 def item_share(train: Interactions) -> np.ndarray:
     """For each item, the share of the warm users (those with a rating in ``train``) who rated it."""
     users = max(len(np.unique(train.users)), 1)
@@ -231,13 +252,13 @@ def item_share(train: Interactions) -> np.ndarray:
 
 
 def evaluate_tasks(method, data: Interactions, tasks: list, shots=SHOTS, seed: int = 0,
-                   positive: float | None | str = "auto") -> dict:
+                   positive: float | None | str = "auto", only: str | None = None) -> dict:
     """Per-task metrics of ``method`` for each K: ``{K: {metric: array over tasks, "top": [tasks, 10]}}``.
 
     ``data`` is the warm training data: it gives the users' features (``data.user_features[task.user]``)
     and the items' popularity. ``positive``: the rating from which a query item counts as relevant in
     the ranking metrics; ``None`` counts every query item (implicit data); ``"auto"``: ``None`` for
-    implicit data, else ``POSITIVE``."""
+    implicit data, else ``POSITIVE``. ``only``: one metric (``ndcg10`` or ``mae``), the others NaN."""
     positive = default_positive(data) if positive == "auto" else positive
     share = item_share(data)
     out = {}
@@ -247,9 +268,10 @@ def evaluate_tasks(method, data: Interactions, tasks: list, shots=SHOTS, seed: i
             items, ratings = task.support(k)
             scores = method.predict_items(items, ratings, data.user_features[task.user])
             rows.append(task_metrics(scores, task, k, method.predicts_ratings, seed, positive=positive,
-                                     item_share=share))
+                                     item_share=share, only=only))
         out[k] = {m: np.array([r[m] for r in rows]) for m in METRICS}
-        out[k]["top"] = np.stack([r["top"] for r in rows]) if rows else np.zeros((0, CUTOFF), np.int64)
+        if only is None:
+            out[k]["top"] = np.stack([r["top"] for r in rows]) if rows else np.zeros((0, CUTOFF), np.int64)
     return out
 
 

@@ -43,11 +43,15 @@ POPULARITY = "recommender.popularity"  # the warm interactions per item (onboard
 
 def choose(fitted: dict, train: Interactions, val: list | None) -> tuple[str, dict]:
     """``method="auto"``'s rule: of the fitted rankers ``{name: method}``, the one with the best mean
-    NDCG@10 on the validation tasks over K = 1, 3, 5, 10 (the first one without validation tasks);
-    returns its name and every candidate's validation NDCG@10."""
-    if not val:
+    NDCG@10 over K = 1, 3, 5, 10 on the validation users: the same validation users their tuning used
+    (the fold's plus the cross-validated warm users) when every candidate was tuned, else the fold's;
+    the first one without any. Returns its name and every candidate's validation NDCG@10."""
+    if all(getattr(m, "val_error_", None) is not None for m in fitted.values()):
+        selection = {n: 1.0 - m.val_error_ for n, m in fitted.items()}
+    elif val:
+        selection = {n: 1.0 - m.val_score(train, val) for n, m in fitted.items()}
+    else:
         return next(iter(fitted)), {n: None for n in fitted}
-    selection = {n: 1.0 - m.val_score(train, val) for n, m in fitted.items()}
     return max(selection, key=selection.get), selection
 
 

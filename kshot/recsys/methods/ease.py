@@ -11,7 +11,7 @@ from .ranker import LinearRanker
 
 class EASE(LinearRanker):
     name = "ease"
-    grid = {"lam": [500.0, 100.0, 200.0, 1000.0, 2000.0], "signal": ["positive", "all"], **LinearRanker.grid}
+    grid = {"lam": [500.0, 200.0, 1000.0, 2000.0], "signal": ["positive", "all"], **LinearRanker.grid}
 
     def refit_needed(self):
         return ("lam", "signal")

@@ -12,7 +12,7 @@ from .ranker import Ranker
 class GroupPopularity(Ranker):
     name = "group_popularity"
     grid = {"group": [100, 25, 50, 200, 400], "shrink": [10.0, 0.0, 100.0]}
-    tune_shots = (0,)
+    tune_shots, tune_folds = (0,), 3
 
     def refit_needed(self):
         return ("group",)

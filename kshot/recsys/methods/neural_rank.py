@@ -36,8 +36,8 @@ class NeuralRanker(Ranker, NeuralMethod):
     """Base of the neural rankers: ``build`` returns an ``nn.Module`` with an ``embed`` Embedder and
     ``logits(params, s_i, s_r, s_m, uf)`` -> [tasks, items]."""
 
-    grid = {"blend": [0.0, 0.1, 0.3, 1.0]}
-    train_steps, meta_batch, lr, emb, hidden, eval_every = 1000, 64, 2e-3, 64, 64, 200
+    grid = {"blend": [1.0, 0.0, 0.3, 3.0]}
+    train_steps, meta_batch, lr, emb, hidden, eval_every = 600, 64, 2e-3, 64, 64, 100
 
     def _fit_ranker(self, train):
         torch.manual_seed(self.seed)

@@ -7,9 +7,9 @@ of the scale, 4 on 1..5; every interaction of implicit data), ``"all"`` every ra
 items enter as a vector: a liked item weighs 1, one rated lower ``disliked`` (seen, so a hint of the
 same audience, but not a wish for more of it).
 
-Blend: ``score = s / max|s| + blend / (1 + K) * popularity / max popularity``, so the popularity prior
-counts most where the support is thin (at K = 0 a ranker is the popularity shelf, or its demographic
-variant); ``blend`` is chosen on the validation users like every other setting.
+Blend: ``score = s / max|s| + blend / (1 + K)^2 * popularity / max popularity``, so the popularity prior
+counts where the support is thin and fades fast as it grows (at K = 0 a ranker is the popularity shelf, or
+its demographic variant); ``blend`` is chosen on the validation users like every other setting.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ TIE = 1e-6  # the prior's weight when ``blend`` is 0: it only breaks ties
 
 class Ranker(ColdStartMethod):
     predicts_ratings = False
-    grid = {"blend": [0.3, 0.0, 0.1, 1.0, 3.0], "disliked": [0.5, 0.0, 1.0]}
+    grid = {"blend": [1.0, 0.0, 0.3, 3.0, 10.0], "disliked": [0.5, 0.0, 1.0]}
     linear = False  # ``raw_scores`` is ``vector @ W`` (exact explanations from W's rows)
 
     def _fit(self, train):
@@ -81,7 +81,8 @@ class Ranker(ColdStartMethod):
         prior = prior / max(float(prior.max()), 1e-12)
         top = float(np.abs(s).max()) if len(s) else 0.0
         s = s / top if top > 0 else s
-        return s + (float(self.params.get("blend", 0.0)) / (1 + len(items)) + TIE) * prior
+        weight = float(self.params.get("blend", 0.0)) / (1 + len(items)) ** 2
+        return s + (weight + TIE) * prior
 
     # ---- explanations -----------------------------------------------------------------------------
 
@@ -111,6 +112,7 @@ class LinearRanker(Ranker):
     EASE, item-kNN, RP3beta. Each score is a sum of one term per support item."""
 
     linear = True
+    tune_folds = 3
 
     def raw_scores(self, items, ratings, user_features):
         return self.weights(ratings) @ self.item_weights(items).astype(np.float64)
