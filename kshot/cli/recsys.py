@@ -22,7 +22,7 @@ def _load_data(spec: dict):
 
     if spec.get("ratings"):
         return read_interactions(spec["ratings"], spec.get("item_features"), spec.get("user_features"),
-                                 tuple(spec.get("scale", (1, 5))))
+                                 tuple(spec.get("scale", (1, 5))), implicit=bool(spec.get("implicit")))
     return load_dataset(spec["dataset"], "all", root=spec.get("data_root"))
 
 
@@ -33,13 +33,31 @@ def _fold(spec: dict, data=None):
     return make_fold(data, spec["fold"], spec["folds"], spec["seed"], spec["mode"])
 
 
+def recommender_from(method: str, seed: int, params: dict):
+    """A Recommender from ``--method`` and ``-p KEY=VALUE`` settings (constructor parameters by name, the
+    other settings into ``params``)."""
+    from ..recsys.recommender import Recommender
+
+    own = set(Recommender._get_param_names()) - {"method", "seed", "params"}
+    explicit = {k: (tuple(v) if k == "candidates" and isinstance(v, list) else v) for k, v in params.items() if k in own}
+    rest = {k: v for k, v in params.items() if k not in own}
+    rec = Recommender(method, seed, params=rest or None, **explicit)
+    rec.check_params()
+    return rec
+
+
 @recsys_app.command("train")
 def train(
     out: Path = out_option("model directory to write (model.json + model.safetensors)"),
-    method: str = typer.Option("bias", help="mean, item_mean, bias, demographic, mf, itemknn, popularity, "
-                                            "random, melu, attention, finetune"),
+    method: str = typer.Option("auto", help="auto (the best of the fast rankers on validation users), or one of: "
+                                            "popularity, group_popularity, ease, knn, rp3beta, ials, gru, sasrec, "
+                                            "melu_rank (rankers); mean, item_mean, bias, demographic, mf, itemknn, "
+                                            "melu, attention, finetune (rating predictors); random"),
     dataset: str = typer.Option("movielens-100k", help="dataset name (see `kshot datasets`)"),
-    ratings: Optional[Path] = typer.Option(None, help="your own ratings file (CSV/JSONL: user,item,rating[,timestamp]) instead of --dataset"),
+    ratings: Optional[Path] = typer.Option(None, help="your own interactions file (CSV/JSONL: user,item,rating"
+                                                      "[,timestamp]) instead of --dataset"),
+    implicit: bool = typer.Option(False, "--implicit", help="with --ratings: interactions without ratings "
+                                                            "(user,item[,timestamp]); every one counts"),
     item_features: Optional[Path] = typer.Option(None, help="with --ratings: item features CSV (item[,title],...)"),
     user_features: Optional[Path] = typer.Option(None, help="with --ratings: user features CSV (user,...)"),
     scale: Optional[List[float]] = typer.Option(None, help="with --ratings: lowest and highest rating (default 1 5)"),
@@ -48,31 +66,29 @@ def train(
     mode: str = typer.Option("user", help="user, item or both (cold start of what)"),
     seed: int = seed_option("seed of the folds and of the method"),
     data_root: Optional[str] = data_root_option(),
-    param: Optional[List[str]] = param_option("method setting KEY=VALUE (fixes it; repeatable)"),
+    param: Optional[List[str]] = param_option("setting KEY=VALUE (fixes it instead of tuning it; repeatable), "
+                                              "e.g. -p lam=500 -p 'candidates=[\"ease\",\"knn\"]'"),
 ):
     """Fit a cold-start recommender on the warm users of one fold, tuned on its validation users."""
     from rich.console import Console
 
-    from ..recsys.methods import METHODS
-    from ..recsys.recommender import Recommender
-
-    if method not in METHODS:
-        raise KshotError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     if scale is not None and len(scale) != 2:
         raise KshotError(f"--scale takes two numbers (lowest highest), got {len(scale)}")
+    if (implicit or item_features or user_features or scale) and not ratings:
+        raise KshotError("--implicit, --item-features, --user-features and --scale go with --ratings (your own file)")
+    rec = recommender_from(method, seed, parse_params(param))
     spec = {"dataset": None if ratings else dataset, "data_root": data_root, "fold": fold, "folds": folds,
             "seed": seed, "mode": mode,
-            "ratings": str(ratings.resolve()) if ratings else None,
+            "ratings": str(ratings.resolve()) if ratings else None, "implicit": implicit,
             "item_features": str(item_features.resolve()) if item_features else None,
             "user_features": str(user_features.resolve()) if user_features else None,
             "scale": list(scale) if scale else [1, 5]}
-    params = parse_params(param)
-    rec = Recommender(method, seed, **params)
     f = _fold(spec)
     rec.fit(f.train, f.val)
     rec.save(out, extra={"data": spec})
-    Console().print(f"{method} fitted on {len(f.train)} warm ratings ({mode} cold start, fold {fold}/{folds}, "
-                    f"{len(f.val)} validation and {len(f.test)} test tasks); settings {rec.method_.params}; "
+    chosen = f" chose {rec.chosen_} on the validation users" if rec.method == "auto" else ""
+    Console().print(f"{method} fitted on {len(f.train)} warm interactions ({mode} cold start, fold {fold}/{folds}, "
+                    f"{len(f.val)} validation and {len(f.test)} test tasks);{chosen} settings {rec.method_.params}; "
                     f"saved to {out}")
 
 
@@ -88,7 +104,7 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from ..recsys.protocol import METRICS, evaluate_tasks, summarize
+    from ..recsys.protocol import RATING_METRICS, TOPN_METRICS, evaluate_tasks, summarize
     from ..recsys.recommender import Recommender
 
     # --shots 0,1,3 or, as before, --shots 0 1 3 (the values after the first arrive as extra arguments)
@@ -103,16 +119,18 @@ def evaluate(
     if bad:
         raise KshotError(f"K={bad[0]} is larger than the {f.max_shot} support ratings the protocol keeps per "
                          f"test user (allowed: 0..{f.max_shot})")
-    summary = summarize([evaluate_tasks(rec.method_, f.train, f.test, sorted(set(shots)), spec["seed"])])
-    result = {"method": rec.method, "fold": spec["fold"], "mode": spec["mode"], "test_tasks": len(f.test),
-              "shots": {str(k): v for k, v in summary.items()}}
+    summary = summarize([evaluate_tasks(rec.method_, f.train, f.test, sorted(set(shots)), spec["seed"])], f.train.n_items)
+    result = {"method": rec.method, "chosen": rec.chosen_, "fold": spec["fold"], "mode": spec["mode"],
+              "test_tasks": len(f.test), "shots": {str(k): v for k, v in summary.items()}}
     if as_json:
         typer.echo(json.dumps(result))
         return
-    table = Table("K", *METRICS, title=f"{rec.method}, fold {spec['fold']} ({len(f.test)} test users)")
+    cell = lambda s: "–" if s["mean"] is None else f"{s['mean']:.3f}" + (f" ± {s['ci95']:.3f}" if s["ci95"] else "")  # noqa: E731
+    metrics = (TOPN_METRICS if not rec.method_.predicts_ratings else (*RATING_METRICS, *TOPN_METRICS))
+    name = rec.method if rec.chosen_ == rec.method else f"{rec.method} ({rec.chosen_})"
+    table = Table("K", *metrics, title=f"{name}, fold {spec['fold']} ({len(f.test)} test users; mean ± 95% CI)")
     for k, row in summary.items():
-        table.add_row(str(k), *("–" if row[m]["mean"] is None else f"{row[m]['mean']:.3f} ± {row[m]['ci95'] or 0:.3f}"
-                                for m in METRICS))
+        table.add_row(str(k), *(cell(row[m]) for m in metrics))
     Console().print(table)
 
 
@@ -124,62 +142,149 @@ def download(data_root: Optional[str] = data_root_option()):
     typer.echo(f"MovieLens-100K files in {download_movielens(data_root)}")
 
 
-def read_user_ratings(path) -> dict:
-    """``item,rating`` rows of a CSV file (``-``: standard input) as a dict (one-line errors for every bad input)."""
+def _user_rows(path, what: str) -> tuple[list, bool]:
+    """``(rows, has_ratings)``: the rows of a CSV file with a header ``item[,rating]`` (``-``: standard
+    input) as ``(line, item, rating text)``; one-line errors for a missing file, no header, no item column."""
     import csv
 
     from ..core.io import open_input
 
     if str(path) != "-" and not Path(path).is_file():
-        raise KshotError(f"ratings file {path} does not exist")
+        raise KshotError(f"{what} file {path} does not exist")
     with open_input(path) as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None:
-            raise KshotError(f"{path} is empty; it needs a header item,rating and one row per rated item")
-        if not {"item", "rating"} <= set(reader.fieldnames):
-            raise KshotError(f"{path} needs columns item,rating; has {','.join(reader.fieldnames)}")
-        out = {}
-        for n, row in enumerate(reader, 2):
-            item = (row["item"] or "").strip()
-            try:
-                rating = float(row["rating"])
-            except (TypeError, ValueError):
-                raise KshotError(f"{path}:{n}: rating {row['rating']!r} is not a number") from None
-            if item in out:
-                raise KshotError(f"{path}:{n}: item {item!r} is rated twice; keep one row per item")
-            out[item] = rating
-    if not out:
-        raise KshotError(f"{path} has no ratings (only a header)")
+            raise KshotError(f"{path} is empty; it needs a header item[,rating] and one row per item")
+        if "item" not in reader.fieldnames:
+            raise KshotError(f"{path} needs a column item (and rating for ratings); has {','.join(reader.fieldnames)}")
+        has = "rating" in reader.fieldnames
+        rows = [(n, (row["item"] or "").strip(), (row.get("rating") or "").strip() if has else "")
+                for n, row in enumerate(reader, 2)]
+    seen = set()
+    for n, item, _ in rows:
+        if not item:
+            raise KshotError(f"{path}:{n}: empty item")
+        if item in seen:
+            raise KshotError(f"{path}:{n}: item {item!r} is given twice; keep one row per item")
+        seen.add(item)
+    return rows, has
+
+
+def read_user_ratings(path) -> dict | list:
+    """The user's items: ``item,rating`` rows as a dict, or ``item`` rows (no rating column: clicks, views)
+    as a list; a header alone is an empty list (a newcomer with nothing yet)."""
+    rows, has = _user_rows(path, "ratings")
+    if not has:
+        return [item for _, item, _ in rows]
+    out = {}
+    for n, item, text in rows:
+        try:
+            out[item] = float(text)
+        except ValueError:
+            raise KshotError(f"{path}:{n}: rating {text!r} is not a number") from None
     return out
+
+
+def read_answers(path) -> list[tuple[str, float | None]]:
+    """Onboarding answers in the order given: ``item,rating`` rows, the rating a number or ``not seen``
+    (or empty)."""
+    from ..recsys.onboarding import NOT_SEEN
+
+    rows, has = _user_rows(path, "answers")
+    if not has:
+        raise KshotError(f"{path} needs columns item,rating (rating: a number, or 'not seen')")
+    out = []
+    for n, item, text in rows:
+        if text.lower() in NOT_SEEN:
+            out.append((item, None))
+            continue
+        try:
+            out.append((item, float(text)))
+        except ValueError:
+            raise KshotError(f"{path}:{n}: answer {text!r} is neither a rating nor 'not seen'") from None
+    return out
+
+
+def _user_model(run: Path):
+    from ..recsys.recommender import Recommender
+
+    rec = Recommender.load(run)
+    if rec.extra_.get("data", {}).get("mode", "user") != "user":
+        raise KshotError(f"{run} was trained for {rec.extra_['data']['mode']} cold start; this needs a "
+                         "user cold-start model (kshot recsys train --mode user)")
+    return rec
+
+
+def _because(row: dict) -> str:
+    return "; ".join(f"{b['title']} ({100 * b['share']:.0f}%)" for b in row.get("because", [])) or "–"
 
 
 @recsys_app.command("recommend")
 @shorthand("recommend", "recsys recommend")
 def recommend(
     run: Path = typer.Argument(..., help="model directory written by `kshot recsys train`"),
-    ratings: str = typer.Option(..., "--ratings", help="CSV with columns item,rating (item: id or exact title); "
-                                "- for stdin"),
-    top: int = typer.Option(10, "--top", "-n", help="how many items to recommend"),
+    ratings: str = typer.Option(..., "--ratings", help="CSV with columns item,rating (item: id or exact title), "
+                                "or a column item alone (clicks, views); - for stdin"),
+    top: int = typer.Option(10, "--top", "-n", "--n", help="how many items to recommend"),
     include_rated: bool = typer.Option(False, help="also list the items you rated"),
+    explain: bool = typer.Option(False, "--explain", help="say which of your items led to each recommendation"),
     as_json: bool = json_option(),
 ):
-    """Recommend items for a new user from a few ratings (a trained `kshot recsys` model)."""
+    """Recommend items for a new user from a few ratings or items (a trained `kshot recsys` model)."""
     from rich.console import Console
     from rich.table import Table
 
-    from ..recsys.recommender import Recommender
-
-    rec = Recommender.load(run)
-    if rec.extra_.get("data", {}).get("mode", "user") != "user":
-        raise KshotError(f"{run} was trained for {rec.extra_['data']['mode']} cold start; recommend needs a "
-                         "user cold-start model (kshot recsys train --mode user)")
+    rec = _user_model(run)
     user = read_user_ratings(ratings)
-    rows = rec.recommend(user, k=top, exclude_rated=not include_rated)
+    rows = rec.recommend(user, k=top, exclude_rated=not include_rated, explain=explain)
     if as_json:
-        typer.echo(json.dumps({"method": rec.method, "ratings": len(user), "recommendations": rows}))
+        typer.echo(json.dumps({"method": rec.method, "chosen": rec.chosen_, "items": len(user),
+                               "recommendations": rows}))
         return
     table = Table("#", "item", "title", "predicted" if rec.method_.predicts_ratings else "score",
-                  title=f"top {len(rows)} for a new user with {len(user)} ratings ({rec.method})")
+                  *(("because",) if explain else ()),
+                  title=f"top {len(rows)} for a new user with {len(user)} {'ratings' if isinstance(user, dict) else 'items'} "
+                        f"({rec.chosen_})")
     for n, r in enumerate(rows, 1):
-        table.add_row(str(n), r["item"], r["title"], f"{r['score']:.2f}")
+        table.add_row(str(n), r["item"], r["title"], f"{r['score']:.2f}", *((_because(r),) if explain else ()))
     Console().print(table)
+
+
+@recsys_app.command("ask")
+def ask(
+    run: Path = typer.Argument(..., help="model directory written by `kshot recsys train`"),
+    n: int = typer.Option(10, "--n", "-n", help="how many items to ask about"),
+    answers: Optional[str] = typer.Option(None, "--answers", help="CSV item,rating of the answers so far, in "
+                                          "order (rating: a number or 'not seen'); the next items follow them"),
+    strategy: str = typer.Option("adaptive", help="adaptive (what the model now ranks highest), popular, random"),
+    top: int = typer.Option(0, "--recommend", help="also recommend this many items from the answers"),
+    as_json: bool = json_option(),
+):
+    """Which items to ask a newcomer about first (onboarding); with --answers, the next ones."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rec = _user_model(run)
+    session = rec.onboard(strategy)
+    given = read_answers(answers) if answers else []
+    session.ask(n)  # the replay: each batch of n asked items, answered in order, then the next batch
+    for item, rating in given:
+        if not session.pending():
+            session.ask(n)
+        session.answer(item, rating)
+    rows = session.ask(n)
+    recs = session.recommend(top) if top else []
+    if as_json:
+        typer.echo(json.dumps({"method": rec.chosen_, "strategy": strategy, "answered": len(given),
+                               "seen": int(len(session.support()[0])), "ask": rows, "recommendations": recs}))
+        return
+    table = Table("#", "item", "title", title=f"ask a newcomer about these {len(rows)} ({strategy}, after "
+                                             f"{len(given)} answers)")
+    for i, r in enumerate(rows, 1):
+        table.add_row(str(i), r["item"], r["title"])
+    Console().print(table)
+    if recs:
+        out = Table("#", "item", "title", title=f"top {len(recs)} from the answers")
+        for i, r in enumerate(recs, 1):
+            out.add_row(str(i), r["item"], r["title"])
+        Console().print(out)

@@ -5,6 +5,8 @@ matrices of all users and items. ``read_interactions`` reads a shop's own files:
 
 * ratings: CSV (header row) or JSONL (``.jsonl``/``.json``, one object per line) with the fields ``user``,
   ``item``, ``rating`` and optionally ``timestamp`` (a number; without it the file's order is the time order);
+  with ``implicit=True`` (clicks, purchases, views: any interaction counts) the ``rating`` field may be
+  left out and every row is an interaction of value 1 (``Interactions.implicit``);
 * item features (optional): CSV with an ``item`` column, an optional ``title`` column and any other columns;
   a column whose values are all numbers becomes one standardised feature, any other column a one-hot
   block (a value ``a|b`` sets both ``a`` and ``b``, for genres); the same for user features with ``user``.
@@ -42,6 +44,7 @@ class Interactions:
     item_titles: list | None = None
     scale: tuple = (1.0, 5.0)
     name: str = ""
+    implicit: bool = False  # every row is an interaction of value 1 (no ratings)
 
     def __post_init__(self):
         self.users = np.asarray(self.users, dtype=np.int64)
@@ -77,7 +80,8 @@ class Interactions:
         """Items as users and users as items (item cold start is user cold start on the transpose)."""
         return Interactions(self.items, self.users, self.ratings, self.timestamps, self.item_ids,
                             self.user_ids, self.item_features, self.user_features, self.item_feature_names,
-                            self.user_feature_names, None, self.scale, f"{self.name} (transposed)")
+                            self.user_feature_names, None, self.scale, f"{self.name} (transposed)",
+                            self.implicit)
 
     def user_rows(self) -> list[np.ndarray]:
         """For each user, the indices of its ratings in time order (ties by item index)."""
@@ -187,16 +191,31 @@ def encode_features(rows: list[dict], key: str, ids: list, path) -> tuple[np.nda
     return matrix, names, titles
 
 
+def _first_of_each(pair: np.ndarray, times) -> np.ndarray:
+    """Row numbers of the earliest row (then the first in the file) of every distinct ``pair`` value."""
+    order = np.lexsort((np.arange(len(pair)), np.asarray(times), pair))
+    first = np.r_[True, pair[order][1:] != pair[order][:-1]]
+    return np.sort(order[first])
+
+
 def read_interactions(ratings, item_features=None, user_features=None, scale=(1, 5),
-                      name: str | None = None) -> Interactions:
-    """Read a ratings file and optional feature files (see the module docstring)."""
+                      name: str | None = None, implicit: bool = False) -> Interactions:
+    """Read a ratings file and optional feature files (see the module docstring); ``implicit``: the file
+    lists interactions (``user,item[,timestamp]``), every one of value 1."""
     path = _need_file(ratings)
     rows = _read_rows(path)
     if not rows:
         raise DataError(f"{path}: no ratings (the file is empty)")
-    missing = [c for c in ("user", "item", "rating") if c not in rows[0][0]]
+    needed = ("user", "item") if implicit else ("user", "item", "rating")
+    missing = [c for c in needed if c not in rows[0][0]]
     if missing:
-        raise DataError(f"{path}: needs columns user,item,rating[,timestamp]; missing {', '.join(missing)}")
+        raise DataError(f"{path}: needs columns {','.join(needed)}[,timestamp]; missing {', '.join(missing)}"
+                        + ("" if implicit or "rating" not in missing or len(missing) > 1 else
+                           " (interactions without ratings: pass implicit=True / --implicit)"))
+    if not implicit:
+        lo, hi = (float(x) for x in scale)
+        if not lo < hi:
+            raise DataError(f"the rating scale must have lowest < highest, got {lo:g}..{hi:g}")
     has_time = "timestamp" in rows[0][0]
     users, items, values, times = [], [], [], []
     for k, (row, n) in enumerate(rows):
@@ -204,7 +223,7 @@ def read_interactions(ratings, item_features=None, user_features=None, scale=(1,
             raise DataError(f"{path}:{n}: empty user or item")
         users.append(row["user"])
         items.append(row["item"])
-        values.append(_number(row.get("rating", ""), "rating", f"{path}:{n}"))
+        values.append(1.0 if implicit else _number(row.get("rating", ""), "rating", f"{path}:{n}"))
         times.append(int(_number(row.get("timestamp", ""), "timestamp", f"{path}:{n}")) if has_time else k)
     item_rows = _read_rows(_need_file(item_features)) if item_features else []
     user_rows = _read_rows(_need_file(user_features)) if user_features else []
@@ -214,7 +233,12 @@ def read_interactions(ratings, item_features=None, user_features=None, scale=(1,
     ufeat, unames, _ = encode_features(user_rows, "user", user_ids, user_features)
     uidx = {u: n for n, u in enumerate(user_ids)}
     iidx = {i: n for n, i in enumerate(item_ids)}
-    data = Interactions([uidx[u] for u in users], [iidx[i] for i in items], values, times, user_ids, item_ids,
+    users, items = [uidx[u] for u in users], [iidx[i] for i in items]
+    if implicit:  # repeated interactions (clicks) are one interaction, at its first time
+        pair = np.asarray(users, np.int64) * len(item_ids) + np.asarray(items, np.int64)
+        keep = _first_of_each(pair, times)
+        users, items, values, times = ([x[k] for k in keep] for x in (users, items, values, times))
+    data = Interactions(users, items, values, times, user_ids, item_ids,
                         ufeat, ifeat, unames, inames, [titles.get(i, i) for i in item_ids] if titles else None,
-                        tuple(scale), name or path.stem)
+                        (1.0, 1.0) if implicit else tuple(scale), name or path.stem, implicit)
     return data.validate(str(path))

@@ -16,19 +16,27 @@ Every method and the benchmark go through this module, so every number is measur
   data has neither. A test task is a test user's ratings of held-out items (at least ``max(shots) + 1``),
   split as for items. Validation users rate only warm items (their tasks are user cold).
 
-Metrics of one task (``task_metrics``): MAE and RMSE over its query ratings (computed per user, then
-averaged over users); nDCG@5 of the ranking of the query items by predicted rating, gains = the ratings
-(scikit-learn's ``ndcg_score``; ties averaged), beside the expected value of a random order of those
-items; full-catalogue Recall@10 and NDCG@10 over every item not in the support set, positives = the query
-items rated >= 4 (binary gains; users without a positive are left out of these two, ``n`` says how many
-counted). Ties in the catalogue ranking are broken by a random order fixed by the user and ``seed``.
+Metrics of one task (``task_metrics``), the rating ones and the top-N ones from the same scores:
+
+* rating: MAE and RMSE over its query ratings (computed per user, then averaged over users); nDCG@5 of the
+  ranking of the query items by predicted rating, gains = the ratings (scikit-learn's ``ndcg_score``;
+  ties averaged), beside the expected value of a random order of those items;
+* top-N: the whole catalogue minus the K support items is ranked (ties broken by a random order fixed by
+  the user and ``seed``); the relevant items are the query items rated >= ``positive`` (explicit data,
+  4 on a 1-5 scale) or every query item (``positive=None``: implicit data, any interaction counts).
+  NDCG@10 (binary gains), Recall@10, Recall@20, MRR (1 / rank of the first relevant item); users without
+  a relevant query item are left out of these (``n`` says how many counted). What is recommended: the
+  ``popularity`` of a list (mean share of the warm users who rated its 10 items: the shelf scores high)
+  and, over all test users, the catalogue ``coverage`` (share of items in at least one top-10 list).
+
 ``summarize`` reports the mean with its 95% CI over users and, over folds, the mean of the fold means
-with their 95% CI.
+with their 95% CI; ``paired`` the difference of two methods over the same users with its 95% CI.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -39,8 +47,12 @@ from ..core.stats import ci95
 SHOTS = (0, 1, 3, 5, 10)
 N_QUERY = 10
 MODES = ("user", "item", "both")
-METRICS = ("mae", "rmse", "ndcg5", "ndcg5_random", "recall10", "ndcg10")
+METRICS = ("mae", "rmse", "ndcg5", "ndcg5_random", "ndcg10", "recall10", "recall20", "mrr", "popularity")
+RATING_METRICS = ("mae", "rmse", "ndcg5")
+TOPN_METRICS = ("ndcg10", "recall20", "mrr", "coverage", "popularity")
 POSITIVE = 4.0
+CUTOFF = 10     # the length of a recommended list (NDCG@10, coverage, popularity)
+RECALL_AT = 20
 
 
 @dataclass
@@ -86,6 +98,12 @@ def _tasks(data: Interactions, rows: list, users, max_shot: int, n_query: int, k
         s, q = r[:max_shot], r[max(max_shot, len(r) - n_query):]
         out.append(Task(int(u), data.items[s], data.ratings[s], data.items[q], data.ratings[q]))
     return out
+
+
+def user_tasks(data: Interactions, users, max_shot: int = 10, n_query: int = N_QUERY) -> list[Task]:
+    """The tasks of ``users`` (support = their first ``max_shot`` ratings, query = their last ``n_query``),
+    as ``make_fold`` makes them (users with at most ``max_shot`` ratings are left out)."""
+    return _tasks(data, data.user_rows(), users, max_shot, n_query)
 
 
 def _split(n_eligible_ids: np.ndarray, fold: int, n_folds: int, seed: int, val_fraction: float):
@@ -146,49 +164,124 @@ def random_ndcg(ratings: np.ndarray, k: int = 5) -> float:
     return float(ratings.mean() * _discounts(min(k, len(ratings))).sum() / ideal) if ideal > 0 else 0.0
 
 
+def positives(task: Task, positive: float | None = POSITIVE) -> np.ndarray:
+    """The task's relevant query items: rated >= ``positive``, or every query item (``None``: implicit)."""
+    return task.query_items if positive is None else task.query_items[task.query_ratings >= positive]
+
+
+@lru_cache(maxsize=4096)
+def _tie_order(seed: int, user: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, user]).random(n)
+
+
+def ranking(scores: np.ndarray, task: Task, k: int, seed: int = 0, length: int | None = None) -> np.ndarray:
+    """The catalogue minus the first ``k`` support items, best first (the first ``length`` of them; None:
+    all); ties broken by a random order fixed by the user and ``seed`` (so a method that scores everything
+    alike ranks like ``random``)."""
+    scores = np.asarray(scores, np.float64)
+    tie = _tie_order(seed, task.user, len(scores))
+    candidates = np.ones(len(scores), bool)
+    candidates[task.support(k)[0]] = False
+    idx = np.flatnonzero(candidates)
+    if length is not None and length < len(idx):  # only what can reach the first ``length`` places
+        idx = idx[scores[idx] >= np.partition(scores[idx], len(idx) - length)[len(idx) - length]]
+    return idx[np.lexsort((tie[idx], -scores[idx]))][:length]
+
+
+def _rank(scores: np.ndarray, task: Task, k: int, seed: int, items: np.ndarray) -> np.ndarray:
+    """0-based places of ``items`` (none in the support) in ``ranking(scores, task, k, seed)``."""
+    tie = _tie_order(seed, task.user, len(scores))
+    candidates = np.ones(len(scores), bool)
+    candidates[task.support(k)[0]] = False
+    s, t = scores[candidates], tie[candidates]
+    return np.array([int((s > scores[i]).sum() + ((s == scores[i]) & (t < tie[i])).sum()) for i in items])
+
+
 def task_metrics(scores: np.ndarray, task: Task, k: int, predicts_ratings: bool = True, seed: int = 0,
-                 cutoff: int = 10) -> dict:
-    """Metrics of one task given the method's scores (predicted ratings) of every catalogue item."""
+                 cutoff: int = CUTOFF, positive: float | None = POSITIVE, item_share=None, only=None) -> dict:
+    """Metrics of one task given the method's scores (predicted ratings, or any ranking score) of every
+    catalogue item; ``item_share`` (the share of warm users who rated each item) gives ``popularity``.
+    The top ``cutoff`` items are returned under ``"top"``. ``only="ndcg10"`` (or ``"mae"``): that metric
+    alone (tuning)."""
     from sklearn.metrics import ndcg_score
 
     scores = np.asarray(scores, np.float64)
-    support, _ = task.support(k)
+    if only is not None:
+        return _one_metric(scores, task, k, seed, cutoff, positive, only)
     q, y = task.query_items, task.query_ratings.astype(np.float64)
     pred = scores[q]
     out = dict.fromkeys(METRICS, float("nan"))
     if predicts_ratings:
         out["mae"] = float(np.abs(pred - y).mean())
         out["rmse"] = float(np.sqrt(((pred - y) ** 2).mean()))
-    if len(q) > 1:
-        out["ndcg5"] = float(ndcg_score(y[None], pred[None], k=5))
-        out["ndcg5_random"] = random_ndcg(y, 5)
-    positives = q[y >= POSITIVE]
-    if len(positives):
-        candidates = np.ones(len(scores), bool)
-        candidates[support] = False
-        idx = np.flatnonzero(candidates)
-        tie = np.random.default_rng([seed, task.user]).random(len(idx))
-        top = idx[np.lexsort((tie, -scores[idx]))[:cutoff]]
-        hits = np.isin(top, positives)
-        out["recall10"] = float(hits.sum() / len(positives))
-        ideal = _discounts(min(len(positives), cutoff)).sum()
-        out["ndcg10"] = float((hits * _discounts(len(top))).sum() / ideal)
+        if len(q) > 1 and positive is not None:
+            out["ndcg5"] = float(ndcg_score(y[None], pred[None], k=5))
+            out["ndcg5_random"] = random_ndcg(y, 5)
+    order = ranking(scores, task, k, seed, max(cutoff, RECALL_AT))
+    top = order[:cutoff]
+    if item_share is not None:
+        out["popularity"] = float(np.asarray(item_share)[top].mean())
+    out["top"] = top
+    relevant = positives(task, positive)
+    if len(relevant):
+        hit = np.isin(order, relevant)
+        out["mrr"] = 1.0 / (1 + int(_rank(scores, task, k, seed, relevant).min()))
+        out["recall10"] = float(hit[:cutoff].sum() / len(relevant))
+        out["recall20"] = float(hit[:RECALL_AT].sum() / len(relevant))
+        ideal = _discounts(min(len(relevant), cutoff)).sum()
+        out["ndcg10"] = float((hit[:cutoff] * _discounts(cutoff)[:len(top)]).sum() / ideal)
     return out
 
 
-def evaluate_tasks(method, data: Interactions, tasks: list, shots=SHOTS, seed: int = 0) -> dict:
-    """Per-task metrics of ``method`` for each K: ``{K: {metric: array over tasks}}``.
+def _one_metric(scores, task, k, seed, cutoff, positive, metric) -> dict:
+    out = dict.fromkeys(METRICS, float("nan"))
+    if metric == "mae":
+        out["mae"] = float(np.abs(scores[task.query_items] - task.query_ratings).mean())
+        return out
+    relevant = positives(task, positive)
+    if len(relevant):
+        hit = np.isin(ranking(scores, task, k, seed, cutoff), relevant)
+        out["ndcg10"] = float((hit * _discounts(cutoff)[:len(hit)]).sum() / _discounts(min(len(relevant), cutoff)).sum())
+    return out
 
-    ``data`` gives the users' features (``data.user_features[task.user]``)."""
+
+def item_share(train: Interactions) -> np.ndarray:
+    """For each item, the share of the warm users (those with a rating in ``train``) who rated it."""
+    users = max(len(np.unique(train.users)), 1)
+    return np.bincount(train.items, minlength=train.n_items) / users
+
+
+def evaluate_tasks(method, data: Interactions, tasks: list, shots=SHOTS, seed: int = 0,
+                   positive: float | None | str = "auto", only: str | None = None) -> dict:
+    """Per-task metrics of ``method`` for each K: ``{K: {metric: array over tasks, "top": [tasks, 10]}}``.
+
+    ``data`` is the warm training data: it gives the users' features (``data.user_features[task.user]``)
+    and the items' popularity. ``positive``: the rating from which a query item counts as relevant in
+    the ranking metrics; ``None`` counts every query item (implicit data); ``"auto"``: ``None`` for
+    implicit data, else ``POSITIVE``. ``only``: one metric (``ndcg10`` or ``mae``), the others NaN."""
+    positive = default_positive(data) if positive == "auto" else positive
+    share = item_share(data)
     out = {}
     for k in shots:
         rows = []
         for task in tasks:
             items, ratings = task.support(k)
             scores = method.predict_items(items, ratings, data.user_features[task.user])
-            rows.append(task_metrics(scores, task, k, method.predicts_ratings, seed))
+            rows.append(task_metrics(scores, task, k, method.predicts_ratings, seed, positive=positive,
+                                     item_share=share, only=only))
         out[k] = {m: np.array([r[m] for r in rows]) for m in METRICS}
+        if only is None:
+            out[k]["top"] = np.stack([r["top"] for r in rows]) if rows else np.zeros((0, CUTOFF), np.int64)
     return out
+
+
+def default_positive(data: Interactions) -> float | None:
+    """The rating from which an item counts as liked: ``None`` for implicit data (every interaction
+    counts), else the top quarter of the scale (4 on 1..5)."""
+    if getattr(data, "implicit", False):
+        return None
+    lo, hi = data.scale
+    return float(lo + 0.75 * (hi - lo))
 
 
 def stat(values) -> dict:
@@ -201,9 +294,10 @@ def stat(values) -> dict:
     return {"mean": float(values.mean()), "ci95": None if np.isnan(ci) else ci, "n": int(len(values))}
 
 
-def summarize(per_fold: list) -> dict:
+def summarize(per_fold: list, n_items: int | None = None) -> dict:
     """``{K: {metric: {mean, ci95, n (over users), fold_mean, fold_ci95, folds}}}`` from a list of
-    ``evaluate_tasks`` results, one per fold."""
+    ``evaluate_tasks`` results, one per fold; with ``n_items``, also ``coverage``: the share of the
+    catalogue that appears in at least one test user's top list."""
     out = {}
     for k in per_fold[0]:
         out[k] = {}
@@ -214,4 +308,21 @@ def summarize(per_fold: list) -> dict:
             fs = stat(fold_means)
             s.update(fold_mean=fs["mean"], fold_ci95=fs["ci95"], folds=fs["n"])
             out[k][m] = s
+        if n_items and all("top" in f[k] for f in per_fold):
+            seen = np.unique(np.concatenate([f[k]["top"].ravel() for f in per_fold]))
+            out[k]["coverage"] = {"mean": float(len(seen) / n_items), "ci95": None, "n": int(len(seen))}
     return out
+
+
+def paired(per_fold_a: list, per_fold_b: list, k: int, metric: str = "ndcg10") -> dict:
+    """Paired difference a - b of one metric over the same test users (all folds): mean, 95% CI, n, and
+    the ratio of the means (a / b)."""
+    x = np.concatenate([f[k][metric] for f in per_fold_a])
+    y = np.concatenate([f[k][metric] for f in per_fold_b])
+    if x.shape != y.shape:
+        raise KshotError(f"paired: the two methods were scored on different tasks ({len(x)} vs {len(y)})")
+    ok = np.isfinite(x) & np.isfinite(y)
+    d = x[ok] - y[ok]
+    ci = ci95(d)
+    return {"diff": float(d.mean()) if len(d) else None, "ci95": None if np.isnan(ci) else ci,
+            "n": int(ok.sum()), "ratio": float(x[ok].mean() / y[ok].mean()) if len(d) and y[ok].mean() else None}

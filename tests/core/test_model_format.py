@@ -11,7 +11,7 @@ from kshot.core.errors import KshotError
 from kshot.core.model_format import FORMAT_VERSION, load_model, read_manifest, save_model
 from kshot.recsys.recommender import Recommender
 from kshot.recsys.protocol import make_fold
-from test_recsys import synthetic
+from ratings import synthetic
 
 
 def test_save_model_writes_one_manifest_and_tensors(tmp_path):

@@ -90,9 +90,12 @@ def test_every_written_section_is_a_heading_of_its_page():
     assert found >= 7   # omniglot_methods, omniglot_protonet, conv4_throughput, serve_*, text_vs_setfit
 
 
-def test_recsys_block_is_in_its_page():
-    """recsys_coldstart.py rewrites what lies between its two markers in docs/recsys.md (its default)."""
+def test_recsys_blocks_are_in_their_page():
+    """benchmarks/recsys/coldstart.py and onboarding.py rewrite what lies between their markers in
+    docs/recsys.md (their default page)."""
     text = doc_page("recsys").read_text()
-    assert text.count("<!-- recsys-coldstart:begin -->") == 1 and text.count("<!-- recsys-coldstart:end -->") == 1
-    script = next((ROOT / "benchmarks").rglob("recsys_coldstart.py"))
-    assert 'default="docs/recsys.md"' in script.read_text()
+    for section in ("user", "item", "onboarding"):
+        assert text.count(f"<!-- recsys-{section}:begin -->") == 1 and text.count(f"<!-- recsys-{section}:end -->") == 1
+    for name in ("coldstart.py", "onboarding.py"):
+        assert "docs/recsys.md" in (ROOT / "benchmarks" / "recsys" / name).read_text() or \
+            'doc_page("recsys")' in (ROOT / "benchmarks" / "recsys" / name).read_text()

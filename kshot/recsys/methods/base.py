@@ -3,10 +3,12 @@ validation users, and its state as named arrays (for safetensors) plus JSON-able
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ...data.interactions import Interactions
-from ..protocol import evaluate_tasks
+from ..protocol import N_QUERY, evaluate_tasks, user_tasks
 
 TUNE_SHOTS = (1, 3, 5, 10)
 
@@ -20,6 +22,7 @@ class ColdStartMethod:
     predicts_ratings = True
     grid: dict = {}  # setting -> values tried on the validation users (the first is the default)
     tune_shots = TUNE_SHOTS
+    tune_folds = 0   # > 0: also cross-validate on the warm users in this many groups (``cross_validation``)
 
     def __init__(self, seed: int = 0, **params):
         self.seed = seed
@@ -35,6 +38,11 @@ class ColdStartMethod:
         self.arrays_: dict[str, np.ndarray] = {}
         self.tuning_: list = []
 
+    @classmethod
+    def accepts(cls, key: str) -> bool:
+        """Whether ``key`` is one of this method's settings."""
+        return key in cls.grid
+
     # ---- the interface ---------------------------------------------------------------------------
 
     def fit(self, train: Interactions, val: list | None = None, tune: bool = True) -> "ColdStartMethod":
@@ -43,8 +51,8 @@ class ColdStartMethod:
         self.n_items = train.n_items
         self.scale = train.scale
         self._fit(train)
-        if tune and val and self.grid:
-            self.tune(train, val)
+        if tune and self.grid and (val or self.tune_folds):
+            self.tune(train, val or [])
         return self
 
     def _fit(self, train: Interactions) -> None:
@@ -64,17 +72,55 @@ class ColdStartMethod:
         """Settings whose change needs ``_fit`` again (the others act at prediction time)."""
         return ()
 
-    def val_score(self, train: Interactions, val: list) -> float:
-        """Mean validation error: MAE for rating methods, 1 - NDCG@10 for rankers, over ``tune_shots``."""
-        res = evaluate_tasks(self, train, val, self.tune_shots, self.seed)
+    def val_score(self, train: Interactions, val: list, parts: list = ()) -> float:
+        """Mean validation error over tasks: MAE for rating methods, 1 - NDCG@10 for rankers, averaged over
+        ``tune_shots``. ``parts`` (from ``cross_validation``) add the held-out warm users' tasks, each
+        scored by the twin fitted without them."""
+        errors = [m.task_errors(data, tasks) for m, data, tasks in ((self, train, val), *parts) if tasks]
+        return float(np.nanmean(np.concatenate(errors)))
+
+    def task_errors(self, data: Interactions, tasks: list) -> np.ndarray:
+        """Each task's error, averaged over ``tune_shots`` (NaN for a ranking task without a liked item)."""
+        most = min(len(t.support_items) for t in tasks)
+        shots = sorted({min(k, most) for k in self.tune_shots})  # a fold that keeps fewer than 10 support items
         key = "mae" if self.predicts_ratings else "ndcg10"
-        vals = [np.nanmean(res[k][key]) for k in self.tune_shots]
-        return float(np.mean(vals)) if self.predicts_ratings else 1 - float(np.mean(vals))
+        res = evaluate_tasks(self, data, tasks, shots, self.seed, only=key)
+        per_task = np.mean([res[k][key] for k in shots], 0)
+        return per_task if self.predicts_ratings else 1 - per_task
+
+    def cross_validation(self, train: Interactions) -> list:
+        """``tune_folds`` twins of this method, each fitted without one group of the warm users and scored
+        on those users' tasks (first 10 interactions -> last 10, as the protocol's): ``[(twin, its
+        training data, the held-out tasks)]``. The twins share ``self.params``, so a setting tried on
+        this method is tried on them."""
+        rows = train.user_rows()
+        need = max(self.tune_shots) + N_QUERY
+        users = np.array([u for u, r in enumerate(rows) if len(r) >= need], np.int64)
+        users = np.random.default_rng([self.seed, 17]).permutation(users)
+        parts = []
+        for group in np.array_split(users, self.tune_folds) if len(users) >= self.tune_folds else ():
+            held = np.zeros(train.n_users, bool)
+            held[group] = True
+            part = train.subset(~held[train.users])
+            twin = copy.copy(self)  # same params dict; its own arrays after _fit
+            twin.arrays_ = {}
+            twin._fit(part)
+            parts.append((twin, part, user_tasks(train, group, max(self.tune_shots), N_QUERY)))
+        return parts
 
     def tune(self, train: Interactions, val: list) -> None:
         """Coordinate descent over ``grid``: each setting in turn takes the value with the lowest
-        validation error, the others held at their current values (one pass)."""
-        best = self.val_score(train, val)
+        validation error, the others held at their current values (one pass). With ``tune_folds``, the
+        warm users are cross-validated too (``cross_validation``): many more validation users than the
+        fold's own, so a setting is not picked by the noise of a few dozen users."""
+        parts = self.cross_validation(train) if self.tune_folds else []
+
+        def refit():
+            self._fit(train)
+            for twin, data, _ in parts:
+                twin._fit(data)
+
+        best = self.val_score(train, val, parts)
         self.tuning_.append({**self.params, "val": best})
         for key, values in self.grid.items():
             for value in values if key not in self.fixed_ else ():
@@ -83,15 +129,16 @@ class ColdStartMethod:
                     continue
                 self.params[key] = value
                 if key in self.refit_needed():
-                    self._fit(train)
-                score = self.val_score(train, val)
+                    refit()
+                score = self.val_score(train, val, parts)
                 self.tuning_.append({**self.params, "val": score})
                 if score < best:
                     best = score
                 else:
                     self.params[key] = old
                     if key in self.refit_needed():
-                        self._fit(train)
+                        refit()
+        self.val_error_ = best
 
     # ---- state --------------------------------------------------------------------------------------
 

@@ -67,6 +67,10 @@ class NeuralMethod(ColdStartMethod):
             setattr(self, k, v)
         self.params.update(own)  # saved with the model, so load() rebuilds the same network
 
+    @classmethod
+    def accepts(cls, key):
+        return key in cls.grid or key in cls.SETTINGS
+
     def fit(self, train, val=None, tune=True):
         self.val_tasks_ = val or []
         return super().fit(train, val, tune)
