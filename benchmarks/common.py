@@ -3,9 +3,9 @@ docs' domain pages (``docs/<domain>.md``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
-import json
 import re
 import sys
 import time
@@ -49,7 +49,7 @@ def matmul_gflops(n: int = 2048, repeats: int = 20) -> float:
         a @ b
         times.append(time.perf_counter() - t)
     times.sort()
-    return 2 * n ** 3 / times[len(times) // 2] / 1e9
+    return 2 * n**3 / times[len(times) // 2] / 1e9
 
 
 def upsert_row(section: str, header: list[str], key: str, row: list[str], path: Path) -> None:
@@ -58,31 +58,33 @@ def upsert_row(section: str, header: list[str], key: str, row: list[str], path: 
     alone). The page must exist (``doc_page(domain)``); a missing section or table is added to it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"docs page {path} does not exist; benchmarks write into an existing page "
-                                f"(doc_page(domain) for {', '.join(DOMAINS)})")
+        raise FileNotFoundError(
+            f"docs page {path} does not exist; benchmarks write into an existing page "
+            f"(doc_page(domain) for {', '.join(DOMAINS)})"
+        )
     text = path.read_text()
     head = f"## {section}"
     table_head = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
     line = "| " + " | ".join([key, *row]) + " |\n"
-    found = re.search(r"^" + re.escape(head) + r"[ \t]*$", text, re.M)   # the heading line itself, not a ### one
+    found = re.search(r"^" + re.escape(head) + r"[ \t]*$", text, re.M)  # the heading line itself, not a ### one
     if not found:
         text = text.rstrip("\n") + f"\n\n{head}\n\n{table_head}"
         found = re.search(r"^" + re.escape(head) + r"[ \t]*$", text, re.M)
     start = found.start()
     nxt = text.find("\n## ", start + len(head))
-    block = text[start:] if nxt < 0 else text[start:nxt + 1]
+    block = text[start:] if nxt < 0 else text[start : nxt + 1]
     if table_head not in block:
         block = block.rstrip("\n") + "\n\n" + table_head
     t0 = block.index(table_head)
     t1 = block.find("\n\n", t0)
-    t1 = len(block) if t1 < 0 else t1 + 1       # the table: its head and the rows up to the first blank line
+    t1 = len(block) if t1 < 0 else t1 + 1  # the table: its head and the rows up to the first blank line
     table = block[t0:t1] if block[t0:t1].endswith("\n") else block[t0:t1] + "\n"
     pattern = re.compile(r"^\| " + re.escape(key) + r" \|.*\n", re.M)
     table = pattern.sub(lambda _: line, table, count=1) if pattern.search(table) else table + line
     block = block[:t0] + table + block[t1:]
     if not block.endswith("\n"):
         block += "\n"
-    text = text[:start] + block + ("" if nxt < 0 else text[nxt + 1:])
+    text = text[:start] + block + ("" if nxt < 0 else text[nxt + 1 :])
     with atomic_write(path, "w") as f:
         f.write(text)
 

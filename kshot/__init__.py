@@ -10,11 +10,16 @@ from .core.version import __version__
 
 _EXPORTS = {
     "KshotError": "kshot.core.errors",
-    "LabeledData": "kshot.data", "load_dataset": "kshot.data",
-    "Episode": "kshot.images.episodes", "EpisodeSampler": "kshot.images.episodes",
-    "Score": "kshot.images.evaluation", "evaluate": "kshot.images.evaluation",
-    "METHODS": "kshot.images.methods", "build_method": "kshot.images.methods",
-    "TrainConfig": "kshot.images.training", "load_method": "kshot.images.training",
+    "LabeledData": "kshot.data",
+    "load_dataset": "kshot.data",
+    "Episode": "kshot.images.episodes",
+    "EpisodeSampler": "kshot.images.episodes",
+    "Score": "kshot.images.evaluation",
+    "evaluate": "kshot.images.evaluation",
+    "METHODS": "kshot.images.methods",
+    "build_method": "kshot.images.methods",
+    "TrainConfig": "kshot.images.training",
+    "load_method": "kshot.images.training",
     "meta_train": "kshot.images.training",
     "FewShotClassifier": "kshot.text.classifier",
     "FewShotImageClassifier": "kshot.images.classifier",
@@ -48,14 +53,16 @@ def load(path, **kw):
     if module is None:
         from .core.model_format import check_manifest
 
-        check_manifest(path, {"kind": kind}, "text-classifier")   # raises: an unknown kind
+        check_manifest(path, {"kind": kind}, "text-classifier")  # raises: an unknown kind
     return getattr(importlib.import_module(module), name).load(path, **kw)
 
 
-_LOADERS = {"text-classifier": ("kshot.text.classifier", "FewShotClassifier"),
-            "image-classifier": ("kshot.images.classifier", "FewShotImageClassifier"),
-            "tagger": ("kshot.tagging.tagger", "FewShotTagger"),
-            "recommender": ("kshot.recsys.recommender", "Recommender")}
+_LOADERS = {
+    "text-classifier": ("kshot.text.classifier", "FewShotClassifier"),
+    "image-classifier": ("kshot.images.classifier", "FewShotImageClassifier"),
+    "tagger": ("kshot.tagging.tagger", "FewShotTagger"),
+    "recommender": ("kshot.recsys.recommender", "Recommender"),
+}
 
 
 def __dir__():

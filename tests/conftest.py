@@ -1,8 +1,8 @@
 import functools
 import http.server
 import os
-import threading
 import sys
+import threading
 from pathlib import Path
 
 import pytest

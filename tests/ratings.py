@@ -20,7 +20,18 @@ def synthetic(n_users=80, n_items=50, per_user=24, seed=0) -> Interactions:
             ratings.append(np.clip(np.rint(3.3 + ub[u] + ib[i] + taste[u] @ profile[i] + rng.normal(0, 0.3)), 1, 5))
     item_features = np.concatenate([(profile > 0).astype(np.float32), rng.normal(size=(n_items, 1))], 1)
     user_features = np.stack([taste[:, 0] > 0, taste[:, 0] <= 0], 1).astype(np.float32)
-    return Interactions(users, items, ratings, times, [f"u{u}" for u in range(n_users)],
-                        [str(i) for i in range(n_items)], user_features, item_features,
-                        ["g=a", "g=b"], ["x+", "y+", "year"], [f"Movie {i}" for i in range(n_items)],
-                        (1, 5), "synthetic").validate()
+    return Interactions(
+        users,
+        items,
+        ratings,
+        times,
+        [f"u{u}" for u in range(n_users)],
+        [str(i) for i in range(n_items)],
+        user_features,
+        item_features,
+        ["g=a", "g=b"],
+        ["x+", "y+", "year"],
+        [f"Movie {i}" for i in range(n_items)],
+        (1, 5),
+        "synthetic",
+    ).validate()

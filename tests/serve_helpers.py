@@ -19,9 +19,17 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TEXTS = ["where is my card", "my card has not arrived yet", "when will my new card come",
-         "what is my balance", "how much money is in my account", "show my account balance",
-         "I want to close my account", "please delete my account", "cancel my account for good"]
+TEXTS = [
+    "where is my card",
+    "my card has not arrived yet",
+    "when will my new card come",
+    "what is my balance",
+    "how much money is in my account",
+    "show my account balance",
+    "I want to close my account",
+    "please delete my account",
+    "cancel my account for good",
+]
 LABELS = ["card_arrival"] * 3 + ["balance"] * 3 + ["close_account"] * 3
 
 
@@ -53,10 +61,28 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"server-{self.port}.log"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "kshot", "serve", str(Path(model_dir).resolve()), "--db", db,
-                                      "--port", str(self.port), "--export-dir", str(Path(workdir).resolve() / "exports"),
-                                      "--poll", "0.3", *args],
-                                     cwd=workdir, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kshot",
+                "serve",
+                str(Path(model_dir).resolve()),
+                "--db",
+                db,
+                "--port",
+                str(self.port),
+                "--export-dir",
+                str(Path(workdir).resolve() / "exports"),
+                "--poll",
+                "0.3",
+                *args,
+            ],
+            cwd=workdir,
+            env=env,
+            stdout=open(self.log, "w"),
+            stderr=subprocess.STDOUT,
+        )
 
     def wait(self, timeout: float = 180.0) -> "Server":
         deadline = time.monotonic() + timeout
@@ -121,20 +147,36 @@ class Postgres:
         self.port = free_port()
         self.data = self.root / "data"
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60", "start",
-                  "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+        )
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, tool: str, *args: str) -> None:
         out = subprocess.run([*self.as_user, str(self.bin / tool), *args], capture_output=True, text=True, timeout=120)
         if out.returncode:
             log = self.root / "log"
-            pytest.skip(f"cannot start a PostgreSQL cluster ({tool} exited {out.returncode}): "
-                        f"{(out.stderr or out.stdout).strip()[-500:]} {log.read_text()[-500:] if log.exists() else ''}")
+            pytest.skip(
+                f"cannot start a PostgreSQL cluster ({tool} exited {out.returncode}): "
+                f"{(out.stderr or out.stdout).strip()[-500:]} {log.read_text()[-500:] if log.exists() else ''}"
+            )
 
     def stop(self) -> None:
-        subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -150,12 +192,22 @@ class InProcess:
 
         from kshot.serve.app import Config, create_app
 
-        self.app = create_app(Config(model_dir=str(model_dir), db=db, export_dir=str(Path(workdir) / "exports"),
-                                     limits=limits or {}, **config))
+        self.app = create_app(
+            Config(
+                model_dir=str(model_dir),
+                db=db,
+                export_dir=str(Path(workdir) / "exports"),
+                limits=limits or {},
+                **config,
+            )
+        )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False, lifespan="on"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="on"
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 180

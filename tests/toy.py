@@ -15,6 +15,11 @@ def toy_data(n_classes=12, per_class=20, seed=0, split="train", noise=0.6) -> La
     return LabeledData(items, labels, [f"c{i}" for i in range(n_classes)], name="toy", split=split)
 
 
-TOY = DatasetInfo(name="toy", description="synthetic clusters", folder="toy",
-                  splits=("train", "val", "test"), files=lambda root: [],
-                  load=lambda split, root=None, **kw: toy_data(split=split, **kw))
+TOY = DatasetInfo(
+    name="toy",
+    description="synthetic clusters",
+    folder="toy",
+    splits=("train", "val", "test"),
+    files=lambda root: [],
+    load=lambda split, root=None, **kw: toy_data(split=split, **kw),
+)

@@ -50,8 +50,10 @@ def main() -> None:
     tune_allocator()
     torch_bn = lambda x, w, b: F.batch_norm(x, None, None, w, b, True, 0.0, 1e-5)  # noqa: E731
     ours = lambda x, w, b: batch_norm(x, w, b, 1e-5)  # noqa: E731
-    print("| BatchNorm input [N, C, H, W] | forward + backward (create_graph), PyTorch | double backward, PyTorch "
-          "| forward + backward, kshot | double backward, kshot |")
+    print(
+        "| BatchNorm input [N, C, H, W] | forward + backward (create_graph), PyTorch | double backward, PyTorch "
+        "| forward + backward, kshot | double backward, kshot |"
+    )
     print("|---|---:|---:|---:|---:|")
     for shape in SHAPES:
         (f0, s0), (f1, s1) = timings(torch_bn, shape, args.repeats), timings(ours, shape, args.repeats)

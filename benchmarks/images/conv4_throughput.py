@@ -33,8 +33,13 @@ def step_times(layout: str, way: int, shot: int, query: int, repeats: int) -> li
         method = method.to(memory_format=torch.contiguous_format)
     opt = torch.optim.Adam(method.parameters(), 1e-3)
     ar = torch.arange(way)
-    ep = Episode(torch.rand(way * shot, 1, 28, 28), ar.repeat_interleave(shot),
-                 torch.rand(way * query, 1, 28, 28), ar.repeat_interleave(query), ar)
+    ep = Episode(
+        torch.rand(way * shot, 1, 28, 28),
+        ar.repeat_interleave(shot),
+        torch.rand(way * query, 1, 28, 28),
+        ar.repeat_interleave(query),
+        ar,
+    )
     times = []
     for i in range(repeats + 3):
         t = time.perf_counter()
@@ -65,18 +70,35 @@ def main() -> None:
         q1, _, q3 = statistics.quantiles(times, n=4)
         img_s = images / med
         frac = img_s * flops / 1e9 / peak
-        print(f"{layout:14s} median step {1000 * med:.1f} ms (IQR {1000 * q1:.1f}-{1000 * q3:.1f}) "
-              f"= {img_s:.0f} images/s = {img_s * flops / 1e9:.1f} GFLOP/s = {100 * frac:.1f}% of matmul peak")
+        print(
+            f"{layout:14s} median step {1000 * med:.1f} ms (IQR {1000 * q1:.1f}-{1000 * q3:.1f}) "
+            f"= {img_s:.0f} images/s = {img_s * flops / 1e9:.1f} GFLOP/s = {100 * frac:.1f}% of matmul peak"
+        )
         if not a.no_record:
-            upsert_row("Conv4 training throughput (ProtoNet step)",
-                       ["layout / episode", "median step", "images/s", "GFLOP/s", "% of fp32 matmul peak",
-                        "matmul peak", "machine", "command"],
-                       f"{layout}, {a.way}-way {a.shot}-shot {a.query}-query",
-                       [f"{1000 * med:.1f} ms (IQR {1000 * q1:.1f}-{1000 * q3:.1f}, n={len(times)})",
-                        f"{img_s:.0f}", f"{img_s * flops / 1e9:.1f}", f"{100 * frac:.1f}%",
-                        f"{peak:.1f} GFLOP/s", machine(),
-                        f"`python benchmarks/images/conv4_throughput.py --shot {a.shot} --repeats {a.repeats}`"],
-                       doc_page("images"))
+            upsert_row(
+                "Conv4 training throughput (ProtoNet step)",
+                [
+                    "layout / episode",
+                    "median step",
+                    "images/s",
+                    "GFLOP/s",
+                    "% of fp32 matmul peak",
+                    "matmul peak",
+                    "machine",
+                    "command",
+                ],
+                f"{layout}, {a.way}-way {a.shot}-shot {a.query}-query",
+                [
+                    f"{1000 * med:.1f} ms (IQR {1000 * q1:.1f}-{1000 * q3:.1f}, n={len(times)})",
+                    f"{img_s:.0f}",
+                    f"{img_s * flops / 1e9:.1f}",
+                    f"{100 * frac:.1f}%",
+                    f"{peak:.1f} GFLOP/s",
+                    machine(),
+                    f"`python benchmarks/images/conv4_throughput.py --shot {a.shot} --repeats {a.repeats}`",
+                ],
+                doc_page("images"),
+            )
 
 
 if __name__ == "__main__":

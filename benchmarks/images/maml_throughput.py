@@ -42,9 +42,13 @@ from kshot.images.methods import FOMAML, MAML
 def random_episode(T: int, way: int = 5, shot: int = 1, query: int = 15, size: int = 28) -> Episode:
     g = torch.Generator().manual_seed(0)
     ar = torch.arange(way)
-    return Episode(torch.rand(T, way * shot, 1, size, size, generator=g), ar.repeat_interleave(shot).repeat(T, 1),
-                   torch.rand(T, way * query, 1, size, size, generator=g), ar.repeat_interleave(query).repeat(T, 1),
-                   ar.repeat(T, 1))
+    return Episode(
+        torch.rand(T, way * shot, 1, size, size, generator=g),
+        ar.repeat_interleave(shot).repeat(T, 1),
+        torch.rand(T, way * query, 1, size, size, generator=g),
+        ar.repeat_interleave(query).repeat(T, 1),
+        ar.repeat(T, 1),
+    )
 
 
 def reset_peak_rss() -> None:
@@ -94,8 +98,11 @@ def l2l_block(cin: int, hidden: int, downsample: str) -> list:
     """A learn2learn-style conv block: conv 3x3, BatchNorm (batch statistics), ReLU, then max-pooling
     (or stride-2 convolution), in PyTorch's default (NCHW) layout."""
     stride = 2 if downsample == "stride" else 1
-    layers = [torch.nn.Conv2d(cin, hidden, 3, stride=stride, padding=1),
-              torch.nn.BatchNorm2d(hidden, track_running_stats=False), torch.nn.ReLU()]
+    layers = [
+        torch.nn.Conv2d(cin, hidden, 3, stride=stride, padding=1),
+        torch.nn.BatchNorm2d(hidden, track_running_stats=False),
+        torch.nn.ReLU(),
+    ]
     return layers + ([torch.nn.MaxPool2d(2)] if downsample == "maxpool" else [])
 
 
@@ -164,16 +171,26 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--meta-batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    ap.add_argument("--strategies", default="threads,loop,vmap,threads+bf16",
-                    help="comma-separated: threads, loop, vmap, l2l (the learn2learn-style reference), with +compile for torch.compile of the per-task "
-                         "function (loop only), +bf16 for precision='bf16' (bfloat16 autocast) and/or +torchbn for "
-                         "PyTorch's own BatchNorm double backward instead of kshot.images.batchnorm's (to time the difference)")
-    ap.add_argument("--networks", default="stride,maxpool",
-                    help="comma-separated Conv4 variants: stride (MAML's Omniglot network), maxpool")
+    ap.add_argument(
+        "--strategies",
+        default="threads,loop,vmap,threads+bf16",
+        help="comma-separated: threads, loop, vmap, l2l (the learn2learn-style reference), with +compile for torch.compile of the per-task "
+        "function (loop only), +bf16 for precision='bf16' (bfloat16 autocast) and/or +torchbn for "
+        "PyTorch's own BatchNorm double backward instead of kshot.images.batchnorm's (to time the difference)",
+    )
+    ap.add_argument(
+        "--networks",
+        default="stride,maxpool",
+        help="comma-separated Conv4 variants: stride (MAML's Omniglot network), maxpool",
+    )
     ap.add_argument("--classes", default="MAML,FOMAML", help="comma-separated: MAML (second order), FOMAML")
-    ap.add_argument("--rounds", type=int, default=1,
-                    help="run every configuration this many times, in turn (A B A B ...): medians over rounds "
-                         "and kshot/learn2learn ratios round by round, for a machine whose speed drifts")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every configuration this many times, in turn (A B A B ...): medians over rounds "
+        "and kshot/learn2learn ratios round by round, for a machine whose speed drifts",
+    )
     ap.add_argument("--no-tune-malloc", action="store_true", help="leave glibc malloc's thresholds alone")
     ap.add_argument("--floor", action="store_true", help="also time a plain forward+backward over the same images")
     ap.add_argument("--chunk-size", type=int, default=None, help="vmap chunk size (default: all tasks)")
@@ -182,8 +199,12 @@ def main() -> None:
     args = ap.parse_args()
     configs = []
     for net in args.networks.split(","):
-        configs += [f"{cls} {s} {net}" for cls in ("MAML", "FOMAML") for s in args.strategies.split(",")
-                    if cls in args.classes.split(",")]
+        configs += [
+            f"{cls} {s} {net}"
+            for cls in ("MAML", "FOMAML")
+            for s in args.strategies.split(",")
+            if cls in args.classes.split(",")
+        ]
         configs += [f"floor fwd+bwd {net}"] if args.floor else []
     if args.config:
         print(json.dumps(measure(args, args.config)))
@@ -200,23 +221,29 @@ def main() -> None:
             out = done.stdout
             runs[config].append(json.loads(out.strip().splitlines()[-1]))
     first = runs[configs[0]][0]
-    print(f"torch {torch.__version__}, {first['threads']} threads, device {args.device}, load average "
-          f"{min(loads):.1f}-{max(loads):.1f} at the rounds' starts, meta-batch {args.meta_batch}, {args.rounds} "
-          f"round(s) x {args.iterations} timed iterations: median of the rounds' medians (min-max of all "
-          "iterations), one process per configuration and round")
+    print(
+        f"torch {torch.__version__}, {first['threads']} threads, device {args.device}, load average "
+        f"{min(loads):.1f}-{max(loads):.1f} at the rounds' starts, meta-batch {args.meta_batch}, {args.rounds} "
+        f"round(s) x {args.iterations} timed iterations: median of the rounds' medians (min-max of all "
+        "iterations), one process per configuration and round"
+    )
     mem_name = "peak CUDA memory" if args.device.startswith("cuda") else "peak RSS"
     for config, rows in runs.items():
         times = [t for row in rows for t in row["times"]]
         median = statistics.median(row["median_s"] for row in rows)
-        print(f"{config:28s} {median:7.3f} s/iteration ({min(times):.3f}-{max(times):.3f})"
-              f"   {mem_name} {max(row['memory_mib'] for row in rows):,.0f} MiB")
+        print(
+            f"{config:28s} {median:7.3f} s/iteration ({min(times):.3f}-{max(times):.3f})"
+            f"   {mem_name} {max(row['memory_mib'] for row in rows):,.0f} MiB"
+        )
     for config in configs:  # each configuration against the learn2learn-style reference of its class and network
         cls, strategy, net = config.split(" ")
         ref = f"{cls} l2l {net}"
         if strategy != "l2l" and ref in runs and cls != "floor":
             ratios = [r["median_s"] / b["median_s"] for r, b in zip(runs[ref], runs[config])]
-            print(f"speed-up over learn2learn-style, {config:28s} {statistics.median(ratios):5.2f}x "
-                  f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
+            print(
+                f"speed-up over learn2learn-style, {config:28s} {statistics.median(ratios):5.2f}x "
+                f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})"
+            )
     print(json.dumps(runs))
 
 
@@ -239,11 +266,18 @@ def measure(args, config: str) -> dict:
             import kshot.images.backbones
 
             kshot.images.backbones.cheap_second_order_batch_norm = lambda x, w, b, eps: torch.nn.functional.batch_norm(
-                x, None, None, w, b, True, 0.0, eps)
+                x, None, None, w, b, True, 0.0, eps
+            )
         method = {"MAML": MAML, "FOMAML": FOMAML}[name](
-            Conv4(hidden=64, track_running_stats=False, downsample=downsample), way=5, inner_steps=1, inner_lr=0.4,
-            strategy=strategy.split("+")[0], chunk_size=args.chunk_size,
-            compile="+compile" in strategy, precision="bf16" if "+bf16" in strategy else "fp32").to(device)
+            Conv4(hidden=64, track_running_stats=False, downsample=downsample),
+            way=5,
+            inner_steps=1,
+            inner_lr=0.4,
+            strategy=strategy.split("+")[0],
+            chunk_size=args.chunk_size,
+            compile="+compile" in strategy,
+            precision="bf16" if "+bf16" in strategy else "fp32",
+        ).to(device)
     optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
 
     def iteration():
@@ -264,8 +298,13 @@ def measure(args, config: str) -> dict:
         iteration()
         times.append(time.perf_counter() - t0)
     mem = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mib()
-    return {"config": config, "median_s": statistics.median(times), "times": times, "memory_mib": mem,
-            "threads": torch.get_num_threads()}
+    return {
+        "config": config,
+        "median_s": statistics.median(times),
+        "times": times,
+        "memory_mib": mem,
+        "threads": torch.get_num_threads(),
+    }
 
 
 if __name__ == "__main__":

@@ -28,11 +28,25 @@ from kshot.core.io import atomic_write  # noqa: E402
 
 SECTION = "## Omniglot: every method"
 SETTINGS = ("5x1", "5x5", "20x1", "20x5")
-HEADER = ["method", "5-way 1-shot", "5-way 5-shot", "20-way 1-shot", "20-way 5-shot", "paper",
-          "training", "training time", "command"]
-PAPER = {"protonet": "98.8 / 99.7 / 96.0 / 98.9", "siamese": "97.3 / 98.4 / 88.2 / 97.0",
-         "matchingnet": "98.1 / 98.9 / 93.8 / 98.5", "relationnet": "99.6 / 99.8 / 97.6 / 99.1",
-         "baseline": "-", "baseline++": "-"}
+HEADER = [
+    "method",
+    "5-way 1-shot",
+    "5-way 5-shot",
+    "20-way 1-shot",
+    "20-way 5-shot",
+    "paper",
+    "training",
+    "training time",
+    "command",
+]
+PAPER = {
+    "protonet": "98.8 / 99.7 / 96.0 / 98.9",
+    "siamese": "97.3 / 98.4 / 88.2 / 97.0",
+    "matchingnet": "98.1 / 98.9 / 93.8 / 98.5",
+    "relationnet": "99.6 / 99.8 / 97.6 / 99.1",
+    "baseline": "-",
+    "baseline++": "-",
+}
 INTRO = """\
 Test accuracy (%) ± 95% CI over the same 1,000 fixed test episodes (Vinyals split `test`, 15 queries
 per class, seed 0). Each row is one trained model, evaluated at every setting shown (a model
@@ -59,8 +73,14 @@ def upsert_cells(key: str, cells: dict[str, str], path: Path) -> None:
         raise SystemExit(f"docs page {path} does not exist")
     text = path.read_text()
     if SECTION not in text:
-        text = (text.rstrip("\n") + f"\n\n{SECTION}\n\n{INTRO}\n| " + " | ".join(HEADER) + " |\n|"
-                + "---|" * len(HEADER) + "\n")
+        text = (
+            text.rstrip("\n")
+            + f"\n\n{SECTION}\n\n{INTRO}\n| "
+            + " | ".join(HEADER)
+            + " |\n|"
+            + "---|" * len(HEADER)
+            + "\n"
+        )
     start = text.index(SECTION)
     nxt = text.find("\n## ", start + len(SECTION))
     end = len(text) if nxt < 0 else nxt + 1
@@ -71,7 +91,7 @@ def upsert_cells(key: str, cells: dict[str, str], path: Path) -> None:
     row = [cells.get(name, old[i]) for i, name in enumerate(HEADER[1:])]
     line = "| " + " | ".join([key, *row]) + " |\n"
     if found:
-        block = block[:found.start()] + line + block[found.end():]
+        block = block[: found.start()] + line + block[found.end() :]
     else:  # after the last table row of the section
         rows = list(re.finditer(r"^\|.*\|\n", block, re.M))
         at = rows[-1].end() if rows else len(block)
@@ -109,17 +129,34 @@ def main() -> None:
     settings = parse_settings(a.eval)
 
     if not a.eval_only:
-        cfg = kshot.TrainConfig(method=a.method, dataset="omniglot", way=a.way, shot=a.shot, query=a.query,
-                                episodes=a.episodes, batch_size=a.batch_size, lr=a.lr,
-                                lr_step=a.lr_step or max(a.episodes // 2, 1), val_way=5, val_shot=1,
-                                val_query=15, val_every=a.val_every or max(a.episodes // 2, 1),
-                                val_episodes=a.val_episodes, seed=a.seed, data_root=a.data_root, method_params=params,
-                                augment=parse_params(a.augment))
+        cfg = kshot.TrainConfig(
+            method=a.method,
+            dataset="omniglot",
+            way=a.way,
+            shot=a.shot,
+            query=a.query,
+            episodes=a.episodes,
+            batch_size=a.batch_size,
+            lr=a.lr,
+            lr_step=a.lr_step or max(a.episodes // 2, 1),
+            val_way=5,
+            val_shot=1,
+            val_query=15,
+            val_every=a.val_every or max(a.episodes // 2, 1),
+            val_episodes=a.val_episodes,
+            seed=a.seed,
+            data_root=a.data_root,
+            method_params=params,
+            augment=parse_params(a.augment),
+        )
         wall = time.perf_counter()
         summary = kshot.meta_train(cfg, out)
-        print(f"trained {summary['episodes']} episodes in {summary['train_seconds']:.0f} s of steps "
-              f"({time.perf_counter() - wall:.0f} s wall with validation); best val "
-              f"{100 * summary['best_val_accuracy']:.2f}%", flush=True)
+        print(
+            f"trained {summary['episodes']} episodes in {summary['train_seconds']:.0f} s of steps "
+            f"({time.perf_counter() - wall:.0f} s wall with validation); best val "
+            f"{100 * summary['best_val_accuracy']:.2f}%",
+            flush=True,
+        )
 
     method, meta = kshot.load_method(out, params=params)  # e.g. test_time=finetune on a trained run
     cfg = meta["config"]
@@ -127,20 +164,36 @@ def main() -> None:
     cells = {}
     for way, shot in settings:
         t = time.perf_counter()
-        score = kshot.evaluate(method, test, way=way, shot=shot, query=15, episodes=a.test_episodes,
-                               seed=0, batch=a.eval_batch, progress=True)
+        score = kshot.evaluate(
+            method,
+            test,
+            way=way,
+            shot=shot,
+            query=15,
+            episodes=a.test_episodes,
+            seed=0,
+            batch=a.eval_batch,
+            progress=True,
+        )
         print(f"{way}-way {shot}-shot: {score}  ({time.perf_counter() - t:.0f} s)", flush=True)
         cells[f"{way}-way {shot}-shot"] = f"{100 * score.accuracy:.2f} ± {100 * score.ci95:.2f}"
     if a.no_record:
         return
-    unit = "mini-batches of " + str(cfg["batch_size"]) if kshot.METHODS[a.method].pretrains else \
-        f"{cfg['way']}-way {cfg['shot']}-shot {cfg['query']}-query episodes"
+    unit = (
+        "mini-batches of " + str(cfg["batch_size"])
+        if kshot.METHODS[a.method].pretrains
+        else f"{cfg['way']}-way {cfg['shot']}-shot {cfg['query']}-query episodes"
+    )
     history = json.loads((out / "last.json").read_text())
     cmd = " ".join(["python", "benchmarks/images/omniglot_methods.py", *sys.argv[1:]])
-    cells.update({"paper": PAPER[a.method],
-                  "training": f"{meta['episodes_done']} of {history['episodes_done']} {unit} (best val)",
-                  "training time": f"{history['train_seconds'] / 60:.1f} min",
-                  "command": f"`{cmd}`"})
+    cells.update(
+        {
+            "paper": PAPER[a.method],
+            "training": f"{meta['episodes_done']} of {history['episodes_done']} {unit} (best val)",
+            "training time": f"{history['train_seconds'] / 60:.1f} min",
+            "command": f"`{cmd}`",
+        }
+    )
     extra = {k: v for k, v in meta["method_params"].items() if k in params}
     key = a.row or (a.method + (" " + " ".join(f"{k}={v}" for k, v in extra.items()) if extra else ""))
     upsert_cells(key, cells, doc_page("images"))

@@ -59,8 +59,12 @@ def main() -> None:
     p.add_argument("--out", default=None)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
-    p.add_argument("--train-split", choices=("train", "trainval"), default="train",
-                   help="trainval: phase 2 of the paper's protocol (scores the last checkpoint)")
+    p.add_argument(
+        "--train-split",
+        choices=("train", "trainval"),
+        default="train",
+        help="trainval: phase 2 of the paper's protocol (scores the last checkpoint)",
+    )
     p.add_argument("--no-record", action="store_true", help="do not write docs/images.md")
     a = p.parse_args()
     if a.threads:
@@ -69,10 +73,24 @@ def main() -> None:
 
     gflops = matmul_gflops()
     print(f"machine: {machine()}; fp32 matmul {gflops:.1f} GFLOP/s")
-    cfg = kshot.TrainConfig(method="protonet", dataset="omniglot", way=a.train_way, shot=a.shot,
-                            query=a.query, episodes=a.episodes, lr=1e-3, lr_step=2000, lr_gamma=0.5,
-                            val_way=5, val_query=15, val_every=a.val_every, val_episodes=300,
-                            seed=a.seed, data_root=a.data_root, train_split=a.train_split)
+    cfg = kshot.TrainConfig(
+        method="protonet",
+        dataset="omniglot",
+        way=a.train_way,
+        shot=a.shot,
+        query=a.query,
+        episodes=a.episodes,
+        lr=1e-3,
+        lr_step=2000,
+        lr_gamma=0.5,
+        val_way=5,
+        val_query=15,
+        val_every=a.val_every,
+        val_episodes=300,
+        seed=a.seed,
+        data_root=a.data_root,
+        train_split=a.train_split,
+    )
     wall = time.perf_counter()
     summary = kshot.meta_train(cfg, out, resume=a.resume)
     wall = time.perf_counter() - wall
@@ -80,31 +98,40 @@ def main() -> None:
     img_s = images / summary["train_seconds"]
     flops = conv4_train_flops_per_image()
     frac = img_s * flops / 1e9 / gflops
-    print(f"training: {summary['episodes']} episodes, {summary['train_seconds']:.0f} s of steps "
-          f"(this sitting's wall time {wall:.0f} s); {img_s:.0f} images/s = {img_s * flops / 1e9:.1f} "
-          f"GFLOP/s = {100 * frac:.0f}% of matmul peak {gflops:.1f} GFLOP/s")
+    print(
+        f"training: {summary['episodes']} episodes, {summary['train_seconds']:.0f} s of steps "
+        f"(this sitting's wall time {wall:.0f} s); {img_s:.0f} images/s = {img_s * flops / 1e9:.1f} "
+        f"GFLOP/s = {100 * frac:.0f}% of matmul peak {gflops:.1f} GFLOP/s"
+    )
 
     which = "last" if a.train_split == "trainval" else "best"
     method, meta = kshot.load_method(out, which)
     test = kshot.load_dataset("omniglot", "test", root=a.data_root)
     for way in (5, 20):
-        score = kshot.evaluate(method, test, way=way, shot=a.shot, query=15,
-                               episodes=a.test_episodes, seed=0, progress=True)
+        score = kshot.evaluate(
+            method, test, way=way, shot=a.shot, query=15, episodes=a.test_episodes, seed=0, progress=True
+        )
         print(f"{way}-way {a.shot}-shot: {score}")
         if a.no_record:
             continue
-        cmd = (f"python benchmarks/images/omniglot_protonet.py --shot {a.shot} --episodes {a.episodes} "
-               f"--out {out}" + (" --train-split trainval" if a.train_split == "trainval" else ""))
-        upsert_row("Prototypical Networks on Omniglot (Vinyals split)",
-                   ["setting", "accuracy (%)", "paper", "training episodes", "training time",
-                    "machine", "command"],
-                   f"{way}-way {a.shot}-shot",
-                   [f"{100 * score.accuracy:.2f} ± {100 * score.ci95:.2f} (n={score.n})",
-                    {(5, 1): "98.8", (5, 5): "99.7", (20, 1): "96.0", (20, 5): "98.9"}[(way, a.shot)],
-                    f"{summary['episodes']} ({a.train_way}-way, {a.query} queries; "
-                    + ("train+val, last checkpoint)" if which == "last" else
-                       f"best val at {meta['episodes_done']})"),
-                    f"{summary['train_seconds'] / 60:.1f} min", machine(), f"`{cmd}`"], doc_page("images"))
+        cmd = f"python benchmarks/images/omniglot_protonet.py --shot {a.shot} --episodes {a.episodes} --out {out}" + (
+            " --train-split trainval" if a.train_split == "trainval" else ""
+        )
+        upsert_row(
+            "Prototypical Networks on Omniglot (Vinyals split)",
+            ["setting", "accuracy (%)", "paper", "training episodes", "training time", "machine", "command"],
+            f"{way}-way {a.shot}-shot",
+            [
+                f"{100 * score.accuracy:.2f} ± {100 * score.ci95:.2f} (n={score.n})",
+                {(5, 1): "98.8", (5, 5): "99.7", (20, 1): "96.0", (20, 5): "98.9"}[(way, a.shot)],
+                f"{summary['episodes']} ({a.train_way}-way, {a.query} queries; "
+                + ("train+val, last checkpoint)" if which == "last" else f"best val at {meta['episodes_done']})"),
+                f"{summary['train_seconds'] / 60:.1f} min",
+                machine(),
+                f"`{cmd}`",
+            ],
+            doc_page("images"),
+        )
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def main() -> None:
     encoder = ImageEncoder("efficientnet-lite0", batch_size=args.batch)
     x = torch.randn(args.batch, 3, 224, 224).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        encoder.net.features(x[:4])                      # warm-up
+        encoder.net.features(x[:4])  # warm-up
     bare, piped = [], []
     for r in range(args.repeats):
         paths, _ = make_photos(tmp, args.photos, seed=100 + r)
@@ -95,7 +95,7 @@ def main() -> None:
         fits.append(time.perf_counter() - t)
         new, _ = make_photos(tmp, 6, seed=300 + r)
         for path in new[1:]:
-            clf.predict([new[0]])    # warm: the loaded model's first call
+            clf.predict([new[0]])  # warm: the loaded model's first call
             t = time.perf_counter()
             clf.predict([path])
             preds.append(time.perf_counter() - t)

@@ -36,10 +36,22 @@ from kshot.images.training import load_method
 
 def subset(data: LabeledData, per_class: int, seed: int = 0) -> LabeledData:
     rng = np.random.default_rng(seed)
-    keep = np.sort(np.concatenate([rng.choice(np.flatnonzero(data.labels == c), min(per_class, (data.labels == c).sum()),
-                                              replace=False) for c in range(data.num_classes)]))
-    return LabeledData(data.items[torch.from_numpy(keep)], data.labels[keep], data.class_names, name=data.name,
-                       split=data.split, meta={**data.meta, "per_class": per_class})
+    keep = np.sort(
+        np.concatenate(
+            [
+                rng.choice(np.flatnonzero(data.labels == c), min(per_class, (data.labels == c).sum()), replace=False)
+                for c in range(data.num_classes)
+            ]
+        )
+    )
+    return LabeledData(
+        data.items[torch.from_numpy(keep)],
+        data.labels[keep],
+        data.class_names,
+        name=data.name,
+        split=data.split,
+        meta={**data.meta, "per_class": per_class},
+    )
 
 
 def paired(a: np.ndarray, b: np.ndarray) -> str:
@@ -65,8 +77,12 @@ def main() -> None:
     p.add_argument("--run", action="append", default=[], help="SHOT=RUN_DIR of a trained episodic run")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--runs-only", action="store_true", help="score only the --run directories and compare them, "
-                   "episode by episode, with the pretrained rows of the same shot already in --log")
+    p.add_argument(
+        "--runs-only",
+        action="store_true",
+        help="score only the --run directories and compare them, "
+        "episode by episode, with the pretrained rows of the same shot already in --log",
+    )
     p.add_argument("--log", required=True)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -75,15 +91,36 @@ def main() -> None:
     runs = {int(k): v for k, v in (r.split("=", 1) for r in args.run)}
     encoder = ImageEncoder("efficientnet-lite0", image_size=args.image_size)
     features: dict = {}
-    common = dict(way=args.way, query=args.query, seed=args.seed, invert=args.invert, steps=args.steps,
-                  tune_blocks=args.tune_blocks, encoder=encoder, features=features)
+    common = dict(
+        way=args.way,
+        query=args.query,
+        seed=args.seed,
+        invert=args.invert,
+        steps=args.steps,
+        tune_blocks=args.tune_blocks,
+        encoder=encoder,
+        features=features,
+    )
     rows = []
     with open(args.log, "a") as log:
+
         def record(shot, method, score, subset_name, seconds, extra=None):
-            row = {"dataset": args.dataset, "split": args.split, "per_class": args.per_class, "shot": shot,
-                   "method": method, "episodes": score.n, "subset": subset_name, "accuracy": score.accuracy,
-                   "ci95": score.ci95, "image_size": args.image_size, "invert": args.invert, "seconds": round(seconds, 1),
-                   "values": score.values.tolist(), **(extra or {})}
+            row = {
+                "dataset": args.dataset,
+                "split": args.split,
+                "per_class": args.per_class,
+                "shot": shot,
+                "method": method,
+                "episodes": score.n,
+                "subset": subset_name,
+                "accuracy": score.accuracy,
+                "ci95": score.ci95,
+                "image_size": args.image_size,
+                "invert": args.invert,
+                "seconds": round(seconds, 1),
+                "values": score.values.tolist(),
+                **(extra or {}),
+            }
             log.write(json.dumps(row) + "\n")
             log.flush()
             rows.append(row)
@@ -94,8 +131,13 @@ def main() -> None:
                 earlier = {}
                 for line in open(args.log):
                     r = json.loads(line)
-                    if (r["dataset"], r["split"], r["per_class"], r["shot"], r["subset"]) == \
-                            (args.dataset, args.split, args.per_class, shot, "all") and r["episodes"] == args.episodes:
+                    if (r["dataset"], r["split"], r["per_class"], r["shot"], r["subset"]) == (
+                        args.dataset,
+                        args.split,
+                        args.per_class,
+                        shot,
+                        "all",
+                    ) and r["episodes"] == args.episodes:
                         earlier[r["method"]] = np.array(r["values"])
                 method, meta = load_method(runs[shot])
                 t = time.perf_counter()
@@ -106,8 +148,9 @@ def main() -> None:
                         print(f"  pretrained {m} - {meta['method']}: {paired(earlier[m], s.values)}")
                 continue
             t = time.perf_counter()
-            scores, _ = evaluate_pretrained(data, methods=("prototype", "logistic", "sklearn"), shot=shot,
-                                            episodes=args.episodes, **common)
+            scores, _ = evaluate_pretrained(
+                data, methods=("prototype", "logistic", "sklearn"), shot=shot, episodes=args.episodes, **common
+            )
             seconds = time.perf_counter() - t
             for m, s in scores.items():
                 record(shot, m, s, "all", seconds)
@@ -116,24 +159,41 @@ def main() -> None:
                 t = time.perf_counter()
                 s = evaluate(method, data, args.way, shot, args.query, args.episodes, seed=args.seed)
                 record(shot, f"run:{meta['method']}", s, "all", time.perf_counter() - t, {"run": runs[shot]})
-                print(f"  pretrained logistic - {meta['method']}: {paired(scores['logistic'].values, s.values)}; "
-                      f"prototype - {meta['method']}: {paired(scores['prototype'].values, s.values)}")
+                print(
+                    f"  pretrained logistic - {meta['method']}: {paired(scores['logistic'].values, s.values)}; "
+                    f"prototype - {meta['method']}: {paired(scores['prototype'].values, s.values)}"
+                )
             print(f"  logistic - sklearn: {paired(scores['logistic'].values, scores['sklearn'].values)}")
             if args.finetune_episodes:
                 t = time.perf_counter()
-                sub, chosen = evaluate_pretrained(data, methods=("prototype", "logistic", "sklearn", "finetune", "auto"),
-                                                  shot=shot, episodes=args.finetune_episodes, **common)
+                sub, chosen = evaluate_pretrained(
+                    data,
+                    methods=("prototype", "logistic", "sklearn", "finetune", "auto"),
+                    shot=shot,
+                    episodes=args.finetune_episodes,
+                    **common,
+                )
                 seconds = time.perf_counter() - t
                 for m, s in sub.items():
-                    record(shot, m, s, f"first {args.finetune_episodes}", seconds,
-                           {"auto_chose": chosen} if m == "auto" else None)
-                print(f"  finetune - logistic: {paired(sub['finetune'].values, sub['logistic'].values)}; "
-                      f"finetune - prototype: {paired(sub['finetune'].values, sub['prototype'].values)}")
+                    record(
+                        shot,
+                        m,
+                        s,
+                        f"first {args.finetune_episodes}",
+                        seconds,
+                        {"auto_chose": chosen} if m == "auto" else None,
+                    )
+                print(
+                    f"  finetune - logistic: {paired(sub['finetune'].values, sub['logistic'].values)}; "
+                    f"finetune - prototype: {paired(sub['finetune'].values, sub['prototype'].values)}"
+                )
     print("\n| shot | method | episodes | accuracy % |")
     print("|---|---|---|---|")
     for r in rows:
-        print(f"| {r['shot']} | {r['method']} | {r['episodes']} ({r['subset']}) | {100 * r['accuracy']:.2f} ± "
-              f"{100 * r['ci95']:.2f} |")
+        print(
+            f"| {r['shot']} | {r['method']} | {r['episodes']} ({r['subset']}) | {100 * r['accuracy']:.2f} ± "
+            f"{100 * r['ci95']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

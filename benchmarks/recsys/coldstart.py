@@ -33,7 +33,7 @@ from kshot.recsys.protocol import SHOTS, evaluate_tasks, make_fold, paired, summ
 from kshot.recsys.recommender import AUTO, CANDIDATES, choose  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-META = ("melu", "attention", "melu_rank")      # meta-learned
+META = ("melu", "attention", "melu_rank")  # meta-learned
 SEQUENCE = ("gru", "sasrec")
 NEURAL = META + SEQUENCE + ("finetune",)
 SECTIONS = {"user": "MovieLens-100K user cold start", "item": "MovieLens-100K item cold start"}
@@ -65,9 +65,11 @@ def run(args) -> dict:
             tuned[name].append(method.params)
             fitted[name] = (method, fit_s)
             r = per_user[name][-1]
-            print(f"fold {f} {name:16s} {time.time() - t:6.1f}s  NDCG@10 K=5 {np.nanmean(r[5]['ndcg10']):.4f} "
-                  f"K=10 {np.nanmean(r[10]['ndcg10']):.4f}  MAE K=5 {np.nanmean(r[5]['mae']):.3f}  {method.params}",
-                  flush=True)
+            print(
+                f"fold {f} {name:16s} {time.time() - t:6.1f}s  NDCG@10 K=5 {np.nanmean(r[5]['ndcg10']):.4f} "
+                f"K=10 {np.nanmean(r[10]['ndcg10']):.4f}  MAE K=5 {np.nanmean(r[5]['mae']):.3f}  {method.params}",
+                flush=True,
+            )
         if AUTO in args.methods:  # the same rule as Recommender(method="auto").fit, on the same fits
             cands = {n: fitted[n][0] for n in CANDIDATES}
             chosen, selection = choose(cands, fold.train, fold.val)
@@ -78,8 +80,16 @@ def run(args) -> dict:
     wall = time.time() - start
     n_items = data.n_items if args.mode != "item" else data.n_users
     summary = {m: summarize(per_user[m], n_items) for m in args.methods}
-    return {"summary": summary, "per_user": per_user, "seconds": seconds, "tuned": tuned, "wall_s": wall,
-            "machine": machine(), "folds": args.folds, "mode": args.mode}
+    return {
+        "summary": summary,
+        "per_user": per_user,
+        "seconds": seconds,
+        "tuned": tuned,
+        "wall_s": wall,
+        "machine": machine(),
+        "folds": args.folds,
+        "mode": args.mode,
+    }
 
 
 def comparisons(res: dict, methods: list) -> dict:
@@ -114,8 +124,10 @@ def main():
     if args.replot:
         res = json.loads(Path(args.json).read_text())
         res["summary"] = {m: {int(k): v for k, v in s.items()} for m, s in res["summary"].items()}
-        res["per_user"] = {m: [{int(k): {x: np.array(v) for x, v in d.items()} for k, d in f.items()} for f in fs]
-                           for m, fs in res["per_user"].items()}
+        res["per_user"] = {
+            m: [{int(k): {x: np.array(v) for x, v in d.items()} for k, d in f.items()} for f in fs]
+            for m, fs in res["per_user"].items()
+        }
     else:
         res = run(args)
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -141,12 +153,19 @@ def plot(summary, methods, path, title):
         for n, m in enumerate(which):
             pts = [(k, summary[m][k][metric]) for k in SHOTS if summary[m][k][metric]["mean"] is not None]
             if pts:
-                ax.errorbar([k for k, _ in pts], [s["mean"] for _, s in pts],
-                            yerr=[s["ci95"] or 0 for _, s in pts], marker="o", capsize=2, label=m,
-                            linewidth=2.5 if m == AUTO else 1.2,
-                            linestyle="--" if m in NEURAL else (":" if METHODS.get(m) and METHODS[m].predicts_ratings
-                                                                and metric == "ndcg10" else "-"),
-                            color="black" if m == AUTO else plt.cm.tab20(n % 20))
+                ax.errorbar(
+                    [k for k, _ in pts],
+                    [s["mean"] for _, s in pts],
+                    yerr=[s["ci95"] or 0 for _, s in pts],
+                    marker="o",
+                    capsize=2,
+                    label=m,
+                    linewidth=2.5 if m == AUTO else 1.2,
+                    linestyle="--"
+                    if m in NEURAL
+                    else (":" if METHODS.get(m) and METHODS[m].predicts_ratings and metric == "ndcg10" else "-"),
+                    color="black" if m == AUTO else plt.cm.tab20(n % 20),
+                )
         ax.set_xlabel("K (the new user's items)")
         ax.set_ylabel(label)
         ax.set_xticks(SHOTS)
@@ -161,63 +180,129 @@ def plot(summary, methods, path, title):
 def write_section(args, section, res, methods):
     s, mode = res["summary"], res["mode"]
     begin, end = f"<!-- recsys-{section}:begin -->", f"<!-- recsys-{section}:end -->"
-    cmd = ("OMP_NUM_THREADS=1 KSHOT_DATA=... python benchmarks/recsys/coldstart.py"
-           + ("" if mode == "user" else f" --mode {mode} --section {section} --methods {' '.join(methods)}"))
+    cmd = "OMP_NUM_THREADS=1 KSHOT_DATA=... python benchmarks/recsys/coldstart.py" + (
+        "" if mode == "user" else f" --mode {mode} --section {section} --methods {' '.join(methods)}"
+    )
     tasks = "test users" if mode == "user" else "test items"
-    lines = [begin, "", f"Command: `{cmd}` (folds {res['folds']}, seed 0; {res['machine']}). "
-             f"Whole run: **{res['wall_s'] / 60:.1f} min** wall.", ""]
+    lines = [
+        begin,
+        "",
+        f"Command: `{cmd}` (folds {res['folds']}, seed 0; {res['machine']}). "
+        f"Whole run: **{res['wall_s'] / 60:.1f} min** wall.",
+        "",
+    ]
     rankers = [m for m in methods if all(s[m][k]["mae"]["mean"] is None for k in SHOTS)]
     raters = [m for m in methods if m not in rankers]
-    lines += [f"**Full-catalogue NDCG@10**, mean ± 95% CI over {tasks} (all five folds; rankers first, then the "
-              "rating predictors ranking by predicted rating):", "",
-              "| method | " + " | ".join(f"K={k}" for k in SHOTS) + " |", "|---|" + "---:|" * len(SHOTS)]
+    lines += [
+        f"**Full-catalogue NDCG@10**, mean ± 95% CI over {tasks} (all five folds; rankers first, then the "
+        "rating predictors ranking by predicted rating):",
+        "",
+        "| method | " + " | ".join(f"K={k}" for k in SHOTS) + " |",
+        "|---|" + "---:|" * len(SHOTS),
+    ]
     for m in rankers + raters:
-        lines.append(f"| {'**auto**' if m == AUTO else m} | " + " | ".join(cell(s[m][k]["ndcg10"]) for k in SHOTS) + " |")
+        lines.append(
+            f"| {'**auto**' if m == AUTO else m} | " + " | ".join(cell(s[m][k]["ndcg10"]) for k in SHOTS) + " |"
+        )
     for k in (5, 10):
-        lines += ["", f"**Top-N at K = {k}**: NDCG@10, Recall@20, MRR (± 95% CI), catalogue coverage of the top-10 "
-                  "lists, and their popularity (mean share of warm users who rated the recommended items):", "",
-                  "| method | NDCG@10 | Recall@20 | MRR | coverage | popularity |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            f"**Top-N at K = {k}**: NDCG@10, Recall@20, MRR (± 95% CI), catalogue coverage of the top-10 "
+            "lists, and their popularity (mean share of warm users who rated the recommended items):",
+            "",
+            "| method | NDCG@10 | Recall@20 | MRR | coverage | popularity |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for m in rankers + raters:
             r = s[m][k]
-            lines.append(f"| {'**auto**' if m == AUTO else m} | {cell(r['ndcg10'])} | {cell(r['recall20'])} | "
-                         f"{cell(r['mrr'])} | {r['coverage']['mean']:.3f} | {cell(r['popularity'])} |")
+            lines.append(
+                f"| {'**auto**' if m == AUTO else m} | {cell(r['ndcg10'])} | {cell(r['recall20'])} | "
+                f"{cell(r['mrr'])} | {r['coverage']['mean']:.3f} | {cell(r['popularity'])} |"
+            )
     comp = comparisons(res, methods)
     if comp:
-        lines += ["", "Paired against popularity over the same " + tasks + " (NDCG@10 difference ± 95% CI; ratio of "
-                  "the means):", "", "| method | " + " | ".join(f"K={k}" for k in SHOTS) + " |",
-                  "|---|" + "---:|" * len(SHOTS)]
+        lines += [
+            "",
+            "Paired against popularity over the same " + tasks + " (NDCG@10 difference ± 95% CI; ratio of the means):",
+            "",
+            "| method | " + " | ".join(f"K={k}" for k in SHOTS) + " |",
+            "|---|" + "---:|" * len(SHOTS),
+        ]
         for m, row in comp.items():
-            lines.append(f"| {'**auto**' if m == AUTO else m} | " + " | ".join(
-                "–" if c["diff"] is None else f"{c['diff']:+.4f} ± {c['ci95'] or 0:.4f} ({c['ratio']:.2f}x)"
-                for c in (row[k] for k in SHOTS)) + " |")
+            lines.append(
+                f"| {'**auto**' if m == AUTO else m} | "
+                + " | ".join(
+                    "–" if c["diff"] is None else f"{c['diff']:+.4f} ± {c['ci95'] or 0:.4f} ({c['ratio']:.2f}x)"
+                    for c in (row[k] for k in SHOTS)
+                )
+                + " |"
+            )
     if "ease" in methods:
         others = [m for m in methods if m in META + SEQUENCE]
         if others:
-            lines += ["", "Meta-learned and sequence rankers against EASE (paired NDCG@10 difference, ± 95% CI):", "",
-                      "| method | " + " | ".join(f"K={k}" for k in SHOTS) + " |", "|---|" + "---:|" * len(SHOTS)]
+            lines += [
+                "",
+                "Meta-learned and sequence rankers against EASE (paired NDCG@10 difference, ± 95% CI):",
+                "",
+                "| method | " + " | ".join(f"K={k}" for k in SHOTS) + " |",
+                "|---|" + "---:|" * len(SHOTS),
+            ]
             for m in others:
                 row = [paired(res["per_user"][m], res["per_user"]["ease"], k) for k in SHOTS]
-                lines.append(f"| {m} | " + " | ".join(
-                    "–" if c["diff"] is None else f"{c['diff']:+.4f} ± {c['ci95'] or 0:.4f}" for c in row) + " |")
+                lines.append(
+                    f"| {m} | "
+                    + " | ".join("–" if c["diff"] is None else f"{c['diff']:+.4f} ± {c['ci95'] or 0:.4f}" for c in row)
+                    + " |"
+                )
     if raters:
-        lines += ["", f"**MAE** over the 10 query ratings (per {tasks[5:-1]}, then averaged), mean ± 95% CI:", "",
-                  "| method | " + " | ".join(f"K={k}" for k in SHOTS) + " |", "|---|" + "---:|" * len(SHOTS)]
+        lines += [
+            "",
+            f"**MAE** over the 10 query ratings (per {tasks[5:-1]}, then averaged), mean ± 95% CI:",
+            "",
+            "| method | " + " | ".join(f"K={k}" for k in SHOTS) + " |",
+            "|---|" + "---:|" * len(SHOTS),
+        ]
         for m in raters:
             lines.append(f"| {m} | " + " | ".join(cell(s[m][k]["mae"]) for k in SHOTS) + " |")
-        lines += ["", "**RMSE**:", "", "| method | " + " | ".join(f"K={k}" for k in SHOTS) + " |",
-                  "|---|" + "---:|" * len(SHOTS)]
+        lines += [
+            "",
+            "**RMSE**:",
+            "",
+            "| method | " + " | ".join(f"K={k}" for k in SHOTS) + " |",
+            "|---|" + "---:|" * len(SHOTS),
+        ]
         for m in raters:
             lines.append(f"| {m} | " + " | ".join(cell(s[m][k]["rmse"]) for k in SHOTS) + " |")
     n = s[methods[0]][5]["ndcg10"]["n"]
-    lines += ["", f"NDCG@10 counts the {n} {tasks} with a liked query item. Fit + tuning + evaluation seconds, "
-              "all folds: " + ", ".join(f"{m} {t:.0f}" for m, t in res["seconds"].items() if m != AUTO) + "."]
+    lines += [
+        "",
+        f"NDCG@10 counts the {n} {tasks} with a liked query item. Fit + tuning + evaluation seconds, "
+        "all folds: " + ", ".join(f"{m} {t:.0f}" for m, t in res["seconds"].items() if m != AUTO) + ".",
+    ]
     if AUTO in res["tuned"]:
-        lines += ["", "auto's choice per fold (validation NDCG@10 of each candidate): " + "; ".join(
-            f"fold {f}: **{t['chosen']}** (" + ", ".join(f"{k[4:]} {v}" for k, v in t.items() if k.startswith("val_"))
-            + ")" for f, t in zip(res["folds"], res["tuned"][AUTO])) + "."]
-    lines += ["", "Settings chosen on the validation users (fold 0): " + "; ".join(
-        f"{m} {res['tuned'][m][0]}" for m in methods if m != AUTO and res["tuned"][m] and res["tuned"][m][0]) + ".",
-        "", f"![NDCG@10 and MAE against K]({Path(args.plot).name})", "", end]
+        lines += [
+            "",
+            "auto's choice per fold (validation NDCG@10 of each candidate): "
+            + "; ".join(
+                f"fold {f}: **{t['chosen']}** ("
+                + ", ".join(f"{k[4:]} {v}" for k, v in t.items() if k.startswith("val_"))
+                + ")"
+                for f, t in zip(res["folds"], res["tuned"][AUTO])
+            )
+            + ".",
+        ]
+    lines += [
+        "",
+        "Settings chosen on the validation users (fold 0): "
+        + "; ".join(
+            f"{m} {res['tuned'][m][0]}" for m in methods if m != AUTO and res["tuned"][m] and res["tuned"][m][0]
+        )
+        + ".",
+        "",
+        f"![NDCG@10 and MAE against K]({Path(args.plot).name})",
+        "",
+        end,
+    ]
     path = Path(args.docs)
     text = path.read_text() if path.is_file() else "# Cold-start recommendation\n"
     block = "\n".join(lines)

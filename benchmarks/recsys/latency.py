@@ -25,10 +25,23 @@ from kshot.recsys.protocol import make_fold  # noqa: E402
 from kshot.recsys.recommender import Recommender  # noqa: E402
 
 SHORT = {"train_steps": 20}
-SETTINGS = {"auto": {}, "ease": {}, "knn": {}, "rp3beta": {}, "ials": {}, "popularity": {},
-            "gru": SHORT, "sasrec": SHORT, "melu_rank": {**SHORT, "test_steps": 2},
-            "bias": {}, "itemknn": {}, "mf": {}, "melu": {**SHORT, "test_steps": 2},
-            "attention": SHORT, "finetune": {**SHORT, "test_steps": 5}}
+SETTINGS = {
+    "auto": {},
+    "ease": {},
+    "knn": {},
+    "rp3beta": {},
+    "ials": {},
+    "popularity": {},
+    "gru": SHORT,
+    "sasrec": SHORT,
+    "melu_rank": {**SHORT, "test_steps": 2},
+    "bias": {},
+    "itemknn": {},
+    "mf": {},
+    "melu": {**SHORT, "test_steps": 2},
+    "attention": SHORT,
+    "finetune": {**SHORT, "test_steps": 5},
+}
 
 
 def main():
@@ -57,8 +70,11 @@ def main():
             times.append(time.perf_counter() - t)
         times.sort()
         label = f"auto ({rec.chosen_})" if name == "auto" else name
-        print(f"{label:16s} median {1000 * statistics.median(times):6.2f} ms  p90 "
-              f"{1000 * times[int(0.9 * len(times))]:6.2f} ms  ({args.calls} calls)", flush=True)
+        print(
+            f"{label:16s} median {1000 * statistics.median(times):6.2f} ms  p90 "
+            f"{1000 * times[int(0.9 * len(times))]:6.2f} ms  ({args.calls} calls)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def main():
     data = load_dataset("movielens-100k", "all")
     rows = data.user_rows()
     ways = (*STRATEGIES, FIRST)
-    ndcg = {w: [] for w in ways}          # per fold: [users, n]
+    ndcg = {w: [] for w in ways}  # per fold: [users, n]
     seen = {w: [] for w in STRATEGIES}
     chosen = []
     for f in args.folds:
@@ -83,14 +83,27 @@ def main():
                 v, s = simulate(rec, task, history, w, args.n, features, share)
                 per[w].append(v)
                 per_seen[w].append(s)
-            per[FIRST].append([task_metrics(rec.method_.predict_items(*task.support(k), features), task, k, False,
-                                            positive=4.0, item_share=share)["ndcg10"] for k in range(1, args.n + 1)])
+            per[FIRST].append(
+                [
+                    task_metrics(
+                        rec.method_.predict_items(*task.support(k), features),
+                        task,
+                        k,
+                        False,
+                        positive=4.0,
+                        item_share=share,
+                    )["ndcg10"]
+                    for k in range(1, args.n + 1)
+                ]
+            )
         for w in ways:
             ndcg[w].append(np.array(per[w]))
         for w in STRATEGIES:
             seen[w].append(np.array(per_seen[w]))
-        print(f"fold {f} ({rec.chosen_}): " + ", ".join(f"{w} {np.nanmean(ndcg[w][-1][:, -1]):.4f}" for w in ways),
-              flush=True)
+        print(
+            f"fold {f} ({rec.chosen_}): " + ", ".join(f"{w} {np.nanmean(ndcg[w][-1][:, -1]):.4f}" for w in ways),
+            flush=True,
+        )
     wall = time.time() - start
     plot(ndcg, args)
     write(args, ndcg, seen, chosen, wall)
@@ -105,21 +118,35 @@ def write(args, ndcg, seen, chosen, wall):
     n = args.n
     ways = list(ndcg)
     cols = [c for c in (1, 3, 5, n) if c <= n]
-    lines = [BEGIN, "", f"Command: `OMP_NUM_THREADS=1 KSHOT_DATA=... python benchmarks/recsys/onboarding.py` (folds "
-             f"{args.folds}; the recommender auto chose {', '.join(sorted(set(chosen)))}; {machine()}). Whole run: "
-             f"**{wall / 60:.1f} min** wall.", "",
-             "**NDCG@10 after N questions**, mean ± 95% CI over the test users (all five folds):", "",
-             "| items asked | " + " | ".join(f"N={c}" for c in cols) + " | seen of N (mean) |", "|---|" + "---:|" * (len(cols) + 1)]
+    lines = [
+        BEGIN,
+        "",
+        f"Command: `OMP_NUM_THREADS=1 KSHOT_DATA=... python benchmarks/recsys/onboarding.py` (folds "
+        f"{args.folds}; the recommender auto chose {', '.join(sorted(set(chosen)))}; {machine()}). Whole run: "
+        f"**{wall / 60:.1f} min** wall.",
+        "",
+        "**NDCG@10 after N questions**, mean ± 95% CI over the test users (all five folds):",
+        "",
+        "| items asked | " + " | ".join(f"N={c}" for c in cols) + " | seen of N (mean) |",
+        "|---|" + "---:|" * (len(cols) + 1),
+    ]
     for w in ways:
         a = np.concatenate(ndcg[w])
         cells = [stat(a[:, c - 1]) for c in cols]
         seen_n = f"{np.concatenate(seen[w])[:, -1].mean():.1f} of {n}" if w in seen else f"{n} of {n}"
         lines.append(f"| {w} | " + " | ".join(f"{s['mean']:.4f} ± {s['ci95']:.4f}" for s in cells) + f" | {seen_n} |")
-    lines += ["", f"Paired against the first N items in time (same users): NDCG@10 difference ± 95% CI (ratio):", "",
-              "| items asked | " + " | ".join(f"N={c}" for c in cols) + " |", "|---|" + "---:|" * len(cols)]
+    lines += [
+        "",
+        "Paired against the first N items in time (same users): NDCG@10 difference ± 95% CI (ratio):",
+        "",
+        "| items asked | " + " | ".join(f"N={c}" for c in cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
     for w in STRATEGIES:
         row = [paired(_as_fold_dicts(ndcg[w], c - 1), _as_fold_dicts(ndcg[FIRST], c - 1), 0) for c in cols]
-        lines.append(f"| {w} | " + " | ".join(f"{r['diff']:+.4f} ± {r['ci95']:.4f} ({r['ratio']:.2f}x)" for r in row) + " |")
+        lines.append(
+            f"| {w} | " + " | ".join(f"{r['diff']:+.4f} ± {r['ci95']:.4f} ({r['ratio']:.2f}x)" for r in row) + " |"
+        )
     lines += ["", "![NDCG@10 against the number of questions](recsys_onboarding.png)", "", END]
     path = Path(args.docs)
     text = path.read_text() if path.is_file() else "# Cold-start recommendation\n"
@@ -142,8 +169,15 @@ def plot(ndcg, args):
     for w, per in ndcg.items():
         a = np.concatenate(per)
         s = [stat(a[:, i]) for i in range(args.n)]
-        ax.errorbar(x, [v["mean"] for v in s], yerr=[v["ci95"] for v in s], marker="o", capsize=2, label=w,
-                    linestyle="--" if w == FIRST else "-")
+        ax.errorbar(
+            x,
+            [v["mean"] for v in s],
+            yerr=[v["ci95"] for v in s],
+            marker="o",
+            capsize=2,
+            label=w,
+            linestyle="--" if w == FIRST else "-",
+        )
     ax.set_xlabel("N (questions asked; for 'first N in time': the user's first N items)")
     ax.set_ylabel("full-catalogue NDCG@10")
     ax.grid(alpha=0.3)

@@ -39,15 +39,16 @@ WORDS = ["card", "payment", "refund", "account", "transfer", "balance", "app", "
 
 def request(conn, method, path, key, body=None):
     payload = json.dumps(body).encode() if body is not None else None
-    conn.request(method, path, body=payload, headers={"Authorization": f"Bearer {key}",
-                                                     "Content-Type": "application/json"})
+    conn.request(
+        method, path, body=payload, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    )
     r = conn.getresponse()
     return r.status, json.loads(r.read() or b"{}")
 
 
 def load(server: Server, key: str, clients: int, total: int, time_cap: float, add_fraction: float) -> dict:
     counter, lock = iter(range(total)), threading.Lock()
-    every = round(1 / add_fraction) if add_fraction > 0 else 0   # every `every`-th request adds an example
+    every = round(1 / add_fraction) if add_fraction > 0 else 0  # every `every`-th request adds an example
     lat = {"predict": [], "add": []}
     acked, errors, deadline = [], [], time.monotonic() + time_cap
 
@@ -66,7 +67,7 @@ def load(server: Server, key: str, clients: int, total: int, time_cap: float, ad
                     status, body = request(conn, "POST", "/v1/examples", key, {"text": text, "label": f"load_{i % 3}"})
                 else:
                     status, body = request(conn, "POST", "/v1/predict", key, {"texts": [text]})
-            except Exception as exc:   # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001
                 errors.append(repr(exc))
                 conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
                 continue
@@ -88,12 +89,19 @@ def load(server: Server, key: str, clients: int, total: int, time_cap: float, ad
         t.join()
     wall = time.perf_counter() - start
     q = lambda xs, p: sorted(xs)[min(len(xs) - 1, int(p * len(xs)))] * 1000 if xs else float("nan")  # noqa: E731
-    return {"clients": clients, "wall_s": round(wall, 2), "predictions": len(lat["predict"]), "adds": len(acked),
-            "predictions_per_s": round(len(lat["predict"]) / wall, 1),
-            "requests_per_s": round((len(lat["predict"]) + len(acked)) / wall, 1),
-            "predict_ms": {f"p{int(p * 100)}": round(q(lat["predict"], p), 1) for p in (0.5, 0.95, 0.99)},
-            "add_ms": {f"p{int(p * 100)}": round(q(lat["add"], p), 1) for p in (0.5, 0.95, 0.99)},
-            "errors": len(errors), "first_errors": errors[:3], "acked_ids": acked}
+    return {
+        "clients": clients,
+        "wall_s": round(wall, 2),
+        "predictions": len(lat["predict"]),
+        "adds": len(acked),
+        "predictions_per_s": round(len(lat["predict"]) / wall, 1),
+        "requests_per_s": round((len(lat["predict"]) + len(acked)) / wall, 1),
+        "predict_ms": {f"p{int(p * 100)}": round(q(lat["predict"], p), 1) for p in (0.5, 0.95, 0.99)},
+        "add_ms": {f"p{int(p * 100)}": round(q(lat["add"], p), 1) for p in (0.5, 0.95, 0.99)},
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "acked_ids": acked,
+    }
 
 
 def cpu_seconds(pid: int, tid: int | None = None) -> float:
@@ -108,8 +116,9 @@ def batch_totals(server: Server) -> tuple[float, float]:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
-    value = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
-             if line.startswith("kshot_batch_texts_")}
+    value = {
+        line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.startswith("kshot_batch_texts_")
+    }
     return value.get("kshot_batch_texts_sum", 0.0), value.get("kshot_batch_texts_count", 0.0)
 
 
@@ -155,8 +164,18 @@ def main() -> None:
     db = pg.url if pg else f"sqlite:///{(args.work / f'load-{time.time_ns()}.db').resolve()}"
     store = Store(db)
     key = store.create_key("admin")
-    flags = ["--rate-limit", "0", "--workers", str(args.workers), "--batch-window-ms", str(args.window_ms),
-             "--threads", str(args.threads), "--quantize", args.quantize]
+    flags = [
+        "--rate-limit",
+        "0",
+        "--workers",
+        str(args.workers),
+        "--batch-window-ms",
+        str(args.window_ms),
+        "--threads",
+        str(args.threads),
+        "--quantize",
+        args.quantize,
+    ]
     servers = [Server(model, db, args.work, *flags, threads=args.threads)]
     if pg:
         servers.append(Server(model, db, args.work, *flags, threads=args.threads))
@@ -171,11 +190,12 @@ def main() -> None:
         result = load(servers[0], key, args.clients, args.requests, args.time_cap, args.add_fraction)
         served = result["predictions"] + result["adds"]
         result["client_cpu_ms_per_request"] = round((time.process_time() - client_cpu) * 1000 / served, 2)
-        if args.workers == 1:   # the workers are child processes: neither figure would cover them
+        if args.workers == 1:  # the workers are child processes: neither figure would cover them
             result["server_cpu_ms_per_request"] = round((cpu_seconds(pid) - cpu) * 1000 / served, 2)
             # the main thread runs the event loop (HTTP, JSON, auth, batching); the rest is the encoder
-            result["server_main_thread_cpu_ms_per_request"] = round((cpu_seconds(pid, pid) - main_cpu) * 1000
-                                                                    / served, 2)
+            result["server_main_thread_cpu_ms_per_request"] = round(
+                (cpu_seconds(pid, pid) - main_cpu) * 1000 / served, 2
+            )
             texts1, passes1 = batch_totals(servers[0])
             result["mean_texts_per_encoder_pass"] = round((texts1 - texts0) / max(passes1 - passes0, 1), 1)
         result["load_average_1min"] = os.getloadavg()[0]
@@ -183,27 +203,53 @@ def main() -> None:
         acked = result.pop("acked_ids")
         result["acked_missing_from_db"] = len(set(acked) - stored)
         result["db"] = "postgresql" if pg else "sqlite"
-        result["server"] = {"quantize": args.quantize, "threads": args.threads, "window_ms": args.window_ms,
-                            "workers": args.workers}
+        result["server"] = {
+            "quantize": args.quantize,
+            "threads": args.threads,
+            "window_ms": args.window_ms,
+            "workers": args.workers,
+        }
         same = [visible_after(servers[0], servers[0], key, f"same_{i}") for i in range(args.visibility_runs)]
         result["visible_same_replica_s"] = {"median": round(statistics.median(same), 3), "max": round(max(same), 3)}
         if pg:
             other = [visible_after(servers[0], servers[1], key, f"other_{i}") for i in range(args.visibility_runs)]
-            result["visible_other_replica_s"] = {"median": round(statistics.median(other), 3),
-                                                 "max": round(max(other), 3)}
+            result["visible_other_replica_s"] = {
+                "median": round(statistics.median(other), 3),
+                "max": round(max(other), 3),
+            }
         print(json.dumps(result, indent=1))
         if not args.no_doc:
             from traffic import doc_row, when
 
             p = result["predict_ms"]
-            doc_row("Load", ["run", "command", "db", "quantize", "predictions/s", "predict p50 / p95 / p99 (ms)",
-                             "add p50 / p99 (ms)", "errors", "acked missing", "new example counts, same replica"],
-                    when(), [f"`serve_load.py --clients {args.clients} --requests {args.requests} --time-cap "
-                             f"{args.time_cap:g}{' --pg' if pg else ''}`", result["db"], args.quantize,
-                             str(result["predictions_per_s"]), f"{p['p50']} / {p['p95']} / {p['p99']}",
-                             f"{result['add_ms']['p50']} / {result['add_ms']['p99']}", str(result["errors"]),
-                             str(result["acked_missing_from_db"]),
-                             f"{result['visible_same_replica_s']['median']} s"])
+            doc_row(
+                "Load",
+                [
+                    "run",
+                    "command",
+                    "db",
+                    "quantize",
+                    "predictions/s",
+                    "predict p50 / p95 / p99 (ms)",
+                    "add p50 / p99 (ms)",
+                    "errors",
+                    "acked missing",
+                    "new example counts, same replica",
+                ],
+                when(),
+                [
+                    f"`serve_load.py --clients {args.clients} --requests {args.requests} --time-cap "
+                    f"{args.time_cap:g}{' --pg' if pg else ''}`",
+                    result["db"],
+                    args.quantize,
+                    str(result["predictions_per_s"]),
+                    f"{p['p50']} / {p['p95']} / {p['p99']}",
+                    f"{result['add_ms']['p50']} / {result['add_ms']['p99']}",
+                    str(result["errors"]),
+                    str(result["acked_missing_from_db"]),
+                    f"{result['visible_same_replica_s']['median']} s",
+                ],
+            )
     finally:
         for s in servers:
             s.stop()

@@ -60,17 +60,24 @@ async def open_loop(port: int, key: str, rate: float, seconds: float, max_conns:
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         else:
-            skipped += 1   # every connection is waiting: the sender cannot offer more
+            skipped += 1  # every connection is waiting: the sender cannot offer more
         i += 1
         await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
     await asyncio.gather(*tasks)
     sampler.cancel()
     for c in all_conns:
         c.close()
-    return {"offered": i, "not_sent_all_connections_busy": skipped, "statuses": dict(sorted(statuses.items())),
-            "shed_without_retry_after": missing_retry, "connections": len(all_conns),
-            "p50_ms_of_200": round(pct(latency, 0.5), 1), "p99_ms_of_200": round(pct(latency, 0.99), 1),
-            "rss_mb_max": round(max(rss), 1), "rss_mb_last": round(rss[-1], 1)}
+    return {
+        "offered": i,
+        "not_sent_all_connections_busy": skipped,
+        "statuses": dict(sorted(statuses.items())),
+        "shed_without_retry_after": missing_retry,
+        "connections": len(all_conns),
+        "p50_ms_of_200": round(pct(latency, 0.5), 1),
+        "p99_ms_of_200": round(pct(latency, 0.99), 1),
+        "rss_mb_max": round(max(rss), 1),
+        "rss_mb_last": round(rss[-1], 1),
+    }
 
 
 def recovery_time(done: list[float], start: float, rate: float, seconds: float) -> float:
@@ -109,24 +116,48 @@ def main() -> None:
         alive = server.proc.poll() is None
     finally:
         server.stop()
-    result = {"when": when(), "sustained_predictions_per_s": round(rate, 1),
-              "offered_per_s": round(args.factor * rate, 1),
-              "overload_s": args.overload_s, "overload": over, "rss_mb_before": round(rss_before, 1),
-              "rss_mb_after": round(rss_after, 1), "recovered_after_s": back,
-              "after_predictions_per_s": round(len(after.latency) / args.recover_s, 1),
-              "after_per_second": windows,
-              "after_p99_ms": round(pct(after.latency, 0.99), 1), "server_alive": alive}
+    result = {
+        "when": when(),
+        "sustained_predictions_per_s": round(rate, 1),
+        "offered_per_s": round(args.factor * rate, 1),
+        "overload_s": args.overload_s,
+        "overload": over,
+        "rss_mb_before": round(rss_before, 1),
+        "rss_mb_after": round(rss_after, 1),
+        "recovered_after_s": back,
+        "after_predictions_per_s": round(len(after.latency) / args.recover_s, 1),
+        "after_per_second": windows,
+        "after_p99_ms": round(pct(after.latency, 0.99), 1),
+        "server_alive": alive,
+    }
     print(json.dumps(result, indent=1))
     shed = sum(n for s, n in over["statuses"].items() if s in (429, 503))
     served = over["statuses"].get(200, 0)
     other = sum(n for s, n in over["statuses"].items() if s not in (200, 429, 503))
     if not args.no_doc:
-        doc_row("Overload", ["run", "command", "sustained pred/s (R)", "offered /s", "200 / shed 503+429 / other",
-                             "shed without Retry-After", "RSS MB before / max / after", "full throughput again after"],
-                when(), [f"`serve_overload.py --factor {args.factor:g} --overload-s {args.overload_s:g}`",
-                         f"{rate:.0f}", f"{args.factor * rate:.0f}", f"{served} / {shed} / {other}",
-                         str(over["shed_without_retry_after"]),
-                         f"{rss_before:.0f} / {over['rss_mb_max']:.0f} / {rss_after:.0f}", f"{back:g} s"])
+        doc_row(
+            "Overload",
+            [
+                "run",
+                "command",
+                "sustained pred/s (R)",
+                "offered /s",
+                "200 / shed 503+429 / other",
+                "shed without Retry-After",
+                "RSS MB before / max / after",
+                "full throughput again after",
+            ],
+            when(),
+            [
+                f"`serve_overload.py --factor {args.factor:g} --overload-s {args.overload_s:g}`",
+                f"{rate:.0f}",
+                f"{args.factor * rate:.0f}",
+                f"{served} / {shed} / {other}",
+                str(over["shed_without_retry_after"]),
+                f"{rss_before:.0f} / {over['rss_mb_max']:.0f} / {rss_after:.0f}",
+                f"{back:g} s",
+            ],
+        )
 
 
 if __name__ == "__main__":

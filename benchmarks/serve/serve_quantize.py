@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "benchmarks" / "text")]   # text_intents
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "benchmarks" / "text")]  # text_intents
 
 from text_intents import few_shot_indices  # noqa: E402
 
@@ -52,9 +52,9 @@ def cpu_ms_per_text(enc: SentenceEncoder, texts: list[str], repeats: int) -> flo
     for _ in range(repeats + 1):
         t = time.thread_time()
         for start in range(0, len(texts), 16):
-            enc._encode_uncached(texts[start:start + 16])
+            enc._encode_uncached(texts[start : start + 16])
         times.append((time.thread_time() - t) * 1000 / len(texts))
-    return statistics.median(times[1:])   # the first pass warms up
+    return statistics.median(times[1:])  # the first pass warms up
 
 
 def main() -> None:
@@ -70,20 +70,24 @@ def main() -> None:
     train, test = load_dataset("banking77", "train"), load_dataset("banking77", "test")
     test_idx = np.arange(len(test))
     if args.test:
-        test_idx = np.sort(np.random.default_rng(0).permutation(len(test))[:args.test])
+        test_idx = np.sort(np.random.default_rng(0).permutation(len(test))[: args.test])
     queries = [test.items[i] for i in test_idx]
     truth = test.labels[test_idx]
     supports = {s: few_shot_indices(train.labels, args.shots, s, kmax=args.shots) for s in args.seeds}
     base = SentenceEncoder()
-    encoders = {name: base if v is None else SentenceEncoder(base.name, _st=quantize_dynamic(base.model, *v),
-                                                              _key=f"{base.key}#{name}")
-                for name, v in VARIANTS.items() if name == "fp32" or name in args.variants}
-    emb = {}   # (variant, "test" | seed) -> embeddings
+    encoders = {
+        name: base
+        if v is None
+        else SentenceEncoder(base.name, _st=quantize_dynamic(base.model, *v), _key=f"{base.key}#{name}")
+        for name, v in VARIANTS.items()
+        if name == "fp32" or name in args.variants
+    }
+    emb = {}  # (variant, "test" | seed) -> embeddings
     for name, enc in encoders.items():
         emb[name, "test"] = enc._encode_uncached(queries)
         for s, idx in supports.items():
             emb[name, s] = enc._encode_uncached([train.items[i] for i in idx])
-    clf = FewShotClassifier(method="logistic").fit(["a", "b"], ["a", "b"])   # fitted shell; heads set below
+    clf = FewShotClassifier(method="logistic").fit(["a", "b"], ["a", "b"])  # fitted shell; heads set below
 
     def predict(X_support, y_support, X_query):
         clf.fit_embeddings(X_support, [train.class_names[y] for y in y_support])
@@ -101,13 +105,27 @@ def main() -> None:
             agree.append(float((pred == reference[s]).mean()))
             mixed.append(float((predict(emb["fp32", s], train.labels[idx], emb[name, "test"]) == truth).mean()))
         ms = cpu_ms_per_text(enc, list(test.items[:64]), args.repeats)
-        rows.append({"variant": name, "ms_per_text": round(ms, 2),
-                     "cos_min": round(float(cos.min()), 4), "cos_median": round(float(np.median(cos)), 4),
-                     "acc_consistent": [round(a, 4) for a in cons], "acc_fp32_head": [round(a, 4) for a in mixed],
-                     "agree_fp32": [round(a, 4) for a in agree]})
+        rows.append(
+            {
+                "variant": name,
+                "ms_per_text": round(ms, 2),
+                "cos_min": round(float(cos.min()), 4),
+                "cos_median": round(float(np.median(cos)), 4),
+                "acc_consistent": [round(a, 4) for a in cons],
+                "acc_fp32_head": [round(a, 4) for a in mixed],
+                "agree_fp32": [round(a, 4) for a in agree],
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
-    summary = {"dataset": "banking77", "shots": args.shots, "seeds": args.seeds, "test_texts": len(queries),
-               "torch": torch.__version__, "engine": torch.backends.quantized.engine, "rows": rows}
+    summary = {
+        "dataset": "banking77",
+        "shots": args.shots,
+        "seeds": args.seeds,
+        "test_texts": len(queries),
+        "torch": torch.__version__,
+        "engine": torch.backends.quantized.engine,
+        "rows": rows,
+    }
     if args.out:
         args.out.write_text(json.dumps(summary, indent=1))
 

@@ -43,23 +43,27 @@ def main() -> None:
     heads.minimize = counted
     texts, labels, _, _ = demo_data()
     clf = FewShotClassifier(method="logistic").fit(texts, labels)
-    adds = [f"question {i} from client {i % 16} about my {WORDS[i % 10]} and {WORDS[(i * 7) % 10]}"
-            for i in range(args.adds)]
+    adds = [
+        f"question {i} from client {i % 16} about my {WORDS[i % 10]} and {WORDS[(i * 7) % 10]}"
+        for i in range(args.adds)
+    ]
     E = clf.embed(adds)
     for cap in args.caps:
         c, times = copy.deepcopy(clf), []
         iterations.clear()
         for i in range(args.adds):
             t = time.perf_counter()
-            c.fit_embeddings(E[i:i + 1], [f"load_{i % 3}"], add=True, max_iter=cap or None)
+            c.fit_embeddings(E[i : i + 1], [f"load_{i % 3}"], add=True, max_iter=cap or None)
             times.append(time.perf_counter() - t)
         per_add = list(iterations)
         converged = copy.deepcopy(c)
         converged.head_.refit(max_iter=1000)
         agree = float((c.proba_embeddings(E).argmax(1) == converged.proba_embeddings(E).argmax(1)).mean())
-        print(f"cap {cap or 'none'}: {np.median(times) * 1000:.1f} ms per add (median of {args.adds}), "
-              f"solver iterations median {np.median(per_add):.0f} max {max(per_add)}, "
-              f"predictions on the added texts equal to a converged head's: {agree:.1%}")
+        print(
+            f"cap {cap or 'none'}: {np.median(times) * 1000:.1f} ms per add (median of {args.adds}), "
+            f"solver iterations median {np.median(per_add):.0f} max {max(per_add)}, "
+            f"predictions on the added texts equal to a converged head's: {agree:.1%}"
+        )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ class Conn:
 
     async def send(self, raw: bytes) -> tuple[int, dict, bytes]:
         """Send raw request bytes; (status, headers, body) of the response (status 0: the connection failed)."""
-        for attempt in (0, 1):   # a kept-alive connection the server closed meanwhile: once more on a new one
+        for attempt in (0, 1):  # a kept-alive connection the server closed meanwhile: once more on a new one
             reused = self.writer is not None
             out = await self._send(raw)
             if out[0] or not reused:
@@ -65,8 +65,14 @@ class Conn:
             return 0, {}, b""
 
 
-def request(method: str, path: str, key: str | None = None, body=None, raw_body: bytes | None = None,
-            headers: dict | None = None) -> bytes:
+def request(
+    method: str,
+    path: str,
+    key: str | None = None,
+    body=None,
+    raw_body: bytes | None = None,
+    headers: dict | None = None,
+) -> bytes:
     """The bytes of one request (``body``: JSON; ``raw_body``: sent as is)."""
     payload = raw_body if raw_body is not None else (json.dumps(body).encode() if body is not None else b"")
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
@@ -89,8 +95,8 @@ class Normal:
         self.reset()
 
     def reset(self) -> None:
-        self.latency: list[float] = []          # predictions answered 200
-        self.done: list[float] = []             # completion times of the 2xx answers
+        self.latency: list[float] = []  # predictions answered 200
+        self.done: list[float] = []  # completion times of the 2xx answers
         self.statuses: dict[int, int] = {}
         self.acked: list[int] = []
 
@@ -104,8 +110,11 @@ class Normal:
             i = self.counter = self.counter + 1
             add = self.add_every and i % self.add_every == 0
             text = f"{self.tag} question {i} from client {c} about my {WORDS[i % 10]} and {WORDS[(i * 7) % 10]}"
-            raw = request("POST", "/v1/examples", self.key, {"text": text, "label": f"load_{i % 3}"}) if add \
+            raw = (
+                request("POST", "/v1/examples", self.key, {"text": text, "label": f"load_{i % 3}"})
+                if add
                 else request("POST", "/v1/predict", self.key, {"texts": [text]})
+            )
             t = time.perf_counter()
             status, headers, body = await conn.send(raw)
             took = time.perf_counter() - t
@@ -132,8 +141,11 @@ def pct(values: list[float], p: float) -> float:
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children (uvicorn workers), MB."""
     total = 0
-    pids = [pid] + [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()] \
-        if Path(f"/proc/{pid}/task/{pid}/children").exists() else [pid]
+    pids = (
+        [pid] + [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        if Path(f"/proc/{pid}/task/{pid}/children").exists()
+        else [pid]
+    )
     for p in pids:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():

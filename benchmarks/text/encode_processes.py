@@ -29,10 +29,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with open(os.path.join(data_root(None), "banking77", "train.csv"), newline="") as f:
-        texts = [row[0] for row in csv.reader(f)][1:args.n + 1]
+        texts = [row[0] for row in csv.reader(f)][1 : args.n + 1]
     base, extra = divmod(len(texts), args.parts)
     start = args.part * base + min(args.part, extra)
-    share = texts[start:start + base + (args.part < extra)]
+    share = texts[start : start + base + (args.part < extra)]
     print(SentenceEncoder().encode(share).shape)
 
 

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent), str(HERE)]   # the repository, benchmarks/, benchmarks/text/
+sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent), str(HERE)]  # the repository, benchmarks/, benchmarks/text/
 
 
 def main() -> None:
@@ -26,12 +26,16 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="NAME=JSON", help="a constant of kshot.text.auto")
     ap.add_argument("rest", nargs=argparse.REMAINDER, help="-- then text_vs_setfit.py's arguments")
     a = ap.parse_args()
-    from kshot.text import auto
-
     from common import parse_sets
 
-    changes = parse_sets(a.set, lambda name: hasattr(auto, name) and name.isupper(),
-                         "kshot.text.auto has no constant {name!r}", "0.5 or [80, 2000]")
+    from kshot.text import auto
+
+    changes = parse_sets(
+        a.set,
+        lambda name: hasattr(auto, name) and name.isupper(),
+        "kshot.text.auto has no constant {name!r}",
+        "0.5 or [80, 2000]",
+    )
     for name, value in changes.items():
         setattr(auto, name, value)
     rest = a.rest[1:] if a.rest[:1] == ["--"] else a.rest

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # the repository
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository
 
 from kshot.data import load_dataset  # noqa: E402
 from kshot.text import FewShotClassifier, SentenceEncoder, choose_threshold  # noqa: E402
@@ -94,34 +94,60 @@ def run_one(args, train, test, oos, held, method: str, k: int, seed: int) -> dic
     idx = few_shot_indices(train.labels, k, seed)
     texts = [train.items[i] for i in idx]
     labels = [train.class_names[train.labels[i]] for i in idx]
-    clf = FewShotClassifier(method=method, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                            loss=args.loss, C=args.C, prior_weight=args.prior_weight, seed=seed,
-                            label_examples=args.label_examples, pseudo_per_class=args.pseudo_per_class,
-                            self_training_rounds=args.rounds, knn=args.knn, knn_weight=args.knn_weight,
-                            progress=args.progress)
+    clf = FewShotClassifier(
+        method=method,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        loss=args.loss,
+        C=args.C,
+        prior_weight=args.prior_weight,
+        seed=seed,
+        label_examples=args.label_examples,
+        pseudo_per_class=args.pseudo_per_class,
+        self_training_rounds=args.rounds,
+        knn=args.knn,
+        knn_weight=args.knn_weight,
+        progress=args.progress,
+    )
     pool = unlabeled_pool(args.dataset, args.data_root, train, idx) if args.unlabeled else None
     start = time.perf_counter()
     clf.fit(texts, labels, unlabeled=pool)
     fit_s = time.perf_counter() - start
     truth = np.array([test.class_names[y] for y in test.labels], dtype=object)
     pred = clf.predict(list(test.items))
-    row = {"dataset": test.name, "method": method, "tag": args.tag, "k": k, "seed": seed,
-           "accuracy": float(np.mean(pred == truth)), "fit_seconds": round(fit_s, 2),
-           "eval_seconds": round(time.perf_counter() - start - fit_s, 2), "peak_rss_mb": round(peak_rss_mb()),
-           "steps": args.steps if method in ("setfit", "finetune") else 0,
-           "unlabeled": len(pool or []), "pseudo_labels": getattr(clf, "n_pseudo_labels_", 0)}
+    row = {
+        "dataset": test.name,
+        "method": method,
+        "tag": args.tag,
+        "k": k,
+        "seed": seed,
+        "accuracy": float(np.mean(pred == truth)),
+        "fit_seconds": round(fit_s, 2),
+        "eval_seconds": round(time.perf_counter() - start - fit_s, 2),
+        "peak_rss_mb": round(peak_rss_mb()),
+        "steps": args.steps if method in ("setfit", "finetune") else 0,
+        "unlabeled": len(pool or []),
+        "pseudo_labels": getattr(clf, "n_pseudo_labels_", 0),
+    }
     if pool:
         row.update(pseudo_per_class=args.pseudo_per_class, rounds=args.rounds)
     if args.knn:
-        clf.head_.params["knn"] = 0          # the same fit without the neighbour vote
-        row.update(knn=args.knn, knn_weight=args.knn_weight,
-                   accuracy_no_knn=float(np.mean(clf.predict(list(test.items)) == truth)))
+        clf.head_.params["knn"] = 0  # the same fit without the neighbour vote
+        row.update(
+            knn=args.knn,
+            knn_weight=args.knn_weight,
+            accuracy_no_knn=float(np.mean(clf.predict(list(test.items)) == truth)),
+        )
         clf.head_.params["knn"] = args.knn
     if oos is not None:
         t = choose_threshold(clf, *held)
         kept = clf.predict(list(test.items), reject_below=t)
-        row.update(threshold=round(t, 4), inscope_accuracy_with_reject=float(np.mean(kept == truth)),
-                   oos_recall=float(np.mean(clf.predict(list(oos.items), reject_below=t) == "oos")))
+        row.update(
+            threshold=round(t, 4),
+            inscope_accuracy_with_reject=float(np.mean(kept == truth)),
+            oos_recall=float(np.mean(clf.predict(list(oos.items), reject_below=t) == "oos")),
+        )
     return row
 
 
@@ -138,8 +164,10 @@ def summary(log: Path) -> None:
         knn = (r["knn"], r["knn_weight"]) if r.get("knn") else ()
         key = (r["dataset"], r["method"], r.get("tag", ""), r["k"], r.get("steps", 0), st, knn)
         groups.setdefault(key, []).append(r)
-    print("| dataset | method | K | steps | seeds | accuracy % (mean ± std) | fit s/run | peak RSS MB "
-          "| in-scope acc w/ reject % | OOS recall % |")
+    print(
+        "| dataset | method | K | steps | seeds | accuracy % (mean ± std) | fit s/run | peak RSS MB "
+        "| in-scope acc w/ reject % | OOS recall % |"
+    )
     print("|---|---|---:|---:|---:|---|---:|---:|---|---|")
     for (ds, method, tag, k, steps, st, knn), rs in sorted(groups.items()):
         acc = 100 * np.array([r["accuracy"] for r in rs])
@@ -159,8 +187,10 @@ def summary(log: Path) -> None:
             base = 100 * np.array([r["accuracy_no_knn"] for r in rs])
             name += f" + knn {knn[0]} (weight {knn[1]}; without: {mean_std(base)})"
         rss = max(r["peak_rss_mb"] for r in rs)
-        print(f"| {ds} | {name} | {k} | {steps or '-'} | {len(rs)} | {mean_std(acc)} | {fit:.1f} | {rss} "
-              f"| {extra[0]} | {extra[1]} |")
+        print(
+            f"| {ds} | {name} | {k} | {steps or '-'} | {len(rs)} | {mean_std(acc)} | {fit:.1f} | {rss} "
+            f"| {extra[0]} | {extra[1]} |"
+        )
 
 
 def main() -> None:
@@ -176,8 +206,9 @@ def main() -> None:
     ap.add_argument("--C", type=float, default=10.0)
     ap.add_argument("--prior-weight", type=float, default=1.0)
     ap.add_argument("--label-examples", action="store_true", help="add label texts as training examples")
-    ap.add_argument("--unlabeled", action="store_true",
-                    help="self-training on the rest of the training split, labels dropped")
+    ap.add_argument(
+        "--unlabeled", action="store_true", help="self-training on the rest of the training split, labels dropped"
+    )
     ap.add_argument("--pseudo-per-class", type=int, default=80)
     ap.add_argument("--rounds", type=int, default=4, help="self-training rounds")
     ap.add_argument("--knn", type=int, default=0, help="neighbour vote of the K nearest training rows")
@@ -188,8 +219,9 @@ def main() -> None:
     ap.add_argument("--log", type=Path, default=None, help="JSONL log (default runs/text_bench/DATASET.jsonl)")
     ap.add_argument("--summary", action="store_true", help="print the table of the log and exit")
     ap.add_argument("--progress", action="store_true")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (1 is much faster than 2 on a CPU shared with other jobs)")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1 is much faster than 2 on a CPU shared with other jobs)"
+    )
     args = ap.parse_args()
     import torch
 

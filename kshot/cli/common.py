@@ -19,9 +19,13 @@ import typer
 
 from ..core.errors import KshotError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Few-shot learning: fit, predict, score, train and evaluate few-shot models on images, "
-                       "text, entities and recommendations. `kshot <domain> <verb> --help` for each command.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Few-shot learning: fit, predict, score, train and evaluate few-shot models on images, "
+    "text, entities and recommendations. `kshot <domain> <verb> --help` for each command.",
+)
 
 
 def group(name: str, help: str, **kw) -> typer.Typer:
@@ -33,14 +37,17 @@ def group(name: str, help: str, **kw) -> typer.Typer:
 
 def shorthand(name: str, full: str) -> Callable:
     """Register a command also at the top level (``kshot NAME``), documented as the shorthand of ``full``."""
+
     def register(fn):
         doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
         app.command(name, help=f"Shorthand of `kshot {full}`: {doc}")(fn)
         return fn
+
     return register
 
 
 # ---- the flags every domain spells the same way --------------------------------------------------------
+
 
 def seed_option(help: str = "random seed") -> typer.Option:
     return typer.Option(0, "--seed", help=help)
@@ -58,7 +65,9 @@ def out_option(help: str = "model directory to write") -> typer.Option:
     return typer.Option(..., "--out", help=help)
 
 
-def param_option(help: str = "method parameter KEY=VALUE (repeatable; values parsed as JSON when they can be)") -> typer.Option:
+def param_option(
+    help: str = "method parameter KEY=VALUE (repeatable; values parsed as JSON when they can be)",
+) -> typer.Option:
     return typer.Option(None, "--param", "-p", help=help)
 
 
@@ -150,8 +159,13 @@ def print_report(result, plot=None) -> None:
     console.print(str(result))
     table = Table("label", "precision %", "recall %", "F1 %", "support")
     for label, row in result.per_class.items():
-        table.add_row(str(label), f"{100 * row['precision']:.1f}", f"{100 * row['recall']:.1f}",
-                      f"{100 * row['f1']:.1f}", str(row["support"]))
+        table.add_row(
+            str(label),
+            f"{100 * row['precision']:.1f}",
+            f"{100 * row['recall']:.1f}",
+            f"{100 * row['f1']:.1f}",
+            str(row["support"]),
+        )
     console.print(table)
     if result.unseen:
         names = ", ".join(f"{k!s} ({v})" for k, v in sorted(result.unseen.items(), key=lambda kv: str(kv[0])))
@@ -159,14 +173,36 @@ def print_report(result, plot=None) -> None:
     if result.oos is not None:
         o = result.oos
         pct = lambda v: "n/a" if v is None else f"{100 * v:.1f} %"  # noqa: E731
-        console.print(f"reject below {result.reject_below}: {o['rejected_rows']} rejected; out-of-scope rows "
-                      f"({o['reject_label']!r}): {o['out_of_scope_rows']}, recall {pct(o['oos_recall'])}, "
-                      f"precision {pct(o['oos_precision'])}; in-scope accuracy {pct(o['in_scope_accuracy'])}, "
-                      f"in-scope rejected {pct(o['in_scope_rejected'])}")
+        console.print(
+            f"reject below {result.reject_below}: {o['rejected_rows']} rejected; out-of-scope rows "
+            f"({o['reject_label']!r}): {o['out_of_scope_rows']}, recall {pct(o['oos_recall'])}, "
+            f"precision {pct(o['oos_precision'])}; in-scope accuracy {pct(o['in_scope_accuracy'])}, "
+            f"in-scope rejected {pct(o['in_scope_rejected'])}"
+        )
     if plot is not None:
         console.print(f"confusion matrix in {plot}")
 
 
-__all__ = ["List", "Optional", "app", "check_reject_below", "data_root_option", "device_option", "echo_err", "group", "json_option",
-           "out_option", "param_option", "parse_params", "parse_shots", "plot_option", "print_report", "progress_option", "read_config", "reject_below_option",
-           "seed_option", "shorthand", "shots_option"]
+__all__ = [
+    "List",
+    "Optional",
+    "app",
+    "check_reject_below",
+    "data_root_option",
+    "device_option",
+    "echo_err",
+    "group",
+    "json_option",
+    "out_option",
+    "param_option",
+    "parse_params",
+    "parse_shots",
+    "plot_option",
+    "print_report",
+    "progress_option",
+    "read_config",
+    "reject_below_option",
+    "seed_option",
+    "shorthand",
+    "shots_option",
+]

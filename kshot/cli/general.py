@@ -17,7 +17,8 @@ def datasets(data_root: Optional[Path] = data_root_option()):
     from rich.console import Console
     from rich.table import Table
 
-    from ..data import DATASETS, data_root as resolve_root
+    from ..data import DATASETS
+    from ..data import data_root as resolve_root
 
     root = resolve_root(data_root)
     table = Table("dataset", "kind", "looks in", "status", "description")
@@ -31,8 +32,12 @@ def datasets(data_root: Optional[Path] = data_root_option()):
 @app.command()
 def demo(
     omniglot: bool = typer.Option(False, "--omniglot", help="run the Omniglot Prototypical Networks demo instead"),
-    method: str = typer.Option("logistic", help="text method: prototype, logistic, setfit, zeroshot, label_prior, finetune"),
-    data_root: Optional[str] = typer.Option(None, "--data-root", help="(--omniglot) data root holding omniglot/ (default: $KSHOT_DATA)"),
+    method: str = typer.Option(
+        "logistic", help="text method: prototype, logistic, setfit, zeroshot, label_prior, finetune"
+    ),
+    data_root: Optional[str] = typer.Option(
+        None, "--data-root", help="(--omniglot) data root holding omniglot/ (default: $KSHOT_DATA)"
+    ),
     episodes: int = typer.Option(600, help="(--omniglot) training episodes"),
     out: Optional[Path] = typer.Option(None, help="(--omniglot) keep the run here (default: a temporary folder)"),
 ):
@@ -51,14 +56,24 @@ def demo(
 
     with tempfile.TemporaryDirectory() as tmp:
         run = out or Path(tmp) / "demo"
-        cfg = TrainConfig(method="protonet", dataset="omniglot", way=60, shot=1, query=5,
-                          episodes=episodes, val_every=max(episodes // 3, 1), val_episodes=100,
-                          data_root=data_root)
+        cfg = TrainConfig(
+            method="protonet",
+            dataset="omniglot",
+            way=60,
+            shot=1,
+            query=5,
+            episodes=episodes,
+            val_every=max(episodes // 3, 1),
+            val_episodes=100,
+            data_root=data_root,
+        )
         typer.echo(f"Training Prototypical Networks on Omniglot ({episodes} episodes of 60-way 1-shot)...")
         meta_train(cfg, run)
         method, _ = load_method(run)
         test = load_dataset("omniglot", "test", root=data_root)
         for way, shot in ((5, 1), (5, 5)):
             score = evaluate(method, test, way, shot, 15, episodes=500, progress=True)
-            typer.echo(f"Omniglot test, {way}-way {shot}-shot: {100 * score.accuracy:.2f}% "
-                       f"± {100 * score.ci95:.2f} (95% CI, {score.n} episodes)")
+            typer.echo(
+                f"Omniglot test, {way}-way {shot}-shot: {100 * score.accuracy:.2f}% "
+                f"± {100 * score.ci95:.2f} (95% CI, {score.n} episodes)"
+            )

@@ -9,11 +9,23 @@ from typing import List, Optional
 import typer
 
 from ..core.errors import KshotError
-from .common import (data_root_option, group, json_option, out_option, param_option, parse_params, parse_shots,
-                     seed_option, shorthand)
+from .common import (
+    data_root_option,
+    group,
+    json_option,
+    out_option,
+    param_option,
+    parse_params,
+    parse_shots,
+    seed_option,
+    shorthand,
+)
 
-recsys_app = group("recsys", "Cold-start recommendation: train on warm users, evaluate on held-out new users, "
-                             "recommend for a new user from a few ratings.")
+recsys_app = group(
+    "recsys",
+    "Cold-start recommendation: train on warm users, evaluate on held-out new users, "
+    "recommend for a new user from a few ratings.",
+)
 
 
 def _load_data(spec: dict):
@@ -21,8 +33,13 @@ def _load_data(spec: dict):
     from ..data.interactions import read_interactions
 
     if spec.get("ratings"):
-        return read_interactions(spec["ratings"], spec.get("item_features"), spec.get("user_features"),
-                                 tuple(spec.get("scale", (1, 5))), implicit=bool(spec.get("implicit")))
+        return read_interactions(
+            spec["ratings"],
+            spec.get("item_features"),
+            spec.get("user_features"),
+            tuple(spec.get("scale", (1, 5))),
+            implicit=bool(spec.get("implicit")),
+        )
     return load_dataset(spec["dataset"], "all", root=spec.get("data_root"))
 
 
@@ -39,7 +56,9 @@ def recommender_from(method: str, seed: int, params: dict):
     from ..recsys.recommender import Recommender
 
     own = set(Recommender._get_param_names()) - {"method", "seed", "params"}
-    explicit = {k: (tuple(v) if k == "candidates" and isinstance(v, list) else v) for k, v in params.items() if k in own}
+    explicit = {
+        k: (tuple(v) if k == "candidates" and isinstance(v, list) else v) for k, v in params.items() if k in own
+    }
     rest = {k: v for k, v in params.items() if k not in own}
     rec = Recommender(method, seed, params=rest or None, **explicit)
     rec.check_params()
@@ -49,15 +68,22 @@ def recommender_from(method: str, seed: int, params: dict):
 @recsys_app.command("train")
 def train(
     out: Path = out_option("model directory to write (model.json + model.safetensors)"),
-    method: str = typer.Option("auto", help="auto (the best of the fast rankers on validation users), or one of: "
-                                            "popularity, group_popularity, ease, knn, rp3beta, ials, gru, sasrec, "
-                                            "melu_rank (rankers); mean, item_mean, bias, demographic, mf, itemknn, "
-                                            "melu, attention, finetune (rating predictors); random"),
+    method: str = typer.Option(
+        "auto",
+        help="auto (the best of the fast rankers on validation users), or one of: "
+        "popularity, group_popularity, ease, knn, rp3beta, ials, gru, sasrec, "
+        "melu_rank (rankers); mean, item_mean, bias, demographic, mf, itemknn, "
+        "melu, attention, finetune (rating predictors); random",
+    ),
     dataset: str = typer.Option("movielens-100k", help="dataset name (see `kshot datasets`)"),
-    ratings: Optional[Path] = typer.Option(None, help="your own interactions file (CSV/JSONL: user,item,rating"
-                                                      "[,timestamp]) instead of --dataset"),
-    implicit: bool = typer.Option(False, "--implicit", help="with --ratings: interactions without ratings "
-                                                            "(user,item[,timestamp]); every one counts"),
+    ratings: Optional[Path] = typer.Option(
+        None, help="your own interactions file (CSV/JSONL: user,item,rating[,timestamp]) instead of --dataset"
+    ),
+    implicit: bool = typer.Option(
+        False,
+        "--implicit",
+        help="with --ratings: interactions without ratings (user,item[,timestamp]); every one counts",
+    ),
     item_features: Optional[Path] = typer.Option(None, help="with --ratings: item features CSV (item[,title],...)"),
     user_features: Optional[Path] = typer.Option(None, help="with --ratings: user features CSV (user,...)"),
     scale: Optional[List[float]] = typer.Option(None, help="with --ratings: lowest and highest rating (default 1 5)"),
@@ -66,8 +92,10 @@ def train(
     mode: str = typer.Option("user", help="user, item or both (cold start of what)"),
     seed: int = seed_option("seed of the folds and of the method"),
     data_root: Optional[str] = data_root_option(),
-    param: Optional[List[str]] = param_option("setting KEY=VALUE (fixes it instead of tuning it; repeatable), "
-                                              "e.g. -p lam=500 -p 'candidates=[\"ease\",\"knn\"]'"),
+    param: Optional[List[str]] = param_option(
+        "setting KEY=VALUE (fixes it instead of tuning it; repeatable), "
+        'e.g. -p lam=500 -p \'candidates=["ease","knn"]\''
+    ),
 ):
     """Fit a cold-start recommender on the warm users of one fold, tuned on its validation users."""
     from rich.console import Console
@@ -77,27 +105,37 @@ def train(
     if (implicit or item_features or user_features or scale) and not ratings:
         raise KshotError("--implicit, --item-features, --user-features and --scale go with --ratings (your own file)")
     rec = recommender_from(method, seed, parse_params(param))
-    spec = {"dataset": None if ratings else dataset, "data_root": data_root, "fold": fold, "folds": folds,
-            "seed": seed, "mode": mode,
-            "ratings": str(ratings.resolve()) if ratings else None, "implicit": implicit,
-            "item_features": str(item_features.resolve()) if item_features else None,
-            "user_features": str(user_features.resolve()) if user_features else None,
-            "scale": list(scale) if scale else [1, 5]}
+    spec = {
+        "dataset": None if ratings else dataset,
+        "data_root": data_root,
+        "fold": fold,
+        "folds": folds,
+        "seed": seed,
+        "mode": mode,
+        "ratings": str(ratings.resolve()) if ratings else None,
+        "implicit": implicit,
+        "item_features": str(item_features.resolve()) if item_features else None,
+        "user_features": str(user_features.resolve()) if user_features else None,
+        "scale": list(scale) if scale else [1, 5],
+    }
     f = _fold(spec)
     rec.fit(f.train, f.val)
     rec.save(out, extra={"data": spec})
     chosen = f" chose {rec.chosen_} on the validation users" if rec.method == "auto" else ""
-    Console().print(f"{method} fitted on {len(f.train)} warm interactions ({mode} cold start, fold {fold}/{folds}, "
-                    f"{len(f.val)} validation and {len(f.test)} test tasks);{chosen} settings {rec.method_.params}; "
-                    f"saved to {out}")
+    Console().print(
+        f"{method} fitted on {len(f.train)} warm interactions ({mode} cold start, fold {fold}/{folds}, "
+        f"{len(f.val)} validation and {len(f.test)} test tasks);{chosen} settings {rec.method_.params}; "
+        f"saved to {out}"
+    )
 
 
 @recsys_app.command("eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def evaluate(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="model directory written by `kshot recsys train`"),
-    shots: Optional[List[str]] = typer.Option(None, "--shots", "--shot", help="K values, e.g. --shots 0,1,3,5,10 (the "
-                                              "default)"),
+    shots: Optional[List[str]] = typer.Option(
+        None, "--shots", "--shot", help="K values, e.g. --shots 0,1,3,5,10 (the default)"
+    ),
     as_json: bool = json_option(),
 ):
     """Score a trained recommender on its fold's test users for each K (mean ± 95% CI over users)."""
@@ -117,16 +155,26 @@ def evaluate(
     f = _fold(spec)
     bad = [k for k in shots if k < 0 or k > f.max_shot]
     if bad:
-        raise KshotError(f"K={bad[0]} is larger than the {f.max_shot} support ratings the protocol keeps per "
-                         f"test user (allowed: 0..{f.max_shot})")
-    summary = summarize([evaluate_tasks(rec.method_, f.train, f.test, sorted(set(shots)), spec["seed"])], f.train.n_items)
-    result = {"method": rec.method, "chosen": rec.chosen_, "fold": spec["fold"], "mode": spec["mode"],
-              "test_tasks": len(f.test), "shots": {str(k): v for k, v in summary.items()}}
+        raise KshotError(
+            f"K={bad[0]} is larger than the {f.max_shot} support ratings the protocol keeps per "
+            f"test user (allowed: 0..{f.max_shot})"
+        )
+    summary = summarize(
+        [evaluate_tasks(rec.method_, f.train, f.test, sorted(set(shots)), spec["seed"])], f.train.n_items
+    )
+    result = {
+        "method": rec.method,
+        "chosen": rec.chosen_,
+        "fold": spec["fold"],
+        "mode": spec["mode"],
+        "test_tasks": len(f.test),
+        "shots": {str(k): v for k, v in summary.items()},
+    }
     if as_json:
         typer.echo(json.dumps(result))
         return
     cell = lambda s: "–" if s["mean"] is None else f"{s['mean']:.3f}" + (f" ± {s['ci95']:.3f}" if s["ci95"] else "")  # noqa: E731
-    metrics = (TOPN_METRICS if not rec.method_.predicts_ratings else (*RATING_METRICS, *TOPN_METRICS))
+    metrics = TOPN_METRICS if not rec.method_.predicts_ratings else (*RATING_METRICS, *TOPN_METRICS)
     name = rec.method if rec.chosen_ == rec.method else f"{rec.method} ({rec.chosen_})"
     table = Table("K", *metrics, title=f"{name}, fold {spec['fold']} ({len(f.test)} test users; mean ± 95% CI)")
     for k, row in summary.items():
@@ -158,8 +206,10 @@ def _user_rows(path, what: str) -> tuple[list, bool]:
         if "item" not in reader.fieldnames:
             raise KshotError(f"{path} needs a column item (and rating for ratings); has {','.join(reader.fieldnames)}")
         has = "rating" in reader.fieldnames
-        rows = [(n, (row["item"] or "").strip(), (row.get("rating") or "").strip() if has else "")
-                for n, row in enumerate(reader, 2)]
+        rows = [
+            (n, (row["item"] or "").strip(), (row.get("rating") or "").strip() if has else "")
+            for n, row in enumerate(reader, 2)
+        ]
     seen = set()
     for n, item, _ in rows:
         if not item:
@@ -210,8 +260,10 @@ def _user_model(run: Path):
 
     rec = Recommender.load(run)
     if rec.extra_.get("data", {}).get("mode", "user") != "user":
-        raise KshotError(f"{run} was trained for {rec.extra_['data']['mode']} cold start; this needs a "
-                         "user cold-start model (kshot recsys train --mode user)")
+        raise KshotError(
+            f"{run} was trained for {rec.extra_['data']['mode']} cold start; this needs a "
+            "user cold-start model (kshot recsys train --mode user)"
+        )
     return rec
 
 
@@ -223,8 +275,12 @@ def _because(row: dict) -> str:
 @shorthand("recommend", "recsys recommend")
 def recommend(
     run: Path = typer.Argument(..., help="model directory written by `kshot recsys train`"),
-    ratings: str = typer.Option(..., "--ratings", help="CSV with columns item,rating (item: id or exact title), "
-                                "or a column item alone (clicks, views); - for stdin"),
+    ratings: str = typer.Option(
+        ...,
+        "--ratings",
+        help="CSV with columns item,rating (item: id or exact title), "
+        "or a column item alone (clicks, views); - for stdin",
+    ),
     top: int = typer.Option(10, "--top", "-n", "--n", help="how many items to recommend"),
     include_rated: bool = typer.Option(False, help="also list the items you rated"),
     explain: bool = typer.Option(False, "--explain", help="say which of your items led to each recommendation"),
@@ -238,13 +294,19 @@ def recommend(
     user = read_user_ratings(ratings)
     rows = rec.recommend(user, k=top, exclude_rated=not include_rated, explain=explain)
     if as_json:
-        typer.echo(json.dumps({"method": rec.method, "chosen": rec.chosen_, "items": len(user),
-                               "recommendations": rows}))
+        typer.echo(
+            json.dumps({"method": rec.method, "chosen": rec.chosen_, "items": len(user), "recommendations": rows})
+        )
         return
-    table = Table("#", "item", "title", "predicted" if rec.method_.predicts_ratings else "score",
-                  *(("because",) if explain else ()),
-                  title=f"top {len(rows)} for a new user with {len(user)} {'ratings' if isinstance(user, dict) else 'items'} "
-                        f"({rec.chosen_})")
+    table = Table(
+        "#",
+        "item",
+        "title",
+        "predicted" if rec.method_.predicts_ratings else "score",
+        *(("because",) if explain else ()),
+        title=f"top {len(rows)} for a new user with {len(user)} {'ratings' if isinstance(user, dict) else 'items'} "
+        f"({rec.chosen_})",
+    )
     for n, r in enumerate(rows, 1):
         table.add_row(str(n), r["item"], r["title"], f"{r['score']:.2f}", *((_because(r),) if explain else ()))
     Console().print(table)
@@ -254,8 +316,12 @@ def recommend(
 def ask(
     run: Path = typer.Argument(..., help="model directory written by `kshot recsys train`"),
     n: int = typer.Option(10, "--n", "-n", help="how many items to ask about"),
-    answers: Optional[str] = typer.Option(None, "--answers", help="CSV item,rating of the answers so far, in "
-                                          "order (rating: a number or 'not seen'); the next items follow them"),
+    answers: Optional[str] = typer.Option(
+        None,
+        "--answers",
+        help="CSV item,rating of the answers so far, in "
+        "order (rating: a number or 'not seen'); the next items follow them",
+    ),
     strategy: str = typer.Option("adaptive", help="adaptive (what the model now ranks highest), popular, random"),
     top: int = typer.Option(0, "--recommend", help="also recommend this many items from the answers"),
     as_json: bool = json_option(),
@@ -275,11 +341,22 @@ def ask(
     rows = session.ask(n)
     recs = session.recommend(top) if top else []
     if as_json:
-        typer.echo(json.dumps({"method": rec.chosen_, "strategy": strategy, "answered": len(given),
-                               "seen": int(len(session.support()[0])), "ask": rows, "recommendations": recs}))
+        typer.echo(
+            json.dumps(
+                {
+                    "method": rec.chosen_,
+                    "strategy": strategy,
+                    "answered": len(given),
+                    "seen": int(len(session.support()[0])),
+                    "ask": rows,
+                    "recommendations": recs,
+                }
+            )
+        )
         return
-    table = Table("#", "item", "title", title=f"ask a newcomer about these {len(rows)} ({strategy}, after "
-                                             f"{len(given)} answers)")
+    table = Table(
+        "#", "item", "title", title=f"ask a newcomer about these {len(rows)} ({strategy}, after {len(given)} answers)"
+    )
     for i, r in enumerate(rows, 1):
         table.add_row(str(i), r["item"], r["title"])
     Console().print(table)

@@ -19,7 +19,6 @@ from ..core.errors import KshotError
 from .common import app
 
 
-
 class _ServeGroup(TyperGroup):
     """`kshot serve MODEL_DIR` serves; `kshot serve keys ...` is a subgroup. Click would read `keys` as the
     optional MODEL_DIR, so a leading subcommand name gets a placeholder MODEL_DIR in front of it; without
@@ -33,8 +32,13 @@ class _ServeGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-serve_app = typer.Typer(cls=_ServeGroup, add_completion=False, invoke_without_command=True, no_args_is_help=False,
-                        help="Run the few-shot text classification service (needs kshot\\[serve]).")
+serve_app = typer.Typer(
+    cls=_ServeGroup,
+    add_completion=False,
+    invoke_without_command=True,
+    no_args_is_help=False,
+    help="Run the few-shot text classification service (needs kshot\\[serve]).",
+)
 keys_app = typer.Typer(add_completion=False, no_args_is_help=True, help="API keys of the service.")
 serve_app.add_typer(keys_app, name="keys")
 app.add_typer(serve_app, name="serve")
@@ -59,8 +63,9 @@ def serve(
     port: int = typer.Option(8000, help="TCP port"),
     workers: int = typer.Option(1, help="worker processes (each holds the model; they share --db)"),
     export_dir: Path = typer.Option(Path("kshot-exports"), help="where POST /v1/export writes model directories"),
-    cors_origin: Optional[List[str]] = typer.Option(None, help="allow browser calls from this origin (repeatable; "
-                                                    "CORS is off without it)"),
+    cors_origin: Optional[List[str]] = typer.Option(
+        None, help="allow browser calls from this origin (repeatable; CORS is off without it)"
+    ),
     rate_limit: float = typer.Option(50.0, help="requests per second per API key (0: no limit)"),
     burst: int = typer.Option(100, help="requests a key may send at once above --rate-limit"),
     max_texts: int = typer.Option(64, help="texts per request (predictions or examples)"),
@@ -70,39 +75,56 @@ def serve(
     max_examples: int = typer.Option(100_000, help="stored examples in all"),
     max_body_bytes: int = typer.Option(1_000_000, help="request body size in bytes"),
     max_queue: int = typer.Option(256, help="texts waiting for the encoder per worker; past it: 503 with Retry-After"),
-    max_wait: float = typer.Option(1.0, help="seconds of work (at the encoder's recent speed) the queue may hold; "
-                                   "past it: 503 with Retry-After"),
+    max_wait: float = typer.Option(
+        1.0, help="seconds of work (at the encoder's recent speed) the queue may hold; past it: 503 with Retry-After"
+    ),
     max_inflight: int = typer.Option(512, help="requests in progress per worker; past it: 503 with Retry-After"),
     timeout: float = typer.Option(10.0, help="seconds a request may wait for the encoder (then 503)"),
-    auth_failures: float = typer.Option(1.0, help="failed authentications per second per client address, in bursts "
-                                        "of 20; past it: 429 (0: no limit)"),
+    auth_failures: float = typer.Option(
+        1.0, help="failed authentications per second per client address, in bursts of 20; past it: 429 (0: no limit)"
+    ),
     docs: bool = typer.Option(True, help="serve /docs (Swagger UI from the installed fastapi-offline package)"),
     batch_window_ms: float = typer.Option(4.0, help="how long concurrent predictions wait to share an encoder pass"),
     poll: float = typer.Option(0.5, help="seconds between checks for other workers' and replicas' changes"),
     threads: int = typer.Option(0, help="torch threads per worker for the encoder (0: torch's default, one per core)"),
-    quantize: str = typer.Option("int8", help="int8: the encoder's linear layers run in int8 (about 2.5x less CPU per "
-                                 "text, 0.8 points less accuracy on BANKING77 10-shot); none: float32"),
+    quantize: str = typer.Option(
+        "int8",
+        help="int8: the encoder's linear layers run in int8 (about 2.5x less CPU per "
+        "text, 0.8 points less accuracy on BANKING77 10-shot); none: float32",
+    ),
 ):
     """Serve MODEL_DIR over HTTP; examples added later live in --db. (`kshot serve keys create` for keys.)"""
     if ctx.invoked_subcommand is not None:
         return
     if model_dir is None:
-        raise KshotError("kshot serve needs MODEL_DIR, a model directory written by `kshot fit` "
-                         "(or `kshot serve keys create --role ROLE --db URL`)")
+        raise KshotError(
+            "kshot serve needs MODEL_DIR, a model directory written by `kshot fit` "
+            "(or `kshot serve keys create --role ROLE --db URL`)"
+        )
     from ..core.model_format import check_manifest, read_manifest
 
-    check_manifest(model_dir, read_manifest(model_dir)[1], "text-classifier")   # kshot serve serves text models
-    for name, value, low in (("--port", port, 1), ("--workers", workers, 1), ("--max-texts", max_texts, 1),
-                             ("--max-chars", max_chars, 1), ("--max-examples-per-label", max_examples_per_label, 1),
-                             ("--max-labels", max_labels, 1), ("--max-examples", max_examples, 1),
-                             ("--max-body-bytes", max_body_bytes, 100), ("--burst", burst, 1),
-                             ("--max-queue", max_queue, 1), ("--max-inflight", max_inflight, 1),
-                             ("--threads", threads, 0)):
+    check_manifest(model_dir, read_manifest(model_dir)[1], "text-classifier")  # kshot serve serves text models
+    for name, value, low in (
+        ("--port", port, 1),
+        ("--workers", workers, 1),
+        ("--max-texts", max_texts, 1),
+        ("--max-chars", max_chars, 1),
+        ("--max-examples-per-label", max_examples_per_label, 1),
+        ("--max-labels", max_labels, 1),
+        ("--max-examples", max_examples, 1),
+        ("--max-body-bytes", max_body_bytes, 100),
+        ("--burst", burst, 1),
+        ("--max-queue", max_queue, 1),
+        ("--max-inflight", max_inflight, 1),
+        ("--threads", threads, 0),
+    ):
         if value < low:
             raise KshotError(f"{name} must be at least {low}, got {value}")
     if not timeout > 0 or not max_wait > 0 or auth_failures < 0:
-        raise KshotError(f"--timeout and --max-wait must be > 0 and --auth-failures >= 0, got {timeout}, {max_wait} "
-                         f"and {auth_failures}")
+        raise KshotError(
+            f"--timeout and --max-wait must be > 0 and --auth-failures >= 0, got {timeout}, {max_wait} "
+            f"and {auth_failures}"
+        )
     from ..text.encoder import check_quantize
 
     check_quantize(quantize, "--quantize")
@@ -123,26 +145,52 @@ def serve(
     from ..serve.model import fingerprint
     from ..serve.store import safe_url
 
-    store = _store(db)   # migrates the schema once, before the workers start
+    store = _store(db)  # migrates the schema once, before the workers start
     store.check_model(fingerprint(model_dir))
     if store.count_keys() == 0:
         key = store.create_key("admin")
-        typer.echo(f"no API keys in {safe_url(db)} yet; created an admin key (shown once, keep it):\n{key}",
-                   err=True)
-    config = Config(model_dir=str(model_dir.resolve()), db=db, export_dir=str(export_dir.resolve()),
-                    cors_origins=list(cors_origin or []), window=batch_window_ms / 1000, poll=poll, threads=threads,
-                    quantize=quantize, docs=docs,
-                    limits={"rate_per_s": rate_limit, "burst": burst, "max_texts": max_texts,
-                            "max_chars": max_chars, "max_examples_per_label": max_examples_per_label,
-                            "max_labels": max_labels, "max_examples": max_examples,
-                            "max_body_bytes": max_body_bytes, "max_queue": max_queue, "max_wait": max_wait,
-                            "max_inflight": max_inflight,
-                            "timeout": timeout, "auth_failures_per_s": auth_failures})
+        typer.echo(f"no API keys in {safe_url(db)} yet; created an admin key (shown once, keep it):\n{key}", err=True)
+    config = Config(
+        model_dir=str(model_dir.resolve()),
+        db=db,
+        export_dir=str(export_dir.resolve()),
+        cors_origins=list(cors_origin or []),
+        window=batch_window_ms / 1000,
+        poll=poll,
+        threads=threads,
+        quantize=quantize,
+        docs=docs,
+        limits={
+            "rate_per_s": rate_limit,
+            "burst": burst,
+            "max_texts": max_texts,
+            "max_chars": max_chars,
+            "max_examples_per_label": max_examples_per_label,
+            "max_labels": max_labels,
+            "max_examples": max_examples,
+            "max_body_bytes": max_body_bytes,
+            "max_queue": max_queue,
+            "max_wait": max_wait,
+            "max_inflight": max_inflight,
+            "timeout": timeout,
+            "auth_failures_per_s": auth_failures,
+        },
+    )
     os.environ["KSHOT_SERVE_CONFIG"] = config_json(config)
-    typer.echo(f"kshot serve: {model_dir} on http://{host}:{port}/ (API under /v1"
-               f"{', docs at /docs' if docs else ''}), db {safe_url(db)}", err=True)
-    uvicorn.run("kshot.serve.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+    typer.echo(
+        f"kshot serve: {model_dir} on http://{host}:{port}/ (API under /v1"
+        f"{', docs at /docs' if docs else ''}), db {safe_url(db)}",
+        err=True,
+    )
+    uvicorn.run(
+        "kshot.serve.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 def parse_duration(value: str, name: str = "--expires-in") -> float:
@@ -160,11 +208,15 @@ def _when(t: float | None) -> str:
 
 @keys_app.command("create")
 def keys_create(
-    role: str = typer.Option(..., help="read (predict, labels), write (add/delete/list examples, feedback) or admin "
-                             "(keys, export, the model directory's examples)"),
+    role: str = typer.Option(
+        ...,
+        help="read (predict, labels), write (add/delete/list examples, feedback) or admin "
+        "(keys, export, the model directory's examples)",
+    ),
     db: str = typer.Option("sqlite:///kshot.db", help=DB_HELP),
-    expires_in: Optional[str] = typer.Option(None, help="the key expires after this long: 3600, 45m, 12h, 30d, 2w "
-                                             "(default: never)"),
+    expires_in: Optional[str] = typer.Option(
+        None, help="the key expires after this long: 3600, 45m, 12h, 30d, 2w (default: never)"
+    ),
 ):
     """Create an API key; it is printed once, alone on the last line (only a salted hash is stored)."""
     from ..serve.store import ROLES, safe_url
@@ -198,8 +250,9 @@ def keys_list(
 
 @keys_app.command("revoke")
 def keys_revoke(
-    key_id: str = typer.Argument(..., help="the key's id (the 12 characters after ks_, as `keys list` shows), or "
-                                 "the whole key"),
+    key_id: str = typer.Argument(
+        ..., help="the key's id (the 12 characters after ks_, as `keys list` shows), or the whole key"
+    ),
     db: str = typer.Option("sqlite:///kshot.db", help=DB_HELP),
 ):
     """Revoke a key: every worker and replica refuses it within one poll interval (--poll)."""

@@ -9,34 +9,56 @@ from typing import List, Optional
 
 import typer
 
-from .common import (device_option, group, json_option, out_option, param_option, parse_params, parse_shots,
-                     progress_option, seed_option, shots_option)
+from .common import (
+    device_option,
+    group,
+    json_option,
+    out_option,
+    param_option,
+    parse_params,
+    parse_shots,
+    progress_option,
+    seed_option,
+    shots_option,
+)
 
 tag_app = group("tag", "Few-shot sequence labelling: tag entities from a few annotated sentences (CoNLL or JSONL).")
 
 
 @tag_app.command("fit")
 def fit(
-    train_file: str = typer.Argument(..., help="tagged sentences: CoNLL (token TAB tag) or JSONL {tokens, tags}; "
-                                     "- for stdin"),
+    train_file: str = typer.Argument(
+        ..., help="tagged sentences: CoNLL (token TAB tag) or JSONL {tokens, tags}; - for stdin"
+    ),
     out: Path = out_option(),
-    method: str = typer.Option("span", help="span (find the spans, then type them: the most accurate on "
-                               "WNUT-17; a minute or two on a CPU), finetune, proto, nnshot, structshot or episodic"),
+    method: str = typer.Option(
+        "span",
+        help="span (find the spans, then type them: the most accurate on "
+        "WNUT-17; a minute or two on a CPU), finetune, proto, nnshot, structshot or episodic",
+    ),
     encoder: str = typer.Option("all-MiniLM-L6-v2", help="sentence-transformer name or local directory"),
-    source: Optional[str] = typer.Option(None, "--source", help="(span, episodic) another tagged corpus whose "
-                                         "entity types all differ from these: the method trains on it first"),
-    shots: Optional[str] = shots_option(None, "draw a greedy K-shot support set from the file (one value; "
-                                        "default: fit on every sentence)"),
+    source: Optional[str] = typer.Option(
+        None,
+        "--source",
+        help="(span, episodic) another tagged corpus whose "
+        "entity types all differ from these: the method trains on it first",
+    ),
+    shots: Optional[str] = shots_option(
+        None, "draw a greedy K-shot support set from the file (one value; default: fit on every sentence)"
+    ),
     seed: int = seed_option("seed of the support set draw and of training"),
-    types: Optional[List[str]] = typer.Option(None, "--types", help="entity types to learn (repeatable, or "
-                                              "comma-separated); other types become O"),
+    types: Optional[List[str]] = typer.Option(
+        None, "--types", help="entity types to learn (repeatable, or comma-separated); other types become O"
+    ),
     backbone: str = typer.Option("lstm", help="(episodic) lstm, gru or transformer"),
     crf: bool = typer.Option(False, help="(finetune) a CRF on top of the linear head"),
     steps: Optional[int] = typer.Option(None, help="(span, finetune, episodic) training steps"),
     device: str = device_option(),
     progress: bool = progress_option(),
-    param: Optional[List[str]] = param_option("any other FewShotTagger parameter KEY=VALUE, e.g. -p lr=3e-5, "
-                                              "-p describe=0.5, -p 'descriptions={\"drug\": \"a medicine\"}'"),
+    param: Optional[List[str]] = param_option(
+        "any other FewShotTagger parameter KEY=VALUE, e.g. -p lr=3e-5, "
+        '-p describe=0.5, -p \'descriptions={"drug": "a medicine"}\''
+    ),
 ):
     """Fit a few-shot tagger on a tagged file (or a K-shot support set drawn from it); save it to --out."""
     from ..core.errors import KshotError
@@ -52,14 +74,27 @@ def fit(
     extra = parse_params(param)
     unknown = sorted(set(extra) - set(FewShotTagger.param_defaults()))
     if unknown:
-        raise KshotError(f"-p {unknown[0]}: not a FewShotTagger parameter (one of: "
-                         f"{', '.join(sorted(FewShotTagger.param_defaults()))})")
+        raise KshotError(
+            f"-p {unknown[0]}: not a FewShotTagger parameter (one of: "
+            f"{', '.join(sorted(FewShotTagger.param_defaults()))})"
+        )
     src = None
     if source is not None:
         src_data = read_tagged(source)
         src = (src_data.sentences, src_data.tags)
-    tagger = FewShotTagger(**{"method": method, "encoder": encoder, "backbone": backbone, "crf": crf, "steps": steps,
-                              "seed": seed, "device": device, "progress": progress, **extra})
+    tagger = FewShotTagger(
+        **{
+            "method": method,
+            "encoder": encoder,
+            "backbone": backbone,
+            "crf": crf,
+            "steps": steps,
+            "seed": seed,
+            "device": device,
+            "progress": progress,
+            **extra,
+        }
+    )
     tagger.fit(data.sentences, data.tags, types=type_list, source=src)
     tagger.save(out)
     typer.echo(f"fitted {method} on {len(data)} sentences, types {', '.join(tagger.types_)}; model in {out}")
@@ -69,8 +104,9 @@ def fit(
 def predict(
     model: Path = typer.Argument(..., help="model directory written by `kshot tag fit`"),
     input_file: str = typer.Argument(..., help="plain text (one sentence per line), CoNLL or JSONL; - for stdin"),
-    output: str = typer.Option("-", "--output", "-o", help="CoNLL file, or JSONL if it ends in .jsonl "
-                               "(- for standard output, CoNLL)"),
+    output: str = typer.Option(
+        "-", "--output", "-o", help="CoNLL file, or JSONL if it ends in .jsonl (- for standard output, CoNLL)"
+    ),
     device: Optional[str] = device_option(None, "torch device (default: the one it was fitted on)"),
 ):
     """Tag the sentences of a file."""
@@ -109,8 +145,9 @@ def score(
     table = Table("type", "precision", "recall", "F1", "support", title=f"{data.name}: {len(data)} sentences")
     rows = list(scores["types"].items()) + [("micro", scores["micro"])]
     for name, r in rows:
-        table.add_row(name, f"{100 * r['precision']:.2f}", f"{100 * r['recall']:.2f}", f"{100 * r['f1']:.2f}",
-                      str(r["support"]))
+        table.add_row(
+            name, f"{100 * r['precision']:.2f}", f"{100 * r['recall']:.2f}", f"{100 * r['f1']:.2f}", str(r["support"])
+        )
     Console().print(table)
 
 

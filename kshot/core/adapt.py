@@ -31,9 +31,18 @@ def check_finite(name: str, value, positive: bool = True) -> float:
     return float(value)
 
 
-def adapt(loss_fn: Callable, params: Params, names: tuple[str, ...], lrs: dict, steps: int,
-          first_order: bool, *data, channels_last: bool = False, batch_size: int | None = None,
-          autograd: bool = False) -> Params:
+def adapt(
+    loss_fn: Callable,
+    params: Params,
+    names: tuple[str, ...],
+    lrs: dict,
+    steps: int,
+    first_order: bool,
+    *data,
+    channels_last: bool = False,
+    batch_size: int | None = None,
+    autograd: bool = False,
+) -> Params:
     """``steps`` steps of gradient descent on ``loss_fn(params, *data)`` over the parameters ``names``.
 
     ``lrs[name]`` is a float or a tensor shaped like the parameter (Meta-SGD). With ``first_order`` the
@@ -59,8 +68,9 @@ def adapt(loss_fn: Callable, params: Params, names: tuple[str, ...], lrs: dict, 
             batch = tuple(t[index] for t in data)
         if autograd:
             with torch.enable_grad():
-                values = torch.autograd.grad(inner_loss(fast, *batch), list(fast.values()),
-                                             create_graph=not first_order)
+                values = torch.autograd.grad(
+                    inner_loss(fast, *batch), list(fast.values()), create_graph=not first_order
+                )
             grads = dict(zip(fast, values))
         else:
             grads = grad(inner_loss)(fast, *batch)
@@ -78,7 +88,8 @@ def threaded_map(fn: Callable, n: int) -> list:
     if threads <= 1 or n <= 1:
         return [fn(i) for i in range(n)]
     pool = _POOLS.get(threads) or _POOLS.setdefault(
-        threads, ThreadPoolExecutor(threads, thread_name_prefix="kshot-task"))
+        threads, ThreadPoolExecutor(threads, thread_name_prefix="kshot-task")
+    )
     torch.set_num_threads(1)  # before the workers' first op: they keep one intra-op thread each
     try:
         return list(pool.map(fn, range(n)))

@@ -17,8 +17,8 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .io import atomic_write
 from .errors import KshotError
+from .io import atomic_write
 
 OPTIM = "optim."
 META_KEY, SHA_KEY = "kshot.meta", "kshot.tensors_sha256"
@@ -38,7 +38,7 @@ def _header_metadata(data: bytes) -> dict:
     """The ``__metadata__`` of a safetensors blob's header ({} when absent or unreadable)."""
     try:
         size = int.from_bytes(data[:8], "little")
-        return json.loads(data[8:8 + size]).get("__metadata__") or {}
+        return json.loads(data[8 : 8 + size]).get("__metadata__") or {}
     except (ValueError, AttributeError):
         return {}
 
@@ -98,7 +98,7 @@ def load_checkpoint(prefix) -> tuple[dict, dict, dict | None]:
         per_param: dict[int, dict] = {}
         for k, v in tensors.items():
             if k.startswith(OPTIM):
-                idx, key = k[len(OPTIM):].split(".", 1)
+                idx, key = k[len(OPTIM) :].split(".", 1)
                 per_param.setdefault(int(idx), {})[key] = v
         for k, v in meta["optimizer"]["scalars"].items():
             idx, key = k.split(".", 1)

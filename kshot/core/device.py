@@ -13,11 +13,15 @@ def check_device(device, name: str = "device") -> str:
         parsed = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise KshotError(f"{name} must be a torch device such as cpu, cuda or cuda:1, got {device!r}") from None
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
+    }
     if not available.get(parsed.type, False):
-        raise KshotError(f"{name} {device!r} is not available here (torch {torch.__version__} sees no "
-                         f"{parsed.type} device); use cpu")
+        raise KshotError(
+            f"{name} {device!r} is not available here (torch {torch.__version__} sees no {parsed.type} device); use cpu"
+        )
     if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
         raise KshotError(f"{name} {device!r} is not available here: {torch.cuda.device_count()} CUDA device(s)")
     return str(device)

@@ -61,8 +61,11 @@ class World:
 def env_world() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) outside torchrun."""
     try:
-        return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                int(os.environ.get("LOCAL_RANK", 0)))
+        return (
+            int(os.environ.get("RANK", 0)),
+            int(os.environ.get("WORLD_SIZE", 1)),
+            int(os.environ.get("LOCAL_RANK", 0)),
+        )
     except ValueError as exc:
         raise KshotError(f"RANK / WORLD_SIZE / LOCAL_RANK must be integers: {exc}") from None
 
@@ -88,17 +91,19 @@ def setup(device: str = "cpu") -> World:
     cuda = str(device).startswith("cuda")
     if cuda:
         if local_rank >= torch.cuda.device_count():
-            raise KshotError(f"local rank {local_rank} has no GPU: {torch.cuda.device_count()} visible; start at "
-                             "most one process per GPU on each machine")
+            raise KshotError(
+                f"local rank {local_rank} has no GPU: {torch.cuda.device_count()} visible; start at "
+                "most one process per GPU on each machine"
+            )
         device = f"cuda:{local_rank}"
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         try:
-            dist.init_process_group("nccl" if cuda else "gloo",
-                                    timeout=datetime.timedelta(seconds=timeout_seconds()))
+            dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=timeout_seconds()))
         except Exception as exc:  # the rendezvous failed or timed out
-            raise DistributedError(f"rank {rank} of {size}: cannot join the process group "
-                                   f"({_first_line(exc)})") from None
+            raise DistributedError(
+                f"rank {rank} of {size}: cannot join the process group ({_first_line(exc)})"
+            ) from None
         atexit.register(_destroy)
     return World(rank, size, local_rank, device)
 
@@ -144,7 +149,8 @@ def _collective(world: World, what: str, fn, *args, **kwargs):
         raise DistributedError(
             f"rank {world.rank} of {world.size}: {what} failed: another process of the run died or did not "
             f"answer within {timeout_seconds():.0f} s ({_first_line(exc)}); the last complete checkpoint "
-            "is kept, continue with --resume") from None
+            "is kept, continue with --resume"
+        ) from None
 
 
 def share(total: int, world: World) -> tuple[int, int]:
@@ -170,19 +176,20 @@ def reduce(world: World, params, weight: float, extra: list[float] | None = None
         return extra
     params = list(params)
     device = next((p.grad.device for p in params if p.grad is not None), torch.device(world.device))
-    pieces = [(p.grad.detach().reshape(-1) * weight if p.grad is not None
-               else torch.zeros(p.numel(), device=device)) for p in params]
-    flags = torch.tensor([float(p.grad is not None) for p in params] + [weight * v for v in extra],
-                         device=device)
+    pieces = [
+        (p.grad.detach().reshape(-1) * weight if p.grad is not None else torch.zeros(p.numel(), device=device))
+        for p in params
+    ]
+    flags = torch.tensor([float(p.grad is not None) for p in params] + [weight * v for v in extra], device=device)
     flat = torch.cat([*(x.float() for x in pieces), flags])
     _collective(world, "the gradient all-reduce", dist.all_reduce, flat)
-    grads, flags = flat[:-len(flags)], flat[-len(flags):]
+    grads, flags = flat[: -len(flags)], flat[-len(flags) :]
     offset = 0
     for i, p in enumerate(params):
         n = p.numel()
-        p.grad = grads[offset:offset + n].view_as(p).to(p.dtype) if flags[i] > 0 else None
+        p.grad = grads[offset : offset + n].view_as(p).to(p.dtype) if flags[i] > 0 else None
         offset += n
-    return flags[len(params):].tolist()
+    return flags[len(params) :].tolist()
 
 
 def average_buffers(world: World, module: torch.nn.Module, weight: float) -> None:
@@ -197,7 +204,7 @@ def average_buffers(world: World, module: torch.nn.Module, weight: float) -> Non
     _collective(world, "the buffer all-reduce", dist.all_reduce, flat)
     offset = 0
     for b in buffers:
-        b.copy_(flat[offset:offset + b.numel()].view_as(b))
+        b.copy_(flat[offset : offset + b.numel()].view_as(b))
         offset += b.numel()
 
 
@@ -226,6 +233,7 @@ def barrier(world: World, what: str) -> None:
 
 # ---- starting the processes: `kshot train --nproc N` ------------------------------------------------
 
+
 def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -238,19 +246,25 @@ def check_nproc(nproc: int, device: str) -> int:
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise KshotError(f"--nproc must be an integer >= 1, got {nproc!r}")
     if env_world()[1] > 1 or "TORCHELASTIC_RUN_ID" in os.environ:
-        raise KshotError("--nproc starts torchrun itself, but this process already runs under torchrun "
-                         f"(WORLD_SIZE={os.environ.get('WORLD_SIZE')}); leave --nproc out")
+        raise KshotError(
+            "--nproc starts torchrun itself, but this process already runs under torchrun "
+            f"(WORLD_SIZE={os.environ.get('WORLD_SIZE')}); leave --nproc out"
+        )
     if str(device).startswith("cuda"):
         gpus = torch.cuda.device_count()
         if nproc > gpus:
-            raise KshotError(f"--nproc {nproc} needs one GPU per process, but {gpus} "
-                             f"{'is' if gpus == 1 else 'are'} visible; use --nproc {max(gpus, 1)} or fewer")
+            raise KshotError(
+                f"--nproc {nproc} needs one GPU per process, but {gpus} "
+                f"{'is' if gpus == 1 else 'are'} visible; use --nproc {max(gpus, 1)} or fewer"
+            )
     elif nproc > usable_cores():
         cores = usable_cores()
-        raise KshotError(f"--nproc {nproc} is more than the {cores} CPU core{'s' if cores > 1 else ''} this "
-                         "process may use: each process trains on a core of its own, more processes would "
-                         f"only time-share them; use --nproc {cores} or fewer (or torchrun directly to "
-                         "oversubscribe on purpose)")
+        raise KshotError(
+            f"--nproc {nproc} is more than the {cores} CPU core{'s' if cores > 1 else ''} this "
+            "process may use: each process trains on a core of its own, more processes would "
+            f"only time-share them; use --nproc {cores} or fewer (or torchrun directly to "
+            "oversubscribe on purpose)"
+        )
     return nproc
 
 
@@ -267,11 +281,11 @@ def root_failure(failures: dict) -> tuple:
     first = min(f.timestamp for f in causes.values())
     near = [r for r, f in causes.items() if f.timestamp <= first + 1]
     order = lambda f: 0 if f.exitcode < 0 and -f.exitcode != signal.SIGABRT else 1 if f.exitcode < 0 else 2  # noqa: E731
-    rank = min(near, key=lambda r: order(causes[r]))   # min keeps detection order among equals
+    rank = min(near, key=lambda r: order(causes[r]))  # min keeps detection order among equals
     return rank, failures[rank]
 
 
-LAUNCHED = "KSHOT_LAUNCHED"   # set for the processes ``launch`` starts: the launcher reports, they do not
+LAUNCHED = "KSHOT_LAUNCHED"  # set for the processes ``launch`` starts: the launcher reports, they do not
 
 
 def launched() -> bool:
@@ -299,11 +313,16 @@ def launch(nproc: int, args: list[str], script: str | None = None) -> None:
         codes = {f.exitcode for f in exc.failures.values()}
         if codes == {2}:
             raise KshotError(f"rank {rank} stopped with the error printed above") from None
-        how = (f"was killed by signal {failure.signal_name()}" if failure.exitcode < 0
-               else f"exited with status {failure.exitcode}")
-        raise DistributedError(f"training with {nproc} processes failed: rank {rank} {how} (its messages are "
-                               "above); the other processes were stopped, the last complete checkpoint is "
-                               "kept, continue with --resume") from None
+        how = (
+            f"was killed by signal {failure.signal_name()}"
+            if failure.exitcode < 0
+            else f"exited with status {failure.exitcode}"
+        )
+        raise DistributedError(
+            f"training with {nproc} processes failed: rank {rank} {how} (its messages are "
+            "above); the other processes were stopped, the last complete checkpoint is "
+            "kept, continue with --resume"
+        ) from None
     finally:
         if before is None:
             os.environ.pop(LAUNCHED, None)

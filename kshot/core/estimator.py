@@ -23,8 +23,11 @@ class Estimator(BaseEstimator):
 
     @classmethod
     def param_defaults(cls) -> dict:
-        return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
-                if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        return {
+            name: p.default
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
 
     def set_params(self, **params):
         """Set constructor parameters (scikit-learn style); an unknown name is a one-line KshotError."""
@@ -42,8 +45,9 @@ class Estimator(BaseEstimator):
             value = getattr(self, param)
             if self.method not in methods and not self.is_default(param, value, defaults.get(param)):
                 shown = (names or {}).get(param, param)
-                raise KshotError(f"{shown}={value!r} does not apply to method {self.method!r}; it applies to: "
-                                 f"{', '.join(methods)}")
+                raise KshotError(
+                    f"{shown}={value!r} does not apply to method {self.method!r}; it applies to: {', '.join(methods)}"
+                )
 
     def is_default(self, param: str, value, default) -> bool:
         """Whether ``value`` counts as ``param``'s default (a subclass may compare some values its own way,
@@ -67,5 +71,7 @@ def check_labels(labels: list, n_items: int, what: str, min_classes: int) -> Non
     if bad:
         raise KshotError(f"labels must be non-empty strings or integers, got {bad[0]!r}")
     if len(set(labels)) < min_classes:
-        raise KshotError(f"the training set has {len(set(labels))} class(es) {sorted(set(map(str, labels)))}; "
-                         f"a classifier needs at least {min_classes}")
+        raise KshotError(
+            f"the training set has {len(set(labels))} class(es) {sorted(set(map(str, labels)))}; "
+            f"a classifier needs at least {min_classes}"
+        )

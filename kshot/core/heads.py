@@ -23,8 +23,9 @@ from scipy.optimize import minimize
 from threadpoolctl import ThreadpoolController
 
 
-def decide(proba: np.ndarray, classes: list, reject_below: float | None = None,
-           reject_label="oos") -> tuple[list, np.ndarray]:
+def decide(
+    proba: np.ndarray, classes: list, reject_below: float | None = None, reject_label="oos"
+) -> tuple[list, np.ndarray]:
     """(labels, best probability) of probability rows ``[n, len(classes)]``; a row whose best probability is
     under ``reject_below`` gets ``reject_label``."""
     best = proba.argmax(1) if len(proba) else np.zeros(0, dtype=np.int64)
@@ -80,17 +81,20 @@ class PrototypeHead(Head):
 
     def __init__(self, scale: float = 20.0, prior_weight: float = 0.0):
         super().__init__(scale=scale, prior_weight=prior_weight)
-        self.prior: torch.Tensor | None = None   # [C, D] label embeddings, optional
+        self.prior: torch.Tensor | None = None  # [C, D] label embeddings, optional
         self.prototypes = torch.zeros(0, 0)
 
     def set_prior(self, prior: np.ndarray | None) -> "PrototypeHead":
         self.prior = None if prior is None else torch.as_tensor(np.asarray(prior, dtype=np.float32))
         return self
 
-    def refit(self, max_iter: int | None = None) -> None:   # closed form: max_iter does not apply
+    def refit(self, max_iter: int | None = None) -> None:  # closed form: max_iter does not apply
         dim = self.X.shape[1] if self.X.numel() else self.prior.shape[1]
-        sums = torch.zeros(self.n_classes, dim).index_add_(0, self.y, self.X) if self.X.numel() else \
-            torch.zeros(self.n_classes, dim)
+        sums = (
+            torch.zeros(self.n_classes, dim).index_add_(0, self.y, self.X)
+            if self.X.numel()
+            else torch.zeros(self.n_classes, dim)
+        )
         counts = torch.bincount(self.y, minlength=self.n_classes).float().unsqueeze(1)
         if self.prior is not None and self.params["prior_weight"] > 0:
             w = self.params["prior_weight"]
@@ -114,8 +118,9 @@ class PrototypeHead(Head):
         return self
 
 
-def neighbour_vote(M: torch.Tensor, y: torch.Tensor, n_classes: int, Q, k: int, temperature: float = 0.05,
-                   chunk: int = 1024) -> torch.Tensor:
+def neighbour_vote(
+    M: torch.Tensor, y: torch.Tensor, n_classes: int, Q, k: int, temperature: float = 0.05, chunk: int = 1024
+) -> torch.Tensor:
     """For each row of ``Q``: the labels ``y`` of its ``k`` most cosine-similar rows of ``M``, weighted by
     softmax(cosine / ``temperature``) over those ``k``; ``[len(Q), n_classes]`` float64, rows sum to 1."""
     M = F.normalize(torch.as_tensor(M, dtype=torch.float32), dim=1)
@@ -123,9 +128,9 @@ def neighbour_vote(M: torch.Tensor, y: torch.Tensor, n_classes: int, Q, k: int, 
     k = min(k, len(M))
     out = torch.zeros(len(Q), n_classes, dtype=torch.float64)
     for start in range(0, len(Q), chunk):
-        sim, nbr = (Q[start:start + chunk] @ M.T).topk(k, dim=1)
+        sim, nbr = (Q[start : start + chunk] @ M.T).topk(k, dim=1)
         weight = torch.softmax(sim.double() / temperature, dim=1)
-        out[start:start + chunk].scatter_add_(1, y[nbr], weight)
+        out[start : start + chunk].scatter_add_(1, y[nbr], weight)
     return out
 
 
@@ -143,10 +148,18 @@ class LogisticHead(Head):
 
     kind = "logistic"
 
-    def __init__(self, C: float = 1.0, scale: float = 10.0, max_iter: int = 200, knn: int = 0,
-                 knn_weight: float = 0.5, knn_temperature: float = 0.05):
-        super().__init__(C=C, scale=scale, max_iter=max_iter, knn=knn, knn_weight=knn_weight,
-                         knn_temperature=knn_temperature)
+    def __init__(
+        self,
+        C: float = 1.0,
+        scale: float = 10.0,
+        max_iter: int = 200,
+        knn: int = 0,
+        knn_weight: float = 0.5,
+        knn_temperature: float = 0.05,
+    ):
+        super().__init__(
+            C=C, scale=scale, max_iter=max_iter, knn=knn, knn_weight=knn_weight, knn_temperature=knn_temperature
+        )
         self.W = torch.zeros(0, 0)
         self.b = torch.zeros(0)
 
@@ -172,7 +185,7 @@ class LogisticHead(Head):
         onehot[np.arange(n), y] = 1.0
 
         def objective(theta):
-            W, b = theta[:k * d].reshape(k, d), theta[k * d:]
+            W, b = theta[: k * d].reshape(k, d), theta[k * d :]
             Z = X @ W.T + b
             Z -= Z.max(1, keepdims=True)
             lse = np.log(np.exp(Z).sum(1, keepdims=True))
@@ -184,10 +197,15 @@ class LogisticHead(Head):
         theta0 = np.concatenate([W0.double().numpy().ravel(), b0.double().numpy()])
         # vectors of a few thousand numbers: BLAS threads would only wait on each other
         with _blas().limit(limits=1, user_api="blas"):
-            res = minimize(objective, theta0, jac=True, method="L-BFGS-B",
-                           options={"maxiter": max_iter or self.params["max_iter"], "gtol": 1e-6, "ftol": 1e-9})
+            res = minimize(
+                objective,
+                theta0,
+                jac=True,
+                method="L-BFGS-B",
+                options={"maxiter": max_iter or self.params["max_iter"], "gtol": 1e-6, "ftol": 1e-9},
+            )
         theta = torch.from_numpy(res.x).float()
-        self.W, self.b = theta[:k * d].reshape(k, d).clone(), theta[k * d:].clone()
+        self.W, self.b = theta[: k * d].reshape(k, d).clone(), theta[k * d :].clone()
 
     def set_weights(self, W: torch.Tensor, b: torch.Tensor) -> "LogisticHead":
         self.W, self.b = W.detach().float().cpu(), b.detach().float().cpu()

@@ -98,8 +98,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb"):
         raise
 
 
-def download(url: str, dest: str | os.PathLike, sha256: str | None, timeout: float = 60.0,
-             progress: bool = True) -> Path:
+def download(
+    url: str, dest: str | os.PathLike, sha256: str | None, timeout: float = 60.0, progress: bool = True
+) -> Path:
     """Fetch ``url`` into ``dest`` atomically, checking its sha256 before it is renamed into place.
 
     A failed or corrupt download leaves nothing at ``dest``.

@@ -15,17 +15,29 @@ import torch
 from .errors import check_choice
 from .progress import progress_bar
 
-PROBE = 3   # steps timed before a ``time_limit`` sets the step budget
+PROBE = 3  # steps timed before a ``time_limit`` sets the step budget
 OPTIMIZERS = ("adamw", "adam")
 SCHEDULES = ("linear", "constant")
 
 
-def run_steps(param_groups: list[dict], steps: int, step_loss: Callable[[int], torch.Tensor],
-              warmup: float = 0.1, progress: bool = False, description: str = "fine-tuning",
-              time_limit: float | None = None, max_steps: int | None = None, optimizer: str = "adamw",
-              weight_decay: float = 0.01, clip: float | None = 1.0, schedule: str = "linear",
-              validate: Callable[[], float] | None = None, every: int = 0,
-              keep_best: torch.nn.Module | None = None, history: list | None = None) -> list[float]:
+def run_steps(
+    param_groups: list[dict],
+    steps: int,
+    step_loss: Callable[[int], torch.Tensor],
+    warmup: float = 0.1,
+    progress: bool = False,
+    description: str = "fine-tuning",
+    time_limit: float | None = None,
+    max_steps: int | None = None,
+    optimizer: str = "adamw",
+    weight_decay: float = 0.01,
+    clip: float | None = 1.0,
+    schedule: str = "linear",
+    validate: Callable[[], float] | None = None,
+    every: int = 0,
+    keep_best: torch.nn.Module | None = None,
+    history: list | None = None,
+) -> list[float]:
     """Minimise ``step_loss(step)`` for ``steps`` steps; returns the loss of every step.
 
     ``optimizer``: AdamW (``weight_decay``) or Adam (no decay); ``schedule``: ``linear`` (warm-up over the
@@ -44,16 +56,18 @@ def run_steps(param_groups: list[dict], steps: int, step_loss: Callable[[int], t
     after that it only shrinks, so the decaying learning rate does not climb back up."""
     check_choice("optimizer", optimizer, OPTIMIZERS)
     check_choice("schedule", schedule, SCHEDULES)
-    cls, kw = ((torch.optim.AdamW, {"weight_decay": weight_decay}) if optimizer == "adamw"
-               else (torch.optim.Adam, {}))
+    cls, kw = (torch.optim.AdamW, {"weight_decay": weight_decay}) if optimizer == "adamw" else (torch.optim.Adam, {})
     try:
         opt = cls(param_groups, fused=True, **kw)
     except (RuntimeError, TypeError):  # no fused kernel for this device / torch version
         opt = cls(param_groups, **kw)
     total = [steps]
     warm = lambda: max(1, int(warmup * total[0]))  # noqa: E731
-    factor = ((lambda s: min((s + 1) / warm(), max(0.0, (total[0] - s) / max(1, total[0] - warm()))))
-              if schedule == "linear" else (lambda s: 1.0))
+    factor = (
+        (lambda s: min((s + 1) / warm(), max(0.0, (total[0] - s) / max(1, total[0] - warm()))))
+        if schedule == "linear"
+        else (lambda s: 1.0)
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     params = [p for g in param_groups for p in g["params"]]
     losses, best, best_state = [], float("inf"), None

@@ -23,16 +23,20 @@ from .errors import KshotError
 from .version import __version__
 
 FORMAT_VERSION = 1
-MODEL_FILE = "model"          # model.json + model.safetensors
-KINDS = {"text-classifier": "a text classifier (kshot fit / FewShotClassifier)",
-         "image-classifier": "an image classifier (kshot image fit / FewShotImageClassifier)",
-         "tagger": "an entity tagger (kshot tag fit / FewShotTagger)",
-         "recommender": "a recommender (kshot recsys train / Recommender)",
-         "episodic-run": "an episodic training run (kshot image train / meta_train)"}
+MODEL_FILE = "model"  # model.json + model.safetensors
+KINDS = {
+    "text-classifier": "a text classifier (kshot fit / FewShotClassifier)",
+    "image-classifier": "an image classifier (kshot image fit / FewShotImageClassifier)",
+    "tagger": "an entity tagger (kshot tag fit / FewShotTagger)",
+    "recommender": "a recommender (kshot recsys train / Recommender)",
+    "episodic-run": "an episodic training run (kshot image train / meta_train)",
+}
 # layouts written before the one format: (file prefix, the value of its "format" key) -> kind
-LEGACY = {("kshot_model", "kshot-text-classifier"): "text-classifier",
-          ("kshot_tagger", "kshot-tagger"): "tagger",
-          ("model", "kshot.recsys/1"): "recommender"}
+LEGACY = {
+    ("kshot_model", "kshot-text-classifier"): "text-classifier",
+    ("kshot_tagger", "kshot-tagger"): "tagger",
+    ("model", "kshot.recsys/1"): "recommender",
+}
 
 
 def save_model(path, kind: str, tensors: dict, params: dict, state: dict | None = None) -> Path:
@@ -42,8 +46,14 @@ def save_model(path, kind: str, tensors: dict, params: dict, state: dict | None 
         raise KshotError(f"unknown model kind {kind!r}; known kinds: {', '.join(KINDS)}")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    manifest = {"kind": kind, "format_version": FORMAT_VERSION, "kshot_version": __version__,
-                "params": params, "files": {"tensors": f"{MODEL_FILE}.safetensors"}, **(state or {})}
+    manifest = {
+        "kind": kind,
+        "format_version": FORMAT_VERSION,
+        "kshot_version": __version__,
+        "params": params,
+        "files": {"tensors": f"{MODEL_FILE}.safetensors"},
+        **(state or {}),
+    }
     save_checkpoint(path / MODEL_FILE, tensors, manifest)
     return path
 
@@ -64,7 +74,7 @@ def read_manifest(path) -> tuple[Path, dict]:
             raise KshotError(f"{meta_file} is damaged: it is not valid JSON") from None
         if not isinstance(meta, dict):
             raise KshotError(f"{meta_file} is not a kshot manifest (not a JSON object)")
-        if "kind" not in meta:     # an earlier layout
+        if "kind" not in meta:  # an earlier layout
             if prefix == "best" and "method" in meta and "item_shape" in meta:
                 meta = {**meta, "kind": "episodic-run"}
             elif (prefix, meta.get("format")) in LEGACY:
@@ -72,22 +82,27 @@ def read_manifest(path) -> tuple[Path, dict]:
             else:
                 raise KshotError(f"{meta_file} is not a kshot manifest (format {meta.get('format')!r})")
         return path / prefix, meta
-    raise KshotError(f"{path} is not a kshot model directory (no {MODEL_FILE}.json); make one with kshot fit, "
-                     "kshot image fit, kshot tag fit or kshot recsys train")
+    raise KshotError(
+        f"{path} is not a kshot model directory (no {MODEL_FILE}.json); make one with kshot fit, "
+        "kshot image fit, kshot tag fit or kshot recsys train"
+    )
 
 
 def check_manifest(path, meta: dict, kind: str) -> dict:
     """Refuse a manifest of another kind or of a newer format than this kshot reads."""
     found = meta.get("kind")
     if found not in KINDS:
-        raise KshotError(f"{path} holds a model of unknown kind {found!r} (a newer kshot?); this kshot reads: "
-                         f"{', '.join(KINDS)}")
+        raise KshotError(
+            f"{path} holds a model of unknown kind {found!r} (a newer kshot?); this kshot reads: {', '.join(KINDS)}"
+        )
     if found != kind:
         raise KshotError(f"{path} holds {KINDS[found]}, not {KINDS[kind]}; load it with kshot.load(path)")
     version = meta.get("format_version", 0)
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise KshotError(f"{path} was saved in model format {version!r} by kshot {meta.get('kshot_version')}; "
-                         f"this kshot ({__version__}) reads format {FORMAT_VERSION} and earlier: upgrade kshot")
+        raise KshotError(
+            f"{path} was saved in model format {version!r} by kshot {meta.get('kshot_version')}; "
+            f"this kshot ({__version__}) reads format {FORMAT_VERSION} and earlier: upgrade kshot"
+        )
     return meta
 
 

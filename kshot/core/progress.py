@@ -16,16 +16,29 @@ import sys
 def progress_bar(total: int, description: str, enabled: bool = True, fields: str = ""):
     """``fields`` is a format string over the keyword arguments given to ``advance``."""
     if not enabled:
+
         def advance(n: int = 1, total: int | None = None, **kw):
             pass
 
         advance.log = lambda message: print(message, file=sys.stderr, flush=True)
         yield advance
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
     if fields:
         columns.append(TextColumn("{task.fields[info]}"))
     from rich.console import Console
@@ -34,8 +47,12 @@ def progress_bar(total: int, description: str, enabled: bool = True, fields: str
         task = p.add_task(description, total=total, info="")
 
         def advance(n: int = 1, total: int | None = None, **kw):
-            p.update(task, advance=n, **({"info": fields.format(**kw)} if fields and kw else {}),
-                     **({"total": total} if total is not None else {}))
+            p.update(
+                task,
+                advance=n,
+                **({"info": fields.format(**kw)} if fields and kw else {}),
+                **({"total": total} if total is not None else {}),
+            )
 
         advance.log = p.console.print
         yield advance

@@ -32,40 +32,51 @@ class Report:
     accuracy_ci: tuple[float, float]
     macro_f1: float
     macro_f1_ci: tuple[float, float]
-    labels: list                    # row/column order of ``confusion`` and ``per_class``
-    confusion: np.ndarray           # [len(labels), len(labels)] counts, rows = truth
-    per_class: dict                 # label -> {precision, recall, f1, support}
-    unseen: dict                    # true label the model does not know -> rows
+    labels: list  # row/column order of ``confusion`` and ``per_class``
+    confusion: np.ndarray  # [len(labels), len(labels)] counts, rows = truth
+    per_class: dict  # label -> {precision, recall, f1, support}
+    unseen: dict  # true label the model does not know -> rows
     reject_below: float | None = None
     oos: dict | None = None
     n_boot: int = field(default=1000, repr=False)
-    what: str = field(default="items", repr=False)   # "texts", "images": how ``str`` names the rows
+    what: str = field(default="items", repr=False)  # "texts", "images": how ``str`` names the rows
 
     @property
     def n_unseen(self) -> int:
         return int(sum(self.unseen.values()))
 
     def to_dict(self) -> dict:
-        return {"n": self.n, "accuracy": self.accuracy, "accuracy_ci95": list(self.accuracy_ci),
-                "macro_f1": self.macro_f1, "macro_f1_ci95": list(self.macro_f1_ci),
-                "bootstrap_resamples": self.n_boot, "n_unseen_label_rows": self.n_unseen,
-                "unseen_labels": {str(k): v for k, v in self.unseen.items()},
-                "per_class": {str(k): v for k, v in self.per_class.items()},
-                "labels": [str(x) for x in self.labels], "confusion": self.confusion.tolist(),
-                "reject_below": self.reject_below, "out_of_scope": self.oos}
+        return {
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "accuracy_ci95": list(self.accuracy_ci),
+            "macro_f1": self.macro_f1,
+            "macro_f1_ci95": list(self.macro_f1_ci),
+            "bootstrap_resamples": self.n_boot,
+            "n_unseen_label_rows": self.n_unseen,
+            "unseen_labels": {str(k): v for k, v in self.unseen.items()},
+            "per_class": {str(k): v for k, v in self.per_class.items()},
+            "labels": [str(x) for x in self.labels],
+            "confusion": self.confusion.tolist(),
+            "reject_below": self.reject_below,
+            "out_of_scope": self.oos,
+        }
 
     def __str__(self) -> str:
         lo, hi = self.accuracy_ci
         flo, fhi = self.macro_f1_ci
-        out = (f"accuracy {100 * self.accuracy:.2f} % (95% CI {100 * lo:.2f}-{100 * hi:.2f}), macro-F1 "
-               f"{100 * self.macro_f1:.2f} % (95% CI {100 * flo:.2f}-{100 * fhi:.2f}) on {self.n} {self.what}")
+        out = (
+            f"accuracy {100 * self.accuracy:.2f} % (95% CI {100 * lo:.2f}-{100 * hi:.2f}), macro-F1 "
+            f"{100 * self.macro_f1:.2f} % (95% CI {100 * flo:.2f}-{100 * fhi:.2f}) on {self.n} {self.what}"
+        )
         if self.unseen:
             out += f"; {self.n_unseen} with labels the model never saw, scored as errors"
         return out
 
 
-def macro_f1_boot(truth: np.ndarray, pred: np.ndarray, n_labels: int, scored: np.ndarray,
-                  weights: np.ndarray) -> np.ndarray:
+def macro_f1_boot(
+    truth: np.ndarray, pred: np.ndarray, n_labels: int, scored: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
     """Macro-F1 over the label ids ``scored`` for each row of ``weights`` ([B, n] row multiplicities)."""
     hit = truth == pred
     out = np.empty(len(weights))
@@ -80,8 +91,16 @@ def macro_f1_boot(truth: np.ndarray, pred: np.ndarray, n_labels: int, scored: np
     return out
 
 
-def classification_report(truth: list, pred: list, classes: list, reject_below: float | None = None,
-                          reject_label="oos", n_boot: int = 1000, seed: int = 0, what: str = "items") -> Report:
+def classification_report(
+    truth: list,
+    pred: list,
+    classes: list,
+    reject_below: float | None = None,
+    reject_label="oos",
+    n_boot: int = 1000,
+    seed: int = 0,
+    what: str = "items",
+) -> Report:
     """Score predictions ``pred`` against ``truth`` for a model that knows ``classes`` (their order leads
     the report's label order). ``reject_below`` (the threshold the predictions were made with) turns on
     the out-of-scope figures for rows labelled ``reject_label``."""
@@ -93,7 +112,7 @@ def classification_report(truth: list, pred: list, classes: list, reject_below: 
     if len(truth) != len(pred):
         raise KshotError(f"got {len(truth)} true labels but {len(pred)} predictions")
     known = {str(c): c for c in classes}
-    truth = [y if y in classes else known.get(str(y), y) for y in truth]   # "3" matches class 3
+    truth = [y if y in classes else known.get(str(y), y) for y in truth]  # "3" matches class 3
     unseen: dict = {}
     for y in truth:
         if y not in classes and not (reject_below is not None and y == reject_label):
@@ -106,26 +125,38 @@ def classification_report(truth: list, pred: list, classes: list, reject_below: 
     confusion = np.zeros((len(order), len(order)), dtype=np.int64)
     np.add.at(confusion, (t, p), 1)
     prec, rec, f1, sup = precision_recall_fscore_support(t, p, labels=np.arange(len(order)), zero_division=0)
-    per_class = {c: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
-                     "support": int(sup[i])} for i, c in enumerate(order)}
+    per_class = {
+        c: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(sup[i])}
+        for i, c in enumerate(order)
+    }
     weights = bootstrap_weights(len(t), n_boot, seed)
     hit = (t == p).astype(float)
     result = Report(
-        n=len(t), accuracy=float(hit.mean()), accuracy_ci=percentile_interval(weights @ hit / len(t)),
+        n=len(t),
+        accuracy=float(hit.mean()),
+        accuracy_ci=percentile_interval(weights @ hit / len(t)),
         macro_f1=float(f1_score(t, p, labels=scored, average="macro", zero_division=0)),
         macro_f1_ci=percentile_interval(macro_f1_boot(t, p, len(order), scored, weights)),
-        labels=order, confusion=confusion, per_class=per_class, unseen=unseen, reject_below=reject_below,
-        n_boot=n_boot, what=what)
+        labels=order,
+        confusion=confusion,
+        per_class=per_class,
+        unseen=unseen,
+        reject_below=reject_below,
+        n_boot=n_boot,
+        what=what,
+    )
     if reject_below is not None:
         is_oos, rejected = t == index.get(reject_label, -1), p == index.get(reject_label, -1)
         inscope = ~is_oos
         result.oos = {
-            "reject_label": reject_label, "out_of_scope_rows": int(is_oos.sum()),
+            "reject_label": reject_label,
+            "out_of_scope_rows": int(is_oos.sum()),
             "rejected_rows": int(rejected.sum()),
             "oos_recall": float(rejected[is_oos].mean()) if is_oos.any() else None,
             "oos_precision": float(is_oos[rejected].mean()) if rejected.any() else None,
             "in_scope_accuracy": float((t == p)[inscope].mean()) if inscope.any() else None,
-            "in_scope_rejected": float(rejected[inscope].mean()) if inscope.any() else None}
+            "in_scope_rejected": float(rejected[inscope].mean()) if inscope.any() else None,
+        }
     return result
 
 
@@ -136,9 +167,10 @@ def per_class_scores(truth: np.ndarray, pred: np.ndarray, class_names) -> dict:
 
     labels = np.unique(truth)
     p, r, f, s = precision_recall_fscore_support(truth, pred, labels=labels, zero_division=0)
-    return {class_names[c]: {"precision": float(pi), "recall": float(ri), "f1": float(fi),
-                             "support": int(si)}
-            for c, pi, ri, fi, si in zip(labels, p, r, f, s)}
+    return {
+        class_names[c]: {"precision": float(pi), "recall": float(ri), "f1": float(fi), "support": int(si)}
+        for c, pi, ri, fi, si in zip(labels, p, r, f, s)
+    }
 
 
 def plot_confusion(result: Report, path) -> None:

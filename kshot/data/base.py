@@ -41,8 +41,7 @@ class LabeledData:
         return tuple(self.items.shape[1:])
 
     def __repr__(self) -> str:
-        return (f"LabeledData(name={self.name!r}, split={self.split!r}, items={len(self)}, "
-                f"classes={self.num_classes})")
+        return f"LabeledData(name={self.name!r}, split={self.split!r}, items={len(self)}, classes={self.num_classes})"
 
 
 @dataclass
@@ -51,7 +50,7 @@ class DatasetInfo:
 
     name: str
     description: str
-    folder: str                       # relative to the data root
+    folder: str  # relative to the data root
     splits: Sequence[str]
     files: Callable[[Any], list[str]]  # (root) -> files that are missing ([] when present)
     load: Callable[..., LabeledData]

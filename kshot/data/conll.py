@@ -38,8 +38,9 @@ class TaggedData:
         return sorted({tag_type(t) for ts in self.tags for t in ts if t != "O"})
 
     def subset(self, idx) -> "TaggedData":
-        return TaggedData([self.sentences[i] for i in idx], [self.tags[i] for i in idx], self.name,
-                          self.split, dict(self.meta))
+        return TaggedData(
+            [self.sentences[i] for i in idx], [self.tags[i] for i in idx], self.name, self.split, dict(self.meta)
+        )
 
     def __repr__(self) -> str:
         return f"TaggedData(name={self.name!r}, split={self.split!r}, sentences={len(self)}, types={self.types})"
@@ -53,8 +54,9 @@ def tag_type(tag: str) -> str:
 def check_tag(tag: str, where: str) -> str:
     prefix, sep, kind = tag.partition("-")
     if tag != "O" and not (sep and kind and prefix in PREFIXES):
-        raise KshotError(f"{where}: bad tag {tag!r}; tags are O or B-/I-/E-/S- followed by a type "
-                         "(e.g. B-person, I-creative-work)")
+        raise KshotError(
+            f"{where}: bad tag {tag!r}; tags are O or B-/I-/E-/S- followed by a type (e.g. B-person, I-creative-work)"
+        )
     return tag
 
 
@@ -85,8 +87,9 @@ def parse_conll(lines, path, name: str = "", split: str = "") -> TaggedData:
         if fields[0] == "-DOCSTART-":
             continue
         if len(fields) < 2 or not fields[0] or not fields[-1]:
-            raise KshotError(f"{path}:{lineno}: expected a token and a tag separated by a tab or "
-                             f"space, got {line[:60]!r}")
+            raise KshotError(
+                f"{path}:{lineno}: expected a token and a tag separated by a tab or space, got {line[:60]!r}"
+            )
         tokens.append(fields[0])
         labels.append(check_tag(fields[-1], f"{path}:{lineno}"))
     if tokens:

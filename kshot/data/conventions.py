@@ -62,7 +62,10 @@ def load_conventions(split: str = "train", root=None) -> LabeledData:
     check_split("conventions", split, SPLITS)
     path = require(_file(root), "conventions", HOW)
     speeches = _speeches(str(path))
-    keep = (np.arange(len(speeches)) if split == "all"
-            else class_halves([p for p, _ in speeches], SPLIT_SEED)[split == "test"])
+    keep = (
+        np.arange(len(speeches))
+        if split == "all"
+        else class_halves([p for p, _ in speeches], SPLIT_SEED)[split == "test"]
+    )
     rows = [(text, speeches[i][0]) for i in keep for text in speeches[i][1]]
     return from_rows(rows, "conventions", split, CLASSES, None, source=str(path))

@@ -33,17 +33,17 @@ from .store import data_root
 FOLDER = "fashion-mnist"
 INSTALLED = Path("/usr/share/datasets/fashion-mnist")
 SPLITS = ("train", "val", "test", "all-train", "all-test")
-CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-           "Ankle boot")
+CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 BASE, NOVEL = tuple(range(5)), tuple(range(5, 10))
-FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-         "t10k": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-HOW = ("apt-get install dataset-fashion-mnist, or put its four *-ubyte.gz files in fashion-mnist/ under the "
-       "data root")
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "t10k": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+HOW = "apt-get install dataset-fashion-mnist, or put its four *-ubyte.gz files in fashion-mnist/ under the data root"
 
 
 def _folder(root=None) -> Path | None:
-    for path in (data_root(root) / FOLDER, INSTALLED):   # the data root first, then the Debian package's
+    for path in (data_root(root) / FOLDER, INSTALLED):  # the data root first, then the Debian package's
         if all(_file(path, f) for pair in FILES.values() for f in pair):
             return path
     return None
@@ -67,7 +67,7 @@ def _read_idx(path: Path, dims: int) -> np.ndarray:
         raise DataError(f"{path} is corrupt or truncated: {exc}") from None
     if len(raw) < 4 + 4 * dims or raw[2] != 0x08 or raw[3] != dims:
         raise DataError(f"{path} is not an IDX file of {dims}-d unsigned bytes")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
     body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims)
     if body.size != int(np.prod(shape)):
         raise DataError(f"{path} is truncated: {body.size} bytes of data for shape {shape}")
@@ -98,5 +98,11 @@ def load_fashion_mnist(split: str = "test", root=None) -> LabeledData:
     keep = np.flatnonzero(np.isin(labels, classes))
     remap = {c: i for i, c in enumerate(classes)}
     items = torch.from_numpy(images[keep].astype(np.float32) / 255.0).unsqueeze(1)
-    return LabeledData(items, np.array([remap[c] for c in labels[keep]]), [CLASSES[c] for c in classes],
-                       name="fashion-mnist", split=split, meta={"source": str(folder)})
+    return LabeledData(
+        items,
+        np.array([remap[c] for c in labels[keep]]),
+        [CLASSES[c] for c in classes],
+        name="fashion-mnist",
+        split=split,
+        meta={"source": str(folder)},
+    )

@@ -24,7 +24,7 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", 
 
 @dataclass
 class TextTable:
-    rows: list[dict]        # every input row, unchanged (written back by ``kshot predict``)
+    rows: list[dict]  # every input row, unchanged (written back by ``kshot predict``)
     columns: list[str]
     texts: list[str]
     labels: list[str] | None
@@ -40,8 +40,9 @@ def file_format(path: str, fmt: str | None = None) -> str:
         return "csv"
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise KshotError(f"unknown file format {suffix or '(no extension)'!r} for {path}; "
-                         f"use one of: {', '.join(FORMATS)}")
+        raise KshotError(
+            f"unknown file format {suffix or '(no extension)'!r} for {path}; use one of: {', '.join(FORMATS)}"
+        )
     return FORMATS[suffix]
 
 
@@ -82,8 +83,7 @@ def _column(rows: list[dict], column: str, path: str, what: str) -> list[str]:
         if isinstance(value, bool) or value is None or (what == "text" and not isinstance(value, str)):
             raise KshotError(f"{path}: row {i} has no {what} in column {column!r} (got {value!r})")
         if what == "label" and not isinstance(value, (str, int)):
-            raise KshotError(f"{path}: row {i} column {column!r} must be a string or integer label, "
-                             f"got {value!r}")
+            raise KshotError(f"{path}: row {i} column {column!r} must be a string or integer label, got {value!r}")
         value = str(value).strip()
         if not value:
             raise KshotError(f"{path}: row {i} has an empty {what} in column {column!r}")
@@ -91,8 +91,9 @@ def _column(rows: list[dict], column: str, path: str, what: str) -> list[str]:
     return out
 
 
-def read_table(path: str, text_column: str = "text", label_column: str | None = None,
-               fmt: str | None = None) -> TextTable:
+def read_table(
+    path: str, text_column: str = "text", label_column: str | None = None, fmt: str | None = None
+) -> TextTable:
     """Read ``path`` (or ``-`` for stdin) and check the named columns."""
     path = str(path)
     rows, columns = _read_rows(path, file_format(path, fmt))
@@ -100,8 +101,10 @@ def read_table(path: str, text_column: str = "text", label_column: str | None = 
         raise KshotError(f"{path} holds no rows")
     for column, role in ((text_column, "text"), (label_column, "label")):
         if column is not None and column not in columns:
-            raise KshotError(f"{role} column {column!r} is not in {path}; its columns are: "
-                             f"{', '.join(map(str, columns)) or '(none)'}")
+            raise KshotError(
+                f"{role} column {column!r} is not in {path}; its columns are: "
+                f"{', '.join(map(str, columns)) or '(none)'}"
+            )
     texts = _column(rows, text_column, path, "text")
     labels = _column(rows, label_column, path, "label") if label_column is not None else None
     return TextTable(rows, columns, texts, labels, path)
@@ -114,8 +117,9 @@ def write_table(path: str, rows: list[dict], columns: list[str], fmt: str | None
     fmt = file_format(str(path), fmt)
     buf = io.StringIO()
     if fmt in ("csv", "tsv"):
-        writer = csv.DictWriter(buf, fieldnames=columns, delimiter="\t" if fmt == "tsv" else ",",
-                                extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(
+            buf, fieldnames=columns, delimiter="\t" if fmt == "tsv" else ",", extrasaction="ignore", lineterminator="\n"
+        )
         writer.writeheader()
         writer.writerows(rows)
     elif fmt == "jsonl":
@@ -130,20 +134,28 @@ def write_table(path: str, rows: list[dict], columns: list[str], fmt: str | None
             f.write(buf.getvalue())
 
 
-def labeled_from_strings(texts: list[str], labels: list[str], name: str, split: str,
-                         class_names: list[str] | None = None, **meta) -> LabeledData:
+def labeled_from_strings(
+    texts: list[str], labels: list[str], name: str, split: str, class_names: list[str] | None = None, **meta
+) -> LabeledData:
     """Texts with string labels -> LabeledData (class ids follow ``class_names``, default sorted)."""
     class_names = sorted(set(labels)) if class_names is None else list(class_names)
     index = {c: i for i, c in enumerate(class_names)}
     unknown = sorted(set(labels) - set(index))
     if unknown:
         raise KshotError(f"{name}/{split}: labels {unknown[:5]} are not among its classes")
-    return LabeledData(list(texts), np.array([index[y] for y in labels], dtype=np.int64), class_names,
-                       name=name, split=split, meta=meta)
+    return LabeledData(
+        list(texts),
+        np.array([index[y] for y in labels], dtype=np.int64),
+        class_names,
+        name=name,
+        split=split,
+        meta=meta,
+    )
 
 
-def load_text_file(path: str, text_column: str = "text", label_column: str = "label",
-                   fmt: str | None = None) -> LabeledData:
+def load_text_file(
+    path: str, text_column: str = "text", label_column: str = "label", fmt: str | None = None
+) -> LabeledData:
     """A labelled text file as ``LabeledData`` (classes sorted by name)."""
     table = read_table(path, text_column, label_column, fmt)
     return labeled_from_strings(table.texts, table.labels, Path(str(path)).stem, "file", source=str(path))

@@ -48,8 +48,10 @@ def clinc150_domains_missing(root=None) -> list[str]:
 
 def _require(missing: list[str], root, name: str) -> None:
     if missing:
-        raise DataError(f"{name} files missing under {data_root(root)}: {', '.join(missing)} "
-                        "(see the docstring of kshot/data/intents.py for where to get them)")
+        raise DataError(
+            f"{name} files missing under {data_root(root)}: {', '.join(missing)} "
+            "(see the docstring of kshot/data/intents.py for where to get them)"
+        )
 
 
 def _check_split(name: str, split: str, splits) -> None:
@@ -106,7 +108,7 @@ def load_clinc150_domains(split: str = "train", root=None) -> LabeledData:
     _check_split("clinc150-domains", split, CLINC150_SPLITS[:3])
     _require(clinc150_domains_missing(root), root, "clinc150-domains")
     path = data_root(root) / CLINC150_FOLDER / "domains.json"
-    domains = _clinc150.__wrapped__(str(path))     # a small file: read it each time, uncached
+    domains = _clinc150.__wrapped__(str(path))  # a small file: read it each time, uncached
     if not isinstance(domains, dict) or not all(isinstance(v, list) for v in domains.values()):
         raise DataError(f"{path} must map each domain to a list of intents")
     domain_of = {intent: d for d, intents in domains.items() for intent in intents}

@@ -67,27 +67,46 @@ class Interactions:
         return len(self.ratings)
 
     def __repr__(self) -> str:
-        return (f"Interactions(name={self.name!r}, users={self.n_users}, items={self.n_items}, "
-                f"ratings={len(self)}, user_features={self.user_features.shape[1]}, "
-                f"item_features={self.item_features.shape[1]})")
+        return (
+            f"Interactions(name={self.name!r}, users={self.n_users}, items={self.n_items}, "
+            f"ratings={len(self)}, user_features={self.user_features.shape[1]}, "
+            f"item_features={self.item_features.shape[1]})"
+        )
 
     def subset(self, mask: np.ndarray) -> "Interactions":
         """The ratings where ``mask`` is true; users, items and features keep their indices."""
-        return replace(self, users=self.users[mask], items=self.items[mask], ratings=self.ratings[mask],
-                       timestamps=self.timestamps[mask])
+        return replace(
+            self,
+            users=self.users[mask],
+            items=self.items[mask],
+            ratings=self.ratings[mask],
+            timestamps=self.timestamps[mask],
+        )
 
     def transpose(self) -> "Interactions":
         """Items as users and users as items (item cold start is user cold start on the transpose)."""
-        return Interactions(self.items, self.users, self.ratings, self.timestamps, self.item_ids,
-                            self.user_ids, self.item_features, self.user_features, self.item_feature_names,
-                            self.user_feature_names, None, self.scale, f"{self.name} (transposed)",
-                            self.implicit)
+        return Interactions(
+            self.items,
+            self.users,
+            self.ratings,
+            self.timestamps,
+            self.item_ids,
+            self.user_ids,
+            self.item_features,
+            self.user_features,
+            self.item_feature_names,
+            self.user_feature_names,
+            None,
+            self.scale,
+            f"{self.name} (transposed)",
+            self.implicit,
+        )
 
     def user_rows(self) -> list[np.ndarray]:
         """For each user, the indices of its ratings in time order (ties by item index)."""
         order = np.lexsort((self.items, self.timestamps, self.users))
         bounds = np.searchsorted(self.users[order], np.arange(self.n_users + 1))
-        return [order[bounds[u]:bounds[u + 1]] for u in range(self.n_users)]
+        return [order[bounds[u] : bounds[u + 1]] for u in range(self.n_users)]
 
     def item_index(self) -> dict:
         return {str(i): n for n, i in enumerate(self.item_ids)}
@@ -101,16 +120,20 @@ class Interactions:
         bad = np.flatnonzero(~((self.ratings >= lo) & (self.ratings <= hi)))
         if len(bad):
             i = bad[0]
-            raise DataError(f"{where}rating {self.ratings[i]:g} of user {self.user_ids[self.users[i]]} for item "
-                            f"{self.item_ids[self.items[i]]} is outside the scale {lo:g}..{hi:g} "
-                            f"({len(bad)} such rows)")
+            raise DataError(
+                f"{where}rating {self.ratings[i]:g} of user {self.user_ids[self.users[i]]} for item "
+                f"{self.item_ids[self.items[i]]} is outside the scale {lo:g}..{hi:g} "
+                f"({len(bad)} such rows)"
+            )
         pair = self.users * self.n_items + self.items
         uniq, counts = np.unique(pair, return_counts=True)
         if (counts > 1).any():
             p = uniq[counts > 1][0]
-            raise DataError(f"{where}duplicate rating of user {self.user_ids[p // self.n_items]} for item "
-                            f"{self.item_ids[p % self.n_items]} ({int((counts > 1).sum())} duplicated "
-                            "(user, item) pairs); keep one row per pair")
+            raise DataError(
+                f"{where}duplicate rating of user {self.user_ids[p // self.n_items]} for item "
+                f"{self.item_ids[p % self.n_items]} ({int((counts > 1).sum())} duplicated "
+                "(user, item) pairs); keep one row per pair"
+            )
         return self
 
 
@@ -198,8 +221,9 @@ def _first_of_each(pair: np.ndarray, times) -> np.ndarray:
     return np.sort(order[first])
 
 
-def read_interactions(ratings, item_features=None, user_features=None, scale=(1, 5),
-                      name: str | None = None, implicit: bool = False) -> Interactions:
+def read_interactions(
+    ratings, item_features=None, user_features=None, scale=(1, 5), name: str | None = None, implicit: bool = False
+) -> Interactions:
     """Read a ratings file and optional feature files (see the module docstring); ``implicit``: the file
     lists interactions (``user,item[,timestamp]``), every one of value 1."""
     path = _need_file(ratings)
@@ -209,9 +233,14 @@ def read_interactions(ratings, item_features=None, user_features=None, scale=(1,
     needed = ("user", "item") if implicit else ("user", "item", "rating")
     missing = [c for c in needed if c not in rows[0][0]]
     if missing:
-        raise DataError(f"{path}: needs columns {','.join(needed)}[,timestamp]; missing {', '.join(missing)}"
-                        + ("" if implicit or "rating" not in missing or len(missing) > 1 else
-                           " (interactions without ratings: pass implicit=True / --implicit)"))
+        raise DataError(
+            f"{path}: needs columns {','.join(needed)}[,timestamp]; missing {', '.join(missing)}"
+            + (
+                ""
+                if implicit or "rating" not in missing or len(missing) > 1
+                else " (interactions without ratings: pass implicit=True / --implicit)"
+            )
+        )
     if not implicit:
         lo, hi = (float(x) for x in scale)
         if not lo < hi:
@@ -238,7 +267,20 @@ def read_interactions(ratings, item_features=None, user_features=None, scale=(1,
         pair = np.asarray(users, np.int64) * len(item_ids) + np.asarray(items, np.int64)
         keep = _first_of_each(pair, times)
         users, items, values, times = ([x[k] for k in keep] for x in (users, items, values, times))
-    data = Interactions(users, items, values, times, user_ids, item_ids,
-                        ufeat, ifeat, unames, inames, [titles.get(i, i) for i in item_ids] if titles else None,
-                        (1.0, 1.0) if implicit else tuple(scale), name or path.stem, implicit)
+    data = Interactions(
+        users,
+        items,
+        values,
+        times,
+        user_ids,
+        item_ids,
+        ufeat,
+        ifeat,
+        unames,
+        inames,
+        [titles.get(i, i) for i in item_ids] if titles else None,
+        (1.0, 1.0) if implicit else tuple(scale),
+        name or path.stem,
+        implicit,
+    )
     return data.validate(str(path))

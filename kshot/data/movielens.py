@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import DataError
+from ..core.io import atomic_write, download
 from .base import DatasetInfo
 from .interactions import Interactions
-from ..core.io import atomic_write, download
 from .store import data_root
 
 FOLDER = "movielens-100k"
@@ -30,9 +30,27 @@ FILES = ("u.data", "u.item", "u.user")
 URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 # sha256 and size of the official zip, as recorded in tensorflow/datasets (url_checksums/movielens.txt)
 SHA256 = "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229"
-GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-          "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-          "War", "Western")
+GENRES = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 AGE_GROUPS = (18, 25, 35, 45, 50, 56)  # bounds of the groups <18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+
 
 
@@ -81,7 +99,8 @@ def load_movielens(split: str = "all", root=None) -> Interactions:
         raise DataError(
             f"movielens-100k files missing under {data_root(root)}: {', '.join(missing)}; unzip u.data, u.item "
             f"and u.user from {URL} into {data_root(root) / FOLDER}/ (or call "
-            "kshot.data.movielens.download_movielens() on a machine with a network)")
+            "kshot.data.movielens.download_movielens() on a machine with a network)"
+        )
     folder = data_root(root) / FOLDER
     try:
         raw = np.loadtxt(folder / "u.data", dtype=np.int64, ndmin=2)
@@ -102,15 +121,23 @@ def load_movielens(split: str = "all", root=None) -> Interactions:
     occupations = sorted({r[3] for r in users})
     zips = [r[4][0] if r[4][:1].isdigit() else "other" for r in users]
     zip_levels = [str(d) for d in range(10)] + ["other"]
-    user_features = np.concatenate([
-        ((age - age.mean()) / age.std())[:, None],
-        np.eye(len(AGE_GROUPS) + 1)[groups],
-        np.array([[r[2] == "M", r[2] == "F"] for r in users], np.float64),
-        np.eye(len(occupations))[[occupations.index(r[3]) for r in users]],
-        np.eye(len(zip_levels))[[zip_levels.index(z) for z in zips]],
-    ], 1)
-    user_names = (["age"] + [f"age_group={g}" for g in range(len(AGE_GROUPS) + 1)] + ["gender=M", "gender=F"]
-                  + [f"occupation={o}" for o in occupations] + [f"zip={z}" for z in zip_levels])
+    user_features = np.concatenate(
+        [
+            ((age - age.mean()) / age.std())[:, None],
+            np.eye(len(AGE_GROUPS) + 1)[groups],
+            np.array([[r[2] == "M", r[2] == "F"] for r in users], np.float64),
+            np.eye(len(occupations))[[occupations.index(r[3]) for r in users]],
+            np.eye(len(zip_levels))[[zip_levels.index(z) for z in zips]],
+        ],
+        1,
+    )
+    user_names = (
+        ["age"]
+        + [f"age_group={g}" for g in range(len(AGE_GROUPS) + 1)]
+        + ["gender=M", "gender=F"]
+        + [f"occupation={o}" for o in occupations]
+        + [f"zip={z}" for z in zip_levels]
+    )
     uidx = {u: n for n, u in enumerate(user_ids)}
     iidx = {i: n for n, i in enumerate(item_ids)}
     try:
@@ -118,15 +145,33 @@ def load_movielens(split: str = "all", root=None) -> Interactions:
         i = [iidx[str(x)] for x in raw[:, 1]]
     except KeyError as exc:
         raise DataError(f"{folder / 'u.data'}: id {exc} is not in u.user / u.item") from None
-    data = Interactions(u, i, raw[:, 2], raw[:, 3], user_ids, item_ids, user_features, item_features,
-                        user_names, [f"genre={g}" for g in GENRES] + ["year"], [r[1] for r in items],
-                        (1, 5), "movielens-100k")
+    data = Interactions(
+        u,
+        i,
+        raw[:, 2],
+        raw[:, 3],
+        user_ids,
+        item_ids,
+        user_features,
+        item_features,
+        user_names,
+        [f"genre={g}" for g in GENRES] + ["year"],
+        [r[1] for r in items],
+        (1, 5),
+        "movielens-100k",
+    )
     return data.validate(str(folder / "u.data"))
 
 
-INFO = DatasetInfo(name="movielens-100k",
-                   description="MovieLens-100K ratings 1-5 with genres/year and user demographics (recsys; "
-                               "not redistributable: bring your own copy)",
-                   folder=FOLDER, splits=("all",), files=missing_files, load=load_movielens, kind="recsys")
+INFO = DatasetInfo(
+    name="movielens-100k",
+    description="MovieLens-100K ratings 1-5 with genres/year and user demographics (recsys; "
+    "not redistributable: bring your own copy)",
+    folder=FOLDER,
+    splits=("all",),
+    files=missing_files,
+    load=load_movielens,
+    kind="recsys",
+)
 
 __all__ = ["INFO", "download_movielens", "load_movielens", "missing_files"]

@@ -61,7 +61,7 @@ def from_rows(rows, name: str, split: str, classes, seed: int | None, **meta) ->
     """``(text, label)`` rows as LabeledData: all of them for ``split="all"`` (or ``seed=None``: the rows
     are the split already), else the ``train`` or ``test`` half of each class (``class_halves``)."""
     labels = [y for _, y in rows]
-    keep = (range(len(rows)) if split == "all" or seed is None
-            else class_halves(labels, seed)[split == "test"])
-    return labeled_from_strings([rows[i][0] for i in keep], [labels[i] for i in keep], name, split,
-                                list(classes), **meta)
+    keep = range(len(rows)) if split == "all" or seed is None else class_halves(labels, seed)[split == "test"]
+    return labeled_from_strings(
+        [rows[i][0] for i in keep], [labels[i] for i in keep], name, split, list(classes), **meta
+    )

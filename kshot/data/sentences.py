@@ -24,14 +24,14 @@ from .store import data_root
 FOLDER = "sentence-dev"
 SPLITS = ("train", "test", "all")
 SPLIT_SEED = 2005
-SETS = {"mr": ("rt-polarity.all", ("negative", "positive")),
-        "subj": ("subj.all", ("subjective", "objective"))}
+SETS = {"mr": ("rt-polarity.all", ("negative", "positive")), "subj": ("subj.all", ("subjective", "objective"))}
 
 
 def missing_files(name: str):
     def missing(root=None) -> list[str]:
         path = data_root(root) / FOLDER / SETS[name][0]
         return [] if path.is_file() else [f"{FOLDER}/{SETS[name][0]}"]
+
     return missing
 
 
@@ -54,8 +54,10 @@ def load_sentences(name: str, split: str = "train", root=None) -> LabeledData:
         raise DataError(f"unknown {name} split {split!r}; choose one of: {', '.join(SPLITS)}")
     missing = missing_files(name)(root)
     if missing:
-        raise DataError(f"{name} file missing under {data_root(root)}: {missing[0]} "
-                        "(see the docstring of kshot/data/sentences.py for where to get it)")
+        raise DataError(
+            f"{name} file missing under {data_root(root)}: {missing[0]} "
+            "(see the docstring of kshot/data/sentences.py for where to get it)"
+        )
     filename, names = SETS[name]
     rows = _rows(str(data_root(root) / FOLDER / filename))
     labels = np.array([y for _, y in rows])
@@ -63,8 +65,7 @@ def load_sentences(name: str, split: str = "train", root=None) -> LabeledData:
         keep = np.arange(len(rows))
     else:
         keep = class_halves(labels, SPLIT_SEED)[0 if split == "train" else 1]
-    return labeled_from_strings([rows[i][0] for i in keep], [names[labels[i]] for i in keep], name, split,
-                                list(names))
+    return labeled_from_strings([rows[i][0] for i in keep], [names[labels[i]] for i in keep], name, split, list(names))
 
 
 def load_mr(split: str = "train", root=None) -> LabeledData:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """Resolve the data root: explicit argument, then ``KSHOT_DATA``, then the user cache."""
     if root is not None:
@@ -18,4 +19,3 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
         return Path(env).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "kshot"
-

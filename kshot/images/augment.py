@@ -21,16 +21,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.errors import KshotError, check_positive_int
 from ..data.base import LabeledData
 from .episodes import Episode
-from ..core.errors import KshotError, check_positive_int
 
 
 @dataclass(frozen=True)
 class Augmentation:
-    shift: int = 0          # pixels, each axis
-    rotate: float = 0.0     # degrees
-    classes: bool = False   # four rotated copies of every training class
+    shift: int = 0  # pixels, each axis
+    rotate: float = 0.0  # degrees
+    classes: bool = False  # four rotated copies of every training class
 
     KEYS = ("shift", "rotate", "classes")
 
@@ -62,8 +62,9 @@ class Augmentation:
         angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(self.rotate)
         shifts = torch.randint(-self.shift, self.shift + 1, (n, 2), generator=generator).float()
         cos, sin = angle.cos(), angle.sin()
-        theta = torch.stack([torch.stack([cos, -sin, -2 * shifts[:, 0] / w], -1),
-                             torch.stack([sin, cos, -2 * shifts[:, 1] / h], -1)], 1)   # [n, 2, 3]
+        theta = torch.stack(
+            [torch.stack([cos, -sin, -2 * shifts[:, 0] / w], -1), torch.stack([sin, cos, -2 * shifts[:, 1] / h], -1)], 1
+        )  # [n, 2, 3]
         grid = F.affine_grid(theta.to(flat.device, flat.dtype), list(flat.shape), align_corners=False)
         return F.grid_sample(flat, grid, padding_mode="zeros", align_corners=False).reshape(x.shape)
 
@@ -71,8 +72,13 @@ class Augmentation:
         """The episode with its support and query images transformed."""
         if not self.transforms_images:
             return episode
-        return Episode(self.images(episode.support, generator), episode.support_labels,
-                       self.images(episode.query, generator), episode.query_labels, episode.classes)
+        return Episode(
+            self.images(episode.support, generator),
+            episode.support_labels,
+            self.images(episode.query, generator),
+            episode.query_labels,
+            episode.classes,
+        )
 
     def data(self, data: LabeledData) -> LabeledData:
         """The training data, with rotated copies of every class when ``classes`` is on."""
@@ -87,11 +93,14 @@ def generator_for(seed: int, step: int) -> torch.Generator:
 def rotate_classes(data: LabeledData) -> LabeledData:
     """Four classes per class: the images rotated by 0, 90, 180 and 270 degrees (class ``c + k * C``)."""
     if not isinstance(data.items, torch.Tensor) or data.items.dim() != 4:
-        raise KshotError(f"class rotation needs image items [N, C, H, W], got {data.name or 'data'} items "
-                         f"of shape {tuple(getattr(data.items, 'shape', ()))}")
+        raise KshotError(
+            f"class rotation needs image items [N, C, H, W], got {data.name or 'data'} items "
+            f"of shape {tuple(getattr(data.items, 'shape', ()))}"
+        )
     c = data.num_classes
     items = torch.cat([torch.rot90(data.items, k, dims=(-2, -1)) for k in range(4)])
     labels = np.concatenate([data.labels + k * c for k in range(4)])
     names = [f"{name}/rot{90 * k:03d}" for k in range(4) for name in data.class_names]
-    return LabeledData(items.contiguous(), labels, names, name=data.name, split=data.split,
-                       meta={**data.meta, "rotated_classes": True})
+    return LabeledData(
+        items.contiguous(), labels, names, name=data.name, split=data.split, meta={**data.meta, "rotated_classes": True}
+    )

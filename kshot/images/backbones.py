@@ -12,15 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .batchnorm import batch_norm as cheap_second_order_batch_norm
 from ..core.errors import KshotError, check_choice
-
+from .batchnorm import batch_norm as cheap_second_order_batch_norm
 
 DOWNSAMPLING = ("maxpool", "stride")
 
 
-def conv_block(in_channels: int, out_channels: int, track_running_stats: bool = True,
-               downsample: str = "maxpool") -> nn.Sequential:
+def conv_block(
+    in_channels: int, out_channels: int, track_running_stats: bool = True, downsample: str = "maxpool"
+) -> nn.Sequential:
     """Conv 3x3, BatchNorm, max-pool 2, ReLU; or, with ``downsample="stride"``, a stride-2 conv 3x3,
     BatchNorm, ReLU (MAML's Omniglot network: the convolution computes 4x fewer outputs); ``"none"``
     keeps the size (the relation module of Relation Networks on small maps).
@@ -31,8 +31,10 @@ def conv_block(in_channels: int, out_channels: int, track_running_stats: bool = 
     """
     check_choice("downsample", downsample, (*DOWNSAMPLING, "none"))
     stride = 2 if downsample == "stride" else 1
-    layers = [nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1),
-              nn.BatchNorm2d(out_channels, track_running_stats=track_running_stats)]
+    layers = [
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1),
+        nn.BatchNorm2d(out_channels, track_running_stats=track_running_stats),
+    ]
     if downsample == "maxpool":
         layers.append(nn.MaxPool2d(2))
     layers.append(nn.ReLU(inplace=True))
@@ -58,12 +60,20 @@ class Conv4(nn.Sequential):
     convolution FLOPs than the max-pool network, for the same parameters.
     """
 
-    def __init__(self, in_channels: int = 1, hidden: int = 64, depth: int = 4,
-                 track_running_stats: bool = True, flatten: bool = True, image_size: int = 28,
-                 downsample: str = "maxpool"):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        hidden: int = 64,
+        depth: int = 4,
+        track_running_stats: bool = True,
+        flatten: bool = True,
+        image_size: int = 28,
+        downsample: str = "maxpool",
+    ):
         check_choice("downsample", downsample, DOWNSAMPLING)
-        blocks = [conv_block(in_channels if i == 0 else hidden, hidden, track_running_stats, downsample)
-                  for i in range(depth)]
+        blocks = [
+            conv_block(in_channels if i == 0 else hidden, hidden, track_running_stats, downsample) for i in range(depth)
+        ]
         strided = downsample == "stride"
         tail = [GlobalAvgPool()] if flatten and strided else [nn.Flatten()] if flatten else []
         super().__init__(*blocks, *tail)
@@ -73,7 +83,7 @@ class Conv4(nn.Sequential):
         self.out_dim = hidden * (1 if strided else side * side) if flatten else hidden
         self.out_shape = (hidden, 1, 1) if flatten and strided else (hidden, side, side)
         self.item_dims = 3
-        self.flatten = flatten   # False: features are maps of ``out_shape`` (only Relation Networks take them)
+        self.flatten = flatten  # False: features are maps of ``out_shape`` (only Relation Networks take them)
         # channels-last convolutions are ~1.5x faster on CPU (oneDNN); results are the same
         self.channels_last = True
         self.to(memory_format=torch.channels_last)
@@ -82,8 +92,13 @@ class Conv4(nn.Sequential):
 class MLP(nn.Sequential):
     """Flatten, then Linear-ReLU layers (no activation after the last)."""
 
-    def __init__(self, in_dim: int, hidden: Sequence[int] = (256, 128), out_dim: int | None = None,
-                 track_running_stats: bool = True):  # accepted like Conv4's; the MLP has no BatchNorm
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: Sequence[int] = (256, 128),
+        out_dim: int | None = None,
+        track_running_stats: bool = True,
+    ):  # accepted like Conv4's; the MLP has no BatchNorm
         dims = [in_dim, *hidden] + ([out_dim] if out_dim else [])
         layers: list[nn.Module] = [nn.Flatten()]
         for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
@@ -105,8 +120,15 @@ class Pretrained(nn.Module):
     meta-train, fine-tune"); the rest runs without gradients. BatchNorm keeps its ImageNet statistics in
     training too (episodes are no batch to estimate them on)."""
 
-    def __init__(self, name: str = "efficientnet-lite0", image_size: int = 224, invert: bool = False,
-                 tune_blocks: int = 2, weights: str = "imagenet", track_running_stats: bool = True):
+    def __init__(
+        self,
+        name: str = "efficientnet-lite0",
+        image_size: int = 224,
+        invert: bool = False,
+        tune_blocks: int = 2,
+        weights: str = "imagenet",
+        track_running_stats: bool = True,
+    ):
         super().__init__()
         from .efficientnet import efficientnet_lite
 
@@ -121,7 +143,7 @@ class Pretrained(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.net.eval()   # frozen BatchNorm statistics
+        self.net.eval()  # frozen BatchNorm statistics
         return self
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,8 +153,9 @@ class Pretrained(nn.Module):
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True,
-                              align_corners=False)
+            x = F.interpolate(
+                x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False
+            )
         return ((x - 127.0) / 128.0).contiguous(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,7 +164,7 @@ class Pretrained(nn.Module):
         if self.tune_blocks == 0:
             with torch.no_grad():
                 return self.net.head(h).mean((2, 3))
-        return self.net.head(self.net.blocks[self.cut:](h)).mean((2, 3))
+        return self.net.head(self.net.blocks[self.cut :](h)).mean((2, 3))
 
 
 BACKBONES = ("conv4", "mlp", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
@@ -159,30 +182,31 @@ def build_backbone(name: str, item_shape: Sequence[int], **kwargs) -> nn.Module:
         return net
     if name.startswith("efficientnet-lite") and name in BACKBONES:
         if len(item_shape) != 3 or item_shape[0] not in (1, 3):
-            raise KshotError(f"backbone {name} needs grey or RGB image items [1|3, H, W], got shape "
-                             f"{tuple(item_shape)}")
+            raise KshotError(
+                f"backbone {name} needs grey or RGB image items [1|3, H, W], got shape {tuple(item_shape)}"
+            )
         return Pretrained(name, **kwargs)
     raise KshotError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
 
 
 def uses_running_stats(module: nn.Module) -> bool:
     """True when any BatchNorm layer keeps running statistics."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
-               for m in module.modules())
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats for m in module.modules())
 
 
 def encode(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Run ``backbone`` over items with any number of leading dimensions (e.g. ``[T, N, C, H, W]``)."""
     lead = x.shape[: x.dim() - getattr(backbone, "item_dims", 1)]
-    flat = x.reshape(-1, *x.shape[len(lead):])
+    flat = x.reshape(-1, *x.shape[len(lead) :])
     if getattr(backbone, "channels_last", False) and flat.dim() == 4:
         flat = flat.contiguous(memory_format=torch.channels_last)
     out = backbone(flat)
     return out.reshape(*lead, *out.shape[1:])
 
 
-def pure_forward(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor,
-                 autograd: bool = False) -> torch.Tensor:
+def pure_forward(
+    module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, autograd: bool = False
+) -> torch.Tensor:
     """``module(x)`` with the weights in ``params`` (named as in ``module.named_parameters()``).
 
     A pure function: unlike ``torch.func.functional_call`` it never swaps tensors into the module, so
@@ -219,12 +243,16 @@ def _batch_norm(m, params, x, prefix, autograd):
 
 _F = nn.functional
 _PURE = {
-    nn.Sequential: _sequential, Conv4: _sequential, MLP: _sequential,
-    nn.Conv2d: lambda m, p, x, pre, ag: _F.conv2d(x, p[pre + "weight"], _bias(p, pre), m.stride, m.padding,
-                                                  m.dilation, m.groups),
+    nn.Sequential: _sequential,
+    Conv4: _sequential,
+    MLP: _sequential,
+    nn.Conv2d: lambda m, p, x, pre, ag: _F.conv2d(
+        x, p[pre + "weight"], _bias(p, pre), m.stride, m.padding, m.dilation, m.groups
+    ),
     nn.BatchNorm2d: _batch_norm,
-    nn.MaxPool2d: lambda m, p, x, pre, ag: _F.max_pool2d(x, m.kernel_size, m.stride, m.padding, m.dilation,
-                                                         m.ceil_mode),
+    nn.MaxPool2d: lambda m, p, x, pre, ag: _F.max_pool2d(
+        x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode
+    ),
     nn.ReLU: lambda m, p, x, pre, ag: _F.relu(x),
     nn.Flatten: lambda m, p, x, pre, ag: x.flatten(m.start_dim, m.end_dim),
     GlobalAvgPool: lambda m, p, x, pre, ag: x.mean((2, 3)),

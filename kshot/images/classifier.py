@@ -48,24 +48,26 @@ from .photos import read_labeled
 
 METHODS = ("auto", "prototype", "logistic", "finetune")
 KIND = "image-classifier"
-AUTO_MIN_SHOTS = 20       # fine-tuning from 20 photos a class: on Fashion-MNIST it beat the frozen head by
-                          # 1.4 ± 0.7 points at 20 shots, by nothing measurable at 1 or 5 (docs/images.md)
-AUTO_MIN_STEPS = 20       # ... and only when this many steps fit in the time budget
-TRAIN_COST = 2.0          # a fine-tuning step in forward passes of its batch (the tuned blocks backward,
-                          # augmentation: a margin)
+AUTO_MIN_SHOTS = 20  # fine-tuning from 20 photos a class: on Fashion-MNIST it beat the frozen head by
+# 1.4 ± 0.7 points at 20 shots, by nothing measurable at 1 or 5 (docs/images.md)
+AUTO_MIN_STEPS = 20  # ... and only when this many steps fit in the time budget
+TRAIN_COST = 2.0  # a fine-tuning step in forward passes of its batch (the tuned blocks backward,
+# augmentation: a margin)
 
 
-def auto_plan(y: np.ndarray, n_classes: int, per_image: float, elapsed: float, budget: float,
-              steps: int) -> tuple[str, str]:
+def auto_plan(
+    y: np.ndarray, n_classes: int, per_image: float, elapsed: float, budget: float, steps: int
+) -> tuple[str, str]:
     """``auto``'s choice for training labels ``y``: (method, why). Fine-tuning when the smallest class has at
     least ``AUTO_MIN_SHOTS`` photos and at least ``AUTO_MIN_STEPS`` steps fit in what is left of ``budget``
     at ``per_image`` forward seconds an image; else the logistic head on frozen features."""
     shots = int(np.bincount(y, minlength=n_classes).min())
     if shots < AUTO_MIN_SHOTS:
-        return "logistic", (f"{shots} photo(s) in the smallest class (fine-tuning from {AUTO_MIN_SHOTS}): "
-                            "frozen features")
+        return "logistic", (
+            f"{shots} photo(s) in the smallest class (fine-tuning from {AUTO_MIN_SHOTS}): frozen features"
+        )
     batch = min(len(y), max(1, 20 // n_classes) * n_classes)
-    available = budget - elapsed - 1.5 * per_image * len(y)   # re-embedding the photos after tuning
+    available = budget - elapsed - 1.5 * per_image * len(y)  # re-embedding the photos after tuning
     affordable = int(available / (TRAIN_COST * batch * per_image)) if available > 0 else 0
     if affordable < AUTO_MIN_STEPS:
         return "logistic", f"only {max(affordable, 0)} fine-tuning steps would fit in the budget: frozen features"
@@ -83,15 +85,33 @@ def _unit(X) -> torch.Tensor:
 class FewShotImageClassifier(ClassifierMixin, Estimator):
     """Classify photos from a few labelled examples per class (see the module docstring)."""
 
-    method_params = {"C": ("logistic", "finetune", "auto"), "steps": ("finetune", "auto"),
-                     "lr": ("finetune", "auto"), "tune_blocks": ("finetune", "auto"),
-                     "time_budget": ("auto",)}
+    method_params = {
+        "C": ("logistic", "finetune", "auto"),
+        "steps": ("finetune", "auto"),
+        "lr": ("finetune", "auto"),
+        "tune_blocks": ("finetune", "auto"),
+        "time_budget": ("auto",),
+    }
 
-    def __init__(self, backbone: str = "efficientnet-lite0", method: str = "auto", *, weights: str = "imagenet",
-                 C: float = 10.0, scale: float | None = None, steps: int = 60, lr: float = 1e-3,
-                 tune_blocks: int = 2, batch_size: int = 32, image_size: int | None = None,
-                 reject_label="unknown", seed: int = 0, device: str = "cpu", progress: bool = False,
-                 time_budget: float = 120.0):
+    def __init__(
+        self,
+        backbone: str = "efficientnet-lite0",
+        method: str = "auto",
+        *,
+        weights: str = "imagenet",
+        C: float = 10.0,
+        scale: float | None = None,
+        steps: int = 60,
+        lr: float = 1e-3,
+        tune_blocks: int = 2,
+        batch_size: int = 32,
+        image_size: int | None = None,
+        reject_label="unknown",
+        seed: int = 0,
+        device: str = "cpu",
+        progress: bool = False,
+        time_budget: float = 120.0,
+    ):
         self.backbone, self.method, self.weights = backbone, method, weights
         self.C, self.scale, self.steps, self.lr, self.tune_blocks = C, scale, steps, lr, tune_blocks
         self.batch_size, self.image_size, self.reject_label = batch_size, image_size, reject_label
@@ -143,17 +163,31 @@ class FewShotImageClassifier(ClassifierMixin, Estimator):
         per_image = self.encoder_.seconds_per_image()
         method, why = self.method, ""
         if method == "auto":
-            method, why = auto_plan(y, len(self.classes_), per_image, time.perf_counter() - start,
-                                    self.time_budget, self.steps)
+            method, why = auto_plan(
+                y, len(self.classes_), per_image, time.perf_counter() - start, self.time_budget, self.steps
+            )
         self.finetuned_, self.steps_run_ = method == "finetune", 0
         if self.finetuned_:
-            budget = None if self.method != "auto" else max(1.0, self.time_budget - (time.perf_counter() - start)
-                                                             - 1.5 * per_image * len(images))
+            budget = (
+                None
+                if self.method != "auto"
+                else max(1.0, self.time_budget - (time.perf_counter() - start) - 1.5 * per_image * len(images))
+            )
             tuned = self.encoder_.trainable()
             views = np.stack(tuned.views(images, tuned.image_size))
-            self.steps_run_ = finetune(tuned, views, y, len(self.classes_), X, steps=self.steps,
-                                       tune_blocks=self.tune_blocks, lr=self.lr, seed=self.seed,
-                                       progress=self.progress, time_limit=budget)
+            self.steps_run_ = finetune(
+                tuned,
+                views,
+                y,
+                len(self.classes_),
+                X,
+                steps=self.steps,
+                tune_blocks=self.tune_blocks,
+                lr=self.lr,
+                seed=self.seed,
+                progress=self.progress,
+                time_limit=budget,
+            )
             self.encoder_ = tuned
             X, _ = self.encoder_.embed(images, progress=self.progress)
         self.head_ = self._new_head(method).add(_unit(X), y, len(self.classes_))
@@ -165,9 +199,11 @@ class FewShotImageClassifier(ClassifierMixin, Estimator):
         return self
 
     def _describe(self, method: str, why: str) -> str:
-        body = {"prototype": "frozen features, nearest class mean (cosine)",
-                "logistic": "frozen features, logistic head",
-                "finetune": f"fine-tuned the last {self.tune_blocks} blocks ({self.steps_run_} steps), logistic head"}
+        body = {
+            "prototype": "frozen features, nearest class mean (cosine)",
+            "logistic": "frozen features, logistic head",
+            "finetune": f"fine-tuned the last {self.tune_blocks} blocks ({self.steps_run_} steps), logistic head",
+        }
         return body[method] + (f"; {why}" if why else "")
 
     def _new_head(self, method: str):
@@ -226,10 +262,15 @@ class FewShotImageClassifier(ClassifierMixin, Estimator):
         names = tuned_names(self.encoder_.net, self.tune_blocks) if self.finetuned_ else []
         state_dict = self.encoder_.net.state_dict()
         tensors.update({f"net.{k}": state_dict[k] for k in names})
-        state = {"classes": [_plain(c) for c in self.classes_], "method": self.method_, "recipe": self.recipe_,
-                 "finetuned": self.finetuned_, "steps_run": self.steps_run_,
-                 "weights_id": self.encoder_.weights_id,
-                 "head": {"kind": self.head_.kind, "params": self.head_.params}}
+        state = {
+            "classes": [_plain(c) for c in self.classes_],
+            "method": self.method_,
+            "recipe": self.recipe_,
+            "finetuned": self.finetuned_,
+            "steps_run": self.steps_run_,
+            "weights_id": self.encoder_.weights_id,
+            "head": {"kind": self.head_.kind, "params": self.head_.params},
+        }
         params = {k: v for k, v in self.get_params().items() if k != "progress"}
         return save_model(path, KIND, tensors, params, state)
 

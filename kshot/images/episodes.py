@@ -58,7 +58,7 @@ class EpisodeIndex:
     """Which items form an episode: positions into the dataset, ordered class by class."""
 
     support: np.ndarray  # [way * shot]
-    query: np.ndarray    # [way * query]
+    query: np.ndarray  # [way * query]
     classes: np.ndarray  # [way] original class ids
 
 
@@ -78,12 +78,15 @@ class EpisodeSampler:
             raise KshotError("labels must be a non-empty 1-D array of class ids")
         self.class_ids, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
         if self.way > len(self.class_ids):
-            raise KshotError(f"way={self.way} is larger than the number of classes "
-                             f"({len(self.class_ids)}) in this split")
+            raise KshotError(
+                f"way={self.way} is larger than the number of classes ({len(self.class_ids)}) in this split"
+            )
         per_class = self.shot + self.query
         if per_class > counts.min():
-            raise KshotError(f"shot + query = {per_class} is larger than the smallest class "
-                             f"({counts.min()} items); lower shot or query")
+            raise KshotError(
+                f"shot + query = {per_class} is larger than the smallest class "
+                f"({counts.min()} items); lower shot or query"
+            )
         order = np.argsort(inverse, kind="stable")
         self._offsets = np.concatenate([[0], np.cumsum(counts)])
         self._order = order
@@ -103,8 +106,7 @@ class EpisodeSampler:
         else:
             picks = np.stack([rng.choice(self._counts[c], k, replace=False) for c in chosen])
         pos = self._order[self._offsets[chosen][:, None] + picks]  # [way, shot + query]
-        return EpisodeIndex(pos[:, : self.shot].reshape(-1), pos[:, self.shot:].reshape(-1),
-                            self.class_ids[chosen])
+        return EpisodeIndex(pos[:, : self.shot].reshape(-1), pos[:, self.shot :].reshape(-1), self.class_ids[chosen])
 
     def indices(self, n: int, start: int = 0) -> Iterator[EpisodeIndex]:
         """The item positions of episodes ``start .. start + n - 1``."""
@@ -132,6 +134,6 @@ def make_episode(items, idx: EpisodeIndex, shot: int, query: int) -> Episode:
         support = [items[j] for j in idx.support]
         query_items = [items[j] for j in idx.query]
     ar = torch.arange(way)
-    return Episode(support, ar.repeat_interleave(shot), query_items, ar.repeat_interleave(query),
-                   torch.from_numpy(idx.classes))
-
+    return Episode(
+        support, ar.repeat_interleave(shot), query_items, ar.repeat_interleave(query), torch.from_numpy(idx.classes)
+    )

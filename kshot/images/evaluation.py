@@ -8,11 +8,11 @@ import numpy as np
 import torch
 
 from ..core.allocator import tune_allocator
+from ..core.progress import progress_bar
 from ..core.report import per_class_scores
 from ..core.stats import ci95
 from ..data.base import LabeledData
 from .episodes import EpisodeSampler
-from ..core.progress import progress_bar
 
 
 @dataclass
@@ -36,13 +36,21 @@ class Score:
         return cls(float(values.mean()), ci95(values), len(values), values, **kw)
 
     def __str__(self) -> str:
-        return (f"{100 * self.accuracy:.2f} ± {100 * self.ci95:.2f} % "
-                f"({self.way}-way {self.shot}-shot, {self.n} episodes)")
+        return (
+            f"{100 * self.accuracy:.2f} ± {100 * self.ci95:.2f} % ({self.way}-way {self.shot}-shot, {self.n} episodes)"
+        )
 
     def to_dict(self, values: bool = False) -> dict:
         """The score as a JSON-able dict (``values=True`` adds the per-episode accuracies)."""
-        d = {"accuracy": self.accuracy, "ci95": self.ci95, "episodes": self.n, "way": self.way,
-             "shot": self.shot, "query": self.query, "seed": self.seed}
+        d = {
+            "accuracy": self.accuracy,
+            "ci95": self.ci95,
+            "episodes": self.n,
+            "way": self.way,
+            "shot": self.shot,
+            "query": self.query,
+            "seed": self.seed,
+        }
         if self.per_class is not None:
             d["per_class"] = self.per_class
         if values:
@@ -50,9 +58,19 @@ class Score:
         return d
 
 
-def evaluate(method, data: LabeledData, way: int = 5, shot: int = 1, query: int = 15,
-             episodes: int = 1000, seed: int = 0, per_class: bool = False, device="cpu",
-             batch: int = 1, progress: bool = False) -> Score:
+def evaluate(
+    method,
+    data: LabeledData,
+    way: int = 5,
+    shot: int = 1,
+    query: int = 15,
+    episodes: int = 1000,
+    seed: int = 0,
+    per_class: bool = False,
+    device="cpu",
+    batch: int = 1,
+    progress: bool = False,
+) -> Score:
     """Accuracy of ``method`` on ``episodes`` fixed episodes of ``data``.
 
     The episodes depend only on (data labels, way, shot, query, seed), so every method is scored on
@@ -77,6 +95,5 @@ def evaluate(method, data: LabeledData, way: int = 5, shot: int = 1, query: int 
     method.train(was_training)
     score = Score.from_values(values, way=way, shot=shot, query=query, seed=seed)
     if per_class:
-        score.per_class = per_class_scores(torch.cat(truth).numpy(), torch.cat(pred).numpy(),
-                                           data.class_names)
+        score.per_class = per_class_scores(torch.cat(truth).numpy(), torch.cat(pred).numpy(), data.class_names)
     return score

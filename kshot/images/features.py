@@ -32,11 +32,11 @@ from .efficientnet import VARIANTS, efficientnet_lite
 from .photos import open_image
 from .transforms import centre_crop, normalise
 
-CACHE_SIZE = 50_000                # features kept (~250 MB at 1,280 floats)
-_CACHE: OrderedDict = OrderedDict()   # (encoder key, content digest) -> float32 [D]
-_NETS: dict = {}                   # (backbone, weights, device) -> the loaded network (shared by frozen encoders)
+CACHE_SIZE = 50_000  # features kept (~250 MB at 1,280 floats)
+_CACHE: OrderedDict = OrderedDict()  # (encoder key, content digest) -> float32 [D]
+_NETS: dict = {}  # (backbone, weights, device) -> the loaded network (shared by frozen encoders)
 DECODE_THREADS = 2
-_SPEED: dict = {}                  # (backbone, image size, device) -> forward seconds per image
+_SPEED: dict = {}  # (backbone, image size, device) -> forward seconds per image
 
 
 def weights_id(backbone: str, weights) -> str:
@@ -64,8 +64,14 @@ def load_network(backbone: str, weights="imagenet", device: str = "cpu"):
 class ImageEncoder:
     """A frozen (or privately tuned, see ``trainable``) pretrained network with a feature cache."""
 
-    def __init__(self, backbone: str = "efficientnet-lite0", weights="imagenet", device: str = "cpu",
-                 image_size: int | None = None, batch_size: int = 32):
+    def __init__(
+        self,
+        backbone: str = "efficientnet-lite0",
+        weights="imagenet",
+        device: str = "cpu",
+        image_size: int | None = None,
+        batch_size: int = 32,
+    ):
         self.backbone, self.weights = backbone, weights
         self.device = check_device(device)
         self.net = load_network(backbone, weights, self.device)
@@ -74,7 +80,7 @@ class ImageEncoder:
             raise KshotError(f"image_size must be at least 32 pixels, got {self.image_size}")
         self.batch_size = batch_size
         self.dim = self.net.out_dim
-        self.tuned: str | None = None      # digest of tuned weights (None: the published ones)
+        self.tuned: str | None = None  # digest of tuned weights (None: the published ones)
         self.weights_id = weights_id(backbone, weights)
 
     @property
@@ -104,7 +110,7 @@ class ImageEncoder:
                 raise KshotError(f"image file {path} does not exist" if not path.exists() else f"{path} is not a file")
             data = path.read_bytes()
             return "file:" + hashlib.sha256(data).hexdigest(), data
-        if hasattr(item, "tobytes") and hasattr(item, "mode") and hasattr(item, "size"):   # a PIL image
+        if hasattr(item, "tobytes") and hasattr(item, "mode") and hasattr(item, "size"):  # a PIL image
             h = hashlib.sha256(f"{item.mode}{item.size}".encode())
             h.update(item.tobytes())
             return "pil:" + h.hexdigest(), None
@@ -135,7 +141,7 @@ class ImageEncoder:
         start = time.perf_counter()
         x = normalise(torch.from_numpy(crops)).to(self.device)
         out = self.net.features(x).float().cpu().numpy()
-        if len(crops) >= 4:   # batches of one include start-up costs
+        if len(crops) >= 4:  # batches of one include start-up costs
             _SPEED[self.backbone, self.image_size, self.device] = (time.perf_counter() - start) / len(crops)
         return out
 
@@ -153,15 +159,17 @@ class ImageEncoder:
         out = np.zeros((len(items), self.dim), np.float32)
         failed: list = []
         key = self.key
-        with ThreadPoolExecutor(DECODE_THREADS) as pool, \
-                progress_bar(len(items), "embedding photos", enabled=progress and len(items) > 0) as advance:
+        with (
+            ThreadPoolExecutor(DECODE_THREADS) as pool,
+            progress_bar(len(items), "embedding photos", enabled=progress and len(items) > 0) as advance,
+        ):
             chunks = [range(s, min(s + self.batch_size, len(items))) for s in range(0, len(items), self.batch_size)]
-            pending = pool.map(self._prepare, items[chunks[0].start:chunks[0].stop]) if chunks else None
+            pending = pool.map(self._prepare, items[chunks[0].start : chunks[0].stop]) if chunks else None
             for c, chunk in enumerate(chunks):
                 prepared = list(pending)
-                if c + 1 < len(chunks):   # decode the next batch while this one runs through the network
+                if c + 1 < len(chunks):  # decode the next batch while this one runs through the network
                     nxt = chunks[c + 1]
-                    pending = pool.map(self._prepare, items[nxt.start:nxt.stop])
+                    pending = pool.map(self._prepare, items[nxt.start : nxt.stop])
                 todo, crops = [], []
                 for i, (digest, crop, error) in zip(chunk, prepared):
                     if error is not None:
@@ -191,4 +199,3 @@ class ImageEncoder:
 
         with ThreadPoolExecutor(DECODE_THREADS) as pool:
             return list(pool.map(lambda it: train_view(open_image(it, draft=round(size * 8 / 7)), size), items))
-

@@ -24,8 +24,11 @@ from .transforms import Augment
 def tuned_names(net, tune_blocks: int) -> list[str]:
     """The state-dict names of the tuned part (last ``tune_blocks`` blocks and the head convolution)."""
     first = len(net.blocks) - tune_blocks
-    return [k for k in net.state_dict() if k.startswith("head.")
-            or (k.startswith("blocks.") and int(k.split(".")[1]) >= first)]
+    return [
+        k
+        for k in net.state_dict()
+        if k.startswith("head.") or (k.startswith("blocks.") and int(k.split(".")[1]) >= first)
+    ]
 
 
 def frozen_part(net, tune_blocks: int, x: torch.Tensor) -> torch.Tensor:
@@ -34,19 +37,31 @@ def frozen_part(net, tune_blocks: int, x: torch.Tensor) -> torch.Tensor:
 
 
 def tuned_part(net, tune_blocks: int, h: torch.Tensor) -> torch.Tensor:
-    return net.head(net.blocks[len(net.blocks) - tune_blocks:](h)).mean((2, 3))
+    return net.head(net.blocks[len(net.blocks) - tune_blocks :](h)).mean((2, 3))
 
 
-def finetune(encoder, views: np.ndarray, labels: np.ndarray, n_classes: int, features: np.ndarray, steps: int = 60,
-             tune_blocks: int = 2, lr: float = 1e-3, batch_size: int = 20, scale: float = 10.0, seed: int = 0,
-             progress: bool = False, time_limit: float | None = None) -> int:
+def finetune(
+    encoder,
+    views: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    features: np.ndarray,
+    steps: int = 60,
+    tune_blocks: int = 2,
+    lr: float = 1e-3,
+    batch_size: int = 20,
+    scale: float = 10.0,
+    seed: int = 0,
+    progress: bool = False,
+    time_limit: float | None = None,
+) -> int:
     """Train ``encoder.net`` (a private copy: ``ImageEncoder.trainable()``) in place on ``views`` (uint8
     ``[N, S, S, 3]`` from ``transforms.train_view``) with ``labels`` in ``0..n_classes-1``; ``features``: the
     frozen features of the same photos (the classifier starts at their class means); returns the steps run."""
     net, device = encoder.net, encoder.device
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    views_t = torch.from_numpy(views).permute(0, 3, 1, 2)        # [N, 3, S, S] uint8
+    views_t = torch.from_numpy(views).permute(0, 3, 1, 2)  # [N, 3, S, S] uint8
     y = torch.as_tensor(labels, dtype=torch.long)
     augment = Augment(size=encoder.image_size)
     net.eval()
@@ -67,8 +82,15 @@ def finetune(encoder, views: np.ndarray, labels: np.ndarray, n_classes: int, fea
         z = tuned_part(net, tune_blocks, frozen_part(net, tune_blocks, x))
         return F.cross_entropy(cosine_logits(z, weight, scale), y[idx].to(device))
 
-    losses = run_steps([{"params": params, "lr": lr}, {"params": [weight], "lr": lr * 10}], steps, step_loss,
-                       progress=progress, description="fine-tuning", time_limit=time_limit, max_steps=steps)
+    losses = run_steps(
+        [{"params": params, "lr": lr}, {"params": [weight], "lr": lr * 10}],
+        steps,
+        step_loss,
+        progress=progress,
+        description="fine-tuning",
+        time_limit=time_limit,
+        max_steps=steps,
+    )
     for p in net.parameters():
         p.requires_grad_(False)
     encoder.mark_tuned({n: t for n, t in net.state_dict().items() if n in names})

@@ -52,8 +52,7 @@ def open_image(item, draft: int | None = None, data: bytes | None = None):
         if data is None:
             path = Path(item)
             if not path.is_file():
-                raise KshotError(f"image file {path} does not exist" if not path.exists() else
-                                 f"{path} is not a file")
+                raise KshotError(f"image file {path} does not exist" if not path.exists() else f"{path} is not a file")
             data = path.read_bytes()
         try:
             img = Image.open(io.BytesIO(data))
@@ -61,10 +60,19 @@ def open_image(item, draft: int | None = None, data: bytes | None = None):
                 img.draft("RGB", (draft, draft))
             img.load()
             img = ImageOps.exif_transpose(img)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
-                Image.DecompressionBombError) as exc:
-            why = "not an image Pillow can read" if isinstance(exc, UnidentifiedImageError) else \
-                f"corrupt or truncated ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        except (
+            UnidentifiedImageError,
+            OSError,
+            SyntaxError,
+            ValueError,
+            EOFError,
+            Image.DecompressionBombError,
+        ) as exc:
+            why = (
+                "not an image Pillow can read"
+                if isinstance(exc, UnidentifiedImageError)
+                else f"corrupt or truncated ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+            )
             raise KshotError(f"{name}: {why}") from None
     elif isinstance(item, Image.Image):
         img = item
@@ -73,8 +81,7 @@ def open_image(item, draft: int | None = None, data: bytes | None = None):
     else:
         raise KshotError(f"an image must be a file path, a PIL image or an array, got {type(item).__name__}")
     if min(img.size) < MIN_SIDE:
-        raise KshotError(f"{name} is {img.size[0]}x{img.size[1]} pixels; images need at least {MIN_SIDE} "
-                         "pixels a side")
+        raise KshotError(f"{name} is {img.size[0]}x{img.size[1]} pixels; images need at least {MIN_SIDE} pixels a side")
     return to_rgb(img)
 
 
@@ -82,7 +89,7 @@ def _from_array(a: np.ndarray, name: str):
     from PIL import Image
 
     if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
-        a = np.moveaxis(a, 0, -1)                       # C x H x W (a tensor's layout)
+        a = np.moveaxis(a, 0, -1)  # C x H x W (a tensor's layout)
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
@@ -116,8 +123,11 @@ def to_rgb(img):
 
 
 def _files_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not _ignored(p)
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not _ignored(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def read_folder(root) -> tuple[list[Path], list[str]]:
@@ -125,21 +135,26 @@ def read_folder(root) -> tuple[list[Path], list[str]]:
     class sub-folders, a class without images, or a file that is not an image is an error naming it."""
     root = Path(root)
     if not root.is_dir():
-        raise KshotError(f"photo folder {root} does not exist" if not root.exists() else
-                         f"{root} is not a folder; give a folder with one sub-folder per class, or a CSV/JSONL "
-                         "of path,label")
+        raise KshotError(
+            f"photo folder {root} does not exist"
+            if not root.exists()
+            else f"{root} is not a folder; give a folder with one sub-folder per class, or a CSV/JSONL of path,label"
+        )
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not _ignored(p))
     if not classes:
         loose = [p.name for p in root.iterdir() if p.is_file() and not _ignored(p)][:3]
-        raise KshotError(f"{root} has no class sub-folders; put each class's photos in {root}/<label>/"
-                         + (f" (found only files: {', '.join(loose)})" if loose else ""))
+        raise KshotError(
+            f"{root} has no class sub-folders; put each class's photos in {root}/<label>/"
+            + (f" (found only files: {', '.join(loose)})" if loose else "")
+        )
     paths, labels = [], []
     for folder in classes:
         files = _files_under(folder)
         for f in files:
             if not is_image_name(f):
-                raise KshotError(f"{f} is not an image file (known kinds: {', '.join(SUFFIXES)}); move it out "
-                                 f"of {root}")
+                raise KshotError(
+                    f"{f} is not an image file (known kinds: {', '.join(SUFFIXES)}); move it out of {root}"
+                )
         if not files:
             raise KshotError(f"class folder {folder} holds no images")
         paths += files
@@ -170,7 +185,7 @@ def expand(inputs) -> tuple[list[Path], int]:
     repeats; also the number of non-image files skipped inside folders. A name that matches nothing is an
     error."""
     out, skipped = [], 0
-    for item in ([inputs] if isinstance(inputs, (str, Path)) else inputs):
+    for item in [inputs] if isinstance(inputs, (str, Path)) else inputs:
         item = str(item)
         path = Path(item)
         if path.is_dir():

@@ -54,12 +54,27 @@ def _accuracy(proba: torch.Tensor, y: np.ndarray) -> float:
     return float((proba.argmax(1).numpy() == y).mean())
 
 
-def evaluate_pretrained(data: LabeledData, backbone: str = "efficientnet-lite0", methods=("prototype", "logistic"),
-                        way: int = 5, shot: int = 1, query: int = 15, episodes: int = 100, seed: int = 0,
-                        image_size: int | None = None, invert: bool = False, C: float = 10.0, steps: int = 60,
-                        tune_blocks: int = 2, lr: float = 1e-3, time_budget: float = 120.0, device: str = "cpu",
-                        progress: bool = False, encoder: ImageEncoder | None = None,
-                        features: dict | None = None) -> tuple[dict[str, Score], dict[str, int]]:
+def evaluate_pretrained(
+    data: LabeledData,
+    backbone: str = "efficientnet-lite0",
+    methods=("prototype", "logistic"),
+    way: int = 5,
+    shot: int = 1,
+    query: int = 15,
+    episodes: int = 100,
+    seed: int = 0,
+    image_size: int | None = None,
+    invert: bool = False,
+    C: float = 10.0,
+    steps: int = 60,
+    tune_blocks: int = 2,
+    lr: float = 1e-3,
+    time_budget: float = 120.0,
+    device: str = "cpu",
+    progress: bool = False,
+    encoder: ImageEncoder | None = None,
+    features: dict | None = None,
+) -> tuple[dict[str, Score], dict[str, int]]:
     """Accuracy of each of ``methods`` on the same ``episodes`` fixed episodes of ``data``, and how often
     ``auto`` chose each method.
 
@@ -74,11 +89,10 @@ def evaluate_pretrained(data: LabeledData, backbone: str = "efficientnet-lite0",
     size = encoder.image_size
     index = [sampler.index(i) for i in range(episodes)]
     features = {} if features is None else features
-    needed = sorted(set(np.concatenate([np.concatenate([e.support, e.query]) for e in index]).tolist())
-                    - set(features))
+    needed = sorted(set(np.concatenate([np.concatenate([e.support, e.query]) for e in index]).tolist()) - set(features))
     with progress_bar(len(needed), "embedding images", enabled=progress and bool(needed)) as advance:
         for start in range(0, len(needed), 64):
-            part = needed[start:start + 64]
+            part = needed[start : start + 64]
             for i, f in zip(part, encoder.forward(item_crops(data.items[part], size, invert))):
                 features[i] = f
             advance(len(part))
@@ -90,7 +104,7 @@ def evaluate_pretrained(data: LabeledData, backbone: str = "efficientnet-lite0",
             Zs = np.stack([features[j] for j in e.support])
             Zq = np.stack([features[j] for j in e.query])
             done: dict[str, float] = {}
-            for m in sorted(methods, key=lambda m: m == "auto"):   # auto last: it reuses what it chose
+            for m in sorted(methods, key=lambda m: m == "auto"):  # auto last: it reuses what it chose
                 plan = m
                 if m == "auto":
                     plan, _ = auto_plan(ys, way, encoder.seconds_per_image(), 0.0, time_budget, steps)
@@ -117,4 +131,3 @@ def evaluate_pretrained(data: LabeledData, backbone: str = "efficientnet-lite0",
                 done[m] = acc
             advance(1)
     return {m: Score.from_values(v, way=way, shot=shot, query=query, seed=seed) for m, v in values.items()}, chosen
-

@@ -23,21 +23,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core import distributed
 from ..core.allocator import tune_allocator
-from .augment import Augmentation, generator_for
 from ..core.checkpoint import load_checkpoint, save_checkpoint
+from ..core.errors import KshotError, check_choice, check_positive_int
+from ..core.io import atomic_write
 from ..core.model_format import FORMAT_VERSION, check_manifest, read_manifest
+from ..core.progress import progress_bar
 from ..core.version import __version__
 from ..data import load_dataset
-from ..core.io import atomic_write
-from ..core import distributed
-from .episodes import Episode, EpisodeSampler
+from .augment import Augmentation, generator_for
 from .backbones import BACKBONES
-from ..core.errors import KshotError, check_choice, check_positive_int
+from .episodes import Episode, EpisodeSampler
 from .evaluation import evaluate
 from .methods import METHODS, build_method
-from ..core.progress import progress_bar
-
 
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("step", "linear")
@@ -59,20 +58,20 @@ class TrainConfig:
     way: int = 60
     shot: int = 1
     query: int = 5
-    episodes: int = 5000          # training episodes (tasks); meta_batch tasks make one iteration
+    episodes: int = 5000  # training episodes (tasks); meta_batch tasks make one iteration
     meta_batch: int = 1
     lr: float = 1e-3
-    optimizer: str = "adam"       # or "sgd" (no momentum: Reptile's outer step theta += lr (mean adapted - theta))
-    lr_schedule: str = "step"     # "step": times lr_gamma every lr_step episodes; "linear": down to 0 at the end
-    lr_step: int = 2000           # halve (lr_gamma) the learning rate every lr_step episodes
+    optimizer: str = "adam"  # or "sgd" (no momentum: Reptile's outer step theta += lr (mean adapted - theta))
+    lr_schedule: str = "step"  # "step": times lr_gamma every lr_step episodes; "linear": down to 0 at the end
+    lr_step: int = 2000  # halve (lr_gamma) the learning rate every lr_step episodes
     lr_gamma: float = 0.5
     weight_decay: float = 0.0
     val_way: int = 5
-    val_shot: int | None = None   # None: the training shot
+    val_shot: int | None = None  # None: the training shot
     val_query: int = 15
-    val_every: int = 500          # episodes between validations (0: only at the end)
+    val_every: int = 500  # episodes between validations (0: only at the end)
     val_episodes: int = 200
-    patience: int = 0             # stop after this many validations without improvement (0: never)
+    patience: int = 0  # stop after this many validations without improvement (0: never)
     seed: int = 0
     method_params: dict = field(default_factory=dict)
     backbone_params: dict = field(default_factory=dict)
@@ -80,7 +79,7 @@ class TrainConfig:
     data_root: str | None = None
     device: str = "cpu"
     tensorboard: bool = False
-    batch_size: int = 64          # mini-batch of pre-training methods (pretrains=True), instead of episodes
+    batch_size: int = 64  # mini-batch of pre-training methods (pretrains=True), instead of episodes
     augment: dict = field(default_factory=dict)  # kshot.images.augment.Augmentation keys; {} = off
 
     @classmethod
@@ -94,8 +93,17 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Check every field (KshotError naming the first bad one); returns self."""
-        for name in ("way", "shot", "episodes", "meta_batch", "val_way", "val_query", "val_episodes",
-                     "lr_step", "batch_size"):
+        for name in (
+            "way",
+            "shot",
+            "episodes",
+            "meta_batch",
+            "val_way",
+            "val_query",
+            "val_episodes",
+            "lr_step",
+            "batch_size",
+        ):
             check_positive_int(name, getattr(self, name), 1)
         for name in ("query", "val_every", "patience", "seed"):
             check_positive_int(name, getattr(self, name), 0)
@@ -103,10 +111,14 @@ class TrainConfig:
             check_positive_int("val_shot", self.val_shot, 1)
         for name in ("lr", "lr_gamma", "weight_decay"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or value < 0 or (name == "lr" and value == 0):
-                raise KshotError(f"{name} must be a finite number{' > 0' if name == 'lr' else ' >= 0'}, "
-                                 f"got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+                or (name == "lr" and value == 0)
+            ):
+                raise KshotError(f"{name} must be a finite number{' > 0' if name == 'lr' else ' >= 0'}, got {value!r}")
         check_choice("backbone", self.backbone, BACKBONES)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
@@ -117,8 +129,9 @@ class TrainConfig:
                 raise KshotError(f"{name} must be a mapping, got {getattr(self, name)!r}")
         Augmentation.from_dict(self.augment)
         if METHODS[self.method].pretrains and self.meta_batch != 1:
-            raise KshotError(f"method {self.method!r} pre-trains on mini-batches; meta_batch must be 1, "
-                             f"got {self.meta_batch}")
+            raise KshotError(
+                f"method {self.method!r} pre-trains on mini-batches; meta_batch must be 1, got {self.meta_batch}"
+            )
         return self
 
     def to_dict(self) -> dict:
@@ -139,21 +152,27 @@ def check_run(config: TrainConfig, out_dir, resume: bool, world_size: int = 1) -
     notice = None
     if resume:
         if not (out / "last.json").is_file():
-            raise KshotError(f"cannot resume: {out} has no last.json checkpoint"
-                             + (" (with several machines --out must be on a shared file system)"
-                                if world_size > 1 else ""))
+            raise KshotError(
+                f"cannot resume: {out} has no last.json checkpoint"
+                + (" (with several machines --out must be on a shared file system)" if world_size > 1 else "")
+            )
         notice = check_resume(config, json.loads((out / "last.json").read_text()).get("config", {}))
     elif (out / "last.json").exists() or (out / "best.json").exists():
         raise KshotError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if world_size > 1:
         pretrain = METHODS[config.method].pretrains
-        total, name, flag = ((config.batch_size, "batch_size", "--batch-size") if pretrain
-                             else (config.meta_batch, "meta_batch", "--meta-batch"))
+        total, name, flag = (
+            (config.batch_size, "batch_size", "--batch-size")
+            if pretrain
+            else (config.meta_batch, "meta_batch", "--meta-batch")
+        )
         what = "items" if pretrain else "tasks"
         if total < world_size:
-            raise KshotError(f"{name}={total} is smaller than the number of processes ({world_size}): every "
-                             f"process trains on its own share of the {what} of a step; use {flag} "
-                             f"{world_size} or a multiple of it, or fewer processes")
+            raise KshotError(
+                f"{name}={total} is smaller than the number of processes ({world_size}): every "
+                f"process trains on its own share of the {what} of a step; use {flag} "
+                f"{world_size} or a multiple of it, or fewer processes"
+            )
         split = distributed.split_description(total, world_size, what)
         if total % world_size:
             split += " (uneven; the gradients are weighted by share, so the step equals the one-process step)"
@@ -161,8 +180,9 @@ def check_run(config: TrainConfig, out_dir, resume: bool, world_size: int = 1) -
     return notice
 
 
-def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: bool = True,
-               train_data=None, val_data=None) -> dict:
+def meta_train(
+    config: TrainConfig, out_dir, resume: bool = False, progress: bool = True, train_data=None, val_data=None
+) -> dict:
     """Train ``config.method`` episodically; return a summary (best validation accuracy, timings).
 
     Under torchrun every process calls this; only rank 0's summary holds the validation results."""
@@ -181,23 +201,34 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
     train_data = augment.data(train_data if train_data is not None else load_split(config, config.train_split))
     val_data = val_data if val_data is not None else load_split(config, config.val_split)
     pretrain = METHODS[config.method].pretrains  # transfer baselines: shuffled mini-batches, not episodes
-    sampler = None if pretrain else EpisodeSampler(train_data.labels, config.way, config.shot, config.query,
-                                                   seed=config.seed)
+    sampler = (
+        None if pretrain else EpisodeSampler(train_data.labels, config.way, config.shot, config.query, seed=config.seed)
+    )
     val_shot = config.val_shot or config.shot
     EpisodeSampler(val_data.labels, config.val_way, val_shot, config.val_query)  # fail early if impossible
 
     torch.manual_seed(config.seed)
     device = world.device
     extra = {"num_classes": train_data.num_classes} if pretrain else {}
-    method = build_method(config.method, train_data.item_shape, config.backbone,
-                          config.backbone_params, **config.method_params, **extra).to(device)
+    method = build_method(
+        config.method, train_data.item_shape, config.backbone, config.backbone_params, **config.method_params, **extra
+    ).to(device)
     optim_cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
     optimizer = optim_cls(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    meta = {"kind": "episodic-run", "format_version": FORMAT_VERSION, "kshot_version": __version__,
-            "method": config.method, "method_params": method.hparams(),
-            "backbone": config.backbone, "backbone_params": config.backbone_params,
-            "item_shape": list(train_data.item_shape), "dataset": config.dataset,
-            "train_split": config.train_split, "seed": config.seed, "config": config.to_dict()}
+    meta = {
+        "kind": "episodic-run",
+        "format_version": FORMAT_VERSION,
+        "kshot_version": __version__,
+        "method": config.method,
+        "method_params": method.hparams(),
+        "backbone": config.backbone,
+        "backbone_params": config.backbone_params,
+        "item_shape": list(train_data.item_shape),
+        "dataset": config.dataset,
+        "train_split": config.train_split,
+        "seed": config.seed,
+        "config": config.to_dict(),
+    }
 
     T = config.meta_batch
     iterations = math.ceil(config.episodes / T)
@@ -214,21 +245,45 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
 
     def validate_and_save(it: int) -> bool:
         nonlocal best, stale
-        score = evaluate(method, val_data, config.val_way, val_shot, config.val_query,
-                         config.val_episodes, seed=config.seed, device=device)
+        score = evaluate(
+            method,
+            val_data,
+            config.val_way,
+            val_shot,
+            config.val_query,
+            config.val_episodes,
+            seed=config.seed,
+            device=device,
+        )
         improved = score.accuracy > best
         best, stale = (score.accuracy, 0) if improved else (best, stale + 1)
-        history.append({"iteration": it, "episodes": it * T, "val_accuracy": score.accuracy,
-                        "val_ci95": score.ci95, "train_seconds": round(train_seconds, 2)})
-        state = {**meta, "iteration": it, "episodes_done": it * T, "best_val": best, "stale": stale,
-                 "history": history, "train_seconds": train_seconds}
+        history.append(
+            {
+                "iteration": it,
+                "episodes": it * T,
+                "val_accuracy": score.accuracy,
+                "val_ci95": score.ci95,
+                "train_seconds": round(train_seconds, 2),
+            }
+        )
+        state = {
+            **meta,
+            "iteration": it,
+            "episodes_done": it * T,
+            "best_val": best,
+            "stale": stale,
+            "history": history,
+            "train_seconds": train_seconds,
+        }
         if improved:
             save_checkpoint(out / "best", method.state_dict(), {**state, "val_accuracy": score.accuracy})
         save_checkpoint(out / "last", method.state_dict(), state, optimizer)
         if writer:
             writer.add_scalar("val/accuracy", score.accuracy, it * T)
-        log(f"episode {it * T}: validation {100 * score.accuracy:.2f} ± {100 * score.ci95:.2f}% "
-            f"(best {100 * best:.2f}%), {train_seconds:.0f} s of training")
+        log(
+            f"episode {it * T}: validation {100 * score.accuracy:.2f} ± {100 * score.ci95:.2f}% "
+            f"(best {100 * best:.2f}%), {train_seconds:.0f} s of training"
+        )
         return config.patience > 0 and stale >= config.patience
 
     method.train()
@@ -237,10 +292,9 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
     step_size = min(config.batch_size, len(train_data)) if pretrain else T  # items or tasks of a step
     lo, hi = distributed.share(step_size, world)  # this rank's share of them
     weight = (hi - lo) / step_size
-    with progress_bar(iterations * T, f"training {config.method}", enabled=progress and main,
-                      fields=fields) as advance:
+    with progress_bar(iterations * T, f"training {config.method}", enabled=progress and main, fields=fields) as advance:
         log = advance.log if main else (lambda message: None)
-        if notice and not distributed.launched():   # the launcher printed it before starting the processes
+        if notice and not distributed.launched():  # the launcher printed it before starting the processes
             log(notice)
         advance(start * T)
         for it in range(start, iterations):
@@ -259,8 +313,9 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
                 if generator is None:
                     batch = next(sampler.episodes(train_data.items, hi - lo, start=it * T + lo, batch=hi - lo))
                 else:  # the augmentation draws of the whole step, whatever the share
-                    batch = augment.episode(next(sampler.episodes(train_data.items, T, start=it * T, batch=T)),
-                                            generator)
+                    batch = augment.episode(
+                        next(sampler.episodes(train_data.items, T, start=it * T, batch=T)), generator
+                    )
                     batch = batch if T == 1 else Episode(*(t[lo:hi] for t in batch.astuple()))
                 batch = batch.to(device)
                 loss, logits = method.loss(batch)
@@ -270,8 +325,10 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
             acc = (logits.argmax(-1) == targets).float().mean().item()
             loss_value, acc = distributed.reduce(world, method.parameters(), weight, [loss.item(), acc])
             if not math.isfinite(loss_value):
-                raise TrainingError(f"loss became {loss_value} at episode {it * T + 1} (iteration {it + 1}); "
-                                    f"the last good checkpoint is kept in {out}/last.*")
+                raise TrainingError(
+                    f"loss became {loss_value} at episode {it * T + 1} (iteration {it + 1}); "
+                    f"the last good checkpoint is kept in {out}/last.*"
+                )
             optimizer.step()
             distributed.average_buffers(world, method, weight)
             seen += 1
@@ -285,20 +342,30 @@ def meta_train(config: TrainConfig, out_dir, resume: bool = False, progress: boo
             train_seconds += dt
             done = (it + 1) * T
             stop = False
-            if (config.val_every and done // config.val_every > (it * T) // config.val_every) \
-                    or it + 1 == iterations:
+            if (config.val_every and done // config.val_every > (it * T) // config.val_every) or it + 1 == iterations:
                 stop = distributed.broadcast_flag(world, validate_and_save(it + 1) if main else False)
-            advance(T, loss=loss_avg, acc=acc_avg, eps=seen * T / max(step_seconds, 1e-9),
-                    val=f"{100 * best:.2f}" if best >= 0 else "-")
+            advance(
+                T,
+                loss=loss_avg,
+                acc=acc_avg,
+                eps=seen * T / max(step_seconds, 1e-9),
+                val=f"{100 * best:.2f}" if best >= 0 else "-",
+            )
             if stop:
                 break
     if writer:
         writer.close()
     distributed.finish(world)
-    return {"best_val_accuracy": best, "iterations": history[-1]["iteration"] if history else start,
-            "episodes": (history[-1]["iteration"] if history else start) * T,
-            "train_seconds": train_seconds, "history": history, "run_dir": str(out),
-            "rank": world.rank, "world_size": world.size}
+    return {
+        "best_val_accuracy": best,
+        "iterations": history[-1]["iteration"] if history else start,
+        "episodes": (history[-1]["iteration"] if history else start) * T,
+        "train_seconds": train_seconds,
+        "history": history,
+        "run_dir": str(out),
+        "rank": world.rank,
+        "world_size": world.size,
+    }
 
 
 def check_resume(config: TrainConfig, previous: dict) -> str | None:
@@ -306,12 +373,16 @@ def check_resume(config: TrainConfig, previous: dict) -> str | None:
     schedule's length changed (the rate continues on the new slope, not as an uninterrupted run)."""
     before = previous.get("optimizer", "adam")
     if before != config.optimizer:
-        raise KshotError(f"cannot resume with optimizer {config.optimizer!r}: the run was trained with "
-                         f"{before!r} and its checkpoint holds that optimizer's state; resume with "
-                         f"--optimizer {before} or start a new run")
+        raise KshotError(
+            f"cannot resume with optimizer {config.optimizer!r}: the run was trained with "
+            f"{before!r} and its checkpoint holds that optimizer's state; resume with "
+            f"--optimizer {before} or start a new run"
+        )
     if config.lr_schedule == "linear" and previous.get("episodes") not in (None, config.episodes):
-        return (f"note: the linear learning-rate schedule now spans {config.episodes} episodes instead of "
-                f"{previous['episodes']}; the rate continues on the new slope from here")
+        return (
+            f"note: the linear learning-rate schedule now spans {config.episodes} episodes instead of "
+            f"{previous['episodes']}; the rate continues on the new slope from here"
+        )
     return None
 
 
@@ -331,7 +402,7 @@ def minibatch(data, size: int, seed: int, i: int) -> tuple[torch.Tensor, torch.T
     size = min(size, n)
     per_pass = n // size  # the remainder of each permutation is dropped
     order = np.random.default_rng([seed, i // per_pass]).permutation(n)
-    pick = torch.from_numpy(order[(i % per_pass) * size:(i % per_pass + 1) * size])
+    pick = torch.from_numpy(order[(i % per_pass) * size : (i % per_pass + 1) * size])
     return data.items[pick], torch.from_numpy(data.labels)[pick]
 
 
@@ -349,8 +420,9 @@ def load_method(run_dir, which: str = "best", params: dict | None = None):
         check_manifest(run, read_manifest(run)[1], "episodic-run")
     state, meta, _ = load_checkpoint(run / which)
     meta["method_params"] = {**meta["method_params"], **(params or {})}
-    method = build_method(meta["method"], meta["item_shape"], meta["backbone"],
-                          meta.get("backbone_params"), **meta["method_params"])
+    method = build_method(
+        meta["method"], meta["item_shape"], meta["backbone"], meta.get("backbone_params"), **meta["method_params"]
+    )
     method.load_state_dict(state)
     method.eval()
     return method, meta
@@ -360,5 +432,7 @@ def _tensorboard_writer():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise KshotError("TensorBoard logging needs the tensorboard package: pip install 'kshot[tensorboard]'") from None
+        raise KshotError(
+            "TensorBoard logging needs the tensorboard package: pip install 'kshot[tensorboard]'"
+        ) from None
     return SummaryWriter

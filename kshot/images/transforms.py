@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-CROP_PADDING = 32   # EfficientNet's evaluation crop: size / (size + 32) of the short side
+CROP_PADDING = 32  # EfficientNet's evaluation crop: size / (size + 32) of the short side
 
 
 def _square(img, side: float, out: int) -> np.ndarray:
@@ -40,8 +40,11 @@ def train_view(img, size: int) -> np.ndarray:
 
 def normalise(x) -> torch.Tensor:
     x = torch.as_tensor(x).float()
-    return ((x - 127.0) / 128.0).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last) \
-        if x.shape[-1] == 3 else ((x - 127.0) / 128.0).contiguous(memory_format=torch.channels_last)
+    return (
+        ((x - 127.0) / 128.0).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+        if x.shape[-1] == 3
+        else ((x - 127.0) / 128.0).contiguous(memory_format=torch.channels_last)
+    )
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,10 @@ class Augment:
             w = h = side
         top = int(torch.randint(0, side - h + 1, (1,), generator=g))
         left = int(torch.randint(0, side - w + 1, (1,), generator=g))
-        patch = view[None, :, top:top + h, left:left + w].float()
-        return F.interpolate(patch, size=(self.size, self.size), mode="bilinear", antialias=True,
-                             align_corners=False)[0]
+        patch = view[None, :, top : top + h, left : left + w].float()
+        return F.interpolate(patch, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)[
+            0
+        ]
 
     def _jitter(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         n = len(x)
@@ -86,7 +90,7 @@ class Augment:
         def factors(amount):
             return (1 + (torch.rand(n, generator=g) * 2 - 1) * amount).view(-1, 1, 1, 1)
 
-        grey = lambda t: (0.299 * t[:, 0:1] + 0.587 * t[:, 1:2] + 0.114 * t[:, 2:3])  # noqa: E731
+        grey = lambda t: 0.299 * t[:, 0:1] + 0.587 * t[:, 1:2] + 0.114 * t[:, 2:3]  # noqa: E731
         if self.brightness:
             x = x * factors(self.brightness)
         if self.contrast:

@@ -32,7 +32,7 @@ class Onboarding:
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
         self.features = recommender._features(user_features)
         self.seed = seed
-        self.asked: list[int] = []          # catalogue positions, in the order they were asked
+        self.asked: list[int] = []  # catalogue positions, in the order they were asked
         self.answers: dict[int, float | None] = {}
 
     # ---- asking ---------------------------------------------------------------------------------------
@@ -75,9 +75,14 @@ class Onboarding:
         ``"not seen"`` when the user has not seen it."""
         pos = int(self.rec.positions([item])[0])
         if pos not in self.asked:
-            raise KshotError(f"item {item} was never asked; answer the items ask() listed"
-                             + (f" ({', '.join(self.rec.item_ids_[i] for i in self.pending()[:5])} are waiting)"
-                                if self.pending() else ""))
+            raise KshotError(
+                f"item {item} was never asked; answer the items ask() listed"
+                + (
+                    f" ({', '.join(self.rec.item_ids_[i] for i in self.pending()[:5])} are waiting)"
+                    if self.pending()
+                    else ""
+                )
+            )
         if pos in self.answers:
             raise KshotError(f"item {item} is already answered ({self._shown(self.answers[pos])})")
         if isinstance(rating, str) and rating.strip().lower() in NOT_SEEN:
@@ -86,8 +91,9 @@ class Onboarding:
             lo, hi = self.rec.scale_
             ok = not isinstance(rating, bool) and isinstance(rating, (int, float, np.number)) and np.isfinite(rating)
             if not ok or not lo <= rating <= hi:
-                raise KshotError(f"answer {rating!r} for item {item} is neither a rating in {lo:g}..{hi:g} nor "
-                                 "'not seen'")
+                raise KshotError(
+                    f"answer {rating!r} for item {item} is neither a rating in {lo:g}..{hi:g} nor 'not seen'"
+                )
             rating = float(rating)
         self.answers[pos] = rating
 

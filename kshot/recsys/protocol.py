@@ -40,9 +40,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..data.interactions import Interactions
 from ..core.errors import KshotError, check_choice, check_positive_int
 from ..core.stats import ci95
+from ..data.interactions import Interactions
 
 SHOTS = (0, 1, 3, 5, 10)
 N_QUERY = 10
@@ -51,7 +51,7 @@ METRICS = ("mae", "rmse", "ndcg5", "ndcg5_random", "ndcg10", "recall10", "recall
 RATING_METRICS = ("mae", "rmse", "ndcg5")
 TOPN_METRICS = ("ndcg10", "recall20", "mrr", "coverage", "popularity")
 POSITIVE = 4.0
-CUTOFF = 10     # the length of a recommended list (NDCG@10, coverage, popularity)
+CUTOFF = 10  # the length of a recommended list (NDCG@10, coverage, popularity)
 RECALL_AT = 20
 
 
@@ -67,8 +67,10 @@ class Task:
 
     def support(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         if k > len(self.support_items):
-            raise KshotError(f"K={k} is larger than the {len(self.support_items)} support ratings this "
-                             f"user has (the protocol keeps up to {len(self.support_items)})")
+            raise KshotError(
+                f"K={k} is larger than the {len(self.support_items)} support ratings this "
+                f"user has (the protocol keeps up to {len(self.support_items)})"
+            )
         return self.support_items[:k], self.support_ratings[:k]
 
 
@@ -95,7 +97,7 @@ def _tasks(data: Interactions, rows: list, users, max_shot: int, n_query: int, k
         r = rows[u] if keep is None else rows[u][keep[data.items[rows[u]]]]
         if len(r) <= max_shot:
             continue
-        s, q = r[:max_shot], r[max(max_shot, len(r) - n_query):]
+        s, q = r[:max_shot], r[max(max_shot, len(r) - n_query) :]
         out.append(Task(int(u), data.items[s], data.ratings[s], data.items[q], data.ratings[q]))
     return out
 
@@ -116,8 +118,16 @@ def _split(n_eligible_ids: np.ndarray, fold: int, n_folds: int, seed: int, val_f
     return test, np.sort(rest[:n_val])
 
 
-def make_fold(data: Interactions, fold: int = 0, n_folds: int = 5, seed: int = 0, mode: str = "user",
-              shots=SHOTS, n_query: int = N_QUERY, val_fraction: float = 0.1) -> Fold:
+def make_fold(
+    data: Interactions,
+    fold: int = 0,
+    n_folds: int = 5,
+    seed: int = 0,
+    mode: str = "user",
+    shots=SHOTS,
+    n_query: int = N_QUERY,
+    val_fraction: float = 0.1,
+) -> Fold:
     """Fold ``fold`` of ``n_folds`` of the cold-start protocol (see the module docstring)."""
     check_choice("mode", mode, MODES)
     n_folds = check_positive_int("n_folds", n_folds, 2)
@@ -133,24 +143,33 @@ def make_fold(data: Interactions, fold: int = 0, n_folds: int = 5, seed: int = 0
     need = max_shot + (n_query if mode == "user" else 1)
     eligible = np.flatnonzero(counts >= need)
     if len(eligible) < n_folds:
-        raise KshotError(f"only {len(eligible)} users have >= {need} ratings (K up to {max_shot} plus the "
-                         f"query); need at least {n_folds} for {n_folds} folds: lower K or n_folds")
+        raise KshotError(
+            f"only {len(eligible)} users have >= {need} ratings (K up to {max_shot} plus the "
+            f"query); need at least {n_folds} for {n_folds} folds: lower K or n_folds"
+        )
     test_users, val_users = _split(eligible, fold, n_folds, seed, val_fraction)
     cold_user = np.zeros(data.n_users, bool)
     cold_user[test_users] = cold_user[val_users] = True
     if mode != "both":
         train = data.subset(~cold_user[data.users])
-        return Fold(train, _tasks(data, rows, val_users, max_shot, n_query),
-                    _tasks(data, rows, test_users, max_shot, n_query), fold, seed, mode, shots)
+        return Fold(
+            train,
+            _tasks(data, rows, val_users, max_shot, n_query),
+            _tasks(data, rows, test_users, max_shot, n_query),
+            fold,
+            seed,
+            mode,
+            shots,
+        )
     cold_item = np.zeros(data.n_items, bool)
     cold_item[np.array_split(np.random.default_rng([seed, 99]).permutation(data.n_items), n_folds)[fold]] = True
     train = data.subset(~cold_user[data.users] & ~cold_item[data.items])
-    val = [t for t in _tasks(data, rows, val_users, max_shot, n_query, ~cold_item)
-           if len(t.query_items) == n_query]
+    val = [t for t in _tasks(data, rows, val_users, max_shot, n_query, ~cold_item) if len(t.query_items) == n_query]
     return Fold(train, val, _tasks(data, rows, test_users, max_shot, n_query, cold_item), fold, seed, mode, shots)
 
 
 # ---- metrics ---------------------------------------------------------------------------------------
+
 
 def _discounts(n: int) -> np.ndarray:
     return 1.0 / np.log2(np.arange(2, n + 2))
@@ -197,8 +216,17 @@ def _rank(scores: np.ndarray, task: Task, k: int, seed: int, items: np.ndarray) 
     return np.array([int((s > scores[i]).sum() + ((s == scores[i]) & (t < tie[i])).sum()) for i in items])
 
 
-def task_metrics(scores: np.ndarray, task: Task, k: int, predicts_ratings: bool = True, seed: int = 0,
-                 cutoff: int = CUTOFF, positive: float | None = POSITIVE, item_share=None, only=None) -> dict:
+def task_metrics(
+    scores: np.ndarray,
+    task: Task,
+    k: int,
+    predicts_ratings: bool = True,
+    seed: int = 0,
+    cutoff: int = CUTOFF,
+    positive: float | None = POSITIVE,
+    item_share=None,
+    only=None,
+) -> dict:
     """Metrics of one task given the method's scores (predicted ratings, or any ranking score) of every
     catalogue item; ``item_share`` (the share of warm users who rated each item) gives ``popularity``.
     The top ``cutoff`` items are returned under ``"top"``. ``only="ndcg10"`` (or ``"mae"``): that metric
@@ -229,7 +257,7 @@ def task_metrics(scores: np.ndarray, task: Task, k: int, predicts_ratings: bool 
         out["recall10"] = float(hit[:cutoff].sum() / len(relevant))
         out["recall20"] = float(hit[:RECALL_AT].sum() / len(relevant))
         ideal = _discounts(min(len(relevant), cutoff)).sum()
-        out["ndcg10"] = float((hit[:cutoff] * _discounts(cutoff)[:len(top)]).sum() / ideal)
+        out["ndcg10"] = float((hit[:cutoff] * _discounts(cutoff)[: len(top)]).sum() / ideal)
     return out
 
 
@@ -241,7 +269,9 @@ def _one_metric(scores, task, k, seed, cutoff, positive, metric) -> dict:
     relevant = positives(task, positive)
     if len(relevant):
         hit = np.isin(ranking(scores, task, k, seed, cutoff), relevant)
-        out["ndcg10"] = float((hit * _discounts(cutoff)[:len(hit)]).sum() / _discounts(min(len(relevant), cutoff)).sum())
+        out["ndcg10"] = float(
+            (hit * _discounts(cutoff)[: len(hit)]).sum() / _discounts(min(len(relevant), cutoff)).sum()
+        )
     return out
 
 
@@ -251,8 +281,15 @@ def item_share(train: Interactions) -> np.ndarray:
     return np.bincount(train.items, minlength=train.n_items) / users
 
 
-def evaluate_tasks(method, data: Interactions, tasks: list, shots=SHOTS, seed: int = 0,
-                   positive: float | None | str = "auto", only: str | None = None) -> dict:
+def evaluate_tasks(
+    method,
+    data: Interactions,
+    tasks: list,
+    shots=SHOTS,
+    seed: int = 0,
+    positive: float | None | str = "auto",
+    only: str | None = None,
+) -> dict:
     """Per-task metrics of ``method`` for each K: ``{K: {metric: array over tasks, "top": [tasks, 10]}}``.
 
     ``data`` is the warm training data: it gives the users' features (``data.user_features[task.user]``)
@@ -267,8 +304,11 @@ def evaluate_tasks(method, data: Interactions, tasks: list, shots=SHOTS, seed: i
         for task in tasks:
             items, ratings = task.support(k)
             scores = method.predict_items(items, ratings, data.user_features[task.user])
-            rows.append(task_metrics(scores, task, k, method.predicts_ratings, seed, positive=positive,
-                                     item_share=share, only=only))
+            rows.append(
+                task_metrics(
+                    scores, task, k, method.predicts_ratings, seed, positive=positive, item_share=share, only=only
+                )
+            )
         out[k] = {m: np.array([r[m] for r in rows]) for m in METRICS}
         if only is None:
             out[k]["top"] = np.stack([r["top"] for r in rows]) if rows else np.zeros((0, CUTOFF), np.int64)
@@ -324,5 +364,9 @@ def paired(per_fold_a: list, per_fold_b: list, k: int, metric: str = "ndcg10") -
     ok = np.isfinite(x) & np.isfinite(y)
     d = x[ok] - y[ok]
     ci = ci95(d)
-    return {"diff": float(d.mean()) if len(d) else None, "ci95": None if np.isnan(ci) else ci,
-            "n": int(ok.sum()), "ratio": float(x[ok].mean() / y[ok].mean()) if len(d) and y[ok].mean() else None}
+    return {
+        "diff": float(d.mean()) if len(d) else None,
+        "ci95": None if np.isnan(ci) else ci,
+        "n": int(ok.sum()),
+        "ratio": float(x[ok].mean() / y[ok].mean()) if len(d) and y[ok].mean() else None,
+    }

@@ -34,9 +34,16 @@ CANDIDATES = ("ease", "rp3beta", "knn", "ials")  # what "auto" chooses from (fas
 NEURAL = ("melu", "attention", "finetune", "gru", "sasrec", "melu_rank")
 BLENDED = ("ease", "knn", "rp3beta", "ials", "gru", "sasrec", "melu_rank", AUTO)
 # constructor parameter -> the methods it applies to (scikit-learn style settings; the rest go in ``params``)
-APPLIES = {"lam": ("ease", AUTO), "neighbours": ("knn", "rp3beta", AUTO), "alpha": ("rp3beta", AUTO),
-           "beta": ("rp3beta", AUTO), "factors": ("mf", "ials", AUTO), "blend": BLENDED,
-           "train_steps": (*NEURAL, AUTO), "candidates": (AUTO,)}
+APPLIES = {
+    "lam": ("ease", AUTO),
+    "neighbours": ("knn", "rp3beta", AUTO),
+    "alpha": ("rp3beta", AUTO),
+    "beta": ("rp3beta", AUTO),
+    "factors": ("mf", "ials", AUTO),
+    "blend": BLENDED,
+    "train_steps": (*NEURAL, AUTO),
+    "candidates": (AUTO,),
+}
 EXPLAIN_TOP = 3  # the user's items named per recommendation
 POPULARITY = "recommender.popularity"  # the warm interactions per item (onboarding), beside the method's arrays
 
@@ -61,10 +68,20 @@ class Recommender(Estimator):
 
     method_params = APPLIES
 
-    def __init__(self, method: str = AUTO, seed: int = 0, lam: float | None = None, neighbours: int | None = None,
-                 alpha: float | None = None, beta: float | None = None, factors: int | None = None,
-                 blend: float | None = None, train_steps: int | None = None, candidates: tuple | None = None,
-                 params: dict | None = None):
+    def __init__(
+        self,
+        method: str = AUTO,
+        seed: int = 0,
+        lam: float | None = None,
+        neighbours: int | None = None,
+        alpha: float | None = None,
+        beta: float | None = None,
+        factors: int | None = None,
+        blend: float | None = None,
+        train_steps: int | None = None,
+        candidates: tuple | None = None,
+        params: dict | None = None,
+    ):
         self.method, self.seed, self.lam, self.neighbours = method, seed, lam, neighbours
         self.alpha, self.beta, self.factors, self.blend = alpha, beta, factors, blend
         self.train_steps, self.candidates, self.params = train_steps, candidates, params
@@ -77,8 +94,11 @@ class Recommender(Estimator):
     def settings(self, name: str) -> dict:
         """The settings handed to method ``name``: the constructor's that apply to it, then ``params``."""
         cls = METHODS[name]
-        out = {k: getattr(self, k) for k in APPLIES if k != "candidates" and getattr(self, k) is not None
-               and cls.accepts(k)}
+        out = {
+            k: getattr(self, k)
+            for k in APPLIES
+            if k != "candidates" and getattr(self, k) is not None and cls.accepts(k)
+        }
         out.update({k: v for k, v in (self.params or {}).items() if cls.accepts(k)})
         return out
 
@@ -99,8 +119,9 @@ class Recommender(Estimator):
         for key in [*given, *(self.params or {})]:
             if not any(METHODS[n].accepts(key) for n in names):
                 allowed = sorted({k for n in names for k in (*METHODS[n].grid, *getattr(METHODS[n], "SETTINGS", ()))})
-                raise KshotError(f"unknown parameter {key!r} for method {self.method!r}; allowed: "
-                                 f"{', '.join(allowed) or 'none'}")
+                raise KshotError(
+                    f"unknown parameter {key!r} for method {self.method!r}; allowed: {', '.join(allowed) or 'none'}"
+                )
         for name in names:
             build(name, self.seed, **self.settings(name))
 
@@ -157,8 +178,10 @@ class Recommender(Estimator):
         pos = [self.item_position(i) for i in items]
         unknown = [str(i) for i, p in zip(items, pos) if p is None]
         if unknown:
-            raise KshotError(f"unknown {what}(s) {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}: "
-                             "not in the model's catalogue (give the dataset's item id or exact title)")
+            raise KshotError(
+                f"unknown {what}(s) {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}: "
+                "not in the model's catalogue (give the dataset's item id or exact title)"
+            )
         return np.array(pos, np.int64)
 
     def _support(self, user) -> tuple[np.ndarray, np.ndarray]:
@@ -170,8 +193,9 @@ class Recommender(Estimator):
         elif isinstance(user, (list, tuple)):
             pairs = [(item, self.scale_[1]) for item in user]
         else:
-            raise KshotError(f"the user's items must be a dict item -> rating or a list of items, got "
-                             f"{type(user).__name__}")
+            raise KshotError(
+                f"the user's items must be a dict item -> rating or a list of items, got {type(user).__name__}"
+            )
         items = self.positions([i for i, _ in pairs])
         if len(set(items.tolist())) != len(items):
             raise KshotError("an item is given twice in the user's items (by id and by title?); give it once")
@@ -191,8 +215,9 @@ class Recommender(Estimator):
             out = np.zeros(self.user_dim_, np.float32)
             for name, value in user_features.items():
                 if name not in self.user_feature_names_:
-                    raise KshotError(f"unknown user feature {name!r}; allowed: "
-                                     f"{', '.join(self.user_feature_names_) or 'none'}")
+                    raise KshotError(
+                        f"unknown user feature {name!r}; allowed: {', '.join(self.user_feature_names_) or 'none'}"
+                    )
                 out[self.user_feature_names_.index(name)] = value
             return out
         out = np.asarray(user_features, np.float32).reshape(-1)
@@ -210,8 +235,9 @@ class Recommender(Estimator):
         """Scores of ``items`` (ids or exact titles) for a new user who gave ``user``."""
         return self.scores(user, user_features)[self.positions(items)]
 
-    def recommend(self, user, k: int = 10, exclude_rated: bool = True, user_features=None,
-                  explain: bool = False, exclude=()) -> list[dict]:
+    def recommend(
+        self, user, k: int = 10, exclude_rated: bool = True, user_features=None, explain: bool = False, exclude=()
+    ) -> list[dict]:
         """The ``k`` items with the highest scores, the user's own items left out (``exclude_rated``) and
         any in ``exclude``. ``explain``: each row also gets ``because``, the user's items that led to it
         (largest contributions first, with their share of the positive ones)."""
@@ -221,8 +247,10 @@ class Recommender(Estimator):
             raise KshotError(f"k={k} is larger than the catalogue ({self.n_items} items)")
         items, ratings = self._support(user)
         if explain and not len(items):
-            raise KshotError("explain needs at least one item from the user (the recommendations of an "
-                             "empty list come from popularity alone)")
+            raise KshotError(
+                "explain needs at least one item from the user (the recommendations of an "
+                "empty list come from popularity alone)"
+            )
         features = self._features(user_features)
         scores = self.method_.predict_items(items, ratings, features).astype(np.float64)
         if exclude_rated and len(items):
@@ -237,8 +265,14 @@ class Recommender(Estimator):
             for row, c in zip(rows, parts):
                 positive = np.clip(c, 0, None)
                 order = [j for j in np.argsort(-c, kind="stable")[:EXPLAIN_TOP] if c[j] > 0]
-                row["because"] = [{"item": self.item_ids_[items[j]], "title": self.title(items[j]),
-                                   "share": float(positive[j] / positive.sum())} for j in order]
+                row["because"] = [
+                    {
+                        "item": self.item_ids_[items[j]],
+                        "title": self.title(items[j]),
+                        "share": float(positive[j] / positive.sum()),
+                    }
+                    for j in order
+                ]
         return rows
 
     def contributions(self, items, ratings, features, targets) -> np.ndarray:
@@ -269,24 +303,36 @@ class Recommender(Estimator):
         """Write ``path/model.safetensors`` and ``path/model.json`` (``extra``: more JSON, e.g. the data)."""
         self._check()
         m = self.method_
-        tensors = {k: torch.as_tensor(np.ascontiguousarray(v)) if not torch.is_tensor(v) else v
-                   for k, v in m.state().items()}
+        tensors = {
+            k: torch.as_tensor(np.ascontiguousarray(v)) if not torch.is_tensor(v) else v for k, v in m.state().items()
+        }
         tensors[POPULARITY] = torch.as_tensor(self.popularity_)
         params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
-        state = {"method": self.method, "seed": self.seed, "chosen": self.chosen_, "selection": self.selection_,
-                 "tuned_params": m.params, "dims": getattr(m, "dims_", None), "n_items": len(self.item_ids_),
-                 "scale": list(self.scale_), "implicit": self.implicit_, "item_ids": self.item_ids_,
-                 "item_titles": self.item_titles_, "user_feature_names": self.user_feature_names_,
-                 "user_dim": self.user_dim_, "extra": extra or {}}
+        state = {
+            "method": self.method,
+            "seed": self.seed,
+            "chosen": self.chosen_,
+            "selection": self.selection_,
+            "tuned_params": m.params,
+            "dims": getattr(m, "dims_", None),
+            "n_items": len(self.item_ids_),
+            "scale": list(self.scale_),
+            "implicit": self.implicit_,
+            "item_ids": self.item_ids_,
+            "item_titles": self.item_titles_,
+            "user_feature_names": self.user_feature_names_,
+            "user_dim": self.user_dim_,
+            "extra": extra or {},
+        }
         return save_model(path, KIND, tensors, params, state)
 
     @classmethod
     def load(cls, path) -> "Recommender":
         tensors, meta = load_model(Path(path), KIND)
         params = meta["params"]
-        if "method" in params:      # the constructor's parameters
+        if "method" in params:  # the constructor's parameters
             rec = cls(**{k: (tuple(v) if k == "candidates" and v is not None else v) for k, v in params.items()})
-        else:                       # written before Recommender was an estimator: params = method settings
+        else:  # written before Recommender was an estimator: params = method settings
             rec = cls(meta["method"], meta["seed"], params=params or None)
         chosen = meta.get("chosen", meta["method"])
         method = build(chosen, meta["seed"], **meta["tuned_params"])
@@ -294,8 +340,9 @@ class Recommender(Estimator):
             method.dims_ = meta["dims"]
         popularity = tensors.pop(POPULARITY, None)
         method.load_state({k: v.numpy() for k, v in tensors.items()}, meta["n_items"], meta["scale"])
-        rec.popularity_ = (popularity.numpy() if popularity is not None
-                           else np.zeros(meta["n_items"], np.float32))  # a model saved before onboarding
+        rec.popularity_ = (
+            popularity.numpy() if popularity is not None else np.zeros(meta["n_items"], np.float32)
+        )  # a model saved before onboarding
         rec.method_, rec.chosen_, rec.selection_ = method, chosen, meta.get("selection", {})
         rec.item_ids_, rec.item_titles_ = meta["item_ids"], meta["item_titles"]
         rec.user_feature_names_, rec.user_dim_ = meta["user_feature_names"], meta["user_dim"]

@@ -24,7 +24,8 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fastapi import FastAPI, Path as PathParam, Query, Request
+from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -38,12 +39,16 @@ from .model import Overloaded, ServedModel
 from .store import ROLES, Forbidden, LimitError, Store, safe_url
 
 STATIC = Path(__file__).parent / "static"
-PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
-            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
-            "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-UNSHED = ("/v1/health", "/metrics")   # answered even when the worker sheds load
-ENCODED = ("/v1/predict", "/v1/examples", "/v1/feedback")   # POSTs that queue texts for the encoder
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+UNSHED = ("/v1/health", "/metrics")  # answered even when the worker sheds load
+ENCODED = ("/v1/predict", "/v1/examples", "/v1/feedback")  # POSTs that queue texts for the encoder
 
 
 @dataclass
@@ -55,9 +60,9 @@ class Config:
     limits: dict = field(default_factory=dict)
     window: float = 0.004
     poll: float = 0.5
-    threads: int = 0   # torch threads for the encoder; 0: torch's default
-    quantize: str = "none"   # "int8": the encoder's linear layers run in int8
-    docs: bool = True        # /docs (Swagger UI, its assets served from the installed package)
+    threads: int = 0  # torch threads for the encoder; 0: torch's default
+    quantize: str = "none"  # "int8": the encoder's linear layers run in int8
+    docs: bool = True  # /docs (Swagger UI, its assets served from the installed package)
 
 
 def swagger_assets() -> Path | None:
@@ -98,33 +103,48 @@ class Observe:
             m = self.holder.get("model")
             if self.inflight > self.limits.max_inflight and scope["path"] not in UNSHED:
                 self.metrics.shed.labels("max_inflight").inc()
-                err = overloaded(f"this worker has {self.inflight - 1} requests in progress, its limit; retry soon",
-                                 1, limit="max_inflight")
+                err = overloaded(
+                    f"this worker has {self.inflight - 1} requests in progress, its limit; retry soon",
+                    1,
+                    limit="max_inflight",
+                )
             elif m is not None and scope["path"] in ENCODED and scope["method"] == "POST" and m.full():
                 # the encoder's queue is full: refuse before reading, checking or authenticating anything
                 self.metrics.shed.labels("max_queue").inc()
-                err = overloaded(f"{m.queued} texts are waiting for the encoder, as many as this worker queues; "
-                                 "retry soon", m.full(), limit="max_queue")
-            elif length is not None and (not length.isdigit() or len(length) > 18
-                                         or int(length) > self.limits.max_body_bytes):
-                err = ApiError(413, "limit_exceeded", f"the request body has {length[:20].decode('latin-1')} bytes; "
-                               f"the limit is {self.limits.max_body_bytes}", limit="max_body_bytes")
+                err = overloaded(
+                    f"{m.queued} texts are waiting for the encoder, as many as this worker queues; retry soon",
+                    m.full(),
+                    limit="max_queue",
+                )
+            elif length is not None and (
+                not length.isdigit() or len(length) > 18 or int(length) > self.limits.max_body_bytes
+            ):
+                err = ApiError(
+                    413,
+                    "limit_exceeded",
+                    f"the request body has {length[:20].decode('latin-1')} bytes; "
+                    f"the limit is {self.limits.max_body_bytes}",
+                    limit="max_body_bytes",
+                )
             if err is not None:
                 await JSONResponse(err.body(), status_code=err.status, headers=err.headers)(scope, receive, send_status)
             else:
                 try:
                     await self.app(scope, receive, send_status)
-                except Exception as exc:   # a bug: log it, answer 500 here (uvicorn would drop the connection)
+                except Exception as exc:  # a bug: log it, answer 500 here (uvicorn would drop the connection)
                     if started[0]:
                         raise
                     traceback.print_exception(exc, file=sys.stderr)
-                    await JSONResponse(ApiError(500, "internal", "internal error; the server log has the details")
-                                       .body(), status_code=500)(scope, receive, send_status)
+                    await JSONResponse(
+                        ApiError(500, "internal", "internal error; the server log has the details").body(),
+                        status_code=500,
+                    )(scope, receive, send_status)
         finally:
             self.inflight -= 1
             route = scope.get("route")
-            self.metrics.observe(scope["method"], getattr(route, "path", "other"), status[0],
-                                 time.perf_counter() - start)
+            self.metrics.observe(
+                scope["method"], getattr(route, "path", "other"), status[0], time.perf_counter() - start
+            )
 
 
 async def unless_gone(request: Request, work):
@@ -161,8 +181,9 @@ def create_app(config: Config) -> FastAPI:
     holder: dict = {}
     assets = swagger_assets() if config.docs else None
     if config.docs and assets is None:
-        print("kshot serve: /docs is off: the fastapi-offline package (Swagger UI's files) is not installed",
-              flush=True)
+        print(
+            "kshot serve: /docs is off: the fastapi-offline package (Swagger UI's files) is not installed", flush=True
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -171,20 +192,34 @@ def create_app(config: Config) -> FastAPI:
 
             torch.set_num_threads(config.threads)
         await asyncio.to_thread(keys.refresh)
-        m = await asyncio.to_thread(ServedModel, config.model_dir, store, window=config.window, poll=config.poll,
-                                    quantize=config.quantize, max_queue=limits.max_queue, timeout=limits.timeout,
-                                    max_wait=limits.max_wait,
-                                    on_batch=metrics.batch.observe)
+        m = await asyncio.to_thread(
+            ServedModel,
+            config.model_dir,
+            store,
+            window=config.window,
+            poll=config.poll,
+            quantize=config.quantize,
+            max_queue=limits.max_queue,
+            timeout=limits.timeout,
+            max_wait=limits.max_wait,
+            on_batch=metrics.batch.observe,
+        )
         holder["model"] = m
         m.start(hooks=[keys.refresh])
         yield
         m.close()
         metrics.process_exit(os.getpid())
 
-    app = FastAPI(title="kshot serve", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Few-shot text classification that learns new intents while it runs. Send a key "
-                              "as `Authorization: Bearer KEY`; roles: read (predict, labels), write (examples, "
-                              "feedback), admin (keys, export, the model directory's own examples).")
+    app = FastAPI(
+        title="kshot serve",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Few-shot text classification that learns new intents while it runs. Send a key "
+        "as `Authorization: Bearer KEY`; roles: read (predict, labels), write (examples, "
+        "feedback), admin (keys, export, the model directory's own examples).",
+    )
 
     def model() -> ServedModel:
         return holder["model"]
@@ -218,7 +253,7 @@ def create_app(config: Config) -> FastAPI:
 
     @app.exception_handler(ClientGone)
     async def _gone(request, exc: ClientGone):
-        return Response(status_code=499)   # nobody reads it; the metrics count it as 499
+        return Response(status_code=499)  # nobody reads it; the metrics count it as 499
 
     @app.exception_handler(KshotError)
     async def _kshot_error(request, exc: KshotError):
@@ -234,8 +269,11 @@ def create_app(config: Config) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request, exc: StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        message = f"no such endpoint: {request.method[:20]} {request.url.path[:200]}" \
-            if exc.status_code in (404, 405) else str(exc.detail)
+        message = (
+            f"no such endpoint: {request.method[:20]} {request.url.path[:200]}"
+            if exc.status_code in (404, 405)
+            else str(exc.detail)
+        )
         return JSONResponse(ApiError(exc.status_code, code, message).body(), status_code=exc.status_code)
 
     errors = {s: {"model": S.ErrorBody} for s in (400, 401, 403, 404, 409, 413, 422, 429, 503)}
@@ -247,9 +285,15 @@ def create_app(config: Config) -> FastAPI:
     # ------------------------------------------------------------ the page and the docs
     @app.get("/", include_in_schema=False)
     async def page():
-        return FileResponse(STATIC / "index.html", media_type="text/html",
-                            headers={"Content-Security-Policy": PAGE_CSP, "Referrer-Policy": "no-referrer",
-                                     "Cache-Control": "no-cache"})
+        return FileResponse(
+            STATIC / "index.html",
+            media_type="text/html",
+            headers={
+                "Content-Security-Policy": PAGE_CSP,
+                "Referrer-Policy": "no-referrer",
+                "Cache-Control": "no-cache",
+            },
+        )
 
     @app.get("/static/{name}", include_in_schema=False)
     async def static(name: str):
@@ -259,10 +303,13 @@ def create_app(config: Config) -> FastAPI:
         return FileResponse(STATIC / name, media_type=kinds[name])
 
     if assets is not None:
+
         @app.get("/docs", include_in_schema=False)
         async def docs():
-            return HTMLResponse((STATIC / "docs.html").read_text(),
-                                headers={"Content-Security-Policy": DOCS_CSP, "Referrer-Policy": "no-referrer"})
+            return HTMLResponse(
+                (STATIC / "docs.html").read_text(),
+                headers={"Content-Security-Policy": DOCS_CSP, "Referrer-Policy": "no-referrer"},
+            )
 
         @app.get("/docs/assets/{name}", include_in_schema=False)
         async def docs_assets(name: str):
@@ -275,8 +322,11 @@ def create_app(config: Config) -> FastAPI:
     def checks() -> dict[str, bool]:
         m = holder.get("model")
         fresh = max(5.0, 10 * config.poll)
-        return {"model": m is not None and m.ready, "batcher": m is not None and m.alive,
-                "database": m is not None and time.monotonic() - m.polled < fresh}
+        return {
+            "model": m is not None and m.ready,
+            "batcher": m is not None and m.alive,
+            "database": m is not None and time.monotonic() - m.polled < fresh,
+        }
 
     @app.get("/v1/health", response_model=S.Health, responses={503: {"model": S.Health}})
     async def health():
@@ -287,11 +337,21 @@ def create_app(config: Config) -> FastAPI:
         ready = all(c.values())
         m = model()
         metrics.ready.set(1 if ready else 0)
-        return JSONResponse({"status": "ok" if ready else "unavailable", "ready": ready, "checks": c,
-                             "labels": len(m.clf.classes_), "examples": len(m.ids), "encoder": m.encoder,
-                             "examples_other_encoder": len(m.foreign), "model_version": m.model_version,
-                             "database_version": m.synced, "synced_version": m.synced},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {
+                "status": "ok" if ready else "unavailable",
+                "ready": ready,
+                "checks": c,
+                "labels": len(m.clf.classes_),
+                "examples": len(m.ids),
+                "encoder": m.encoder,
+                "examples_other_encoder": len(m.foreign),
+                "model_version": m.model_version,
+                "database_version": m.synced,
+                "synced_version": m.synced,
+            },
+            status_code=200 if ready else 503,
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus():
@@ -305,14 +365,15 @@ def create_app(config: Config) -> FastAPI:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # ------------------------------------------------------------ predictions
-    @app.post("/v1/predict", response_model=S.PredictResponse, responses=errors,
-              openapi_extra=body_of(S.PredictRequest))
+    @app.post(
+        "/v1/predict", response_model=S.PredictResponse, responses=errors, openapi_extra=body_of(S.PredictRequest)
+    )
     async def predict(request: Request):
         """(read) Per text: the label, its score, the top-k labels with scores, and whether it was rejected."""
         await auth(request, "read")
         data = await S.read_json(request, limits)
         if isinstance(data, dict) and isinstance(data.get("texts"), list):
-            S.check_texts([""] * min(len(data["texts"]), limits.max_texts + 1), limits)   # count, before validating
+            S.check_texts([""] * min(len(data["texts"]), limits.max_texts + 1), limits)  # count, before validating
         body = S.parse(S.PredictRequest, data)
         S.check_texts(body.texts, limits)
         m = model()
@@ -321,29 +382,56 @@ def create_app(config: Config) -> FastAPI:
             raise ApiError(409, "no_labels", "there are no labels yet; add examples with POST /v1/examples")
         out = []
         for row in proba:
-            order = row.argsort()[::-1][:body.top_k]
+            order = row.argsort()[::-1][: body.top_k]
             best = float(row[order[0]])
             rejected = body.reject_below is not None and best < body.reject_below
-            out.append({"label": m.clf.reject_label if rejected else classes[order[0]], "score": best,
-                        "rejected": rejected,
-                        "top": [{"label": classes[i], "score": float(row[i])} for i in order]})
+            out.append(
+                {
+                    "label": m.clf.reject_label if rejected else classes[order[0]],
+                    "score": best,
+                    "rejected": rejected,
+                    "top": [{"label": classes[i], "score": float(row[i])} for i in order],
+                }
+            )
         return JSONResponse({"predictions": out, "model_version": version})
 
     # ------------------------------------------------------------ examples and labels
     async def _add(key_id: str, rows, source: str):
         try:
-            ids, applied = await model().add(rows, source, key_id, max_per_label=limits.max_examples_per_label,
-                                             max_labels=limits.max_labels, max_examples=limits.max_examples)
+            ids, applied = await model().add(
+                rows,
+                source,
+                key_id,
+                max_per_label=limits.max_examples_per_label,
+                max_labels=limits.max_labels,
+                max_examples=limits.max_examples,
+            )
         except LimitError as exc:
             raise from_limit(exc) from None
-        return JSONResponse({"ids": ids, "model_version": model().model_version, "applied": applied},
-                            status_code=201)
+        return JSONResponse({"ids": ids, "model_version": model().model_version, "applied": applied}, status_code=201)
 
-    @app.post("/v1/examples", status_code=201, response_model=S.AddResponse, responses=errors,
-              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                  "anyOf": [{"$ref": "#/components/schemas/ExampleIn"},
-                            {"type": "array", "items": {"$ref": "#/components/schemas/ExampleIn"}},
-                            {"$ref": "#/components/schemas/ExamplesRequest"}]}}}}})
+    @app.post(
+        "/v1/examples",
+        status_code=201,
+        response_model=S.AddResponse,
+        responses=errors,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "anyOf": [
+                                {"$ref": "#/components/schemas/ExampleIn"},
+                                {"type": "array", "items": {"$ref": "#/components/schemas/ExampleIn"}},
+                                {"$ref": "#/components/schemas/ExamplesRequest"},
+                            ]
+                        }
+                    }
+                },
+            }
+        },
+    )
     async def add_examples(request: Request):
         """(write) Store examples (one object, a list, or {"examples": [...]}); they count from the next
         prediction."""
@@ -352,8 +440,12 @@ def create_app(config: Config) -> FastAPI:
         return await _add(key_id, rows, "api")
 
     @app.get("/v1/examples", response_model=S.ExampleList, responses=errors)
-    async def list_examples(request: Request, label: str | None = None,
-                            after_id: int = Query(0, ge=0, le=S.MAX_ID), limit: int = Query(100, ge=1, le=1000)):
+    async def list_examples(
+        request: Request,
+        label: str | None = None,
+        after_id: int = Query(0, ge=0, le=S.MAX_ID),
+        limit: int = Query(100, ge=1, le=1000),
+    ):
         """(write) Stored examples with their texts, in id order (texts are null for those that came with the
         model directory); page with ``after_id`` = ``next_after_id`` of the previous page."""
         await auth(request, "write")
@@ -387,8 +479,13 @@ def create_app(config: Config) -> FastAPI:
             raise ApiError(404, "not_found", f"there is no label {label!r}", field="label")
         return JSONResponse({"deleted": label, "examples": n, "model_version": model().model_version})
 
-    @app.post("/v1/feedback", status_code=201, response_model=S.AddResponse, responses=errors,
-              openapi_extra=body_of(S.FeedbackRequest))
+    @app.post(
+        "/v1/feedback",
+        status_code=201,
+        response_model=S.AddResponse,
+        responses=errors,
+        openapi_extra=body_of(S.FeedbackRequest),
+    )
     async def feedback(request: Request):
         """(write) A text with the label a person corrected it to: kept as an example."""
         key_id, _ = await auth(request, "write")
@@ -413,23 +510,29 @@ def create_app(config: Config) -> FastAPI:
             path = await model().export(dest)
         except OSError as exc:
             if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
-                raise ApiError(409, "exists", f"the export {name!r} exists already; choose another name",
-                               field="name") from None
+                raise ApiError(
+                    409, "exists", f"the export {name!r} exists already; choose another name", field="name"
+                ) from None
             print(f"kshot serve: export {name!r} failed: {exc}", file=sys.stderr, flush=True)
-            raise ApiError(507 if exc.errno == errno.ENOSPC else 500, "export_failed",
-                           f"the export {name!r} could not be written: {exc.strerror or type(exc).__name__}") from None
+            raise ApiError(
+                507 if exc.errno == errno.ENOSPC else 500,
+                "export_failed",
+                f"the export {name!r} could not be written: {exc.strerror or type(exc).__name__}",
+            ) from None
         return JSONResponse({"path": str(path.resolve()), "labels": len(model().clf.classes_)})
 
-    @app.post("/v1/keys", status_code=201, response_model=S.KeyCreated, responses=errors,
-              openapi_extra=body_of(S.KeyRequest))
+    @app.post(
+        "/v1/keys", status_code=201, response_model=S.KeyCreated, responses=errors, openapi_extra=body_of(S.KeyRequest)
+    )
     async def create_key(request: Request):
         """(admin) A new API key, shown once; ``expires_in`` seconds (default: it does not expire)."""
         await auth(request, "admin")
         body = S.parse(S.KeyRequest, await S.read_json(request, limits))
         expires = time.time() + body.expires_in if body.expires_in else None
         key = await asyncio.to_thread(store.create_key, body.role, expires)
-        return JSONResponse({"key": key, "id": key.split("_")[1], "role": body.role, "expires": expires},
-                            status_code=201)
+        return JSONResponse(
+            {"key": key, "id": key.split("_")[1], "role": body.role, "expires": expires}, status_code=201
+        )
 
     @app.get("/v1/keys", response_model=S.KeyList, responses=errors)
     async def list_keys(request: Request):
@@ -450,8 +553,9 @@ def create_app(config: Config) -> FastAPI:
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            _, defs = models_json_schema([(m, "validation") for m in S.REQUESTS],
-                                         ref_template="#/components/schemas/{model}")
+            _, defs = models_json_schema(
+                [(m, "validation") for m in S.REQUESTS], ref_template="#/components/schemas/{model}"
+            )
             components = schema.setdefault("components", {})
             components.setdefault("schemas", {}).update(defs.get("$defs", {}))
             components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
@@ -463,8 +567,12 @@ def create_app(config: Config) -> FastAPI:
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["*"],
-                           allow_headers=["Authorization", "Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     app.add_middleware(Observe, metrics=metrics, limits=limits, holder=holder)
     app.state.config, app.state.store, app.state.holder, app.state.keys = config, store, holder, keys
     app.state.roles = ROLES

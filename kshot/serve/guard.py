@@ -15,20 +15,20 @@ from .store import ROLES, KeyRow, LimitError, Store, parse_key, verify_key
 @dataclass
 class Limits:
     max_body_bytes: int = 1_000_000
-    max_texts: int = 64                 # texts per predict request, examples per add request
-    max_chars: int = 2000               # characters per text
+    max_texts: int = 64  # texts per predict request, examples per add request
+    max_chars: int = 2000  # characters per text
     max_label_chars: int = 200
     max_examples_per_label: int = 2000
-    max_labels: int = 1000              # labels in all
-    max_examples: int = 100_000         # stored examples in all
-    rate_per_s: float = 50.0            # requests per second per key (0: no limit)
+    max_labels: int = 1000  # labels in all
+    max_examples: int = 100_000  # stored examples in all
+    rate_per_s: float = 50.0  # requests per second per key (0: no limit)
     burst: int = 100
-    auth_failures_per_s: float = 1.0    # failed authentications per second per client address ...
-    auth_failures_burst: int = 20       # ... in bursts of up to this many, then 429
-    max_queue: int = 256                # texts waiting for the encoder; past it: 503 with Retry-After
-    max_wait: float = 1.0               # ... or past this many seconds of queued work at the encoder's speed
-    max_inflight: int = 512             # requests in progress in one worker; past it: 503 with Retry-After
-    timeout: float = 10.0               # seconds a request may wait for the encoder; then 503
+    auth_failures_per_s: float = 1.0  # failed authentications per second per client address ...
+    auth_failures_burst: int = 20  # ... in bursts of up to this many, then 429
+    max_queue: int = 256  # texts waiting for the encoder; past it: 503 with Retry-After
+    max_wait: float = 1.0  # ... or past this many seconds of queued work at the encoder's speed
+    max_inflight: int = 512  # requests in progress in one worker; past it: 503 with Retry-After
+    timeout: float = 10.0  # seconds a request may wait for the encoder; then 503
 
     @classmethod
     def names(cls) -> list[str]:
@@ -38,8 +38,15 @@ class Limits:
 class ApiError(Exception):
     """An HTTP error with a JSON body {"error": {"code", "message", "field"?, "limit"?}}."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None, limit: str | None = None,
-                 headers: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        limit: str | None = None,
+        headers: dict | None = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.message, self.field, self.limit = status, code, message, field, limit
         self.headers = headers or {}
@@ -100,7 +107,7 @@ class Bucket:
         full = [n for n, (t, last) in self.buckets.items() if t + (now - last) * self.rate >= self.burst]
         for n in full:
             del self.buckets[n]
-        if len(self.buckets) >= self.size:   # all busy: forget the oldest half
+        if len(self.buckets) >= self.size:  # all busy: forget the oldest half
             for n, _ in sorted(self.buckets.items(), key=lambda kv: kv[1][1])[: self.size // 2]:
                 del self.buckets[n]
 
@@ -115,9 +122,14 @@ class RateLimiter:
     def check(self, key_id: str) -> None:
         wait = self.bucket.take(key_id)
         if wait:
-            raise ApiError(429, "rate_limited", f"this key passed the rate limit of {self.rate:g} requests "
-                           f"per second (bursts of {self.burst}); retry in {wait:.2f} s", limit="rate_per_s",
-                           headers={"Retry-After": str(max(1, int(wait + 0.999)))})
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"this key passed the rate limit of {self.rate:g} requests "
+                f"per second (bursts of {self.burst}); retry in {wait:.2f} s",
+                limit="rate_per_s",
+                headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+            )
 
 
 def _unauthorized(message: str) -> ApiError:
@@ -135,7 +147,7 @@ class Keys:
     def __init__(self, store: Store, limits: Limits):
         self.store = store
         self.rows: dict[str, KeyRow] = {}
-        self.lookups = 0   # lookups of unknown ids in flight (at most 4: a flood of made-up ids waits for none)
+        self.lookups = 0  # lookups of unknown ids in flight (at most 4: a flood of made-up ids waits for none)
         self.failures = Bucket(limits.auth_failures_per_s, limits.auth_failures_burst)
 
     def refresh(self) -> None:
@@ -147,8 +159,9 @@ class Keys:
     async def check(self, header: str | None, address: str) -> tuple[str, str]:
         """(key id, role) for an ``Authorization`` header; ApiError 401 (or 429) otherwise."""
         if not header:
-            raise _unauthorized("send an API key as 'Authorization: Bearer KEY' (make one with "
-                                "`kshot serve keys create`)")
+            raise _unauthorized(
+                "send an API key as 'Authorization: Bearer KEY' (make one with `kshot serve keys create`)"
+            )
         scheme, _, key = header.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
@@ -173,9 +186,14 @@ class Keys:
     def _failed(self, address: str) -> None:
         wait = self.failures.take(address)
         if wait:
-            raise ApiError(429, "rate_limited", f"too many failed authentications (a bad Authorization header) "
-                           f"from {address}; retry in {wait:.1f} s", field="Authorization", limit="auth_failures_per_s",
-                           headers={"Retry-After": str(max(1, int(wait + 0.999)))})
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many failed authentications (a bad Authorization header) from {address}; retry in {wait:.1f} s",
+                field="Authorization",
+                limit="auth_failures_per_s",
+                headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+            )
 
 
 def require(role: str, needed: str) -> None:
@@ -199,13 +217,16 @@ class Metrics:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("kshot_requests", "HTTP requests by method, route and status.",
-                                ["method", "route", "status"], registry=r)
-        self.latency = Histogram("kshot_request_duration_seconds", "Request latency.", ["route"], buckets=BUCKETS,
-                                 registry=r)
+        self.requests = Counter(
+            "kshot_requests", "HTTP requests by method, route and status.", ["method", "route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "kshot_request_duration_seconds", "Request latency.", ["route"], buckets=BUCKETS, registry=r
+        )
         self.shed = Counter("kshot_shed", "Requests refused for capacity, by reason.", ["reason"], registry=r)
-        self.batch = Histogram("kshot_batch_texts", "Texts per encoder pass.", buckets=(1, 2, 4, 8, 16, 32, 64, 128),
-                               registry=r)
+        self.batch = Histogram(
+            "kshot_batch_texts", "Texts per encoder pass.", buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r
+        )
 
         def gauge(name, text, mode="livemax"):
             return Gauge(name, text, registry=r, multiprocess_mode=mode)
@@ -215,8 +236,9 @@ class Metrics:
         self.model_version = gauge("kshot_model_version", "Changes applied to the head since start.")
         self.database_version = gauge("kshot_database_version", "Database version the head was last reconciled with.")
         self.queue = gauge("kshot_queue_texts", "Texts waiting for the encoder.", "livesum")
-        self.ready = gauge("kshot_ready", "1 when the worker is ready (model loaded, batcher running, "
-                           "database answering).", "livemin")
+        self.ready = gauge(
+            "kshot_ready", "1 when the worker is ready (model loaded, batcher running, database answering).", "livemin"
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method if method in METHODS else "other", route, str(status)).inc()

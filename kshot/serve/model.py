@@ -53,8 +53,8 @@ from ..core.model_format import check_manifest, read_manifest
 from ..text.classifier import KIND, FewShotClassifier
 from .store import Store
 
-ADD_ITERATIONS = 30   # solver iterations per incremental refit (see the module docstring)
-TOMBSTONE_S = 60.0    # how long ids deleted here are remembered, so that a late add of them is dropped
+ADD_ITERATIONS = 30  # solver iterations per incremental refit (see the module docstring)
+TOMBSTONE_S = 60.0  # how long ids deleted here are remembered, so that a late add of them is dropped
 
 
 class Overloaded(Exception):
@@ -88,49 +88,62 @@ def _fingerprint(model_dir) -> str:
 
 
 class ServedModel:
-    def __init__(self, model_dir, store: Store, window: float = 0.004, max_batch: int = 64, poll: float = 0.5,
-                 quantize: str = "none", max_queue: int = 256, timeout: float = 10.0, max_wait: float = 1.0,
-                 on_batch=None):
+    def __init__(
+        self,
+        model_dir,
+        store: Store,
+        window: float = 0.004,
+        max_batch: int = 64,
+        poll: float = 0.5,
+        quantize: str = "none",
+        max_queue: int = 256,
+        timeout: float = 10.0,
+        max_wait: float = 1.0,
+        on_batch=None,
+    ):
         self.model_dir, self.store = Path(model_dir), store
         self.window, self.max_batch, self.poll = window, max_batch, poll
         self.max_queue, self.timeout, self.on_batch = max(max_queue, max_batch), timeout, on_batch
-        self.max_wait = max_wait            # shed when the queue holds more than this many seconds of work
+        self.max_wait = max_wait  # shed when the queue holds more than this many seconds of work
         # the int8 encoder runs on the CPU only, whatever device the model was fitted on
         self.clf = FewShotClassifier.load(self.model_dir, device="cpu" if quantize != "none" else None)
         self.quantize, self.fp32_encoder = quantize, self.clf.encoder_
         self.clf.encoder_ = self.clf.encoder_.quantized(quantize)
-        self.model_fingerprint = fingerprint(self.model_dir)         # the model directory's own encoder
-        self.encoder = fingerprint(self.model_dir, quantize)         # what embeddings made here are tagged
-        self.foreign: set[int] = set()      # ids held with another encoder's embedding (no text to re-encode)
+        self.model_fingerprint = fingerprint(self.model_dir)  # the model directory's own encoder
+        self.encoder = fingerprint(self.model_dir, quantize)  # what embeddings made here are tagged
+        self.foreign: set[int] = set()  # ids held with another encoder's embedding (no text to re-encode)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kshot-model")
         self.refitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kshot-refit")
         self.exporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kshot-export")
-        self.pending: list[tuple[dict, int]] = []   # (new rows, version) added here, not yet published
+        self.pending: list[tuple[dict, int]] = []  # (new rows, version) added here, not yet published
         self.pending_lock = threading.Lock()
-        self.ids: dict[int, str] = {}       # example id -> label, what the head holds
+        self.ids: dict[int, str] = {}  # example id -> label, what the head holds
         self.rows: dict[int, np.ndarray] = {}
-        self.recent: dict[int, int] = {}    # id -> version of a change made here, newer than `synced`
-        self.synced = -1                    # database version of the last reconciliation
-        self.model_version = 0              # bumped at every change of the head
+        self.recent: dict[int, int] = {}  # id -> version of a change made here, newer than `synced`
+        self.synced = -1  # database version of the last reconciliation
+        self.model_version = 0  # bumped at every change of the head
         self.ready = False
-        self.stale = False                  # a refit failed: the head lacks rows that ``ids`` holds
-        self.deleted: dict[int, tuple[int, float]] = {}   # id -> (version, time) of a deletion made here
+        self.stale = False  # a refit failed: the head lacks rows that ``ids`` holds
+        self.deleted: dict[int, tuple[int, float]] = {}  # id -> (version, time) of a deletion made here
         self.queue: asyncio.Queue | None = None
-        self.queued = 0                     # texts in the queue
-        self.rate = 100.0                   # texts per second through the encoder (a moving estimate)
+        self.queued = 0  # texts in the queue
+        self.rate = 100.0  # texts per second through the encoder (a moving estimate)
         self.tasks: list[asyncio.Task] = []
-        self.polled = time.monotonic()      # when the database last answered the poller
+        self.polled = time.monotonic()  # when the database last answered the poller
         X = self.clf.head_.X.numpy() if self.clf.head_.X.numel() else np.zeros((0, self.clf.encoder_.dim), np.float32)
         labels = [str(self.clf.classes_[i]) for i in self.clf.head_.y.tolist()]
         store.seed(self.model_fingerprint, X, labels)
-        self.synced, index = store.index()   # the database, not the model directory, says what the head holds
+        self.synced, index = store.index()  # the database, not the model directory, says what the head holds
         for i, row in self._own(store.embeddings(list(index)), write_back=True).items():
             self.ids[i], self.rows[i] = row.label, row.embedding
         if self.foreign:
-            print(f"kshot serve: {len(self.foreign)} examples of the model directory were encoded by "
-                  f"{self.model_fingerprint!r} and have no stored text to re-encode with {self.encoder!r}; "
-                  "the head uses their float32 embeddings", flush=True)
-        if index:   # else keep the loaded head: a zeroshot model has classes but no examples
+            print(
+                f"kshot serve: {len(self.foreign)} examples of the model directory were encoded by "
+                f"{self.model_fingerprint!r} and have no stored text to re-encode with {self.encoder!r}; "
+                "the head uses their float32 embeddings",
+                flush=True,
+            )
+        if index:  # else keep the loaded head: a zeroshot model has classes but no examples
             self._rebuild()
         self.ready = True
 
@@ -145,8 +158,11 @@ class ServedModel:
             stored = {**stored, **{i: stored[i]._replace(embedding=x, encoder=self.encoder) for i, x in zip(redo, X)}}
             if write_back:
                 self.store.reencoded({i: stored[i].embedding for i in redo}, self.encoder)
-            print(f"kshot serve: re-encoded {len(redo)} stored examples made by {', '.join(made_by)} with "
-                  f"{self.encoder!r}{'' if write_back else ' (in memory)'}", flush=True)
+            print(
+                f"kshot serve: re-encoded {len(redo)} stored examples made by {', '.join(made_by)} with "
+                f"{self.encoder!r}{'' if write_back else ' (in memory)'}",
+                flush=True,
+            )
         self.foreign.update(i for i, row in stored.items() if row.encoder != self.encoder)
         return stored
 
@@ -174,8 +190,7 @@ class ServedModel:
             return self._refit(self._rebuild)
         ids = sorted(new)
         X, labels = np.stack([new[i][1] for i in ids]), [new[i][0] for i in ids]
-        self._refit(lambda: self._publish(lambda clf: clf.fit_embeddings(X, labels, add=True,
-                                                                        max_iter=ADD_ITERATIONS)))
+        self._refit(lambda: self._publish(lambda clf: clf.fit_embeddings(X, labels, add=True, max_iter=ADD_ITERATIONS)))
 
     def _refit(self, fn) -> None:
         """Run a refit; when it fails, the head is marked stale (rebuilt whole by the next refit or poll)
@@ -214,7 +229,7 @@ class ServedModel:
 
     def _apply_index(self, version: int, index: dict[int, str], stored: dict) -> bool:
         self._drain()
-        skip = {i for i, v in self.recent.items() if v > version}   # changed here after that snapshot
+        skip = {i for i, v in self.recent.items() if v > version}  # changed here after that snapshot
         gone = {i for i in self.ids if i not in index and i not in skip}
         new = {i: stored[i] for i in index if i not in self.ids and i not in skip and i in stored}
         self.recent = {i: v for i, v in self.recent.items() if v > version}
@@ -236,7 +251,7 @@ class ServedModel:
             batch, self.pending = self.pending, []
         new = {}
         for rows, version in batch:
-            rows = {i: r for i, r in rows.items() if self.deleted.get(i, (-1, 0))[0] < version}   # deleted since
+            rows = {i: r for i, r in rows.items() if self.deleted.get(i, (-1, 0))[0] < version}  # deleted since
             self.recent.update({i: version for i in rows})
             new.update(rows)
         self._add(new)
@@ -246,17 +261,24 @@ class ServedModel:
         return await asyncio.get_running_loop().run_in_executor(executor or self.executor, fn, *args)
 
     # ------------------------------------------------------------ changes made here
-    async def add(self, rows: list[tuple[str, str]], source: str, key_id: str | None = None,
-                  **caps) -> tuple[list[int], bool]:
+    async def add(
+        self, rows: list[tuple[str, str]], source: str, key_id: str | None = None, **caps
+    ) -> tuple[list[int], bool]:
         """Encode, store (one transaction; ``caps``: the store's max_per_label, max_labels, max_examples)
         and publish ``rows``; returns (ids, whether the head has them). Once stored, a failing refit does
         not fail the request: the examples are in the database and the next poll rebuilds the head."""
         X = await self.embed([t for t, _ in rows])
-        ids, version = await asyncio.to_thread(self.store.add_examples, [(t, y, x) for (t, y), x in zip(rows, X)],
-                                               source, encoder=self.encoder, key_id=key_id, **caps)
+        ids, version = await asyncio.to_thread(
+            self.store.add_examples,
+            [(t, y, x) for (t, y), x in zip(rows, X)],
+            source,
+            encoder=self.encoder,
+            key_id=key_id,
+            **caps,
+        )
         with self.pending_lock:
             self.pending.append(({i: (y, x) for i, (_, y), x in zip(ids, rows, X)}, version))
-        return ids, await self._changed(self._drain)   # one refit for all that arrived meanwhile
+        return ids, await self._changed(self._drain)  # one refit for all that arrived meanwhile
 
     async def _changed(self, fn, *args) -> bool:
         """Run a change of the head on the refit thread after its rows were committed; False when the
@@ -264,9 +286,10 @@ class ServedModel:
         try:
             await self.run(fn, *args, executor=self.refitter)
             return True
-        except Exception:   # noqa: BLE001
-            print("kshot serve: a refit failed after its change was stored; the next poll rebuilds the head",
-                  flush=True)
+        except Exception:  # noqa: BLE001
+            print(
+                "kshot serve: a refit failed after its change was stored; the next poll rebuilds the head", flush=True
+            )
             traceback.print_exc()
             return False
 
@@ -295,7 +318,7 @@ class ServedModel:
     # ------------------------------------------------------------ prediction
     def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, list, int]:
         """(embeddings, probabilities, class names, model version) of ``texts`` in one encoder pass."""
-        clf, version = self.clf, self.model_version   # the published classifier, used whole
+        clf, version = self.clf, self.model_version  # the published classifier, used whole
         X = clf.embed(texts)
         if not clf.classes_:
             return X, np.zeros((len(texts), 0)), [], version
@@ -319,17 +342,21 @@ class ServedModel:
             raise Overloaded("the encoder's batcher is not running; this worker is not ready", 5, "ready")
         wait = self.full(len(texts))
         if wait:
-            raise Overloaded(f"{self.queued} texts are waiting for the encoder (about {wait:.1f} s of work; this "
-                             f"worker queues up to {self.max_queue} texts or {self.max_wait:g} s); retry soon",
-                             wait, "max_queue")
+            raise Overloaded(
+                f"{self.queued} texts are waiting for the encoder (about {wait:.1f} s of work; this "
+                f"worker queues up to {self.max_queue} texts or {self.max_wait:g} s); retry soon",
+                wait,
+                "max_queue",
+            )
         future = asyncio.get_running_loop().create_future()
         self.queue.put_nowait((texts, future, embed))
         self.queued += len(texts)
         try:
             return await asyncio.wait_for(future, self.timeout)
         except asyncio.TimeoutError:
-            raise Overloaded(f"the encoder did not reach this request within {self.timeout:g} s", 1 + self.timeout / 4,
-                             "timeout") from None
+            raise Overloaded(
+                f"the encoder did not reach this request within {self.timeout:g} s", 1 + self.timeout / 4, "timeout"
+            ) from None
 
     async def predict(self, texts: list[str]) -> tuple[np.ndarray, list, int]:
         """(probabilities [len(texts), C], class names, model version), batched with concurrent callers."""
@@ -357,12 +384,12 @@ class ServedModel:
                     break
                 batch.append(item)
                 n += len(item[0])
-            batch = [item for item in batch if not item[1].done()]   # skip requests that gave up
+            batch = [item for item in batch if not item[1].done()]  # skip requests that gave up
             if not batch:
                 continue
             try:
                 await self._run_batch(batch)
-            except Exception:   # noqa: BLE001  (a bug here must not stop the batcher: log it, go on)
+            except Exception:  # noqa: BLE001  (a bug here must not stop the batcher: log it, go on)
                 traceback.print_exc()
                 for _, fut, _ in batch:
                     if not fut.done():
@@ -373,11 +400,11 @@ class ServedModel:
         t0 = time.perf_counter()
         try:
             X, proba, classes, version = await self.run(self._forward, texts)
-        except Exception as exc:   # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001
             if len(batch) == 1:
                 batch[0][1].done() or batch[0][1].set_exception(exc)
                 return
-            for item in batch:   # one by one: only the request that fails the encoder fails
+            for item in batch:  # one by one: only the request that fails the encoder fails
                 if not item[1].done():
                     await self._run_batch([item])
             return
@@ -401,9 +428,12 @@ class ServedModel:
                 for hook in hooks:
                     await asyncio.to_thread(hook)
                 self.polled = time.monotonic()
-            except Exception as exc:   # noqa: BLE001  (the database may be away for a moment)
-                print(f"kshot serve: cannot poll the database: {type(exc).__name__}: "
-                      f"{(str(exc).splitlines() or [''])[0][:200]}", flush=True)
+            except Exception as exc:  # noqa: BLE001  (the database may be away for a moment)
+                print(
+                    f"kshot serve: cannot poll the database: {type(exc).__name__}: "
+                    f"{(str(exc).splitlines() or [''])[0][:200]}",
+                    flush=True,
+                )
 
     def start(self, hooks=()) -> list[asyncio.Task]:
         self.queue = asyncio.Queue()
@@ -427,10 +457,11 @@ class ServedModel:
         ids = sorted(stored)
         out = copy.copy(clf)
         out.encoder_ = self.fp32_encoder
-        if not ids:   # a zeroshot model without examples: its head holds none
+        if not ids:  # a zeroshot model without examples: its head holds none
             return out
-        return out.fit_embeddings(np.stack([X.get(i, stored[i].embedding) for i in ids]),
-                                  [stored[i].label for i in ids])
+        return out.fit_embeddings(
+            np.stack([X.get(i, stored[i].embedding) for i in ids]), [stored[i].label for i in ids]
+        )
 
     def _export(self, dest: Path, snapshot=None) -> Path:
         clf, ids, synced = snapshot or self._snapshot()
@@ -439,14 +470,22 @@ class ServedModel:
         clf = self._fp32(clf, ids)
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
         try:
-            clf.save(tmp, info={"serve": {"database_version": synced, "examples": len(ids),
-                                          "served_quantize": self.quantize,
-                                          "head_fitted_on": self.model_fingerprint}})
+            clf.save(
+                tmp,
+                info={
+                    "serve": {
+                        "database_version": synced,
+                        "examples": len(ids),
+                        "served_quantize": self.quantize,
+                        "head_fitted_on": self.model_fingerprint,
+                    }
+                },
+            )
             for f in tmp.rglob("*"):
                 if f.is_file():
                     with open(f, "rb") as fh:
                         os.fsync(fh.fileno())
-            os.rename(tmp, dest)   # atomic; fails when dest exists
+            os.rename(tmp, dest)  # atomic; fails when dest exists
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -18,8 +18,8 @@ from pydantic_core import PydanticCustomError
 
 from .guard import ApiError, Limits
 
-MAX_ID = 2 ** 63 - 1                     # ids and after_id fit a signed 64-bit integer (SQLite, PostgreSQL)
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")   # export names, matched with fullmatch
+MAX_ID = 2**63 - 1  # ids and after_id fit a signed 64-bit integer (SQLite, PostgreSQL)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # export names, matched with fullmatch
 
 
 def check_string(value: str, what: str) -> str:
@@ -28,8 +28,11 @@ def check_string(value: str, what: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise PydanticCustomError("invalid_text", "{what} is not valid Unicode (character {pos} is a lone "
-                                  "surrogate)", {"what": what, "pos": exc.start}) from None
+        raise PydanticCustomError(
+            "invalid_text",
+            "{what} is not valid Unicode (character {pos} is a lone surrogate)",
+            {"what": what, "pos": exc.start},
+        ) from None
     return value
 
 
@@ -54,17 +57,24 @@ Strict = ConfigDict(strict=True)
 
 # ---------------------------------------------------------------- requests
 class PredictRequest(BaseModel):
-    model_config = ConfigDict(strict=True, json_schema_extra={"example": {
-        "texts": ["where is my card?"], "reject_below": 0.4, "top_k": 3}})
+    model_config = ConfigDict(
+        strict=True, json_schema_extra={"example": {"texts": ["where is my card?"], "reject_below": 0.4, "top_k": 3}}
+    )
     texts: list[Text] = Field(min_length=1, description="the texts to classify (up to --max-texts)")
-    reject_below: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False,
-                                       description="a top score below this is answered with the reject label")
+    reject_below: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="a top score below this is answered with the reject label",
+    )
     top_k: int = Field(3, ge=1, le=100, description="how many labels with scores to return per text")
 
 
 class ExampleIn(BaseModel):
-    model_config = ConfigDict(strict=True, json_schema_extra={"example": {
-        "text": "my card was charged twice", "label": "double_charge"}})
+    model_config = ConfigDict(
+        strict=True, json_schema_extra={"example": {"text": "my card was charged twice", "label": "double_charge"}}
+    )
     text: Text
     label: Label
 
@@ -75,8 +85,10 @@ class ExamplesRequest(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(strict=True, json_schema_extra={"example": {
-        "text": "charged twice again", "label": "double_charge", "predicted": "card"}})
+    model_config = ConfigDict(
+        strict=True,
+        json_schema_extra={"example": {"text": "charged twice again", "label": "double_charge", "predicted": "card"}},
+    )
     text: Text
     label: Label = Field(description="the label a person corrected the prediction to")
     predicted: str | None = Field(None, description="what the service had predicted (not stored)")
@@ -90,8 +102,13 @@ class ExportRequest(BaseModel):
 class KeyRequest(BaseModel):
     model_config = ConfigDict(strict=True, json_schema_extra={"example": {"role": "write", "expires_in": 86400}})
     role: Literal["read", "write", "admin"]
-    expires_in: float | None = Field(None, gt=0, le=100 * 365 * 86400, allow_inf_nan=False,
-                                     description="seconds until the key expires (default: never)")
+    expires_in: float | None = Field(
+        None,
+        gt=0,
+        le=100 * 365 * 86400,
+        allow_inf_nan=False,
+        description="seconds until the key expires (default: never)",
+    )
 
 
 EXAMPLE_LIST = TypeAdapter(Annotated[list[ExampleIn], Field(min_length=1)])
@@ -118,8 +135,9 @@ class PredictResponse(BaseModel):
 class AddResponse(BaseModel):
     ids: list[int]
     model_version: int
-    applied: bool = Field(description="false when the head could not refit at once; the examples are stored "
-                                      "and count from the next poll")
+    applied: bool = Field(
+        description="false when the head could not refit at once; the examples are stored and count from the next poll"
+    )
 
 
 class ExampleOut(BaseModel):
@@ -214,8 +232,12 @@ async def read_json(request: Request, limits: Limits, optional: bool = False):
     async for chunk in request.stream():
         size += len(chunk)
         if size > limits.max_body_bytes:
-            raise ApiError(413, "limit_exceeded", f"the request body passed {limits.max_body_bytes} bytes, "
-                           "the limit", limit="max_body_bytes")
+            raise ApiError(
+                413,
+                "limit_exceeded",
+                f"the request body passed {limits.max_body_bytes} bytes, the limit",
+                limit="max_body_bytes",
+            )
         chunks.append(chunk)
     body = b"".join(chunks)
     if not body.strip():
@@ -228,9 +250,13 @@ async def read_json(request: Request, limits: Limits, optional: bool = False):
         raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}", field="body") from None
     except RecursionError:
         raise ApiError(400, "invalid_json", "the request body nests too deeply", field="body") from None
-    except ValueError as exc:   # e.g. an integer of more than 4,300 digits
-        raise ApiError(400, "invalid_json", f"the request body holds a value Python refuses: "
-                       f"{str(exc).split(':')[0]}", field="body") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise ApiError(
+            400,
+            "invalid_json",
+            f"the request body holds a value Python refuses: {str(exc).split(':')[0]}",
+            field="body",
+        ) from None
 
 
 def field_name(loc) -> str:
@@ -247,7 +273,7 @@ def parse(model, data, prefix: tuple = ()):
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         loc = prefix + tuple(first.get("loc", ()))
-        if first["type"] == "missing" and loc:   # name the field that is missing
+        if first["type"] == "missing" and loc:  # name the field that is missing
             message = f"{field_name(loc)} is missing"
         elif first["type"] in ("model_type", "model_attributes_type", "dict_type"):
             message = f"{field_name(loc)} must be a JSON object, got {_kind(first.get('input'))}"
@@ -259,25 +285,50 @@ def parse(model, data, prefix: tuple = ()):
 
 
 def _kind(value) -> str:
-    return "null" if value is None else {bool: "a boolean", int: "a number", float: "a number", list: "a list",
-                                         dict: "an object", str: "a string"}.get(type(value), type(value).__name__)
+    return (
+        "null"
+        if value is None
+        else {
+            bool: "a boolean",
+            int: "a number",
+            float: "a number",
+            list: "a list",
+            dict: "an object",
+            str: "a string",
+        }.get(type(value), type(value).__name__)
+    )
 
 
 def check_texts(texts: list[str], limits: Limits, name: str = "texts") -> None:
     """The configured limits on a list of texts (413 naming the limit)."""
     if len(texts) > limits.max_texts:
-        raise ApiError(413, "limit_exceeded", f"{len(texts)} {name} in one request; the limit is {limits.max_texts}",
-                       field=name, limit="max_texts")
+        raise ApiError(
+            413,
+            "limit_exceeded",
+            f"{len(texts)} {name} in one request; the limit is {limits.max_texts}",
+            field=name,
+            limit="max_texts",
+        )
     for i, t in enumerate(texts):
         if len(t) > limits.max_chars:
-            raise ApiError(413, "limit_exceeded", f"{name}[{i}] has {len(t)} characters; the limit is "
-                           f"{limits.max_chars}", field=f"{name}[{i}]", limit="max_chars")
+            raise ApiError(
+                413,
+                "limit_exceeded",
+                f"{name}[{i}] has {len(t)} characters; the limit is {limits.max_chars}",
+                field=f"{name}[{i}]",
+                limit="max_chars",
+            )
 
 
 def check_label(label: str, limits: Limits, field: str = "label") -> str:
     if len(label) > limits.max_label_chars:
-        raise ApiError(413, "limit_exceeded", f"{field} has {len(label)} characters; the limit is "
-                       f"{limits.max_label_chars}", field=field, limit="max_label_chars")
+        raise ApiError(
+            413,
+            "limit_exceeded",
+            f"{field} has {len(label)} characters; the limit is {limits.max_label_chars}",
+            field=field,
+            limit="max_label_chars",
+        )
     return label
 
 
@@ -286,21 +337,36 @@ def check_examples(data, limits: Limits) -> list[tuple[str, str]]:
     if isinstance(data, dict) and "examples" in data:
         items, prefix = parse(ExamplesRequest, data).examples, "examples"
     elif isinstance(data, list):
-        if len(data) > limits.max_texts:   # before validating thousands of items
-            raise ApiError(413, "limit_exceeded", f"{len(data)} examples in one request; the limit is "
-                           f"{limits.max_texts}", field="body", limit="max_texts")
+        if len(data) > limits.max_texts:  # before validating thousands of items
+            raise ApiError(
+                413,
+                "limit_exceeded",
+                f"{len(data)} examples in one request; the limit is {limits.max_texts}",
+                field="body",
+                limit="max_texts",
+            )
         items, prefix = parse(EXAMPLE_LIST, data), ""
     else:
         items, prefix = [parse(ExampleIn, data)], None
     name = prefix or "body"
     if len(items) > limits.max_texts:
-        raise ApiError(413, "limit_exceeded", f"{len(items)} examples in one request; the limit is {limits.max_texts}",
-                       field=name, limit="max_texts")
+        raise ApiError(
+            413,
+            "limit_exceeded",
+            f"{len(items)} examples in one request; the limit is {limits.max_texts}",
+            field=name,
+            limit="max_texts",
+        )
     for i, item in enumerate(items):
         where = "" if prefix is None else f"{prefix}[{i}]."
         if len(item.text) > limits.max_chars:
-            raise ApiError(413, "limit_exceeded", f"{where}text has {len(item.text)} characters; the limit is "
-                           f"{limits.max_chars}", field=f"{where}text", limit="max_chars")
+            raise ApiError(
+                413,
+                "limit_exceeded",
+                f"{where}text has {len(item.text)} characters; the limit is {limits.max_chars}",
+                field=f"{where}text",
+                limit="max_chars",
+            )
         check_label(item.label, limits, f"{where}label")
     return [(item.text, item.label) for item in items]
 
@@ -316,6 +382,10 @@ def check_query_label(label: str, limits: Limits, field: str = "label") -> str:
 
 def check_export_name(name) -> str:
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise ApiError(422, "invalid_field", "name must be letters, digits, '.', '_' or '-' (up to 100, starting "
-                       f"with a letter or digit), got {name!r}", field="name")
+        raise ApiError(
+            422,
+            "invalid_field",
+            f"name must be letters, digits, '.', '_' or '-' (up to 100, starting with a letter or digit), got {name!r}",
+            field="name",
+        )
     return name

@@ -35,37 +35,40 @@ import sqlalchemy as sa
 
 from ..core.errors import KshotError
 
-ROLES = ("read", "write", "admin")   # each role may do what the roles before it may
+ROLES = ("read", "write", "admin")  # each role may do what the roles before it may
 meta = sa.MetaData()
-state = sa.Table("state", meta, sa.Column("name", sa.String(64), primary_key=True),
-                 sa.Column("value", sa.Text, nullable=False))
+state = sa.Table(
+    "state", meta, sa.Column("name", sa.String(64), primary_key=True), sa.Column("value", sa.Text, nullable=False)
+)
 examples = sa.Table(
-    "examples", meta,
+    "examples",
+    meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("text", sa.Text, nullable=True),          # NULL: an example that came with the model directory
+    sa.Column("text", sa.Text, nullable=True),  # NULL: an example that came with the model directory
     sa.Column("label", sa.String(200), nullable=False),
     sa.Column("embedding", sa.LargeBinary, nullable=False),
     sa.Column("source", sa.String(16), nullable=False),  # model | api | feedback
     sa.Column("created", sa.Float, nullable=False),
-    sa.Column("encoder", sa.String(200), nullable=True),   # what made the embedding (schema 2)
-    sa.Column("key_id", sa.String(16), nullable=True),     # the key that wrote it (schema 3)
+    sa.Column("encoder", sa.String(200), nullable=True),  # what made the embedding (schema 2)
+    sa.Column("key_id", sa.String(16), nullable=True),  # the key that wrote it (schema 3)
     sa.Index("ix_examples_label", "label"),
 )
 keys = sa.Table(
-    "api_keys", meta,
+    "api_keys",
+    meta,
     sa.Column("id", sa.String(16), primary_key=True),
     sa.Column("salt", sa.String(32), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Column("role", sa.String(8), nullable=False),
     sa.Column("created", sa.Float, nullable=False),
-    sa.Column("expires", sa.Float, nullable=True),    # epoch seconds; NULL: never (schema 3)
-    sa.Column("revoked", sa.Float, nullable=True),    # epoch seconds of the revocation (schema 3)
+    sa.Column("expires", sa.Float, nullable=True),  # epoch seconds; NULL: never (schema 3)
+    sa.Column("revoked", sa.Float, nullable=True),  # epoch seconds of the revocation (schema 3)
 )
 KEY_ID = re.compile(r"[0-9a-f]{12}")
 
 
 def _v1(conn) -> None:
-    for table in (state, examples, keys):   # today's tables; _v2 and _v3 skip the columns they have
+    for table in (state, examples, keys):  # today's tables; _v2 and _v3 skip the columns they have
         table.create(conn, checkfirst=True)
     conn.execute(state.insert().values(name="version", value="0"))
 
@@ -81,20 +84,23 @@ def _v2(conn) -> None:
 
 def _v3(conn) -> None:
     """Keys can expire and be revoked; each example records the key that wrote it."""
-    for table, column, kind in (("api_keys", "expires", "FLOAT"), ("api_keys", "revoked", "FLOAT"),
-                                ("examples", "key_id", "VARCHAR(16)")):
+    for table, column, kind in (
+        ("api_keys", "expires", "FLOAT"),
+        ("api_keys", "revoked", "FLOAT"),
+        ("examples", "key_id", "VARCHAR(16)"),
+    ):
         if column not in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
             conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
 
 
-MIGRATIONS = [_v1, _v2, _v3]   # MIGRATIONS[i] takes the schema from version i to i + 1; append, never edit
+MIGRATIONS = [_v1, _v2, _v3]  # MIGRATIONS[i] takes the schema from version i to i + 1; append, never edit
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")     # a commit is on disk before the client hears of it
-    cur.execute("PRAGMA busy_timeout=20000")   # concurrent writers (several workers) wait, not fail
+    cur.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the client hears of it
+    cur.execute("PRAGMA busy_timeout=20000")  # concurrent writers (several workers) wait, not fail
     cur.close()
 
 
@@ -102,7 +108,7 @@ def safe_url(url: str) -> str:
     """``url`` with its password (if any) replaced by ``***``, for messages and logs."""
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:   # noqa: BLE001  (not a URL SQLAlchemy can read: hide whatever follows a ':' before '@')
+    except Exception:  # noqa: BLE001  (not a URL SQLAlchemy can read: hide whatever follows a ':' before '@')
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
@@ -113,12 +119,15 @@ def make_engine(url: str, immediate: bool = True) -> sa.Engine:
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     try:
         sqlite = url.startswith("sqlite")
-        engine = sa.create_engine(url, pool_pre_ping=True,
-                                  connect_args={"check_same_thread": False, "timeout": 20} if sqlite else {})
+        engine = sa.create_engine(
+            url, pool_pre_ping=True, connect_args={"check_same_thread": False, "timeout": 20} if sqlite else {}
+        )
     except (sa.exc.ArgumentError, ImportError, sa.exc.NoSuchModuleError) as exc:
-        raise KshotError(f"--db {safe_url(url)!r} is not a database URL this service can use "
-                         f"(sqlite:///FILE or postgresql://USER@HOST:PORT/DB): "
-                         f"{type(exc).__name__}".splitlines()[0]) from None
+        raise KshotError(
+            f"--db {safe_url(url)!r} is not a database URL this service can use "
+            f"(sqlite:///FILE or postgresql://USER@HOST:PORT/DB): "
+            f"{type(exc).__name__}".splitlines()[0]
+        ) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         # our own BEGIN IMMEDIATE: a write transaction takes the write lock first, so it never has to
@@ -155,7 +164,7 @@ class Store:
         if not sa.inspect(conn).has_table("state"):
             return 0
         row = conn.execute(sa.select(state.c.value).where(state.c.name == "schema")).first()
-        return int(row[0]) if row else 1   # version 1 did not record itself
+        return int(row[0]) if row else 1  # version 1 did not record itself
 
     def migrate(self) -> int:
         """Apply the missing migrations; returns the schema version."""
@@ -165,8 +174,10 @@ class Store:
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(7216016)"))
                 current = self.schema_version(conn)
                 if current > len(MIGRATIONS):
-                    raise KshotError(f"database {safe_url(self.url)!r} has schema version {current}, newer than this "
-                                     f"kshot ({len(MIGRATIONS)}); upgrade kshot")
+                    raise KshotError(
+                        f"database {safe_url(self.url)!r} has schema version {current}, newer than this "
+                        f"kshot ({len(MIGRATIONS)}); upgrade kshot"
+                    )
                 if current == len(MIGRATIONS):
                     return current
                 MIGRATIONS[current](conn)
@@ -183,8 +194,11 @@ class Store:
 
     def _bump(self, conn) -> int:
         """Increment the version counter (inside the caller's transaction); returns the new version."""
-        conn.execute(state.update().where(state.c.name == "version")
-                     .values(value=sa.cast(sa.cast(state.c.value, sa.Integer) + 1, sa.Text)))
+        conn.execute(
+            state.update()
+            .where(state.c.name == "version")
+            .values(value=sa.cast(sa.cast(state.c.value, sa.Integer) + 1, sa.Text))
+        )
         return int(conn.execute(sa.select(state.c.value).where(state.c.name == "version")).scalar_one())
 
     def version(self) -> int:
@@ -204,10 +218,20 @@ class Store:
                 return False
             now = time.time()
             if len(labels):
-                conn.execute(examples.insert(), [
-                    {"text": None, "label": y, "embedding": _blob(x), "source": "model", "created": now,
-                     "encoder": fingerprint}
-                    for x, y in zip(X, labels)])
+                conn.execute(
+                    examples.insert(),
+                    [
+                        {
+                            "text": None,
+                            "label": y,
+                            "embedding": _blob(x),
+                            "source": "model",
+                            "created": now,
+                            "encoder": fingerprint,
+                        }
+                        for x, y in zip(X, labels)
+                    ],
+                )
             self._set(conn, "model", fingerprint)
             self._bump(conn)
             return True
@@ -216,8 +240,10 @@ class Store:
         """Raise KshotError when the database's examples were encoded by another encoder."""
         known = known if known is not None else self.get("model")
         if known is not None and known != fingerprint:
-            raise KshotError(f"database {safe_url(self.url)!r} holds examples encoded by {known!r}, not by this "
-                             f"model's encoder {fingerprint!r}; use another --db for this model")
+            raise KshotError(
+                f"database {safe_url(self.url)!r} holds examples encoded by {known!r}, not by this "
+                f"model's encoder {fingerprint!r}; use another --db for this model"
+            )
 
     def _lock(self, conn) -> None:
         """Start a writing transaction: on PostgreSQL, lock the version row (writers go one at a time);
@@ -226,9 +252,16 @@ class Store:
             conn.execute(sa.select(state.c.value).where(state.c.name == "version").with_for_update())
 
     # ------------------------------------------------------------ examples
-    def add_examples(self, rows: list[tuple[str, str, np.ndarray]], source: str = "api",
-                     max_per_label: int | None = None, encoder: str | None = None, key_id: str | None = None,
-                     max_labels: int | None = None, max_examples: int | None = None) -> tuple[list[int], int]:
+    def add_examples(
+        self,
+        rows: list[tuple[str, str, np.ndarray]],
+        source: str = "api",
+        max_per_label: int | None = None,
+        encoder: str | None = None,
+        key_id: str | None = None,
+        max_labels: int | None = None,
+        max_examples: int | None = None,
+    ) -> tuple[list[int], int]:
         """Insert (text, label, embedding) rows, their embeddings made by ``encoder`` (default: the
         model's), written with the key ``key_id``, in one transaction; returns (ids, new version).
 
@@ -240,35 +273,59 @@ class Store:
             for _, label, _ in rows:
                 wanted[label] = wanted.get(label, 0) + 1
             if max_per_label is not None:
-                counts = dict(conn.execute(
-                    sa.select(examples.c.label, sa.func.count()).where(examples.c.label.in_(list(wanted)))
-                    .group_by(examples.c.label)).all())
+                counts = dict(
+                    conn.execute(
+                        sa.select(examples.c.label, sa.func.count())
+                        .where(examples.c.label.in_(list(wanted)))
+                        .group_by(examples.c.label)
+                    ).all()
+                )
                 for label, n in wanted.items():
                     if counts.get(label, 0) + n > max_per_label:
-                        raise LimitError("max_examples_per_label", max_per_label,
-                                         f"label {label!r} has {counts.get(label, 0)} examples; "
-                                         f"{n} more would pass the limit of {max_per_label} per label")
+                        raise LimitError(
+                            "max_examples_per_label",
+                            max_per_label,
+                            f"label {label!r} has {counts.get(label, 0)} examples; "
+                            f"{n} more would pass the limit of {max_per_label} per label",
+                        )
             if max_labels is not None:
-                known = {y for (y,) in conn.execute(sa.select(examples.c.label).where(
-                    examples.c.label.in_(list(wanted))).distinct())}
+                known = {
+                    y
+                    for (y,) in conn.execute(
+                        sa.select(examples.c.label).where(examples.c.label.in_(list(wanted))).distinct()
+                    )
+                }
                 new = [y for y in wanted if y not in known]
                 if new:
                     have = conn.execute(sa.select(sa.func.count(sa.distinct(examples.c.label)))).scalar_one()
                     if have + len(new) > max_labels:
-                        raise LimitError("max_labels", max_labels, f"there are {have} labels; {len(new)} new "
-                                         f"({new[0]!r}{', ...' if len(new) > 1 else ''}) would pass the limit "
-                                         f"of {max_labels} labels")
+                        raise LimitError(
+                            "max_labels",
+                            max_labels,
+                            f"there are {have} labels; {len(new)} new "
+                            f"({new[0]!r}{', ...' if len(new) > 1 else ''}) would pass the limit "
+                            f"of {max_labels} labels",
+                        )
             if max_examples is not None:
                 have = conn.execute(sa.select(sa.func.count()).select_from(examples)).scalar_one()
                 if have + len(rows) > max_examples:
-                    raise LimitError("max_examples", max_examples, f"there are {have} examples; {len(rows)} more "
-                                     f"would pass the limit of {max_examples} examples in all")
+                    raise LimitError(
+                        "max_examples",
+                        max_examples,
+                        f"there are {have} examples; {len(rows)} more "
+                        f"would pass the limit of {max_examples} examples in all",
+                    )
             now = time.time()
             if encoder is None:
                 encoder = conn.execute(sa.select(state.c.value).where(state.c.name == "model")).scalar()
-            ids = [conn.execute(examples.insert().values(text=t, label=y, embedding=_blob(x), source=source,
-                                                         created=now, encoder=encoder, key_id=key_id))
-                   .inserted_primary_key[0] for t, y, x in rows]
+            ids = [
+                conn.execute(
+                    examples.insert().values(
+                        text=t, label=y, embedding=_blob(x), source=source, created=now, encoder=encoder, key_id=key_id
+                    )
+                ).inserted_primary_key[0]
+                for t, y, x in rows
+            ]
             return ids, self._bump(conn)
 
     def delete_example(self, example_id: int, admin: bool = True) -> int | None:
@@ -280,8 +337,7 @@ class Store:
             if source is None:
                 return None
             if source == "model" and not admin:
-                raise Forbidden(f"example {example_id} came with the model directory; deleting it needs role "
-                                "'admin'")
+                raise Forbidden(f"example {example_id} came with the model directory; deleting it needs role 'admin'")
             conn.execute(examples.delete().where(examples.c.id == example_id))
             return self._bump(conn)
 
@@ -295,8 +351,10 @@ class Store:
                 return [], None
             seeds = sum(source == "model" for _, source in rows)
             if seeds and not admin:
-                raise Forbidden(f"label {label!r} holds {seeds} examples that came with the model directory; "
-                                "deleting it needs role 'admin'")
+                raise Forbidden(
+                    f"label {label!r} holds {seeds} examples that came with the model directory; "
+                    "deleting it needs role 'admin'"
+                )
             conn.execute(examples.delete().where(examples.c.label == label))
             return [i for i, _ in rows], self._bump(conn)
 
@@ -313,7 +371,7 @@ class Store:
         cols = (examples.c.id, examples.c.label, examples.c.embedding, examples.c.encoder, examples.c.text)
         with self.reader.connect() as conn:
             for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
+                chunk = ids[start : start + 500]
                 for i, label, blob, encoder, text in conn.execute(sa.select(*cols).where(examples.c.id.in_(chunk))):
                     out[i] = Stored(label, np.frombuffer(blob, dtype=np.float32), encoder, text)
         return out
@@ -324,9 +382,10 @@ class Store:
         items = list(vectors.items())
         for start in range(0, len(items), 500):
             with self.engine.begin() as conn:
-                for i, vec in items[start:start + 500]:
-                    conn.execute(examples.update().where(examples.c.id == i).values(embedding=_blob(vec),
-                                                                                    encoder=encoder))
+                for i, vec in items[start : start + 500]:
+                    conn.execute(
+                        examples.update().where(examples.c.id == i).values(embedding=_blob(vec), encoder=encoder)
+                    )
 
     def encoders(self) -> dict[str | None, int]:
         """How many stored examples each encoder made."""
@@ -338,8 +397,9 @@ class Store:
             return dict(conn.execute(sa.select(examples.c.label, sa.func.count()).group_by(examples.c.label)).all())
 
     def examples(self, label: str | None = None, after_id: int = 0, limit: int | None = None) -> list[dict]:
-        q = sa.select(examples.c.id, examples.c.text, examples.c.label, examples.c.source, examples.c.key_id,
-                      examples.c.created).order_by(examples.c.id)
+        q = sa.select(
+            examples.c.id, examples.c.text, examples.c.label, examples.c.source, examples.c.key_id, examples.c.created
+        ).order_by(examples.c.id)
         q = q.where(examples.c.id > after_id).limit(limit)
         if label is not None:
             q = q.where(examples.c.label == label)
@@ -353,8 +413,11 @@ class Store:
             raise KshotError(f"unknown role {role!r}; choose one of: {', '.join(ROLES)}")
         key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_hex(16)
         with self.engine.begin() as conn:
-            conn.execute(keys.insert().values(id=key_id, salt=salt, hash=_hash(salt, secret), role=role,
-                                              created=time.time(), expires=expires))
+            conn.execute(
+                keys.insert().values(
+                    id=key_id, salt=salt, hash=_hash(salt, secret), role=role, created=time.time(), expires=expires
+                )
+            )
         return f"ks_{key_id}_{secret}"
 
     def count_keys(self) -> int:
@@ -371,8 +434,12 @@ class Store:
         """Revoke the key ``key_id`` (the id is the part after ``ks_``); False when there is none or it
         was revoked already."""
         with self.engine.begin() as conn:
-            return conn.execute(keys.update().where(keys.c.id == key_id, keys.c.revoked.is_(None))
-                                .values(revoked=time.time())).rowcount > 0
+            return (
+                conn.execute(
+                    keys.update().where(keys.c.id == key_id, keys.c.revoked.is_(None)).values(revoked=time.time())
+                ).rowcount
+                > 0
+            )
 
     def key_rows(self, key_id: str | None = None) -> dict[str, KeyRow]:
         """{id: KeyRow} of every key (or of ``key_id`` alone): what the service checks keys against."""
@@ -401,7 +468,7 @@ def verify_key(key: str, row: KeyRow | None, now: float | None = None) -> str | 
     """The role of ``key`` checked against its stored ``row`` (constant time), or None."""
     secret = key.split("_", 2)[-1]
     if row is None:
-        hmac.compare_digest(_hash("0" * 32, secret), "0" * 64)   # same work as a known id
+        hmac.compare_digest(_hash("0" * 32, secret), "0" * 64)  # same work as a known id
         return None
     if not hmac.compare_digest(_hash(row.salt, secret), row.hash):
         return None

@@ -9,10 +9,19 @@ token vectors; ``methods/`` holds one file per method (``span``: find the spans,
 from __future__ import annotations
 
 _EXPORTS = {
-    "FewShotTagger": ".tagger", "METHODS": ".tagger",
-    "TaggedData": ".io", "read_conll": ".io", "read_jsonl": ".io", "read_tagged": ".io",
-    "write_conll": ".io", "write_jsonl": ".io", "bio_to_io": ".io", "io_to_bio": ".io", "spans": ".io",
-    "greedy_support": ".sampling", "fewnerd_episode": ".sampling",
+    "FewShotTagger": ".tagger",
+    "METHODS": ".tagger",
+    "TaggedData": ".io",
+    "read_conll": ".io",
+    "read_jsonl": ".io",
+    "read_tagged": ".io",
+    "write_conll": ".io",
+    "write_jsonl": ".io",
+    "bio_to_io": ".io",
+    "io_to_bio": ".io",
+    "spans": ".io",
+    "greedy_support": ".sampling",
+    "fewnerd_episode": ".sampling",
     "entity_scores": ".metrics",
 }
 

@@ -16,12 +16,18 @@ KINDS = ("lstm", "gru", "transformer")
 
 
 class SequenceBackbone(nn.Module):
-    def __init__(self, kind: str = "lstm", dim: int = 384, hidden: int = 128, layers: int = 1, heads: int = 4,
-                 dropout: float = 0.1):
+    def __init__(
+        self,
+        kind: str = "lstm",
+        dim: int = 384,
+        hidden: int = 128,
+        layers: int = 1,
+        heads: int = 4,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         self.kind = check_choice("backbone", kind, KINDS)
-        self.config = {"kind": kind, "dim": dim, "hidden": hidden, "layers": layers, "heads": heads,
-                       "dropout": dropout}
+        self.config = {"kind": kind, "dim": dim, "hidden": hidden, "layers": layers, "heads": heads, "dropout": dropout}
         if kind == "transformer":
             self.inp = nn.Linear(dim, hidden)
             layer = nn.TransformerEncoderLayer(hidden, heads, 2 * hidden, dropout, batch_first=True)

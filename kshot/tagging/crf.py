@@ -12,7 +12,7 @@ from .decode import viterbi
 class CRF(nn.Module):
     def __init__(self, n_classes: int):
         super().__init__()
-        self.transitions = nn.Parameter(torch.zeros(n_classes, n_classes))   # from -> to
+        self.transitions = nn.Parameter(torch.zeros(n_classes, n_classes))  # from -> to
         self.start = nn.Parameter(torch.zeros(n_classes))
         self.end = nn.Parameter(torch.zeros(n_classes))
 

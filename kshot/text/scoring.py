@@ -20,6 +20,13 @@ def score(clf, texts, labels, reject_below: float | None = None, n_boot: int = 1
     if reject_below is not None and not 0 <= reject_below <= 1:
         raise KshotError(f"reject_below must be a probability from 0 to 1, got {reject_below!r}")
     pred = list(clf.predict(texts, reject_below=reject_below))
-    return classification_report(labels, pred, list(clf.classes_), reject_below=reject_below,
-                                 reject_label=getattr(clf, "reject_label", "oos"), n_boot=n_boot, seed=seed,
-                                 what="texts")
+    return classification_report(
+        labels,
+        pred,
+        list(clf.classes_),
+        reject_below=reject_below,
+        reject_label=getattr(clf, "reject_label", "oos"),
+        n_boot=n_boot,
+        seed=seed,
+        what="texts",
+    )

@@ -29,8 +29,16 @@ def most_confident(head: Head, U: np.ndarray, per_class: int) -> tuple[np.ndarra
     return idx, pred[idx]
 
 
-def self_train(make_head: Callable[[], Head], X: np.ndarray, y: np.ndarray, n_classes: int, U: np.ndarray,
-               per_class: int = 80, rounds: int = 4, head: Head | None = None) -> tuple[Head, np.ndarray, np.ndarray]:
+def self_train(
+    make_head: Callable[[], Head],
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    U: np.ndarray,
+    per_class: int = 80,
+    rounds: int = 4,
+    head: Head | None = None,
+) -> tuple[Head, np.ndarray, np.ndarray]:
     """Fit ``make_head()`` on (``X``, ``y``) plus pseudo-labelled rows of ``U`` over ``rounds`` rounds.
 
     ``head`` is the head fitted on the labelled rows alone (fitted here when not given). Returns the

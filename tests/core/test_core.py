@@ -61,7 +61,7 @@ def test_atomic_write_leaves_the_old_file_when_the_block_fails(tmp_path):
 
 
 def test_intervals():
-    assert ci95([1.0]) != ci95([1.0])   # nan: one value has no interval
+    assert ci95([1.0]) != ci95([1.0])  # nan: one value has no interval
     assert ci95([0.0, 1.0, 0.0, 1.0]) == pytest.approx(1.96 * np.std([0, 1, 0, 1], ddof=1) / 2)
     w = bootstrap_weights(50, n_boot=200, seed=1)
     assert w.shape == (200, 50) and (w.sum(1) == 50).all()

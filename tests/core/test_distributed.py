@@ -11,18 +11,39 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-
-from kshot.core import distributed
-from kshot.cli import main
-from kshot.data import DATASETS
 from toy import TOY
+
+from kshot.cli import main
+from kshot.core import distributed
+from kshot.data import DATASETS
 
 WORKER = str(Path(__file__).parent.parent / "dist_worker.py")
 ROOT = str(Path(__file__).resolve().parents[2])
 LAUNCH = distributed.launch
-COMMON = ["train", "--dataset", "toy", "--backbone", "mlp", "-b", "hidden=[16]", "-b", "out_dim=8",
-          "--way", "3", "--shot", "2", "--query", "2", "--val-way", "3", "--val-episodes", "4",
-          "--lr", "0.01", "--no-progress"]
+COMMON = [
+    "train",
+    "--dataset",
+    "toy",
+    "--backbone",
+    "mlp",
+    "-b",
+    "hidden=[16]",
+    "-b",
+    "out_dim=8",
+    "--way",
+    "3",
+    "--shot",
+    "2",
+    "--query",
+    "2",
+    "--val-way",
+    "3",
+    "--val-episodes",
+    "4",
+    "--lr",
+    "0.01",
+    "--no-progress",
+]
 
 
 @pytest.fixture
@@ -52,7 +73,7 @@ def test_maml_two_ranks_equal_one_process_and_resume(tmp_path, toy_cli, capfd):
     # two processes, 8 tasks (2 steps), then resumed to 16 tasks (4 steps) ...
     assert main(maml + ["--episodes", "8", "--nproc", "2", "--out", str(tmp_path / "two")]) == 0
     assert main(maml + ["--episodes", "16", "--nproc", "2", "--resume", "--out", str(tmp_path / "two")]) == 0
-    out = capfd.readouterr()   # the processes' own output too: the launcher reports, rank 0 does not repeat it
+    out = capfd.readouterr()  # the processes' own output too: the launcher reports, rank 0 does not repeat it
     assert out.err.count("4 tasks per step over 2 processes: 2 + 2") == 2, out.err
     assert out.out.count("best validation accuracy") == 2, out.out
     assert "after 16 episodes" in out.out and "2 processes" in out.out
@@ -65,8 +86,20 @@ def test_maml_two_ranks_equal_one_process_and_resume(tmp_path, toy_cli, capfd):
 def test_protonet_two_ranks_uneven_split_equal_one_process(tmp_path, toy_cli, capsys):
     # plain SGD: the last layer's bias has a zero gradient up to rounding (distances ignore a shift),
     # which Adam would blow up to full-size steps of random sign
-    proto = COMMON + ["--method", "protonet", "--meta-batch", "3", "--episodes", "9", "--val-every", "9",
-                      "--optimizer", "sgd", "--lr", "0.5"]
+    proto = COMMON + [
+        "--method",
+        "protonet",
+        "--meta-batch",
+        "3",
+        "--episodes",
+        "9",
+        "--val-every",
+        "9",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.5",
+    ]
     assert main(proto + ["--nproc", "2", "--out", str(tmp_path / "two")]) == 0
     assert "3 tasks per step over 2 processes: 2 + 1 (uneven" in capsys.readouterr().err
     assert main(proto + ["--out", str(tmp_path / "one")]) == 0
@@ -84,16 +117,41 @@ def test_killed_rank_fails_the_run_with_a_message(tmp_path):
     """Two processes started as an external torchrun would (no launcher to stop the survivor): rank 1
     is SIGKILLed in its third step; rank 0 must stop with a one-line error, not wait for ever."""
     port = free_port()
-    args = COMMON + ["--method", "protonet", "--meta-batch", "2", "--episodes", "40", "--val-every", "40",
-                     "--out", str(tmp_path / "run")]
+    args = COMMON + [
+        "--method",
+        "protonet",
+        "--meta-batch",
+        "2",
+        "--episodes",
+        "40",
+        "--val-every",
+        "40",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     procs = []
     for rank in range(2):
-        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
-               "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-               "KSHOT_DIST_TIMEOUT": "30", "OMP_NUM_THREADS": "1",
-               "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        procs.append(subprocess.Popen([sys.executable, WORKER, "die", "1", *args], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = {
+            **os.environ,
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "LOCAL_WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "KSHOT_DIST_TIMEOUT": "30",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, WORKER, "die", "1", *args],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     t0 = time.monotonic()
     try:
         _, err0 = procs[0].communicate(timeout=90)
@@ -103,8 +161,9 @@ def test_killed_rank_fails_the_run_with_a_message(tmp_path):
     assert procs[1].wait() == -9
     assert procs[0].returncode == 1, err0
     lines = [line for line in err0.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "rank 0 of 2: the gradient all-reduce failed: another process of the run died" \
-        in lines[0], err0
+    assert (
+        len(lines) == 1 and "rank 0 of 2: the gradient all-reduce failed: another process of the run died" in lines[0]
+    ), err0
     assert "Traceback" not in err0
     assert time.monotonic() - t0 < 90
     assert not (tmp_path / "run" / "last.json").exists()  # no checkpoint was due: none half-written
@@ -112,19 +171,35 @@ def test_killed_rank_fails_the_run_with_a_message(tmp_path):
 
 def test_launcher_reports_a_killed_rank(tmp_path, toy_cli, capsys, monkeypatch):
     monkeypatch.setattr(distributed, "launch", lambda n, args: LAUNCH(n, ["die", "1", *args], script=WORKER))
-    code = main(COMMON + ["--method", "protonet", "--meta-batch", "2", "--episodes", "40", "--nproc", "2",
-                          "--out", str(tmp_path / "run")])
+    code = main(
+        COMMON
+        + [
+            "--method",
+            "protonet",
+            "--meta-batch",
+            "2",
+            "--episodes",
+            "40",
+            "--nproc",
+            "2",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 1
     assert err.startswith("error: training with 2 processes failed: rank 1 was killed by signal SIGKILL"), err
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--nproc", "0"], "--nproc must be an integer >= 1, got 0"),
-    (["--nproc", "64"], "--nproc 64 is more than the"),
-    (["--nproc", "2", "--meta-batch", "1"], "meta_batch=1 is smaller than the number of processes (2)"),
-    (["--nproc", "2", "--device", "cuda"], "--nproc 2 needs one GPU per process"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--nproc", "0"], "--nproc must be an integer >= 1, got 0"),
+        (["--nproc", "64"], "--nproc 64 is more than the"),
+        (["--nproc", "2", "--meta-batch", "1"], "meta_batch=1 is smaller than the number of processes (2)"),
+        (["--nproc", "2", "--device", "cuda"], "--nproc 2 needs one GPU per process"),
+    ],
+)
 def test_nproc_user_errors(argv, message, tmp_path, toy_cli, capsys, monkeypatch):
     monkeypatch.setattr(distributed, "usable_cores", lambda: 4)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
@@ -163,8 +238,8 @@ def test_the_root_failure_is_the_killed_rank_not_a_peer_or_a_rank_torchrun_stopp
     # rank 1 SIGKILLed; rank 0 raised on the broken connection and was noticed first, same second or earlier
     assert root((0, 1, 10), (1, -9, 10)) == 1
     assert root((0, 1, 10), (1, -9, 11)) == 1
-    assert root((0, -6, 10), (1, -9, 10)) == 1      # rank 0 aborted (gloo) when rank 1 vanished
-    assert root((0, -6, 10), (1, 1, 10)) == 0       # an abort is still a signal: ahead of an exit status
+    assert root((0, -6, 10), (1, -9, 10)) == 1  # rank 0 aborted (gloo) when rank 1 vanished
+    assert root((0, -6, 10), (1, 1, 10)) == 0  # an abort is still a signal: ahead of an exit status
     # rank 1 exited 3; torchrun stopped rank 0 with SIGTERM in the same second: not the cause
     assert root((0, -15, 10), (1, 3, 10)) == 1
     # a rank that ignored SIGTERM and was SIGKILLed 30 s later is not the cause either

@@ -5,13 +5,13 @@ import json
 
 import pytest
 import torch
+from ratings import synthetic
 
 import kshot
 from kshot.core.errors import KshotError
 from kshot.core.model_format import FORMAT_VERSION, load_model, read_manifest, save_model
-from kshot.recsys.recommender import Recommender
 from kshot.recsys.protocol import make_fold
-from ratings import synthetic
+from kshot.recsys.recommender import Recommender
 
 
 def test_save_model_writes_one_manifest_and_tensors(tmp_path):
@@ -29,8 +29,10 @@ def test_a_manifest_of_another_kind_or_a_newer_format_is_refused(tmp_path):
     with pytest.raises(KshotError, match="holds an entity tagger.*not a recommender"):
         load_model(tmp_path / "m", "recommender")
     manifest = json.loads((tmp_path / "m" / "model.json").read_text())
-    for change, message in [({"format_version": FORMAT_VERSION + 1}, "upgrade kshot"),
-                            ({"kind": "hologram"}, "unknown kind 'hologram'")]:
+    for change, message in [
+        ({"format_version": FORMAT_VERSION + 1}, "upgrade kshot"),
+        ({"kind": "hologram"}, "unknown kind 'hologram'"),
+    ]:
         (tmp_path / "m" / "model.json").write_text(json.dumps({**manifest, **change}))
         with pytest.raises(KshotError, match=message) as err:
             kshot.load(tmp_path / "m")

@@ -7,19 +7,19 @@ import pytest
 import torch
 from PIL import Image
 
-from kshot.data import DATASETS, data_root, download, load_dataset
-from kshot.data import omniglot
 from kshot.core.errors import ChecksumError, DataError, KshotError
-
+from kshot.data import DATASETS, data_root, download, load_dataset, omniglot
 
 # ---------------------------------------------------------------- small Omniglot made in the test
+
 
 def _png(seed: int) -> bytes:
     rng = np.random.default_rng(seed)
     img = np.ones((105, 105), dtype=bool)  # True = background, as in the originals
     r, c = rng.integers(10, 80, size=2)
-    img[r:r + 20, c:c + 20] = False  # a square of ink
+    img[r : r + 20, c : c + 20] = False  # a square of ink
     import io
+
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")
     return buf.getvalue()
@@ -45,12 +45,14 @@ def make_omniglot(folder, form="zip", drawers=20):
                         (folder / rel).write_bytes(data)
     splits = folder / "splits" / "vinyals"
     splits.mkdir(parents=True)
-    lines = {"train": ["Alpha/character01", "Alpha/character02", "Beta/character01"],
-             "val": ["Beta/character02"], "test": ["Gamma/character01", "Delta/character03"]}
+    lines = {
+        "train": ["Alpha/character01", "Alpha/character02", "Beta/character01"],
+        "val": ["Beta/character02"],
+        "test": ["Gamma/character01", "Delta/character03"],
+    }
     lines["trainval"] = lines["train"] + lines["val"]
     for split, names in lines.items():
-        (splits / f"{split}.txt").write_text(
-            "".join(f"{n}/rot{r:03d}\n" for n in names for r in (0, 90, 180, 270)))
+        (splits / f"{split}.txt").write_text("".join(f"{n}/rot{r:03d}\n" for n in names for r in (0, 90, 180, 270)))
     return chars
 
 
@@ -117,7 +119,6 @@ def test_registry_reports_presence(tmp_path):
 # ---------------------------------------------------------------- downloads over loopback HTTP
 
 
-
 def test_download_checks_sha256_and_writes_atomically(tmp_path, http_server):
     served, url = http_server
     payload = np.random.default_rng(0).bytes(300_000)
@@ -156,10 +157,14 @@ def test_omniglot_download_from_mirror(tmp_path, http_server, real_data_root, mo
     val = load_dataset("omniglot", "val", root=root)
     assert val.num_classes == 688 and len(val) == 688 * 20
     assert sorted(p.name for p in (root / "omniglot").iterdir()) == [
-        "images_background.npz", "images_evaluation.npz", "splits"]
+        "images_background.npz",
+        "images_evaluation.npz",
+        "splits",
+    ]
 
 
 # ---------------------------------------------------------------- the real data set
+
 
 def test_real_omniglot_vinyals_and_lake_splits(real_data_root):
     sizes = {"train": 4112, "val": 688, "test": 1692, "trainval": 4800}
@@ -178,6 +183,7 @@ def test_real_omniglot_vinyals_and_lake_splits(real_data_root):
 
 def test_builtin_alphabet_table_matches_the_index_file(real_data_root):
     import csv
+
     rows = list(csv.DictReader(open(real_data_root / "omniglot" / "omniglot_character_index.csv")))
     for s in ("background", "evaluation"):
         expected = [f"{r['alphabet']}/{r['character']}" for r in rows if r["set"] == s]

@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from toy import toy_data
 
+from kshot.core.errors import KshotError
 from kshot.images.augment import Augmentation, generator_for, rotate_classes
 from kshot.images.episodes import EpisodeSampler
-from kshot.core.errors import KshotError
 from kshot.images.training import TrainConfig, load_method, meta_train
-from toy import toy_data
 
 
 def test_rotate_classes_makes_four_classes_per_class():
@@ -43,19 +43,35 @@ def test_episode_transform_keeps_labels():
     assert out.support.shape == ep.support.shape and not torch.equal(out.query, ep.query)
 
 
-@pytest.mark.parametrize("bad,message", [({"zoom": 2}, "unknown augmentation 'zoom'"),
-                                          ({"shift": -1}, "augment shift must be an integer >= 0"),
-                                          ({"rotate": 400}, "augment rotate must be a number of degrees"),
-                                          ({"classes": "yes"}, "augment classes must be true or false")])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ({"zoom": 2}, "unknown augmentation 'zoom'"),
+        ({"shift": -1}, "augment shift must be an integer >= 0"),
+        ({"rotate": 400}, "augment rotate must be a number of degrees"),
+        ({"classes": "yes"}, "augment classes must be true or false"),
+    ],
+)
 def test_bad_augmentation_is_a_kshot_error(bad, message):
     with pytest.raises(KshotError, match=message):
         TrainConfig(augment=bad).validate()
 
 
 def test_training_with_augmentation_is_reproducible(tmp_path):
-    cfg = dict(method="protonet", dataset="toy", backbone="mlp", way=5, shot=1, query=2, episodes=10,
-               val_way=3, val_every=10, val_episodes=5, backbone_params={"hidden": [16], "out_dim": 8},
-               augment={"shift": 1, "rotate": 15, "classes": True})
+    cfg = dict(
+        method="protonet",
+        dataset="toy",
+        backbone="mlp",
+        way=5,
+        shot=1,
+        query=2,
+        episodes=10,
+        val_way=3,
+        val_every=10,
+        val_episodes=5,
+        backbone_params={"hidden": [16], "out_dim": 8},
+        augment={"shift": 1, "rotate": 15, "classes": True},
+    )
     train, val = toy_data(), toy_data(split="val")
     for run in ("a", "b"):
         meta_train(TrainConfig(**cfg), tmp_path / run, progress=False, train_data=train, val_data=val)

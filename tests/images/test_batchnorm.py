@@ -31,8 +31,11 @@ def inputs(shape, channels_last, seed=0):
     c = shape[1]
     w, b = torch.randn(c, generator=g, dtype=torch.float64), torch.randn(c, generator=g, dtype=torch.float64)
     gy = torch.randn(*shape, generator=g, dtype=torch.float64)
-    cotangents = (torch.randn(*shape, generator=g, dtype=torch.float64),
-                  torch.randn(c, generator=g, dtype=torch.float64), torch.randn(c, generator=g, dtype=torch.float64))
+    cotangents = (
+        torch.randn(*shape, generator=g, dtype=torch.float64),
+        torch.randn(c, generator=g, dtype=torch.float64),
+        torch.randn(c, generator=g, dtype=torch.float64),
+    )
     return (x, w, b, gy), cotangents
 
 
@@ -54,8 +57,9 @@ def derivatives(fn, tensors, cotangents, mask):
 MASKS = [(1, 1, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1)]
 
 
-@pytest.mark.parametrize("shape,channels_last", [((5, 8, 6, 6), True), ((7, 4, 5, 3), False), ((9, 3), False),
-                                                 ((2, 3, 1, 1), False)])
+@pytest.mark.parametrize(
+    "shape,channels_last", [((5, 8, 6, 6), True), ((7, 4, 5, 3), False), ((9, 3), False), ((2, 3, 1, 1), False)]
+)
 @pytest.mark.parametrize("mask", MASKS)
 def test_values_gradients_and_second_derivatives_are_pytorchs(shape, channels_last, mask):
     tensors, cotangents = inputs(shape, channels_last)
@@ -105,8 +109,7 @@ def test_third_derivative_is_that_of_batchnorm_written_out():
 
 def test_float32_channels_last_is_close_to_pytorch_and_keeps_the_layout():
     tensors, cotangents = inputs((5, 16, 8, 8), True, seed=2)
-    tensors = [t.float().contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t.float()
-               for t in tensors]
+    tensors = [t.float().contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t.float() for t in tensors]
     cotangents = [t.float() for t in cotangents]
     _, _, s0 = derivatives(torch_bn, tensors, cotangents, (1, 1, 1))
     y1, g1, s1 = derivatives(ours, tensors, cotangents, (1, 1, 1))

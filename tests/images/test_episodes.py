@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from kshot.images.episodes import Episode, EpisodeSampler
 from kshot.core.errors import KshotError
+from kshot.images.episodes import Episode, EpisodeSampler
 
 
 def labels(n_classes=10, per_class=20, uneven=False):
@@ -58,14 +58,17 @@ def test_batched_episodes_stack_a_task_dimension():
     assert Episode.stack([single, single]).classes.shape == (2, 3)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(way=11, shot=1, query=1), "way=11 is larger than the number of classes (10)"),
-    (dict(way=5, shot=15, query=6), "shot + query = 21 is larger than the smallest class (20"),
-    (dict(way=0, shot=1, query=1), "way must be an integer >= 1, got 0"),
-    (dict(way=5, shot=-1, query=1), "shot must be an integer >= 1, got -1"),
-    (dict(way=5, shot=1, query=-2), "query must be an integer >= 0, got -2"),
-    (dict(way=5.5, shot=1, query=1), "way must be an integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(way=11, shot=1, query=1), "way=11 is larger than the number of classes (10)"),
+        (dict(way=5, shot=15, query=6), "shot + query = 21 is larger than the smallest class (20"),
+        (dict(way=0, shot=1, query=1), "way must be an integer >= 1, got 0"),
+        (dict(way=5, shot=-1, query=1), "shot must be an integer >= 1, got -1"),
+        (dict(way=5, shot=1, query=-2), "query must be an integer >= 0, got -2"),
+        (dict(way=5.5, shot=1, query=1), "way must be an integer"),
+    ],
+)
 def test_impossible_requests_fail_at_construction(kwargs, message):
     with pytest.raises(KshotError) as err:
         EpisodeSampler(labels(), seed=0, **kwargs)

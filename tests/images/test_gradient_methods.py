@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kshot.images.backbones import MLP, Conv4, pure_forward, supports_pure_forward
 from kshot.cli import main
-from kshot.data import LabeledData
-from kshot.images.episodes import Episode, EpisodeSampler
 from kshot.core.errors import KshotError
+from kshot.data import LabeledData
+from kshot.images.backbones import MLP, Conv4, pure_forward, supports_pure_forward
+from kshot.images.episodes import Episode, EpisodeSampler
 from kshot.images.methods import ANIL, FOMAML, MAML, METHODS, MetaSGD, Reptile, build_method
 from kshot.images.training import TrainConfig, TrainingError, load_method, meta_train
 
@@ -37,11 +37,17 @@ def image_episode(T=3, way=3, shot=2, query=4, seed=0):
     support = torch.randn(T, way * shot, 1, 8, 8, generator=g)
     query_items = torch.randn(T, way * query, 1, 8, 8, generator=g)
     ar = torch.arange(way)
-    return Episode(support, ar.repeat_interleave(shot).repeat(T, 1), query_items,
-                   ar.repeat_interleave(query).repeat(T, 1), ar.repeat(T, 1))
+    return Episode(
+        support,
+        ar.repeat_interleave(shot).repeat(T, 1),
+        query_items,
+        ar.repeat_interleave(query).repeat(T, 1),
+        ar.repeat(T, 1),
+    )
 
 
 # ---- exactness of the meta-gradient -------------------------------------------------------------------
+
 
 def explicit_mlp(params, x):
     """The MLP backbone + head written out by hand (no functional_call)."""
@@ -85,8 +91,7 @@ def test_first_order_drops_exactly_the_second_order_term():
     """One step: MAML = (I - lr * H_support) g_query and FOMAML = g_query, at the adapted weights."""
     torch.manual_seed(1)
     ep = image_episode(T=1, way=3)
-    ep = Episode(ep.support[0].double(), ep.support_labels[0], ep.query[0].double(), ep.query_labels[0],
-                 ep.classes[0])
+    ep = Episode(ep.support[0].double(), ep.support_labels[0], ep.query[0].double(), ep.query_labels[0], ep.classes[0])
     lr = 0.5
     maml = MAML(MLP(64, hidden=(6,), out_dim=5), way=3, inner_lr=lr).double()
     fomaml = FOMAML(MLP(64, hidden=(6,), out_dim=5), way=3, inner_lr=lr).double()
@@ -94,11 +99,14 @@ def test_first_order_drops_exactly_the_second_order_term():
     g2, g1 = maml.meta_gradients(ep).grads, fomaml.meta_gradients(ep).grads
     names = [n for n, _ in maml.named_parameters()]
     theta = [p.detach().clone().requires_grad_(True) for _, p in maml.named_parameters()]
-    g_s = torch.autograd.grad(F.cross_entropy(explicit_mlp(dict(zip(names, theta)), ep.support),
-                                              ep.support_labels), theta, create_graph=True)
+    g_s = torch.autograd.grad(
+        F.cross_entropy(explicit_mlp(dict(zip(names, theta)), ep.support), ep.support_labels), theta, create_graph=True
+    )
     fast = [(w - lr * g).detach() for w, g in zip(theta, g_s)]
-    g_q = torch.autograd.grad(F.cross_entropy(explicit_mlp(dict(zip(names, [f.requires_grad_() for f in fast])),
-                                                           ep.query), ep.query_labels), fast)
+    g_q = torch.autograd.grad(
+        F.cross_entropy(explicit_mlp(dict(zip(names, [f.requires_grad_() for f in fast])), ep.query), ep.query_labels),
+        fast,
+    )
     hvp = torch.autograd.grad(g_s, theta, grad_outputs=g_q)
     for n, gq, h in zip(names, g_q, hvp):
         torch.testing.assert_close(g1[n], gq, rtol=1e-9, atol=1e-11)
@@ -114,15 +122,19 @@ def test_conv4_batchnorm_meta_gradient_equals_plain_autograd(cls, downsample):
     torch.manual_seed(0)
     ep = image_episode(T=2, way=3)
     method = cls(tiny_conv(downsample=downsample), way=3, inner_steps=2, inner_lr=0.4, strategy="loop").double()
-    ours = method.meta_gradients(Episode(ep.support.double(), ep.support_labels, ep.query.double(),
-                                         ep.query_labels, ep.classes)).grads
+    ours = method.meta_gradients(
+        Episode(ep.support.double(), ep.support_labels, ep.query.double(), ep.query_labels, ep.classes)
+    ).grads
     theta = {n: p.detach().clone().requires_grad_(True) for n, p in method.named_parameters()}
     expected = {n: torch.zeros_like(p) for n, p in theta.items()}
     for t in range(2):
         fast = dict(theta)
         for _ in range(2):
-            g = torch.autograd.grad(F.cross_entropy(method.logits(fast, ep.support[t].double()), ep.support_labels[t]),
-                                    list(fast.values()), create_graph=cls is MAML)
+            g = torch.autograd.grad(
+                F.cross_entropy(method.logits(fast, ep.support[t].double()), ep.support_labels[t]),
+                list(fast.values()),
+                create_graph=cls is MAML,
+            )
             fast = {n: w - 0.4 * (gi if cls is MAML else gi.detach()) for (n, w), gi in zip(fast.items(), g)}
         outer = F.cross_entropy(method.logits(fast, ep.query[t].double()), ep.query_labels[t])
         for n, gi in zip(theta, torch.autograd.grad(outer, list(theta.values()))):
@@ -133,9 +145,19 @@ def test_conv4_batchnorm_meta_gradient_equals_plain_autograd(cls, downsample):
 
 # ---- vmap and loop agree -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls, options", [(MAML, {}), (FOMAML, {}), (ANIL, {}), (MetaSGD, {}), (Reptile, {}),
-                                          (Reptile, {"inner_batch": 4, "transductive": False}),
-                                          (MAML, {"inner_batch": 3, "transductive": False})])
+
+@pytest.mark.parametrize(
+    "cls, options",
+    [
+        (MAML, {}),
+        (FOMAML, {}),
+        (ANIL, {}),
+        (MetaSGD, {}),
+        (Reptile, {}),
+        (Reptile, {"inner_batch": 4, "transductive": False}),
+        (MAML, {"inner_batch": 3, "transductive": False}),
+    ],
+)
 def test_vmap_and_loop_give_the_same_losses_gradients_and_predictions(cls, options):
     ep = image_episode(T=3, way=3)
     torch.manual_seed(0)
@@ -324,8 +346,7 @@ def test_sgd_with_the_reptile_meta_gradient_is_the_reptile_update():
     loss.backward()
     optimizer.step()
     for n, p in method.named_parameters():  # theta + eps (mean(adapted) - theta)
-        torch.testing.assert_close(p.detach(), before[n] + 0.25 * (adapted_mean[n] - before[n]),
-                                   rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(p.detach(), before[n] + 0.25 * (adapted_mean[n] - before[n]), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("cls", [MAML, Reptile])
@@ -353,6 +374,7 @@ def test_non_transductive_prediction_keeps_test_items_apart(cls):
 
 
 # ---- learning: the sinusoid problem of Finn et al. 2017 ---------------------------------------------
+
 
 def sinusoid_tasks(T, shots, queries, gen):
     """T regression tasks y = A sin(x - phase), A in [0.1, 5], phase in [0, pi], x in [-5, 5]."""
@@ -395,8 +417,7 @@ def test_maml_beats_joint_pretraining_on_sinusoids():
 
     def mse(method, steps):
         method.test_inner_steps = steps
-        return F.mse_loss(method(test.support, test.support_labels, test.query).squeeze(-1),
-                          test.query_labels).item()
+        return F.mse_loss(method(test.support, test.support_labels, test.query).squeeze(-1), test.query_labels).item()
 
     maml_mse = mse(maml, 10)
     pretrained_mse = min(mse(pretrained, steps) for steps in (0, 1, 10))  # its best number of steps
@@ -406,18 +427,22 @@ def test_maml_beats_joint_pretraining_on_sinusoids():
 
 # ---- bad input --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("params, match", [
-    ({"inner_steps": -1}, "inner_steps must be an integer >= 0, got -1"),
-    ({"test_inner_steps": -2}, "test_inner_steps must be an integer >= 0, got -2"),
-    ({"inner_lr": float("nan")}, "inner_lr must be a finite number > 0, got nan"),
-    ({"inner_lr": float("inf")}, "inner_lr must be a finite number > 0, got inf"),
-    ({"inner_lr": 0}, "inner_lr must be a finite number > 0, got 0"),
-    ({"strategy": "processes"}, "unknown strategy 'processes'"),
-    ({"compile": "yes"}, "compile must be true or false, got 'yes'"),
-    ({"precision": "fp16"}, "unknown precision 'fp16'"),
-    ({"inner_batch": 0}, "inner_batch must be an integer >= 1, got 0"),
-    ({"transductive": "no"}, "transductive must be true or false, got 'no'"),
-])
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"inner_steps": -1}, "inner_steps must be an integer >= 0, got -1"),
+        ({"test_inner_steps": -2}, "test_inner_steps must be an integer >= 0, got -2"),
+        ({"inner_lr": float("nan")}, "inner_lr must be a finite number > 0, got nan"),
+        ({"inner_lr": float("inf")}, "inner_lr must be a finite number > 0, got inf"),
+        ({"inner_lr": 0}, "inner_lr must be a finite number > 0, got 0"),
+        ({"strategy": "processes"}, "unknown strategy 'processes'"),
+        ({"compile": "yes"}, "compile must be true or false, got 'yes'"),
+        ({"precision": "fp16"}, "unknown precision 'fp16'"),
+        ({"inner_batch": 0}, "inner_batch must be an integer >= 1, got 0"),
+        ({"transductive": "no"}, "transductive must be true or false, got 'no'"),
+    ],
+)
 def test_bad_parameters_are_named(params, match):
     with pytest.raises(KshotError, match=match):
         MAML(tiny_conv(), **params)
@@ -441,24 +466,45 @@ def test_more_classes_than_the_head_is_an_error_fewer_is_fine():
 
 # ---- training, checkpoints, CLI ---------------------------------------------------------------------
 
+
 def blobs(split, n_classes=10, per_class=8):
     g = torch.Generator().manual_seed({"train": 0, "val": 1, "test": 2}[split])
     centers = 2 * torch.randn(n_classes, 1, 8, 8, generator=g)
     items = centers.repeat_interleave(per_class, 0) + 0.5 * torch.randn(n_classes * per_class, 1, 8, 8, generator=g)
-    return LabeledData(items, np.repeat(np.arange(n_classes), per_class), [f"c{i}" for i in range(n_classes)],
-                       name="blobs", split=split)
+    return LabeledData(
+        items,
+        np.repeat(np.arange(n_classes), per_class),
+        [f"c{i}" for i in range(n_classes)],
+        name="blobs",
+        split=split,
+    )
 
 
 def small_config(method, **kw):
-    return TrainConfig(method=method, dataset="blobs", way=3, shot=1, query=2, episodes=8, meta_batch=2,
-                       val_way=3, val_query=2, val_every=4, val_episodes=6, lr=1e-3,
-                       backbone_params={"hidden": 4, "depth": 2}, method_params={"way": 3}, **kw)
+    return TrainConfig(
+        method=method,
+        dataset="blobs",
+        way=3,
+        shot=1,
+        query=2,
+        episodes=8,
+        meta_batch=2,
+        val_way=3,
+        val_query=2,
+        val_every=4,
+        val_episodes=6,
+        lr=1e-3,
+        backbone_params={"hidden": 4, "depth": 2},
+        method_params={"way": 3},
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("method", ["maml", "fomaml", "anil", "metasgd", "reptile"])
 def test_meta_train_and_load_round_trip(tmp_path, method):
-    summary = meta_train(small_config(method), tmp_path / method, progress=False,
-                         train_data=blobs("train"), val_data=blobs("val"))
+    summary = meta_train(
+        small_config(method), tmp_path / method, progress=False, train_data=blobs("train"), val_data=blobs("val")
+    )
     assert summary["episodes"] == 8 and len(summary["history"]) == 2
     loaded, meta = load_method(tmp_path / method, "last")
     assert type(loaded) is METHODS[method] and meta["method_params"]["way"] == 3
@@ -467,8 +513,9 @@ def test_meta_train_and_load_round_trip(tmp_path, method):
     torch.manual_seed(0)
     fresh = build_method(method, (1, 8, 8), "conv4", {"hidden": 4, "depth": 2}, way=3)
     fresh.load_state_dict(loaded.state_dict())
-    torch.testing.assert_close(loaded(ep.support, ep.support_labels, ep.query),
-                               fresh(ep.support, ep.support_labels, ep.query))
+    torch.testing.assert_close(
+        loaded(ep.support, ep.support_labels, ep.query), fresh(ep.support, ep.support_labels, ep.query)
+    )
 
 
 def test_nan_loss_stops_training_naming_the_step_and_keeps_the_checkpoint(tmp_path):
@@ -490,12 +537,50 @@ def test_cli_flags_and_exit_codes(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(training, "load_split", lambda config, split: blobs(split))
     run, config = tmp_path / "run", tmp_path / "small.json"
     config.write_text('{"backbone_params": {"hidden": 4, "depth": 2}, "val_query": 2}')
-    code = main(["train", "--out", str(run), "--config", str(config), "--method", "maml", "--dataset", "blobs", "--way", "3",
-                 "--shot", "1", "--query", "2", "--episodes", "4", "--meta-batch", "2", "--val-way", "3",
-                 "--val-episodes", "4", "--inner-steps", "2", "--inner-lr", "0.3", "--test-inner-steps", "3",
-                 "-p", "strategy=loop", "-p", "precision=bf16", "-b", "downsample=stride", "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--out",
+            str(run),
+            "--config",
+            str(config),
+            "--method",
+            "maml",
+            "--dataset",
+            "blobs",
+            "--way",
+            "3",
+            "--shot",
+            "1",
+            "--query",
+            "2",
+            "--episodes",
+            "4",
+            "--meta-batch",
+            "2",
+            "--val-way",
+            "3",
+            "--val-episodes",
+            "4",
+            "--inner-steps",
+            "2",
+            "--inner-lr",
+            "0.3",
+            "--test-inner-steps",
+            "3",
+            "-p",
+            "strategy=loop",
+            "-p",
+            "precision=bf16",
+            "-b",
+            "downsample=stride",
+            "--no-progress",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
-    assert all("way" in inspect.signature(METHODS[m]).parameters for m in ("maml", "fomaml", "anil", "metasgd", "reptile"))
+    assert all(
+        "way" in inspect.signature(METHODS[m]).parameters for m in ("maml", "fomaml", "anil", "metasgd", "reptile")
+    )
     method, meta = load_method(run)
     assert (method.way, method.inner_steps, method.inner_lr, method.test_inner_steps) == (3, 2, 0.3, 3)
     assert method.precision == "bf16"
@@ -517,9 +602,34 @@ def test_cli_flags_and_exit_codes(tmp_path, capsys, monkeypatch):
     assert code == 2 and err.count("\n") == 1 and "unknown optimizer 'rmsprop'; choose one of: adam, sgd" in err
     assert not (tmp_path / "bad4").exists()
     # Reptile's own protocol: SGD outer step annealed linearly, inner mini-batches, non-transductive test
-    code = main(["train", "--out", str(tmp_path / "reptile"), "--method", "reptile", "--shot", "1", "--query", "3",
-                 "--episodes", "4", "--meta-batch", "2", "--optimizer", "sgd", "--lr", "1.0", "--lr-schedule",
-                 "linear", "-p", "inner_batch=3", "--val-episodes", "4", *small])
+    code = main(
+        [
+            "train",
+            "--out",
+            str(tmp_path / "reptile"),
+            "--method",
+            "reptile",
+            "--shot",
+            "1",
+            "--query",
+            "3",
+            "--episodes",
+            "4",
+            "--meta-batch",
+            "2",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "1.0",
+            "--lr-schedule",
+            "linear",
+            "-p",
+            "inner_batch=3",
+            "--val-episodes",
+            "4",
+            *small,
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     method, meta = load_method(tmp_path / "reptile")
     assert method.inner_batch == 3 and meta["config"]["optimizer"] == "sgd"
@@ -528,8 +638,21 @@ def test_cli_flags_and_exit_codes(tmp_path, capsys, monkeypatch):
     import kshot.data
 
     monkeypatch.setattr(kshot.data, "load_dataset", lambda name, split, root=None, **kw: blobs(split))
-    code = main(["eval", str(tmp_path / "reptile"), "--way", "3", "--query", "2", "--episodes", "4", "--json",
-                 "-p", "transductive=false"])
+    code = main(
+        [
+            "eval",
+            str(tmp_path / "reptile"),
+            "--way",
+            "3",
+            "--query",
+            "2",
+            "--episodes",
+            "4",
+            "--json",
+            "-p",
+            "transductive=false",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and 0 <= json.loads(out)["accuracy"] <= 1
 
@@ -548,6 +671,7 @@ def test_vmap_gets_weights_in_the_default_layout_not_the_backbones_channels_last
         return x.sum()
 
     method.run_tasks(fn, (torch.zeros(2, 3),))
-    want = {n: p.clone(memory_format=torch.contiguous_format).stride()
-            for n, p in method.named_parameters() if p.dim() == 4}
+    want = {
+        n: p.clone(memory_format=torch.contiguous_format).stride() for n, p in method.named_parameters() if p.dim() == 4
+    }
     assert seen and seen == want

@@ -7,14 +7,13 @@ import json
 
 import numpy as np
 import pytest
+from photos import draw, make_folder
 from PIL import Image
 
 from kshot import KshotError
 from kshot.images import features
 from kshot.images.classifier import FewShotImageClassifier
 from kshot.images.photos import expand, read_folder, read_labeled
-
-from photos import draw, make_folder
 
 SMALL = dict(image_size=64)
 
@@ -54,16 +53,18 @@ def test_prototype_and_inputs_as_arrays_and_pil_images(photos):
 def test_partial_fit_adds_a_class_without_embedding_old_photos(photos, monkeypatch):
     from collections import OrderedDict
 
-    monkeypatch.setattr(features, "_CACHE", OrderedDict())   # nothing embedded by the other tests
+    monkeypatch.setattr(features, "_CACHE", OrderedDict())  # nothing embedded by the other tests
     train, test = photos
     paths, labels = read_folder(train)
     keep = [i for i, y in enumerate(labels) if y != "triangle"]
     clf = FewShotImageClassifier(method="logistic", **SMALL).fit([paths[i] for i in keep], [labels[i] for i in keep])
     seen = []
     real = features.ImageEncoder.forward
-    monkeypatch.setattr(features.ImageEncoder, "forward", lambda self, crops: seen.append(len(crops)) or real(self, crops))
+    monkeypatch.setattr(
+        features.ImageEncoder, "forward", lambda self, crops: seen.append(len(crops)) or real(self, crops)
+    )
     new = [p for p, y in zip(paths, labels) if y == "triangle"]
-    for p in new:    # the cache is by content: a copy under another name is not embedded again either
+    for p in new:  # the cache is by content: a copy under another name is not embedded again either
         p.with_name("copy_" + p.name).write_bytes(p.read_bytes())
     clf.partial_fit(new, ["triangle"] * len(new))
     assert sum(seen) == len(new) and clf.classes_[-1] == "triangle"
@@ -92,7 +93,7 @@ def test_finetune_trains_the_last_blocks_and_saves_them(tmp_path, photos):
     clf = FewShotImageClassifier(method="finetune", steps=3, tune_blocks=1, **SMALL).fit(paths, labels)
     assert clf.finetuned_ and clf.steps_run_ == 3 and "fine-tuned the last 1 blocks" in clf.recipe_
     base = FewShotImageClassifier(method="logistic", **SMALL).fit(paths, labels)
-    assert not np.allclose(clf.embed(paths[:2])[0], base.embed(paths[:2])[0])   # other features, not the cached ones
+    assert not np.allclose(clf.embed(paths[:2])[0], base.embed(paths[:2])[0])  # other features, not the cached ones
     test_paths, _ = read_folder(photos[1])
     clf.save(tmp_path / "ft")
     loaded = FewShotImageClassifier.load(tmp_path / "ft")
@@ -138,8 +139,9 @@ def test_folder_table_and_glob_inputs(tmp_path, photos):
         w = csv.writer(f)
         w.writerow(["path", "label"])
         w.writerows([[str(p.relative_to(train.parent)), y] for p, y in zip(paths, labels)])
-    (train.parent / "labels.jsonl").write_text("".join(json.dumps({"path": str(p), "label": y}) + "\n"
-                                                       for p, y in zip(paths, labels)))
+    (train.parent / "labels.jsonl").write_text(
+        "".join(json.dumps({"path": str(p), "label": y}) + "\n" for p, y in zip(paths, labels))
+    )
     (train.parent / "rel.csv").write_text((tmp_path / "labels.csv").read_text())
     for table in (train.parent / "rel.csv", train.parent / "labels.jsonl"):
         assert read_labeled(table) == (paths, labels)

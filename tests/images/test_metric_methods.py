@@ -3,17 +3,17 @@ determinism, Siamese pair sampling, the pre-training hook and the CLI."""
 
 import pytest
 import torch
+from toy import TOY, toy_data
 
 import kshot.data
-from kshot.core.checkpoint import load_checkpoint
 from kshot.cli import main
-from kshot.images.episodes import EpisodeSampler
+from kshot.core.checkpoint import load_checkpoint
 from kshot.core.errors import KshotError
+from kshot.images.episodes import EpisodeSampler
 from kshot.images.evaluation import evaluate
 from kshot.images.methods import METHODS, build_method
 from kshot.images.methods.siamese import sample_pairs
 from kshot.images.training import TrainConfig, load_method, meta_train, minibatch
-from toy import TOY, toy_data
 
 MLP = {"hidden": [32], "out_dim": 16}
 TRAIN = toy_data(n_classes=100, per_class=8)  # many classes: Siamese over-fits a dozen
@@ -38,9 +38,24 @@ def one_thread():
 
 def config(case, **kw):
     name, params = CASES[case]
-    base = dict(method=name, dataset="toy", backbone="mlp", way=5, shot=2, query=3, episodes=150,
-                lr=3e-3, batch_size=32, val_way=3, val_shot=2, val_query=4, val_every=75, val_episodes=30,
-                method_params=params, backbone_params=MLP)
+    base = dict(
+        method=name,
+        dataset="toy",
+        backbone="mlp",
+        way=5,
+        shot=2,
+        query=3,
+        episodes=150,
+        lr=3e-3,
+        batch_size=32,
+        val_way=3,
+        val_shot=2,
+        val_query=4,
+        val_every=75,
+        val_episodes=30,
+        method_params=params,
+        backbone_params=MLP,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -144,14 +159,42 @@ def test_baseline_gets_num_classes_and_switches_test_time(trained):
 def test_cli_trains_and_evaluates_every_method(name, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(kshot.data.DATASETS, "toy", TOY)
     run = tmp_path / "run"
-    args = ["train", "--method", name, "--dataset", "toy", "--backbone", "mlp", "--way", "4", "--shot", "2",
-            "--query", "2", "--episodes", "6", "--val-way", "3", "--val-every", "6", "--val-episodes", "5",
-            "--batch-size", "16", "--augment", "shift=1", "--no-progress", "--out", str(run)]
+    args = [
+        "train",
+        "--method",
+        name,
+        "--dataset",
+        "toy",
+        "--backbone",
+        "mlp",
+        "--way",
+        "4",
+        "--shot",
+        "2",
+        "--query",
+        "2",
+        "--episodes",
+        "6",
+        "--val-way",
+        "3",
+        "--val-every",
+        "6",
+        "--val-episodes",
+        "5",
+        "--batch-size",
+        "16",
+        "--augment",
+        "shift=1",
+        "--no-progress",
+        "--out",
+        str(run),
+    ]
     assert main(args) == 0, capsys.readouterr().err
     assert "best validation accuracy" in capsys.readouterr().out
     extra = ["-p", "test_time=finetune", "-p", "finetune_steps=5"] if name.startswith("baseline") else []
-    assert main(["eval", str(run), "--way", "3", "--shot", "2", "--query", "3", "--episodes", "5",
-                 "--json", *extra]) == 0
+    assert (
+        main(["eval", str(run), "--way", "3", "--shot", "2", "--query", "3", "--episodes", "5", "--json", *extra]) == 0
+    )
     assert '"accuracy"' in capsys.readouterr().out
 
 
@@ -168,8 +211,18 @@ def test_cli_bad_method_parameter_and_augmentation_are_one_line_errors(tmp_path,
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["relationnet", "baseline++"])
 def test_real_omniglot_short_run_beats_chance(name, tmp_path, real_data_root):
-    cfg = TrainConfig(method=name, dataset="omniglot", way=20, shot=1, query=5, episodes=200, batch_size=64,
-                      val_every=200, val_episodes=20, data_root=str(real_data_root))
+    cfg = TrainConfig(
+        method=name,
+        dataset="omniglot",
+        way=20,
+        shot=1,
+        query=5,
+        episodes=200,
+        batch_size=64,
+        val_every=200,
+        val_episodes=20,
+        data_root=str(real_data_root),
+    )
     meta_train(cfg, tmp_path / "run", progress=False)
     method, _ = load_method(tmp_path / "run")
     test = kshot.load_dataset("omniglot", "test", root=real_data_root)
@@ -181,11 +234,11 @@ def test_feature_maps_only_go_to_relation_networks():
     """flatten=False keeps Conv4's maps: Relation Networks use them, a flat-feature method says so."""
     params = {"hidden": 8, "downsample": "stride", "flatten": False}
     rn = build_method("relationnet", (1, 28, 28), "conv4", params, hidden=8)
-    assert rn.feature_shape == (8, 2, 2)   # 28 -> 14 -> 7 -> 4 -> 2 with stride-2 convolutions
+    assert rn.feature_shape == (8, 2, 2)  # 28 -> 14 -> 7 -> 4 -> 2 with stride-2 convolutions
     support, labels = torch.rand(3, 1, 28, 28), torch.arange(3)
     assert rn(support, labels, torch.rand(4, 1, 28, 28)).shape == (4, 3)
     pooled = build_method("relationnet", (1, 28, 28), "conv4", {"hidden": 8, "downsample": "stride"}, hidden=8)
-    assert pooled.feature_shape == (8, 1, 1)   # the strided Conv4 averages its last map by default
+    assert pooled.feature_shape == (8, 1, 1)  # the strided Conv4 averages its last map by default
     for name in ("protonet", "matchingnet", "baseline", "maml"):
         with pytest.raises(KshotError, match="needs flat features.*flatten=false"):
             build_method(name, (1, 28, 28), "conv4", params, **({"num_classes": 5} if name == "baseline" else {}))

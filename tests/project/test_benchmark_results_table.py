@@ -43,13 +43,13 @@ text
 def test_only_the_sections_own_table_changes(tmp_path):
     path = tmp_path / "page.md"
     path.write_text(DOC)
-    upsert_row("S", ["a", "b"], "x", ["5"], path)   # replaced in S's table, not in the subsections'
-    upsert_row("S", ["a", "b"], "z", ["7"], path)   # a new key: appended to S's table
-    upsert_row("T", ["a", "b"], "x", ["3"], path)   # a section without its table gets one
-    upsert_row("U", ["a", "b"], "x", ["4"], path)   # a new section at the end
+    upsert_row("S", ["a", "b"], "x", ["5"], path)  # replaced in S's table, not in the subsections'
+    upsert_row("S", ["a", "b"], "z", ["7"], path)  # a new key: appended to S's table
+    upsert_row("T", ["a", "b"], "x", ["3"], path)  # a section without its table gets one
+    upsert_row("U", ["a", "b"], "x", ["4"], path)  # a new section at the end
     text = path.read_text()
     assert "| x | 1 |" not in text and "| x | 5 |\n| y | 2 |\n| z | 7 |\n\nprose" in text
-    assert "| x | 8 |" in text and "| x | 9 | 9 |" in text   # a ### heading of the same name is not the section
+    assert "| x | 8 |" in text and "| x | 9 | 9 |" in text  # a ### heading of the same name is not the section
     assert "## T\n\ntext\n\n| a | b |\n|---|---|\n| x | 3 |\n" in text
     assert text.endswith("## U\n\n| a | b |\n|---|---|\n| x | 4 |\n")
 
@@ -71,23 +71,25 @@ def test_doc_page_names_the_domain_pages():
 def _sections_written(script: Path) -> list[str]:
     """The section titles a benchmark script writes (its upsert_row calls and SECTION constants)."""
     text = script.read_text()
-    return (re.findall(r'(?:upsert_row|doc_row)\(\s*"([^"]+)"', text)
-            + re.findall(r'^SECTION = "(?:## )?([^"]+)"', text, re.M))
+    return re.findall(r'(?:upsert_row|doc_row)\(\s*"([^"]+)"', text) + re.findall(
+        r'^SECTION = "(?:## )?([^"]+)"', text, re.M
+    )
 
 
 def test_every_written_section_is_a_heading_of_its_page():
     scripts = sorted((ROOT / "benchmarks").rglob("*.py"))
     found = 0
     for script in scripts:
-        pages = re.findall(r'doc_page\("(\w+)"\)', script.read_text()) or \
-            ([script.parent.name] if script.parent.name in DOMAINS else [])   # benchmarks/<domain>/ writes its page
+        pages = re.findall(r'doc_page\("(\w+)"\)', script.read_text()) or (
+            [script.parent.name] if script.parent.name in DOMAINS else []
+        )  # benchmarks/<domain>/ writes its page
         for section in _sections_written(script):
             assert pages, f"{script.name} writes {section!r} without doc_page(domain)"
             for page in set(pages):
                 lines = doc_page(page).read_text().splitlines()
                 assert f"## {section}" in lines, f"{script.name}: docs/{page}.md has no '## {section}'"
                 found += 1
-    assert found >= 7   # omniglot_methods, omniglot_protonet, conv4_throughput, serve_*, text_vs_setfit
+    assert found >= 7  # omniglot_methods, omniglot_protonet, conv4_throughput, serve_*, text_vs_setfit
 
 
 def test_recsys_blocks_are_in_their_page():
@@ -97,5 +99,7 @@ def test_recsys_blocks_are_in_their_page():
     for section in ("user", "item", "onboarding"):
         assert text.count(f"<!-- recsys-{section}:begin -->") == 1 and text.count(f"<!-- recsys-{section}:end -->") == 1
     for name in ("coldstart.py", "onboarding.py"):
-        assert "docs/recsys.md" in (ROOT / "benchmarks" / "recsys" / name).read_text() or \
-            'doc_page("recsys")' in (ROOT / "benchmarks" / "recsys" / name).read_text()
+        assert (
+            "docs/recsys.md" in (ROOT / "benchmarks" / "recsys" / name).read_text()
+            or 'doc_page("recsys")' in (ROOT / "benchmarks" / "recsys" / name).read_text()
+        )

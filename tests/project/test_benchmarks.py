@@ -17,15 +17,16 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"
 PY = sorted(p for p in BENCH.rglob("*.py") if "__pycache__" not in p.parts)
 SCRIPTS = [p for p in PY if 'if __name__ == "__main__":' in p.read_text()]
-MODULES = [p for p in PY if p not in SCRIPTS]   # what the scripts share (common.py, serve/traffic.py)
+MODULES = [p for p in PY if p not in SCRIPTS]  # what the scripts share (common.py, serve/traffic.py)
 SHELL = sorted(BENCH.rglob("*.sh"))
 
 
 def _help(script: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     try:
-        return subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True,
-                              timeout=90, cwd=ROOT, env=env)
+        return subprocess.run(
+            [sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=90, cwd=ROOT, env=env
+        )
     except subprocess.TimeoutExpired as exc:
         return subprocess.CompletedProcess(exc.cmd, -1, exc.stdout or "", f"timed out after {exc.timeout} s")
 
@@ -51,8 +52,14 @@ def test_help_exits_0(helps, script):
 def test_shared_modules_import(module):
     """A module without a main (imported by the scripts) imports on its own, from its folder."""
     code = f"import sys; sys.path[:0] = [{str(module.parent)!r}, {str(BENCH)!r}]; import {module.stem}"
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert run.returncode == 0, run.stderr[-2000:]
 
 

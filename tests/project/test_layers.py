@@ -43,10 +43,14 @@ def imports(path: Path) -> set[str]:
                 target = node.module or ""
             if target.split(".")[0] != "kshot":
                 continue
-            for alias in node.names:   # `from . import x` may name a module
+            for alias in node.names:  # `from . import x` may name a module
                 sub = f"{target}.{alias.name}"
-                out.add(sub if (ROOT.parent / sub.replace(".", "/")).with_suffix(".py").exists()
-                        or (ROOT.parent / sub.replace(".", "/")).is_dir() else target)
+                out.add(
+                    sub
+                    if (ROOT.parent / sub.replace(".", "/")).with_suffix(".py").exists()
+                    or (ROOT.parent / sub.replace(".", "/")).is_dir()
+                    else target
+                )
     return out
 
 
@@ -69,7 +73,7 @@ def test_every_package_is_placed_in_a_layer():
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_no_import_runs_up_or_sideways(module):
     src = package_of(module)
-    if src is None:            # kshot/__init__.py, __main__.py: the top
+    if src is None:  # kshot/__init__.py, __main__.py: the top
         return
     bad = sorted(t for t in GRAPH[module] if package_of(t) not in ALLOWED[src] | {src})
     assert not bad, f"{module} imports {bad}; {src} may import only {sorted(ALLOWED[src])}"
@@ -85,7 +89,7 @@ def test_no_import_circle():
             if t == "kshot" or t.startswith(m + ".") and m.count(".") == 0:
                 continue
             if state.get(t) == "open":
-                circles.append(stack[stack.index(t):] + [t])
+                circles.append(stack[stack.index(t) :] + [t])
             elif t not in state:
                 visit(t)
         stack.pop()

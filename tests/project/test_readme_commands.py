@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 from kshot.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]   # docs/notes/ is a dated log: not checked
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]  # docs/notes/ is a dated log: not checked
 ROOT_CMD = typer.main.get_command(app)
 
 
 def is_group(cmd) -> bool:
-    return hasattr(cmd, "commands")   # typer's groups (typer vendors its own click)
+    return hasattr(cmd, "commands")  # typer's groups (typer vendors its own click)
 
 
 def code_blocks(text: str):
@@ -49,7 +49,7 @@ def kshot_invocations(line: str):
     ...`, `nice kshot ...`, `torchrun ... -m kshot ...`; each simple command of `a && b`, `a; b`, `a | b`."""
     try:
         tokens = shlex.split(line, comments=True)
-    except ValueError:   # a Python line with an apostrophe, say
+    except ValueError:  # a Python line with an apostrophe, say
         return
     commands, command = [], []
     for tok in tokens + [";"]:
@@ -63,9 +63,12 @@ def kshot_invocations(line: str):
             if tok != "kshot" and not tok.endswith("/kshot"):
                 continue
             before = cmd[:i]
-            if (all("=" in t for t in before) or (before and before[-1] == "-m")
-                    or (before and before[0] in {"nice", "flock", "time", "exec"})):
-                yield [t.strip("[]") for t in cmd[i + 1:]]
+            if (
+                all("=" in t for t in before)
+                or (before and before[-1] == "-m")
+                or (before and before[0] in {"nice", "flock", "time", "exec"})
+            ):
+                yield [t.strip("[]") for t in cmd[i + 1 :]]
             break
 
 
@@ -89,8 +92,9 @@ def resolve(args: list[str]):
         if rest[0] in cmd.commands:
             cmd = cmd.commands[rest[0]]
             path.append(rest.pop(0))
-        elif cmd.invoke_without_command and not rest[0].startswith("-") and len(rest) > 1 \
-                and rest[1] in cmd.commands:   # `kshot serve MODEL_DIR keys ...`: the group's argument first
+        elif (
+            cmd.invoke_without_command and not rest[0].startswith("-") and len(rest) > 1 and rest[1] in cmd.commands
+        ):  # `kshot serve MODEL_DIR keys ...`: the group's argument first
             rest.pop(0)
         else:
             break
@@ -113,8 +117,15 @@ def test_the_docs_show_commands_of_every_domain():
     paths = {tuple(resolve(args)[1][:2]) for _, args in INVOCATIONS}
     for domain in ("image", "text", "tag", "recsys", "serve"):
         assert ("kshot", domain) in paths, f"no `kshot {domain} ...` command in README.md or docs/"
-    for page in ("README.md", "docs/index.md", "docs/images.md", "docs/text.md", "docs/tagging.md",
-                 "docs/recsys.md", "docs/serve.md"):
+    for page in (
+        "README.md",
+        "docs/index.md",
+        "docs/images.md",
+        "docs/text.md",
+        "docs/tagging.md",
+        "docs/recsys.md",
+        "docs/serve.md",
+    ):
         assert any(where.startswith(page + ":") for where, _ in INVOCATIONS), f"{page} shows no kshot command"
 
 
@@ -122,20 +133,22 @@ def test_the_docs_show_commands_of_every_domain():
 def test_command_and_flags_exist(where, args):
     assert args, f"{where}: a bare `kshot`"
     cmd, path, rest = resolve(args)
-    assert not (is_group(cmd) and not cmd.invoke_without_command), \
+    assert not (is_group(cmd) and not cmd.invoke_without_command), (
         f"{where}: `{' '.join(path)}` is a group, not a command; its commands: {', '.join(cmd.commands)}"
+    )
     known = options(cmd)
     i = 0
     while i < len(rest):
         tok = rest[i]
         if tok.startswith("-") and tok != "-" and not re.fullmatch(r"-\d.*", tok):
             name = tok.split("=", 1)[0]
-            assert name in known, (f"{where}: `{' '.join(path)}` has no option {name}; it has "
-                                   f"{', '.join(sorted(k for k in known if k))}")
+            assert name in known, (
+                f"{where}: `{' '.join(path)}` has no option {name}; it has {', '.join(sorted(k for k in known if k))}"
+            )
             opt = known[name]
             if opt is not None and not opt.is_flag and not opt.count and "=" not in tok:
                 assert i + 1 < len(rest), f"{where}: {name} needs a value"
-                i += 1   # its value (may itself start with '-', e.g. `--output -`)
+                i += 1  # its value (may itself start with '-', e.g. `--output -`)
         i += 1
 
 
@@ -143,10 +156,12 @@ def test_the_parser_sees_through_shorthands_and_groups():
     assert resolve(["fit", "a.csv", "--out", "m"])[1] == ["kshot", "fit"]
     assert resolve(["serve", "model", "--db", "x"])[1] == ["kshot", "serve"]
     assert resolve(["serve", "keys", "create", "--role", "read"])[1] == ["kshot", "serve", "keys", "create"]
-    assert list(kshot_invocations("KSHOT_DATA=x OMP_NUM_THREADS=1 kshot image eval r --json  # note")) == \
-        [["image", "eval", "r", "--json"]]
-    assert list(kshot_invocations("torchrun --nproc-per-node 8 -m kshot image train --out r")) == \
-        [["image", "train", "--out", "r"]]
+    assert list(kshot_invocations("KSHOT_DATA=x OMP_NUM_THREADS=1 kshot image eval r --json  # note")) == [
+        ["image", "eval", "r", "--json"]
+    ]
+    assert list(kshot_invocations("torchrun --nproc-per-node 8 -m kshot image train --out r")) == [
+        ["image", "train", "--out", "r"]
+    ]
     assert list(kshot_invocations("python benchmarks/x.py --kshot")) == []
     # a flag that does not exist is caught
     cmd, _, rest = resolve(["text", "fit", "a.csv", "--no-such-flag"])

@@ -6,21 +6,25 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from ratings import synthetic
 from sklearn.metrics import ndcg_score
 
-from kshot.data.interactions import Interactions
 from kshot.core.errors import KshotError
 from kshot.recsys.methods import METHODS, build
 from kshot.recsys.methods.melu import DECISION
 from kshot.recsys.methods.neural import masked_mse
 from kshot.recsys.protocol import METRICS, Task, evaluate_tasks, make_fold, random_ndcg, summarize, task_metrics
 from kshot.recsys.recommender import Recommender
-from ratings import synthetic
 
 SMALL = dict(train_steps=20, eval_every=20, meta_batch=8)  # a few seconds of training on the toy data
-NEURAL = {"melu": dict(SMALL, test_steps=2, test_lr=0.1), "attention": SMALL,
-          "finetune": dict(SMALL, test_steps=5, test_lr=0.05), "gru": SMALL, "sasrec": SMALL,
-          "melu_rank": dict(SMALL, test_steps=1, test_lr=0.5)}
+NEURAL = {
+    "melu": dict(SMALL, test_steps=2, test_lr=0.1),
+    "attention": SMALL,
+    "finetune": dict(SMALL, test_steps=5, test_lr=0.05),
+    "gru": SMALL,
+    "sasrec": SMALL,
+    "melu_rank": dict(SMALL, test_steps=1, test_lr=0.5),
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +37,6 @@ def fold(data):
     return make_fold(data, 0, n_folds=4, seed=3)
 
 
-
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """Tiny networks: one torch thread is faster (and far faster on a busy machine) than two."""
@@ -42,7 +45,9 @@ def one_thread():
     yield
     torch.set_num_threads(threads)
 
+
 # ---- protocol --------------------------------------------------------------------------------------------
+
 
 def test_folds_partition_users_and_tasks_follow_time(data):
     folds = [make_fold(data, f, n_folds=4, seed=3) for f in range(4)]
@@ -91,6 +96,7 @@ def test_item_and_both_cold_folds(data):
 
 # ---- metrics ---------------------------------------------------------------------------------------------
 
+
 def test_metrics_match_hand_computed_values():
     query = np.arange(10)
     ratings = np.array([5, 4, 3, 2, 1, 5, 4, 1, 2, 3], np.float32)
@@ -101,7 +107,7 @@ def test_metrics_match_hand_computed_values():
     scores[10] = 9.0  # a support item: never a candidate
     scores[20] = 8.0  # an unrated item above every positive
     m = task_metrics(scores, task, k=2)
-    assert m["mae"] == pytest.approx(np.abs(err).mean()) and m["rmse"] == pytest.approx(np.sqrt((err ** 2).mean()))
+    assert m["mae"] == pytest.approx(np.abs(err).mean()) and m["rmse"] == pytest.approx(np.sqrt((err**2).mean()))
     order = np.argsort(-scores[:10], kind="stable")
     dcg = sum(ratings[i] / np.log2(r + 2) for r, i in enumerate(order[:5]))
     idcg = sum(g / np.log2(r + 2) for r, g in enumerate(np.sort(ratings)[::-1][:5]))
@@ -130,8 +136,10 @@ def test_random_ndcg_is_the_mean_over_all_orders():
 
 def test_summarize_over_users_and_folds():
     values = {"mae": [1, 2], "rmse": [1, 2], "recall10": [np.nan, 1], "ndcg10": [0, 1]}
-    per_fold = [{1: {m: np.array(values.get(m, [1, 1]), float) for m in METRICS}},
-                {1: {m: np.array([3.0]) for m in METRICS}}]
+    per_fold = [
+        {1: {m: np.array(values.get(m, [1, 1]), float) for m in METRICS}},
+        {1: {m: np.array([3.0]) for m in METRICS}},
+    ]
     s = summarize(per_fold)[1]
     assert s["mae"]["mean"] == pytest.approx(2.0) and s["mae"]["n"] == 3
     assert s["mae"]["ci95"] == pytest.approx(1.96 * 1.0 / np.sqrt(3))
@@ -140,6 +148,7 @@ def test_summarize_over_users_and_folds():
 
 
 # ---- methods ---------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def scores(fold):
@@ -212,8 +221,24 @@ def test_melu_second_order_meta_gradient_equals_unrolled_autograd(fold):
 
 # ---- the Recommender API ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("method", ["bias", "demographic", "mf", "itemknn", "popularity", "melu", "attention",
-                                    "ease", "ials", "group_popularity", "sasrec", "melu_rank"])
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "bias",
+        "demographic",
+        "mf",
+        "itemknn",
+        "popularity",
+        "melu",
+        "attention",
+        "ease",
+        "ials",
+        "group_popularity",
+        "sasrec",
+        "melu_rank",
+    ],
+)
 def test_save_load_round_trip_predicts_the_same(tmp_path, fold, method):
     rec = Recommender(method, seed=0, params=NEURAL.get(method)).fit(fold.train, fold.val)
     user = {"3": 5, "Movie 7": 2, "11": 4.0}

@@ -4,10 +4,9 @@ files, and their bad inputs (one line on stderr, exit 2, nothing written)."""
 import json
 
 import pytest
+from ratings import synthetic
 
 from kshot.cli import main
-
-from ratings import synthetic
 
 
 @pytest.fixture(scope="module")
@@ -15,19 +14,41 @@ def files(tmp_path_factory):
     d = synthetic(n_users=50, n_items=40, per_user=22, seed=1)
     root = tmp_path_factory.mktemp("shop")
     lines = ["user,item,rating,timestamp"] + [
-        f"{d.user_ids[u]},{d.item_ids[i]},{r:g},{t}" for u, i, r, t in zip(d.users, d.items, d.ratings, d.timestamps)]
+        f"{d.user_ids[u]},{d.item_ids[i]},{r:g},{t}" for u, i, r, t in zip(d.users, d.items, d.ratings, d.timestamps)
+    ]
     (root / "ratings.csv").write_text("\n".join(lines) + "\n")
-    (root / "items.csv").write_text("item,title,genre\n" + "".join(
-        f"{i},Movie {i},{'Drama' if f[0] else 'Comedy'}\n" for i, f in zip(d.item_ids, d.item_features)))
-    (root / "users.csv").write_text("user,group\n" + "".join(
-        f"{u},{'a' if f[0] else 'b'}\n" for u, f in zip(d.user_ids, d.user_features)))
+    (root / "items.csv").write_text(
+        "item,title,genre\n"
+        + "".join(f"{i},Movie {i},{'Drama' if f[0] else 'Comedy'}\n" for i, f in zip(d.item_ids, d.item_features))
+    )
+    (root / "users.csv").write_text(
+        "user,group\n" + "".join(f"{u},{'a' if f[0] else 'b'}\n" for u, f in zip(d.user_ids, d.user_features))
+    )
     return root
 
 
 def train(files, out, method, *extra):
-    return main(["recsys", "train", "--ratings", str(files / "ratings.csv"), "--item-features",
-                 str(files / "items.csv"), "--user-features", str(files / "users.csv"), "--method", method,
-                 "--fold", "1", "--folds", "4", "--out", str(out), *extra])
+    return main(
+        [
+            "recsys",
+            "train",
+            "--ratings",
+            str(files / "ratings.csv"),
+            "--item-features",
+            str(files / "items.csv"),
+            "--user-features",
+            str(files / "users.csv"),
+            "--method",
+            method,
+            "--fold",
+            "1",
+            "--folds",
+            "4",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,22 +80,29 @@ def test_train_eval_recommend_end_to_end(files, run, tmp_path, capsys):
 
 def test_melu_trains_through_the_cli(files, tmp_path, capsys):
     out = tmp_path / "melu"
-    assert train(files, out, "melu", "-p", "train_steps=10", "-p", "eval_every=10", "-p", "test_steps=1",
-                 "-p", "test_lr=0.1") == 0
+    assert (
+        train(
+            files, out, "melu", "-p", "train_steps=10", "-p", "eval_every=10", "-p", "test_steps=1", "-p", "test_lr=0.1"
+        )
+        == 0
+    )
     assert "melu fitted" in capsys.readouterr().out
     mine = tmp_path / "mine.csv"
     mine.write_text("item,rating\n3,5\n")
     assert main(["recommend", str(out), "--ratings", str(mine), "--top", "3"]) == 0
 
 
-@pytest.mark.parametrize("content, match", [
-    ("item,rating\n3,6\n", "rating 6.0 for item 3 is outside the scale 1..5"),
-    ("item,rating\n3,4\nnope,2\nalso-nope,1\n", "unknown item(s) nope, also-nope"),
-    ("", "is empty"),
-    ("item,rating\n3,4\n3,5\n", "item '3' is given twice"),
-    ("thing,stars\n3,4\n", "needs a column item"),
-    ("item,rating\n3,four\n", "rating 'four' is not a number"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("item,rating\n3,6\n", "rating 6.0 for item 3 is outside the scale 1..5"),
+        ("item,rating\n3,4\nnope,2\nalso-nope,1\n", "unknown item(s) nope, also-nope"),
+        ("", "is empty"),
+        ("item,rating\n3,4\n3,5\n", "item '3' is given twice"),
+        ("thing,stars\n3,4\n", "needs a column item"),
+        ("item,rating\n3,four\n", "rating 'four' is not a number"),
+    ],
+)
 def test_recommend_bad_ratings(run, tmp_path, capsys, content, match):
     mine = tmp_path / "mine.csv"
     mine.write_text(content)
@@ -89,8 +117,19 @@ def test_cli_bad_inputs(files, run, tmp_path, capsys):
     cases = [
         (["recsys", "eval", str(run), "--shots", "50"], "K=50 is larger than the 10 support ratings"),
         (["recommend", str(run), "--ratings", str(tmp_path / "none.csv")], "does not exist"),
-        (["recsys", "train", "--dataset", "movielens-100k", "--data-root", str(tmp_path), "--out",
-          str(tmp_path / "x")], "movielens-100k/u.data"),
+        (
+            [
+                "recsys",
+                "train",
+                "--dataset",
+                "movielens-100k",
+                "--data-root",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "x"),
+            ],
+            "movielens-100k/u.data",
+        ),
         (["recsys", "train", "--method", "nope", "--out", str(tmp_path / "y")], "unknown method 'nope'"),
         (["recsys", "eval", str(tmp_path / "nothing")], "not a kshot model directory"),
     ]
@@ -143,8 +182,9 @@ def test_auto_train_eval_recommend_explain_and_ask(files, auto_run, tmp_path, ca
     assert len(first) == 3
     answers = tmp_path / "answers.csv"
     answers.write_text(f"item,rating\n{first[0]['item']},5\n{first[1]['item']},not seen\n{first[2]['item']},4\n")
-    assert main(["recsys", "ask", str(auto_run), "--n", "3", "--answers", str(answers), "--recommend", "2",
-                 "--json"]) == 0
+    assert (
+        main(["recsys", "ask", str(auto_run), "--n", "3", "--answers", str(answers), "--recommend", "2", "--json"]) == 0
+    )
     nxt = json.loads(capsys.readouterr().out)
     assert nxt["answered"] == 3 and nxt["seen"] == 2 and len(nxt["ask"]) == 3 and len(nxt["recommendations"]) == 2
     assert not {r["item"] for r in nxt["ask"]} & {r["item"] for r in first}
@@ -168,15 +208,35 @@ def test_topn_bad_inputs(files, auto_run, tmp_path, capsys):
     cases = [
         (["recommend", str(auto_run), "--ratings", str(empty), "--explain"], "explain needs at least one item"),
         (["recommend", str(auto_run), "--ratings", str(mine), "--explain"], "unknown item(s) nope"),
-        (["recommend", str(auto_run), "--ratings", str(empty), "-n", "41"], "k=41 is larger than the catalogue (40 items)"),
+        (
+            ["recommend", str(auto_run), "--ratings", str(empty), "-n", "41"],
+            "k=41 is larger than the catalogue (40 items)",
+        ),
         (["recsys", "ask", str(auto_run), "--n", "41"], "n=41 is larger than the catalogue (40 items)"),
         (["recsys", "ask", str(auto_run), "--n", "2", "--answers", str(never)], "item Movie 39 was never asked"),
-        (["recsys", "train", "--ratings", str(no_rating), "--out", str(tmp_path / "a")],
-         "needs columns user,item,rating[,timestamp]; missing rating (interactions without ratings: pass implicit=True / --implicit)"),
-        (["recsys", "train", "--ratings", str(out_of_scale), "--scale", "1", "--scale", "5", "--out", str(tmp_path / "b")],
-         "rating 9 of user b for item 2 is outside the scale 1..5"),
-        (["recsys", "train", "--method", "bias", "-p", "lam=5", "--out", str(tmp_path / "c")],
-         "lam=5 does not apply to method 'bias'"),
+        (
+            ["recsys", "train", "--ratings", str(no_rating), "--out", str(tmp_path / "a")],
+            "needs columns user,item,rating[,timestamp]; missing rating (interactions without ratings: pass implicit=True / --implicit)",
+        ),
+        (
+            [
+                "recsys",
+                "train",
+                "--ratings",
+                str(out_of_scale),
+                "--scale",
+                "1",
+                "--scale",
+                "5",
+                "--out",
+                str(tmp_path / "b"),
+            ],
+            "rating 9 of user b for item 2 is outside the scale 1..5",
+        ),
+        (
+            ["recsys", "train", "--method", "bias", "-p", "lam=5", "--out", str(tmp_path / "c")],
+            "lam=5 does not apply to method 'bias'",
+        ),
         (["recsys", "train", "--implicit", "--out", str(tmp_path / "d")], "go with --ratings"),
     ]
     for argv, match in cases:
@@ -189,11 +249,30 @@ def test_topn_bad_inputs(files, auto_run, tmp_path, capsys):
 def test_implicit_file_trains_and_recommends(files, tmp_path, capsys):
     lines = (files / "ratings.csv").read_text().splitlines()
     clicks = tmp_path / "clicks.csv"
-    clicks.write_text("user,item,timestamp\n" + "".join(f"{u},{i},{t}\n" for u, i, _, t in
-                                                         (line.split(",") for line in lines[1:])))
+    clicks.write_text(
+        "user,item,timestamp\n" + "".join(f"{u},{i},{t}\n" for u, i, _, t in (line.split(",") for line in lines[1:]))
+    )
     out = tmp_path / "implicit"
-    assert main(["recsys", "train", "--ratings", str(clicks), "--implicit", "--method", "ease", "--fold", "1",
-                 "--folds", "4", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "recsys",
+                "train",
+                "--ratings",
+                str(clicks),
+                "--implicit",
+                "--method",
+                "ease",
+                "--fold",
+                "1",
+                "--folds",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["recsys", "eval", str(out), "--shots", "3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["shots"]["3"]["ndcg10"]["n"] > 0

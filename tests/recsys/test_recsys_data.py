@@ -10,12 +10,10 @@ import zipfile
 import numpy as np
 import pytest
 
+from kshot.core.errors import ChecksumError, DataError
 from kshot.data import DATASETS, load_dataset
 from kshot.data.interactions import read_interactions
 from kshot.data.movielens import download_movielens, load_movielens
-from kshot.core.errors import ChecksumError, DataError
-
-
 
 
 def write(path, text):
@@ -36,20 +34,28 @@ def test_read_csv_and_jsonl_with_features(tmp_path):
     assert d.item_titles == ["The X", "Why", "Zed"]
     rows = d.user_rows()
     assert d.items[rows[0]].tolist() == [1, 0]  # user a in time order: y (t=1) then x (t=3)
-    jl = write(tmp_path / "r.jsonl", "\n".join(json.dumps(r) for r in (
-        {"user": 1, "item": "x", "rating": 4}, {"user": 2, "item": "x", "rating": 1.5})) + "\n")
+    jl = write(
+        tmp_path / "r.jsonl",
+        "\n".join(
+            json.dumps(r) for r in ({"user": 1, "item": "x", "rating": 4}, {"user": 2, "item": "x", "rating": 1.5})
+        )
+        + "\n",
+    )
     d2 = read_interactions(jl)
     assert d2.user_ids == ["1", "2"] and d2.ratings.tolist() == [4.0, 1.5] and d2.item_features.shape == (1, 0)
 
 
-@pytest.mark.parametrize("text, match", [
-    ("user,item,rating\na,x,6\n", "rating 6 of user a for item x is outside the scale 1..5"),
-    ("user,item,rating\na,x,3\nb,x,2\na,x,4\n", "duplicate rating of user a for item x"),
-    ("", "no ratings"),
-    ("user,item,rating\n", "no ratings"),
-    ("user,item\na,x\n", "missing rating"),
-    ("user,item,rating\na,x,good\n", "rating 'good' is not a number"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("user,item,rating\na,x,6\n", "rating 6 of user a for item x is outside the scale 1..5"),
+        ("user,item,rating\na,x,3\nb,x,2\na,x,4\n", "duplicate rating of user a for item x"),
+        ("", "no ratings"),
+        ("user,item,rating\n", "no ratings"),
+        ("user,item\na,x\n", "missing rating"),
+        ("user,item,rating\na,x,good\n", "rating 'good' is not a number"),
+    ],
+)
 def test_bad_interaction_files(tmp_path, text, match):
     path = write(tmp_path / "r.csv", text)
     with pytest.raises(DataError, match=match) as err:
@@ -86,6 +92,7 @@ def test_movielens_100k_loader():
 
 
 # ---- download over loopback HTTP ---------------------------------------------------------------------
+
 
 def tiny_zip() -> bytes:
     buf = io.BytesIO()

@@ -9,12 +9,20 @@ from sklearn.base import clone
 
 from kshot.core.errors import KshotError
 from kshot.data.interactions import Interactions, read_interactions
-from kshot.recsys.methods import METHODS, RANKERS, build
+from kshot.recsys.methods import RANKERS, build
 from kshot.recsys.methods.ials import _solve_rows
 from kshot.recsys.methods.melu import DECISION
 from kshot.recsys.methods.neural_rank import masked_softmax_loss
-from kshot.recsys.protocol import (Task, default_positive, evaluate_tasks, item_share, make_fold, paired, summarize,
-                                   task_metrics)
+from kshot.recsys.protocol import (
+    Task,
+    default_positive,
+    evaluate_tasks,
+    item_share,
+    make_fold,
+    paired,
+    summarize,
+    task_metrics,
+)
 from kshot.recsys.recommender import CANDIDATES, Recommender
 
 SMALL = dict(train_steps=60, eval_every=30, meta_batch=16, lr=1e-2)  # a few seconds of training here
@@ -35,11 +43,25 @@ def clusters(n_users=120, n_groups=4, per_group=10, n_popular=8, per_user=24, se
         chosen = rng.permutation(np.concatenate([own, pop]))[:per_user]
         for t, i in enumerate(chosen):
             users.append(u), items.append(int(i)), times.append(1000 * u + t)
-            ratings.append(1.0 if implicit else float(rng.integers(4, 6) if i < n_groups * per_group else rng.integers(2, 4)))
-    return Interactions(users, items, ratings, times, [f"u{u}" for u in range(n_users)], [str(i) for i in range(n_items)],
-                        np.eye(n_groups)[np.arange(n_users) % n_groups], np.zeros((n_items, 1)),
-                        [f"group={g}" for g in range(n_groups)], ["none"], [f"Item {i}" for i in range(n_items)],
-                        (1.0, 1.0) if implicit else (1, 5), "clusters", implicit).validate()
+            ratings.append(
+                1.0 if implicit else float(rng.integers(4, 6) if i < n_groups * per_group else rng.integers(2, 4))
+            )
+    return Interactions(
+        users,
+        items,
+        ratings,
+        times,
+        [f"u{u}" for u in range(n_users)],
+        [str(i) for i in range(n_items)],
+        np.eye(n_groups)[np.arange(n_users) % n_groups],
+        np.zeros((n_items, 1)),
+        [f"group={g}" for g in range(n_groups)],
+        ["none"],
+        [f"Item {i}" for i in range(n_items)],
+        (1.0, 1.0) if implicit else (1, 5),
+        "clusters",
+        implicit,
+    ).validate()
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +74,6 @@ def fold(data):
     return make_fold(data, 0, n_folds=4, seed=1, shots=(0, 1, 3, 5, 8), n_query=8)
 
 
-
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """Tiny networks: one torch thread is faster (and far faster on a busy machine) than two."""
@@ -61,14 +82,16 @@ def one_thread():
     yield
     torch.set_num_threads(threads)
 
+
 # ---- metrics ---------------------------------------------------------------------------------------------
+
 
 def test_topn_metrics_match_hand_computed_values():
     task = Task(7, np.array([0, 1]), np.array([5.0, 2.0]), np.array([2, 3, 4, 5]), np.array([5, 4, 2, 5], np.float32))
     scores = np.zeros(30)
-    scores[[0, 1]] = 10.0                  # the support: never ranked
+    scores[[0, 1]] = 10.0  # the support: never ranked
     scores[[20, 21, 3, 22, 5]] = [9, 8, 7, 6, 5]  # ranks 1-5: 20, 21, 3 (liked), 22, 5 (liked)
-    scores[2] = -1.0                       # liked, below every unscored item: rank 30 - 2 = 28
+    scores[2] = -1.0  # liked, below every unscored item: rank 30 - 2 = 28
     share = np.linspace(0, 1, 30)
     m = task_metrics(scores, task, 2, predicts_ratings=False, item_share=share)
     assert m["top"][:5].tolist() == [20, 21, 3, 22, 5] and len(m["top"]) == 10
@@ -92,12 +115,32 @@ def test_coverage_and_paired_difference():
     d = paired(a, b, 5)
     assert d["n"] == 2 and d["diff"] == pytest.approx(0.2) and d["ratio"] == pytest.approx(0.35 / 0.15)
     assert d["ci95"] == pytest.approx(1.96 * np.std([0.4, 0.0], ddof=1) / np.sqrt(2))
-    per_fold = [{5: {**{m: np.zeros(3) for m in ("mae", "rmse", "ndcg5", "ndcg5_random", "ndcg10", "recall10",
-                                                 "recall20", "mrr", "popularity")}, "top": a[0][5]["top"]}}]
+    per_fold = [
+        {
+            5: {
+                **{
+                    m: np.zeros(3)
+                    for m in (
+                        "mae",
+                        "rmse",
+                        "ndcg5",
+                        "ndcg5_random",
+                        "ndcg10",
+                        "recall10",
+                        "recall20",
+                        "mrr",
+                        "popularity",
+                    )
+                },
+                "top": a[0][5]["top"],
+            }
+        }
+    ]
     assert summarize(per_fold, n_items=10)[5]["coverage"]["mean"] == pytest.approx(0.5)
 
 
 # ---- the rankers -----------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def rankers(fold):
@@ -199,7 +242,7 @@ def test_masked_softmax_loss_by_hand():
     targets = torch.tensor([[0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
     support = torch.tensor([[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
     z = np.log(np.exp(1) + np.exp(2) + np.exp(0))  # item 2 (support) left out of the softmax
-    expected = -((2 - z) + (0 - z)) / 2            # the task without targets does not count
+    expected = -((2 - z) + (0 - z)) / 2  # the task without targets does not count
     assert masked_softmax_loss(logits, targets, support).item() == pytest.approx(expected, rel=1e-6)
 
 
@@ -232,6 +275,7 @@ def test_melu_rank_meta_gradient_equals_unrolled_autograd(fold):
 
 # ---- the Recommender -------------------------------------------------------------------------------------
 
+
 def test_recommender_follows_scikit_learn_conventions(fold):
     rec = Recommender("ease", lam=50.0, blend=0.3)
     assert rec.get_params()["lam"] == 50.0 and rec.get_params()["method"] == "ease"
@@ -240,12 +284,14 @@ def test_recommender_follows_scikit_learn_conventions(fold):
     rec.set_params(lam=80.0).fit(fold.train, fold.val)
     assert rec.method_.params["lam"] == 80.0 and rec.method_.params["blend"] == 0.3  # given: not tuned
     assert not hasattr(clone(rec), "method_")
-    for params, match in [(dict(method="bias", lam=3.0), r"lam=3.0 does not apply to method 'bias'; it applies to: ease"),
-                          (dict(method="knn", factors=8), "factors=8 does not apply to method 'knn'"),
-                          (dict(method="ease", params={"nope": 1}), "unknown parameter 'nope' for method 'ease'"),
-                          (dict(method="auto", candidates=("bias",)), "unknown candidate 'bias'"),
-                          (dict(method="auto", candidates=("knn",), lam=5.0), "unknown parameter 'lam'"),
-                          (dict(method="nope"), "unknown method 'nope'")]:
+    for params, match in [
+        (dict(method="bias", lam=3.0), r"lam=3.0 does not apply to method 'bias'; it applies to: ease"),
+        (dict(method="knn", factors=8), "factors=8 does not apply to method 'knn'"),
+        (dict(method="ease", params={"nope": 1}), "unknown parameter 'nope' for method 'ease'"),
+        (dict(method="auto", candidates=("bias",)), "unknown candidate 'bias'"),
+        (dict(method="auto", candidates=("knn",), lam=5.0), "unknown parameter 'lam'"),
+        (dict(method="nope"), "unknown method 'nope'"),
+    ]:
         with pytest.raises(KshotError, match=match):
             Recommender(**params).fit(fold.train, fold.val)
 
@@ -284,6 +330,7 @@ def test_recommend_excludes_seen_and_explains(fold, data):
 
 # ---- onboarding ------------------------------------------------------------------------------------------
 
+
 def test_onboarding_asks_answers_and_adapts(fold):
     rec = Recommender("ease", lam=20.0).fit(fold.train, fold.val)
     session = rec.onboard()
@@ -315,13 +362,16 @@ def test_onboarding_asks_answers_and_adapts(fold):
 
 # ---- implicit data ---------------------------------------------------------------------------------------
 
+
 def test_implicit_interactions_end_to_end(tmp_path):
     d = clusters(implicit=True)
     assert default_positive(d) is None and d.scale == (1.0, 1.0)
     path = tmp_path / "clicks.csv"
-    path.write_text("user,item,timestamp\n" + "".join(f"{d.user_ids[u]},{d.item_ids[i]},{t}\n"
-                                                     for u, i, t in zip(d.users, d.items, d.timestamps))
-                    + f"{d.user_ids[0]},{d.item_ids[d.items[0]]},99999\n")  # a repeated click: one interaction
+    path.write_text(
+        "user,item,timestamp\n"
+        + "".join(f"{d.user_ids[u]},{d.item_ids[i]},{t}\n" for u, i, t in zip(d.users, d.items, d.timestamps))
+        + f"{d.user_ids[0]},{d.item_ids[d.items[0]]},99999\n"
+    )  # a repeated click: one interaction
     read = read_interactions(path, implicit=True)
     assert read.implicit and len(read) == len(d) and set(read.ratings.tolist()) == {1.0}
     with pytest.raises(KshotError, match="missing rating .interactions without ratings: pass implicit=True"):
@@ -330,8 +380,10 @@ def test_implicit_interactions_end_to_end(tmp_path):
     m = build("ease", lam=20.0).fit(f.train, tune=False)
     res = evaluate_tasks(m, f.train, f.test, (3,))
     t = f.test[0]
-    np.testing.assert_allclose(res[3]["recall10"][0], task_metrics(
-        m.predict_items(*t.support(3), None), t, 3, False, positive=None)["recall10"])
+    np.testing.assert_allclose(
+        res[3]["recall10"][0],
+        task_metrics(m.predict_items(*t.support(3), None), t, 3, False, positive=None)["recall10"],
+    )
     assert np.nanmean(res[3]["ndcg10"]) > 0.5
     share = item_share(f.train)
     assert share.max() <= 1 and share.sum() > 0

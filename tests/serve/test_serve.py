@@ -23,8 +23,20 @@ from kshot.serve.store import Store
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-LIMITS = ["--max-texts", "16", "--max-chars", "300", "--max-examples-per-label", "40",
-          "--max-body-bytes", "20000", "--rate-limit", "1000", "--burst", "1000"]
+LIMITS = [
+    "--max-texts",
+    "16",
+    "--max-chars",
+    "300",
+    "--max-examples-per-label",
+    "40",
+    "--max-body-bytes",
+    "20000",
+    "--rate-limit",
+    "1000",
+    "--burst",
+    "1000",
+]
 
 
 @pytest.fixture(scope="module")
@@ -121,38 +133,41 @@ def test_keys_no_key_401_wrong_role_403(env):
         assert c.get("/v1/labels").status_code == 200
 
 
-@pytest.mark.parametrize("path,body,status,field", [
-    ("/v1/predict", b"{not json", 400, "body"),
-    ("/v1/predict", b"", 400, "body"),
-    ("/v1/predict", b"[" * 5000 + b"]" * 5000, 400, "body"),
-    ("/v1/predict", b'{"texts": ["\xff\xfe"]}', 400, "body"),
-    ("/v1/predict", b'["a"]', 422, "body"),
-    ("/v1/predict", b'{"texts": "one string"}', 422, "texts"),
-    ("/v1/predict", b'{"texts": []}', 422, "texts"),
-    ("/v1/predict", b'{"texts": ["ok", 3]}', 422, "texts[1]"),
-    ("/v1/predict", b'{"texts": ["   "]}', 422, "texts[0]"),
-    ("/v1/predict", b'{"texts": ["ok"], "reject_below": "high"}', 422, "reject_below"),
-    ("/v1/predict", b'{"texts": ["ok"], "reject_below": 2}', 422, "reject_below"),
-    ("/v1/predict", b'{"texts": ["ok"], "top_k": 0}', 422, "top_k"),
-    ("/v1/examples", b'{"text": "a message", "label": ""}', 422, "label"),
-    ("/v1/examples", b'{"text": "a message", "label": 7}', 422, "label"),
-    ("/v1/examples", b'{"text": "", "label": "x"}', 422, "text"),
-    ("/v1/examples", b'{"label": "x"}', 422, "text"),
-    ("/v1/examples", b'[{"text": "fine", "label": "x"}, {"text": "fine", "label": null}]', 422, "[1].label"),
-    ("/v1/examples", b'{"examples": []}', 422, "examples"),
-    ("/v1/feedback", b'{"text": "fine", "label": ["x"]}', 422, "label"),
-    # a lone surrogate is valid JSON but not text; NUL is refused by PostgreSQL: both 422 before any work
-    ("/v1/predict", b'{"texts": ["ok", "bad \\ud800 text"]}', 422, "texts[1]"),
-    ("/v1/predict", b'{"texts": ["nul \\u0000 inside"]}', 422, "texts[0]"),
-    ("/v1/examples", b'{"text": "a message", "label": "x\\udfff"}', 422, "label"),
-    ("/v1/examples", b'{"text": "a message", "label": "x\\u0000"}', 422, "label"),
-    ("/v1/feedback", b'{"text": "\\ud83d", "label": "x"}', 422, "text"),
-    ("/v1/predict", b'{"texts": ["ok"], "top_k": ' + b"7" * 5000 + b'}', 400, "body"),
-    ("/v1/predict", b'{"texts": ["ok"], "top_k": 100000000000000000000}', 422, "top_k"),
-    ("/v1/predict", b'{"texts": ["ok"], "reject_below": NaN}', 422, "reject_below"),
-    ("/v1/predict", b'{"texts": ["ok"], "top_k": true}', 422, "top_k"),
-    ("/v1/examples", b'[' + b'{"text": "t", "label": "x"},' * 20 + b'{"text": "t", "label": "x"}]', 413, "body"),
-])
+@pytest.mark.parametrize(
+    "path,body,status,field",
+    [
+        ("/v1/predict", b"{not json", 400, "body"),
+        ("/v1/predict", b"", 400, "body"),
+        ("/v1/predict", b"[" * 5000 + b"]" * 5000, 400, "body"),
+        ("/v1/predict", b'{"texts": ["\xff\xfe"]}', 400, "body"),
+        ("/v1/predict", b'["a"]', 422, "body"),
+        ("/v1/predict", b'{"texts": "one string"}', 422, "texts"),
+        ("/v1/predict", b'{"texts": []}', 422, "texts"),
+        ("/v1/predict", b'{"texts": ["ok", 3]}', 422, "texts[1]"),
+        ("/v1/predict", b'{"texts": ["   "]}', 422, "texts[0]"),
+        ("/v1/predict", b'{"texts": ["ok"], "reject_below": "high"}', 422, "reject_below"),
+        ("/v1/predict", b'{"texts": ["ok"], "reject_below": 2}', 422, "reject_below"),
+        ("/v1/predict", b'{"texts": ["ok"], "top_k": 0}', 422, "top_k"),
+        ("/v1/examples", b'{"text": "a message", "label": ""}', 422, "label"),
+        ("/v1/examples", b'{"text": "a message", "label": 7}', 422, "label"),
+        ("/v1/examples", b'{"text": "", "label": "x"}', 422, "text"),
+        ("/v1/examples", b'{"label": "x"}', 422, "text"),
+        ("/v1/examples", b'[{"text": "fine", "label": "x"}, {"text": "fine", "label": null}]', 422, "[1].label"),
+        ("/v1/examples", b'{"examples": []}', 422, "examples"),
+        ("/v1/feedback", b'{"text": "fine", "label": ["x"]}', 422, "label"),
+        # a lone surrogate is valid JSON but not text; NUL is refused by PostgreSQL: both 422 before any work
+        ("/v1/predict", b'{"texts": ["ok", "bad \\ud800 text"]}', 422, "texts[1]"),
+        ("/v1/predict", b'{"texts": ["nul \\u0000 inside"]}', 422, "texts[0]"),
+        ("/v1/examples", b'{"text": "a message", "label": "x\\udfff"}', 422, "label"),
+        ("/v1/examples", b'{"text": "a message", "label": "x\\u0000"}', 422, "label"),
+        ("/v1/feedback", b'{"text": "\\ud83d", "label": "x"}', 422, "text"),
+        ("/v1/predict", b'{"texts": ["ok"], "top_k": ' + b"7" * 5000 + b"}", 400, "body"),
+        ("/v1/predict", b'{"texts": ["ok"], "top_k": 100000000000000000000}', 422, "top_k"),
+        ("/v1/predict", b'{"texts": ["ok"], "reject_below": NaN}', 422, "reject_below"),
+        ("/v1/predict", b'{"texts": ["ok"], "top_k": true}', 422, "top_k"),
+        ("/v1/examples", b"[" + b'{"text": "t", "label": "x"},' * 20 + b'{"text": "t", "label": "x"}]', 413, "body"),
+    ],
+)
 def test_bad_input_is_a_4xx_naming_the_field(env, path, body, status, field):
     with client(env) as c:
         assert_error(c.post(path, content=body, headers={"Content-Type": "application/json"}), status, field=field)
@@ -166,10 +181,10 @@ def test_bad_ids_and_unknown_paths(env):
         assert_error(c.get("/v1/nothing"), 404)
         assert_error(c.get("/v1/examples", params={"limit": 0}), 422, field="limit")
         assert_error(c.get("/v1/examples", params={"limit": 1001}), 422, field="limit")
-        assert_error(c.get("/v1/examples", params={"after_id": 10 ** 20}), 422, field="after_id")
+        assert_error(c.get("/v1/examples", params={"after_id": 10**20}), 422, field="after_id")
         assert_error(c.get("/v1/examples", params={"after_id": "9" * 5000}), 422, field="after_id")
         assert_error(c.get("/v1/examples", params={"label": "a\x00b"}), 422, field="label")
-        assert_error(c.delete(f"/v1/examples/{10 ** 20}"), 422, field="example_id")
+        assert_error(c.delete(f"/v1/examples/{10**20}"), 422, field="example_id")
         assert_error(c.delete("/v1/examples/0"), 422, field="example_id")
         assert_error(c.delete("/v1/labels/a%00b"), 422, field="label")
         page = c.get("/v1/examples", params={"limit": 2, "after_id": 1}).json()["examples"]
@@ -187,8 +202,11 @@ def test_limits_are_json_errors_naming_the_limit(env):
         assert ok.status_code == 201, ok.text
         ok = c.post("/v1/examples", json={"examples": [{"text": f"more {i}", "label": "limits"} for i in range(16)]})
         assert ok.status_code == 201, ok.text
-        err = assert_error(c.post("/v1/examples", json=[{"text": f"x {i}", "label": "limits"} for i in range(9)]),
-                           413, limit="max_examples_per_label")
+        err = assert_error(
+            c.post("/v1/examples", json=[{"text": f"x {i}", "label": "limits"} for i in range(9)]),
+            413,
+            limit="max_examples_per_label",
+        )
         assert "limits" in err["message"]
         assert c.delete("/v1/labels/limits").json()["examples"] == 32
 
@@ -198,8 +216,13 @@ def test_a_new_intent_counts_from_the_next_prediction(env):
     with client(env) as c:
         before = predict(c, message)[0]["label"]
         assert before != "double_charge"
-        r = c.post("/v1/examples", json=[{"text": "I was charged twice for the same purchase", "label": "double_charge"},
-                                         {"text": "two payments were taken for one order", "label": "double_charge"}])
+        r = c.post(
+            "/v1/examples",
+            json=[
+                {"text": "I was charged twice for the same purchase", "label": "double_charge"},
+                {"text": "two payments were taken for one order", "label": "double_charge"},
+            ],
+        )
         assert r.status_code == 201 and len(r.json()["ids"]) == 2
         assert predict(c, message)[0]["label"] == "double_charge"
         counts = {x["label"]: x["examples"] for x in c.get("/v1/labels").json()["labels"]}
@@ -266,8 +289,10 @@ def test_deleting_a_label_while_predictions_run_never_gives_500(env):
         t.start()
     with client(env) as c:
         for round_ in range(4):
-            r = c.post("/v1/examples", json=[{"text": f"refund round {round_} payment {j}", "label": "refund"}
-                                             for j in range(2)])
+            r = c.post(
+                "/v1/examples",
+                json=[{"text": f"refund round {round_} payment {j}", "label": "refund"} for j in range(2)],
+            )
             assert r.status_code == 201
             assert c.delete("/v1/labels/refund").status_code == 200
     stop.set()
@@ -280,8 +305,13 @@ def test_export_writes_a_model_directory_that_kshot_predict_loads(env, tmp_path,
     from kshot.text.classifier import FewShotClassifier
 
     with client(env) as c:
-        c.post("/v1/examples", json=[{"text": "I lost my phone and my banking app", "label": "lost_phone"},
-                                     {"text": "my phone was stolen", "label": "lost_phone"}])
+        c.post(
+            "/v1/examples",
+            json=[
+                {"text": "I lost my phone and my banking app", "label": "lost_phone"},
+                {"text": "my phone was stolen", "label": "lost_phone"},
+            ],
+        )
     with client(env, "admin") as c:
         r = c.post("/v1/export", json={"name": "snapshot"})
         assert r.status_code == 200, r.text
@@ -293,7 +323,7 @@ def test_export_writes_a_model_directory_that_kshot_predict_loads(env, tmp_path,
     assert path.parent == env["work"] / "exports" and not list(path.parent.glob(".*part"))
     clf = FewShotClassifier.load(path)
     assert "lost_phone" in clf.classes_ and clf.predict(["someone stole my phone"])[0] == "lost_phone"
-    serve = json.loads((path / "model.json").read_text())["serve"]   # int8 service, float32 head
+    serve = json.loads((path / "model.json").read_text())["serve"]  # int8 service, float32 head
     assert serve["served_quantize"] == "int8" and serve["head_fitted_on"] == "all-MiniLM-L6-v2"
     (tmp_path / "in.csv").write_text("text\nsomeone stole my phone\n")
     assert main(["predict", str(path), str(tmp_path / "in.csv")]) == 0
@@ -306,8 +336,11 @@ def samples(text: str) -> dict:
     """{(name, frozenset(labels)): value} of a Prometheus exposition."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def labels(**kw) -> frozenset:
@@ -336,9 +369,18 @@ def _chromium():
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     profile = tempfile.mkdtemp(prefix="kshot-chromium-")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(flag)
     service = webdriver.ChromeService(executable_path="/usr/bin/chromedriver")
     return webdriver.Chrome(options=options, service=service), profile
@@ -369,7 +411,7 @@ def test_web_page_classifies_and_learns_in_a_browser(env):
         assert driver.find_element(By.ID, "status").text == ""
         # the key was never stored in the browser, and the page ran under its CSP without a violation
         assert driver.execute_script("return localStorage.length + sessionStorage.length") == 0
-        driver.get(env["server"].url + "/docs")   # Swagger UI from the server's own files, under its CSP
+        driver.get(env["server"].url + "/docs")  # Swagger UI from the server's own files, under its CSP
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"))
         assert "/v1/predict" in driver.find_element(By.ID, "swagger-ui").text
         logs = [e["message"] for e in driver.get_log("browser")]
@@ -392,8 +434,11 @@ def test_a_lone_surrogate_fails_only_its_own_request(env):
             for i in range(6):
                 bad = w % 4 == 0
                 text = f"where is my card {w} {i}" + (" \ud800" if bad else "")
-                r = c.post("/v1/predict", content=json.dumps({"texts": [text]}).encode(),
-                           headers={"Content-Type": "application/json"})
+                r = c.post(
+                    "/v1/predict",
+                    content=json.dumps({"texts": [text]}).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
                 with lock:
                     codes["bad" if bad else "good"].append(r.status_code)
                 if bad:
@@ -446,11 +491,11 @@ def test_keys_are_listed_revoked_and_expire(env, capsys):
         with env["server"].client(made["key"]) as c, env["server"].client(short["key"]) as d:
             assert c.get("/v1/labels").status_code == 200 and d.get("/v1/labels").status_code == 200
             assert admin.delete(f"/v1/keys/{made['id']}").json() == {"revoked": made["id"]}
-            assert_error(c.get("/v1/labels"), 401)                      # at once on this worker
+            assert_error(c.get("/v1/labels"), 401)  # at once on this worker
             assert_error(admin.delete(f"/v1/keys/{made['id']}"), 404)
             assert_error(admin.delete("/v1/keys/nothex"), 422, field="key_id")
             time.sleep(1.6)
-            assert_error(d.get("/v1/labels"), 401)                      # expired
+            assert_error(d.get("/v1/labels"), 401)  # expired
     # the CLI: list shows them, revoke takes an id or the whole key; the server sees it within --poll
     assert main(["serve", "keys", "create", "--role", "write", "--db", env["db"], "--expires-in", "2d"]) == 0
     key = capsys.readouterr().out.strip().splitlines()[-1]
@@ -460,7 +505,7 @@ def test_keys_are_listed_revoked_and_expire(env, capsys):
     with env["server"].client(key) as c:
         assert c.get("/v1/examples", params={"limit": 1}).status_code == 200
         assert main(["serve", "keys", "revoke", key, "--db", env["db"]]) == 0
-        for _ in range(50):   # the poller (--poll 0.3) reloads the key table
+        for _ in range(50):  # the poller (--poll 0.3) reloads the key table
             if c.get("/v1/labels").status_code == 401:
                 break
             time.sleep(0.1)
@@ -498,11 +543,14 @@ def test_page_and_docs_load_nothing_from_elsewhere(env):
         page = c.get("/")
         csp = page.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "default-src 'none'" in csp and "unsafe-inline" not in csp
-        assert "<script>" not in page.text and "<style>" not in page.text and "localStorage.setItem" not in \
-            c.get("/static/page.js").text
+        assert (
+            "<script>" not in page.text
+            and "<style>" not in page.text
+            and "localStorage.setItem" not in c.get("/static/page.js").text
+        )
         docs = c.get("/docs")
         assert docs.status_code == 200 and "script-src 'self'" in docs.headers["content-security-policy"]
-        assert "http" not in docs.text.replace("http-equiv", "")   # no other origin named
+        assert "http" not in docs.text.replace("http-equiv", "")  # no other origin named
         for src in ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css", "/static/docs.js"):
             assert src in docs.text and c.get(src).status_code == 200
         assert_error(c.get("/docs/assets/../../app.py"), 404)
@@ -541,7 +589,7 @@ def test_sigkill_while_adding_loses_no_acknowledged_example(env):
                     sent.add(text)
                 try:
                     r = c.post("/v1/examples", json={"text": text, "label": f"crash{w}"}, timeout=10)
-                except Exception:   # noqa: BLE001  (the server is gone)
+                except Exception:  # noqa: BLE001  (the server is gone)
                     died.append(w)
                     return
                 if r.status_code != 201:

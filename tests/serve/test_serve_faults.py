@@ -16,8 +16,7 @@ pytest.importorskip("uvicorn")
 
 from kshot.serve.store import Store  # noqa: E402
 
-LIMITS = {"max_labels": 6, "max_examples": 40, "max_examples_per_label": 30, "rate_per_s": 0,
-          "auth_failures_burst": 5}
+LIMITS = {"max_labels": 6, "max_examples": 40, "max_examples_per_label": 30, "rate_per_s": 0, "auth_failures_burst": 5}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +56,7 @@ def test_a_failing_encoder_pass_fails_only_the_request_that_broke_it(srv, monkey
         return forward(texts)
 
     monkeypatch.setattr(m, "_forward", fragile)
-    monkeypatch.setattr(m, "window", 0.3)   # the requests below share one batch
+    monkeypatch.setattr(m, "window", 0.3)  # the requests below share one batch
     bodies = [{"texts": [f"where is my card {i}"]} for i in range(6)] + [{"texts": ["POISON pill"]}]
     codes = [r.status_code for r in post_many(srv, srv.keys["read"], bodies)]
     assert codes == [200] * 6 + [500], codes
@@ -70,7 +69,7 @@ def test_a_slow_database_and_made_up_keys_do_not_freeze_the_worker(srv, monkeypa
     calls = []
 
     def slow(key_id=None):
-        if key_id is not None:   # not the poller's reload of the whole table
+        if key_id is not None:  # not the poller's reload of the whole table
             calls.append(key_id)
         time.sleep(1.0)
         return rows(key_id)
@@ -145,7 +144,7 @@ def test_a_full_queue_sheds_with_503_and_retry_after_and_a_deadline_ends_a_wait(
         r = c.post("/v1/predict", json={"texts": ["where is my card"]})
         assert_error(r, 503, limit="timeout")
         assert time.perf_counter() - t0 < 0.9 and r.headers["retry-after"]
-    time.sleep(1.0)   # let the slow pass finish before the next test
+    time.sleep(1.0)  # let the slow pass finish before the next test
 
 
 def test_a_failed_refit_after_the_commit_still_acknowledges_the_stored_example(srv, monkeypatch):
@@ -158,12 +157,17 @@ def test_a_failed_refit_after_the_commit_still_acknowledges_the_stored_example(s
 
     monkeypatch.setattr(FewShotClassifier, "fit_embeddings", broken)
     with srv.client(srv.keys["write"]) as c:
-        r = c.post("/v1/examples", json=[{"text": "I was charged twice for one coffee", "label": "double_charge"},
-                                         {"text": "two payments for one order", "label": "double_charge"}])
+        r = c.post(
+            "/v1/examples",
+            json=[
+                {"text": "I was charged twice for one coffee", "label": "double_charge"},
+                {"text": "two payments for one order", "label": "double_charge"},
+            ],
+        )
         assert r.status_code == 201 and r.json()["applied"] is False, r.text
         ids = r.json()["ids"]
         monkeypatch.setattr(FewShotClassifier, "fit_embeddings", fit)
-        deadline = time.monotonic() + 10   # the next poll rebuilds the head from what is stored
+        deadline = time.monotonic() + 10  # the next poll rebuilds the head from what is stored
         while "double_charge" not in srv.model.clf.classes_ and time.monotonic() < deadline:
             time.sleep(0.1)
         assert set(ids) <= set(srv.model.ids) and "double_charge" in srv.model.clf.classes_
@@ -175,7 +179,7 @@ def test_deleting_a_label_removes_its_examples_still_waiting_for_a_refit(srv):
     m = srv.model
     x = m.clf.embed(["refund my order please"])
     ids, version = srv.store.add_examples([("refund my order please", "refund", x[0])], encoder=m.encoder)
-    with m.pending_lock:   # what ServedModel.add does after the commit, before its refit ran
+    with m.pending_lock:  # what ServedModel.add does after the commit, before its refit ran
         m.pending.append(({ids[0]: ("refund", x[0])}, version))
     with srv.client(srv.keys["write"]) as c:
         assert c.delete("/v1/labels/refund").json()["examples"] == 1
@@ -187,8 +191,9 @@ def test_an_export_does_not_hold_up_adds(srv, monkeypatch):
     fp32 = m._fp32
     monkeypatch.setattr(m, "_fp32", lambda clf, ids: (time.sleep(1.5), fp32(clf, ids))[1])
     exported = []
-    t = threading.Thread(target=lambda: exported.append(
-        srv.client(srv.keys["admin"]).post("/v1/export", json={"name": "slow"})))
+    t = threading.Thread(
+        target=lambda: exported.append(srv.client(srv.keys["admin"]).post("/v1/export", json={"name": "slow"}))
+    )
     t.start()
     time.sleep(0.3)
     with srv.client(srv.keys["write"]) as c:
@@ -204,9 +209,10 @@ def test_an_export_does_not_hold_up_adds(srv, monkeypatch):
 def test_caps_on_labels_and_examples_are_checked_in_the_add(srv):
     with srv.client(srv.keys["write"]) as c:
         ok = c.post("/v1/examples", json=[{"text": f"cap text {i}", "label": f"cap{i}"} for i in range(3)])
-        assert ok.status_code == 201                                         # 3 + 3 = 6 labels, the cap
-        err = assert_error(c.post("/v1/examples", json={"text": "one more", "label": "cap_new"}), 413,
-                           limit="max_labels")
+        assert ok.status_code == 201  # 3 + 3 = 6 labels, the cap
+        err = assert_error(
+            c.post("/v1/examples", json={"text": "one more", "label": "cap_new"}), 413, limit="max_labels"
+        )
         assert "6" in err["message"]
         assert c.post("/v1/examples", json={"text": "an old label is fine", "label": "cap0"}).status_code == 201
         have = srv.model.store.label_counts()
@@ -225,18 +231,21 @@ def test_500s_are_counted_and_health_stays_generic(srv, monkeypatch):
         raise RuntimeError("connection to server at 10.1.2.3 failed: password authentication failed for kshot")
 
     monkeypatch.setattr(srv.store, "label_counts", broken)
-    monkeypatch.setattr(srv.store, "version", broken)   # the poller fails too
+    monkeypatch.setattr(srv.store, "version", broken)  # the poller fails too
     with srv.client(srv.keys["read"]) as c:
         for _ in range(2):
             assert_error(c.get("/v1/labels"), 500)
         time.sleep(0.5)
-        monkeypatch.setattr(srv.model, "polled", time.monotonic() - 60)   # as if the database were away a minute
+        monkeypatch.setattr(srv.model, "polled", time.monotonic() - 60)  # as if the database were away a minute
         health = c.get("/v1/health")
         assert health.status_code == 503 and health.json()["checks"]["database"] is False
         assert "password" not in health.text and "10.1.2.3" not in health.text
         text = c.get("/metrics").text
-    got = {(s.name, tuple(sorted(s.labels.items()))): s.value
-           for f in text_string_to_metric_families(text) for s in f.samples}
+    got = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
     assert got[("kshot_requests_total", (("method", "GET"), ("route", "/v1/labels"), ("status", "500")))] == 2
     assert got[("kshot_ready", ())] == 0
 
@@ -258,8 +267,11 @@ def test_a_request_whose_client_hung_up_is_not_encoded(srv, monkeypatch):
     time.sleep(0.2)
     body = b'{"texts": ["nobody waits for this one"]}'
     with socket.create_connection(("127.0.0.1", srv.port)) as s:
-        s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  + f"Authorization: Bearer {srv.keys['read']}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        s.sendall(
+            b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {srv.keys['read']}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
         time.sleep(0.2)
     first.join(timeout=30)
     time.sleep(0.3)

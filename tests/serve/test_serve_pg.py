@@ -58,11 +58,16 @@ def test_replicas_share_examples_and_deletions(replicas):
     a, b, key, _ = replicas
     with a.client(key) as ca, b.client(key) as cb:
         counts = {x["label"]: x["examples"] for x in cb.get("/v1/labels").json()["labels"]}
-        assert counts == {"balance": 3, "card_arrival": 3, "close_account": 3}   # seeded once, not twice
+        assert counts == {"balance": 3, "card_arrival": 3, "close_account": 3}  # seeded once, not twice
         message = "the shop charged my card two times"
         assert top_label(cb, message) != "double_charge"
-        r = ca.post("/v1/examples", json=[{"text": "I was charged twice for one purchase", "label": "double_charge"},
-                                          {"text": "two payments taken for the same order", "label": "double_charge"}])
+        r = ca.post(
+            "/v1/examples",
+            json=[
+                {"text": "I was charged twice for one purchase", "label": "double_charge"},
+                {"text": "two payments taken for the same order", "label": "double_charge"},
+            ],
+        )
         assert r.status_code == 201
         assert top_label(ca, message) == "double_charge"
         assert wait_for(lambda: top_label(cb, message) == "double_charge"), "replica b never saw a's examples"
@@ -107,7 +112,7 @@ def test_a_schema_1_database_is_migrated_and_tagged_on_postgresql(replicas):
     url = pg.url.rsplit("/", 1)[0] + "/schema1"
     old = Store(url)
     old.seed("old-encoder", np.ones((2, 4), np.float32), ["a", "b"])
-    with old.engine.begin() as conn:   # make it what schema 1 wrote: no encoder column, no schema row
+    with old.engine.begin() as conn:  # make it what schema 1 wrote: no encoder column, no schema row
         conn.execute(sa.text("ALTER TABLE examples DROP COLUMN encoder"))
         conn.execute(sa.text("DELETE FROM state WHERE name = 'schema'"))
     old.engine.dispose()
@@ -150,12 +155,17 @@ def test_metrics_of_two_workers_are_summed(replicas):
 
     def count():
         text = httpx.get(b.url + "/metrics", timeout=30).text
-        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-                   if s.name == "kshot_requests_total" and s.labels.get("route") == "/v1/labels"
-                   and s.labels.get("status") == "200")
+        return sum(
+            s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if s.name == "kshot_requests_total"
+            and s.labels.get("route") == "/v1/labels"
+            and s.labels.get("status") == "200"
+        )
 
     before = count()
-    for _ in range(12):   # a new connection each time: the kernel hands them to both workers
+    for _ in range(12):  # a new connection each time: the kernel hands them to both workers
         r = httpx.get(b.url + "/v1/labels", headers={"Authorization": f"Bearer {key}"}, timeout=30)
         assert r.status_code == 200
     assert [count() - before for _ in range(4)] == [12] * 4
@@ -169,7 +179,7 @@ def test_a_revoked_key_is_refused_by_every_replica_within_the_poll(replicas):
         assert httpx.get(server.url + "/v1/labels", headers={"Authorization": f"Bearer {key}"}).status_code == 200
     assert store.revoke_key(key.split("_")[1])
     store.engine.dispose()
-    time.sleep(1.0)   # --poll 0.3
+    time.sleep(1.0)  # --poll 0.3
     for server in (a, b, b, b):
         r = httpx.get(server.url + "/v1/labels", headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 401, r.text

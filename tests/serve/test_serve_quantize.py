@@ -30,8 +30,10 @@ def served(model, store, quantize):
 
 def rows(db_file) -> dict[int, tuple]:
     con = sqlite3.connect(db_file)
-    out = {i: (text, encoder, np.frombuffer(blob, np.float32))
-           for i, text, encoder, blob in con.execute("SELECT id, text, encoder, embedding FROM examples")}
+    out = {
+        i: (text, encoder, np.frombuffer(blob, np.float32))
+        for i, text, encoder, blob in con.execute("SELECT id, text, encoder, embedding FROM examples")
+    }
     con.close()
     return out
 
@@ -39,12 +41,12 @@ def rows(db_file) -> dict[int, tuple]:
 def test_int8_encoder_is_close_to_float32_and_keyed_apart():
     fp32 = SentenceEncoder()
     int8 = fp32.quantized("int8")
-    assert SentenceEncoder(quantize="int8").model is int8.model   # made once per process
+    assert SentenceEncoder(quantize="int8").model is int8.model  # made once per process
     assert int8.key == f"{fp32.key}#int8" and int8.quantize == "int8" and fp32.quantize == "none"
     texts = ["where is my card", "what is my balance"]
     a, b = fp32.encode(texts), int8.encode(texts)
     cos = (a * b).sum(1)
-    assert np.all(cos > 0.9) and np.all(cos < 0.99999)      # close, and not the float32 cache
+    assert np.all(cos > 0.9) and np.all(cos < 0.99999)  # close, and not the float32 cache
     assert fp32.quantized("none") is fp32
     with pytest.raises(KshotError, match="int4"):
         fp32.quantized("int4")
@@ -62,7 +64,7 @@ def test_embeddings_carry_their_encoder_and_are_reencoded_when_it_changes(tmp_pa
     ids, _ = store.add_examples([(t, y, x) for (t, y), x in zip(ADDED, X)], encoder=m.encoder)
     assert m.encoder == base and {r[1] for r in rows(db).values()} == {base}
 
-    q = served(model, store, "int8")                          # restart with int8: texts re-encoded, stored
+    q = served(model, store, "int8")  # restart with int8: texts re-encoded, stored
     assert q.encoder == f"{base}#int8"
     after = rows(db)
     want = q.clf.embed([t for t, _ in ADDED])
@@ -70,17 +72,18 @@ def test_embeddings_carry_their_encoder_and_are_reencoded_when_it_changes(tmp_pa
         assert after[i][1] == q.encoder and np.allclose(after[i][2], x, atol=1e-5)
         assert np.allclose(q.rows[i], x, atol=1e-5)
     seeds = {i for i, r in after.items() if r[0] is None}
-    assert len(seeds) == 9 and all(after[i][1] == base for i in seeds)   # no text: kept, and counted
+    assert len(seeds) == 9 and all(after[i][1] == base for i in seeds)  # no text: kept, and counted
     assert q.foreign == seeds
 
     # a replica still on float32 adds an example: the int8 one re-encodes it in memory, the row stays
-    (new,), _ = store.add_examples([("charged two times", "double_charge", m.clf.embed(["charged two times"])[0])],
-                                   encoder=m.encoder)
+    (new,), _ = store.add_examples(
+        [("charged two times", "double_charge", m.clf.embed(["charged two times"])[0])], encoder=m.encoder
+    )
     assert q.reconcile()
     assert np.allclose(q.rows[new], q.clf.embed(["charged two times"])[0], atol=1e-5)
     assert rows(db)[new][1] == base and q.clf.predict(["charged two times"])[0] == "double_charge"
 
-    back = served(model, store, "none")                      # and back to float32
+    back = served(model, store, "none")  # and back to float32
     assert {r[1] for r in rows(db).values()} == {base} and not back.foreign
     assert np.allclose(back.rows[ids[0]], X[0], atol=1e-5)
     for s in (m, q, back):
@@ -100,7 +103,7 @@ def test_export_of_an_int8_service_is_a_float32_model_directory(tmp_path):
     assert clf.encoder_.quantize == "none" and "double_charge" in clf.classes_
     fp32 = clf.encoder_.encode([t for t, _ in ADDED])
     held = clf.head_.X.numpy()
-    for x in fp32:   # the head holds the float32 embeddings of the added texts, not the int8 ones
+    for x in fp32:  # the head holds the float32 embeddings of the added texts, not the int8 ones
         assert np.abs(held - x).max(1).min() < 1e-5
     assert clf.predict(["I was charged twice for my coffee"])[0] == "double_charge"
     q.executor.shutdown()
@@ -110,7 +113,7 @@ def test_export_of_an_int8_service_is_a_float32_model_directory(tmp_path):
 def test_a_schema_1_database_is_migrated_and_tagged(tmp_path):
     db = tmp_path / "old.db"
     Store(f"sqlite:///{db}").seed("old-encoder", np.ones((2, 4), np.float32), ["a", "b"])
-    con = sqlite3.connect(db)   # make it what schema 1 wrote: no encoder column, no schema row
+    con = sqlite3.connect(db)  # make it what schema 1 wrote: no encoder column, no schema row
     con.execute("ALTER TABLE examples DROP COLUMN encoder")
     con.execute("DELETE FROM state WHERE name = 'schema'")
     con.commit()
@@ -129,9 +132,9 @@ def test_an_int8_service_runs_on_the_cpu_whatever_device_the_model_was_fitted_on
     from kshot.text import classifier
 
     clf = FewShotClassifier.load(make_model())
-    clf.device = "cuda:7"                                       # as if fitted on a GPU machine ...
+    clf.device = "cuda:7"  # as if fitted on a GPU machine ...
     clf.save(tmp_path / "gpu-model")
-    monkeypatch.setattr(classifier, "check_device", lambda device, name="device": device)   # ... and served on one
+    monkeypatch.setattr(classifier, "check_device", lambda device, name="device": device)  # ... and served on one
     q = served(tmp_path / "gpu-model", Store(f"sqlite:///{tmp_path / 'kshot.db'}"), "int8")
     assert q.clf.encoder_.quantize == "int8" and q.clf.device == "cpu" and q.fp32_encoder.device == "cpu"
     assert q.clf.predict(["I was charged twice for my coffee"])[0] in q.clf.classes_
@@ -145,7 +148,7 @@ def test_a_schema_2_database_gets_key_expiry_revocation_and_writer_ids(tmp_path)
     key = store.create_key("write")
     store.add_examples([("a text", "a", np.ones(4, np.float32))], encoder="e")
     store.engine.dispose()
-    con = sqlite3.connect(db)   # what schema 2 wrote
+    con = sqlite3.connect(db)  # what schema 2 wrote
     for table, column in (("api_keys", "expires"), ("api_keys", "revoked"), ("examples", "key_id")):
         con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     con.execute("UPDATE state SET value = '2' WHERE name = 'schema'")

@@ -33,11 +33,19 @@ TRAIN = synthetic(6, 0)
 TEST = synthetic(10, 1)
 
 
-@pytest.mark.parametrize("kw", [dict(method="proto"), dict(method="nnshot"), dict(method="structshot"),
-                                dict(method="finetune", steps=3), dict(method="finetune", steps=3, crf=True),
-                                dict(method="episodic", backbone="lstm", steps=5),
-                                dict(method="episodic", backbone="gru", steps=5),
-                                dict(method="episodic", backbone="transformer", steps=5)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(method="proto"),
+        dict(method="nnshot"),
+        dict(method="structshot"),
+        dict(method="finetune", steps=3),
+        dict(method="finetune", steps=3, crf=True),
+        dict(method="episodic", backbone="lstm", steps=5),
+        dict(method="episodic", backbone="gru", steps=5),
+        dict(method="episodic", backbone="transformer", steps=5),
+    ],
+)
 def test_methods_tag_synthetic_entities(kw):
     tagger = FewShotTagger(**kw).fit(*TRAIN)
     assert tagger.types_ == ["location", "person"]
@@ -62,8 +70,16 @@ def test_predict_entities_raw_strings_and_save_load(tmp_path):
 
 def test_episodic_training_on_a_source_corpus():
     rng = np.random.default_rng(3)
-    src = [[str(rng.choice(["Toyota", "Honda"])), "makes", str(rng.choice(["Prius", "Civic"])), "in",
-            str(rng.choice(["Japan", "Ohio"]))] for _ in range(20)]
+    src = [
+        [
+            str(rng.choice(["Toyota", "Honda"])),
+            "makes",
+            str(rng.choice(["Prius", "Civic"])),
+            "in",
+            str(rng.choice(["Japan", "Ohio"])),
+        ]
+        for _ in range(20)
+    ]
     src_tags = [["B-corporation", "O", "B-product", "O", "B-country"]] * 20
     tagger = FewShotTagger(method="episodic", backbone="gru", steps=4).fit(*TRAIN, source=(src, src_tags))
     assert tagger.score(*TEST)["micro"]["f1"] >= 0.8
@@ -78,7 +94,7 @@ def test_long_sentences_are_windowed_not_truncated():
     tagger = FewShotTagger(method="proto", window=12).fit(*TRAIN)
     gold = [["O"] * 40 + ["B-person", "O", "B-location"]]
     scores = tagger.score([words], gold)
-    assert scores["micro"]["support"] == 2          # the entities past the first window are scored
+    assert scores["micro"]["support"] == 2  # the entities past the first window are scored
     assert tagger.predict([words])[0][-3:] == gold[0][-3:]
 
 
@@ -104,8 +120,9 @@ def test_cli_fit_predict_eval(tmp_path, capsys):
     write_conll(train, *synthetic(30, 2))
     write_conll(test, *TEST)
     model = tmp_path / "m"
-    assert main(["tag", "fit", str(train), "--out", str(model), "--shots", "3", "--seed", "1",
-                 "--method", "nnshot"]) == 0
+    assert (
+        main(["tag", "fit", str(train), "--out", str(model), "--shots", "3", "--seed", "1", "--method", "nnshot"]) == 0
+    )
     assert "fitted nnshot on" in capsys.readouterr().out
     assert main(["tag", "eval", str(model), str(test), "--json"]) == 0
     scores = json.loads(capsys.readouterr().out)
@@ -134,13 +151,15 @@ def test_cli_bad_inputs_exit_2(tmp_path, capsys):
     assert main(["tag", "fit", str(train), "--out", str(model), "--method", "proto", "--types", "person"]) == 0
     other = tmp_path / "other.conll"
     write_conll(other, [["Apple", "rocks"]], [["B-corporation", "O"]])
-    cases = [["tag", "fit", str(empty), "--out", str(tmp_path / "x")],
-             ["tag", "fit", str(notags), "--out", str(tmp_path / "x")],
-             ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--types", "person,product"],
-             ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--shots", "2", "--types", "product"],
-             ["tag", "eval", str(model), str(other)],
-             ["tag", "predict", str(tmp_path), str(train)],
-             ["tag", "predict", str(model), str(empty)]]
+    cases = [
+        ["tag", "fit", str(empty), "--out", str(tmp_path / "x")],
+        ["tag", "fit", str(notags), "--out", str(tmp_path / "x")],
+        ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--types", "person,product"],
+        ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--shots", "2", "--types", "product"],
+        ["tag", "eval", str(model), str(other)],
+        ["tag", "predict", str(tmp_path), str(train)],
+        ["tag", "predict", str(model), str(empty)],
+    ]
     for argv in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()

@@ -6,17 +6,30 @@ from collections import Counter
 
 import pytest
 
-from kshot.data import DATASETS, load_dataset
 from kshot.core.errors import KshotError
+from kshot.data import DATASETS, load_dataset
 from kshot.tagging.encoders import windows
-from kshot.tagging.io import (bio_to_io, io_to_bio, read_conll, read_jsonl, read_sentences, read_tagged, spans,
-                              tokenize, write_conll, write_jsonl)
+from kshot.tagging.io import (
+    bio_to_io,
+    io_to_bio,
+    read_conll,
+    read_jsonl,
+    read_sentences,
+    read_tagged,
+    spans,
+    tokenize,
+    write_conll,
+    write_jsonl,
+)
 from kshot.tagging.metrics import entity_scores
 from kshot.tagging.sampling import fewnerd_episode, greedy_support, mention_counts, only_types
 
 SENTS = [["Watching", "Star", "Wars", "in", "New", "York"], ["@bob", "loves", "Apple"], ["nothing", "here"]]
-TAGS = [["O", "B-creative-work", "I-creative-work", "O", "B-location", "I-location"],
-        ["B-person", "O", "B-corporation"], ["O", "O"]]
+TAGS = [
+    ["O", "B-creative-work", "I-creative-work", "O", "B-location", "I-location"],
+    ["B-person", "O", "B-corporation"],
+    ["O", "O"],
+]
 
 
 def test_conll_round_trip_tab_and_space(tmp_path):
@@ -100,11 +113,11 @@ def test_greedy_support_invariants():
     for shots in (1, 3):
         for seed in range(3):
             idx = greedy_support(tags, shots, seed)
-            assert idx == greedy_support(tags, shots, seed)          # fixed by the seed
+            assert idx == greedy_support(tags, shots, seed)  # fixed by the seed
             counts = mention_counts([tags[i] for i in idx])
             total = sum(counts, Counter())
             assert all(total[t] >= shots for t in types)
-            for c in counts:   # minimal: dropping any sentence loses a type's K-th mention
+            for c in counts:  # minimal: dropping any sentence loses a type's K-th mention
                 assert any(total[t] - c[t] < shots for t in types)
     assert greedy_support(tags, 2, 0) != greedy_support(tags, 2, 1)
     with pytest.raises(KshotError, match="fewer than 500 mentions"):
@@ -151,5 +164,11 @@ def test_wnut17_counts(real_data_root):
         assert d.types == ["corporation", "creative-work", "group", "location", "person", "product"]
     test = load_dataset("wnut17", "test", root=real_data_root)
     per_type = Counter(k for t in test.tags for _, _, k in spans(t))
-    assert per_type == {"person": 429, "location": 150, "group": 165, "corporation": 66, "product": 127,
-                        "creative-work": 142}
+    assert per_type == {
+        "person": 429,
+        "location": 150,
+        "group": 165,
+        "corporation": 66,
+        "product": 127,
+        "creative-work": 142,
+    }

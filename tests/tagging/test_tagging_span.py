@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from sklearn.base import clone
+from test_tagging import TEST, TRAIN, synthetic  # the sentences of person visited city
 
 from kshot.cli import main
 from kshot.core.errors import KshotError
@@ -14,7 +15,6 @@ from kshot.tagging.descriptions import describe
 from kshot.tagging.io import write_conll
 from kshot.tagging.methods.base import io_runs
 from kshot.tagging.tagger import FewShotTagger
-from test_tagging import TEST, TRAIN, synthetic   # the sentences of person visited city
 
 pytest.importorskip("sentence_transformers")
 
@@ -22,8 +22,16 @@ pytest.importorskip("sentence_transformers")
 def source_corpus(n=20, seed=3):
     """Other entity types than the target's: companies and products."""
     rng = np.random.default_rng(seed)
-    sents = [[str(rng.choice(["Toyota", "Honda", "Sony"])), "makes", "the",
-              str(rng.choice(["Prius", "Civic", "Walkman"])), "now"] for _ in range(n)]
+    sents = [
+        [
+            str(rng.choice(["Toyota", "Honda", "Sony"])),
+            "makes",
+            "the",
+            str(rng.choice(["Prius", "Civic", "Walkman"])),
+            "now",
+        ]
+        for _ in range(n)
+    ]
     return sents, [["B-corporation", "O", "O", "B-product", "O"]] * n
 
 
@@ -36,7 +44,7 @@ def test_io_runs_and_descriptions():
 
 def test_span_tagger_fits_predicts_saves_and_loads(tmp_path, capsys):
     tagger = FewShotTagger(method="span", steps=4).fit(*TRAIN)
-    assert "fine-tuning" not in capsys.readouterr().err           # progress=False: no bars
+    assert "fine-tuning" not in capsys.readouterr().err  # progress=False: no bars
     assert tagger.types_ == ["location", "person"]
     assert tagger.score(*TEST)["micro"]["f1"] >= 0.8
     ents = tagger.predict_entities(["Carol visited Rome today"])[0]
@@ -50,9 +58,9 @@ def test_span_tagger_fits_predicts_saves_and_loads(tmp_path, capsys):
 def test_span_tagger_with_a_source_corpus():
     src = source_corpus()
     tagger = FewShotTagger(method="span", steps=3, source_steps=3).fit(*TRAIN, source=src)
-    assert tagger.method_.map is not None            # the typer's map was trained on the source's episodes
+    assert tagger.method_.map is not None  # the typer's map was trained on the source's episodes
     assert tagger.score(*TEST)["micro"]["f1"] >= 0.8
-    own = ([["Alice", "rocks"]] * 3, [["B-person", "O"]] * 3)    # a source with the target's own type
+    own = ([["Alice", "rocks"]] * 3, [["B-person", "O"]] * 3)  # a source with the target's own type
     with pytest.raises(KshotError, match="own type.*person"):
         FewShotTagger(method="span", steps=2).fit(*TRAIN, source=own)
     with pytest.raises(KshotError, match="episodic, span"):
@@ -66,10 +74,12 @@ def test_scikit_learn_conventions_and_method_parameters():
     assert twin.get_params()["describe"] == 0.5 and twin.descriptions == {"person": "a human"}
     assert twin.set_params(seed=4, steps=10) is twin and (twin.seed, twin.steps) == (4, 10)
     assert set(FewShotTagger().get_params()) >= {"method", "encoder", "progress", "describe", "none", "crf"}
-    for bad, match in [(dict(method="proto", crf=True), "crf=True does not apply to method 'proto'"),
-                       (dict(method="finetune", describe=0.5), "describe=0.5 does not apply"),
-                       (dict(method="span", tau=0.1), "tau=0.1 does not apply to method 'span'"),
-                       (dict(method="span", descriptions=["person"]), "descriptions must map")]:
+    for bad, match in [
+        (dict(method="proto", crf=True), "crf=True does not apply to method 'proto'"),
+        (dict(method="finetune", describe=0.5), "describe=0.5 does not apply"),
+        (dict(method="span", tau=0.1), "tau=0.1 does not apply to method 'span'"),
+        (dict(method="span", descriptions=["person"]), "descriptions must map"),
+    ]:
         with pytest.raises(KshotError, match=match):
             FewShotTagger(**bad).fit(*TRAIN)
 
@@ -92,11 +102,13 @@ def test_cli_span_and_bad_inputs(tmp_path, capsys):
     notmodel = tmp_path / "notmodel"
     notmodel.mkdir()
     (notmodel / "config.json").write_text("{}")
-    for argv in [["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--source", str(own)],
-                 ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--source", str(tmp_path / "nope.conll")],
-                 ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--encoder", str(notmodel)],
-                 ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--method", "proto", "--crf"],
-                 ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "-p", "colour=3"]]:
+    for argv in [
+        ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--source", str(own)],
+        ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--source", str(tmp_path / "nope.conll")],
+        ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--encoder", str(notmodel)],
+        ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--method", "proto", "--crf"],
+        ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "-p", "colour=3"],
+    ]:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and "\n" not in err, (argv, err)

@@ -15,9 +15,17 @@ from kshot.text import FewShotClassifier, PairStream, SentenceEncoder, choose_th
 from kshot.text.demo import demo_data  # noqa: E402
 from kshot.text.labels import label_text  # noqa: E402
 
-TRAIN_X = ["where is my card", "my card has not arrived yet", "the card still isn't here",
-           "how do I reset my password", "I forgot my password", "password reset please",
-           "what's the exchange rate today", "euro to dollar rate", "rate for pounds to euros"]
+TRAIN_X = [
+    "where is my card",
+    "my card has not arrived yet",
+    "the card still isn't here",
+    "how do I reset my password",
+    "I forgot my password",
+    "password reset please",
+    "what's the exchange rate today",
+    "euro to dollar rate",
+    "rate for pounds to euros",
+]
 TRAIN_Y = ["card"] * 3 + ["password"] * 3 + ["fx"] * 3
 QUERIES = ["my new card never came", "I can't remember my password", "how many dollars for one euro"]
 
@@ -46,7 +54,7 @@ def test_cache_returns_the_same_vectors_without_encoding(monkeypatch):
 def test_long_texts_are_truncated_and_batches_padded_dynamically():
     enc = SentenceEncoder()
     feats = enc._features(["short", "a bit longer text here"])
-    assert feats["input_ids"].shape[1] <= 8          # padded to the longest of this batch, not to 256
+    assert feats["input_ids"].shape[1] <= 8  # padded to the longest of this batch, not to 256
     long_text = "word " * 5000
     assert enc._features([long_text])["input_ids"].shape[1] == enc.max_length
     assert enc.encode([long_text]).shape == (1, 384)
@@ -76,12 +84,13 @@ def test_predict_is_argmax_of_predict_proba(logistic):
 
 def test_reject_below_returns_reject_label_and_threshold_helper(logistic):
     preds, scores = logistic.predict_with_scores(QUERIES)
-    cut = float(np.sort(scores)[1])                  # rejects exactly the least confident query
+    cut = float(np.sort(scores)[1])  # rejects exactly the least confident query
     rejected = logistic.predict(QUERIES, reject_below=cut)
     assert sum(p == "oos" for p in rejected) == 1
     assert rejected[int(np.argmin(scores))] == "oos"
-    t = choose_threshold(logistic, QUERIES + ["what is the weather like", "play some jazz"],
-                         ["card", "password", "fx", "oos", "oos"])
+    t = choose_threshold(
+        logistic, QUERIES + ["what is the weather like", "play some jazz"], ["card", "password", "fx", "oos", "oos"]
+    )
     assert 0.0 <= t <= 1.0 + 1e-9
     with pytest.raises(KshotError, match="oos"):
         choose_threshold(logistic, QUERIES, ["card", "password", "fx"])
@@ -93,11 +102,16 @@ def test_partial_fit_adds_a_class_without_reencoding_old_texts(method, monkeypat
     seen = []
     original = clf.encoder_.encode
     monkeypatch.setattr(clf.encoder_, "encode", lambda texts: seen.extend(texts) or original(texts))
-    clf.partial_fit(["I want to close my account", "please close my account", "shut down my account"],
-                    ["close"] * 3)
-    assert set(seen) <= {"I want to close my account", "please close my account", "shut down my account",
-                         "This text is about card", "This text is about fx", "This text is about password",
-                         "This text is about close"}
+    clf.partial_fit(["I want to close my account", "please close my account", "shut down my account"], ["close"] * 3)
+    assert set(seen) <= {
+        "I want to close my account",
+        "please close my account",
+        "shut down my account",
+        "This text is about card",
+        "This text is about fx",
+        "This text is about password",
+        "This text is about close",
+    }
     assert clf.classes_ == ["card", "fx", "password", "close"]
     assert list(clf.predict(["close my account now", "where's my card"])) == ["close", "card"]
     assert clf.predict_proba(["x y"]).shape == (1, 4)
@@ -109,9 +123,15 @@ def test_partial_fit_refuses_fine_tuned_methods():
         clf.partial_fit(["new text"], ["card"])
 
 
-@pytest.mark.parametrize("method,kwargs", [("label_prior", {}), ("logistic", {}),
-                                           ("setfit", {"steps": 2, "batch_size": 4}),
-                                           ("finetune", {"steps": 2, "batch_size": 4})])
+@pytest.mark.parametrize(
+    "method,kwargs",
+    [
+        ("label_prior", {}),
+        ("logistic", {}),
+        ("setfit", {"steps": 2, "batch_size": 4}),
+        ("finetune", {"steps": 2, "batch_size": 4}),
+    ],
+)
 def test_save_load_round_trip_gives_identical_predictions(tmp_path, method, kwargs):
     clf = FewShotClassifier(method=method, seed=1, **kwargs).fit(TRAIN_X, TRAIN_Y)
     clf.save(tmp_path / "model")
@@ -168,7 +188,7 @@ def test_pair_stream_memory_does_not_grow_with_possible_pairs():
     # 100x the examples is 10,000x the possible pairs (5e9 here); memory grows only with the index lists
     assert PairStream(np.arange(100_000) % 50).possible_pairs > 4_000_000_000
     assert large < 100 * small
-    assert large < 8 * 100_000 * 8                  # a few int64 arrays of length n, nothing quadratic
+    assert large < 8 * 100_000 * 8  # a few int64 arrays of length n, nothing quadratic
 
 
 def test_bad_input_is_a_one_line_kshot_error():
@@ -213,6 +233,7 @@ def test_label_examples_add_one_example_per_class_and_per_new_class():
 
 # ---- self-training on unlabelled texts ---------------------------------------------------------------
 
+
 def two_elongated_clusters(n=40, seed=0):
     """Class 0 spread vertically around x=0, class 1 around x=4; the one labelled example of each sits at
     opposite ends, so the labelled-only boundary is tilted and misclassifies the far ends."""
@@ -232,7 +253,7 @@ def test_self_training_straightens_a_tilted_boundary_with_class_balanced_pseudo_
     alone = make().add(X, y, 2)
     before = (alone.logits(U).argmax(1).numpy() == truth).mean()
     idx, pseudo = most_confident(alone, U, per_class=5)
-    assert len(idx) == 10 and sorted(np.bincount(pseudo)) == [5, 5]   # 5 per class, the most confident
+    assert len(idx) == 10 and sorted(np.bincount(pseudo)) == [5, 5]  # 5 per class, the most confident
     assert (pseudo == truth[idx]).all()
     head, idx, pseudo = self_train(make, X, y, 2, U, per_class=30, rounds=3)
     after = (head.logits(U).argmax(1).numpy() == truth).mean()
@@ -243,11 +264,12 @@ def test_self_training_straightens_a_tilted_boundary_with_class_balanced_pseudo_
 def test_logistic_head_matches_an_autograd_solve_and_capped_refits_converge_over_successive_adds():
     import torch
     import torch.nn.functional as F
+
     from kshot.core.heads import LogisticHead
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 5)).astype(np.float32)
-    y = rng.integers(0, 3, 60)                              # noisy labels: the solve needs many iterations
+    y = rng.integers(0, 3, 60)  # noisy labels: the solve needs many iterations
     full = LogisticHead(C=10.0, scale=1.0).add(X, y, 3)
     # the same objective minimised by torch's L-BFGS (what the head used before scipy)
     W, b = torch.zeros(3, 5, requires_grad=True), torch.zeros(3, requires_grad=True)
@@ -259,23 +281,30 @@ def test_logistic_head_matches_an_autograd_solve_and_capped_refits_converge_over
         loss = F.cross_entropy(Xt @ W.T + b, yt) + (W * W).sum() / (2 * 10.0 * 60)
         loss.backward()
         return loss
+
     opt.step(closure)
     assert torch.allclose(full.W, W.detach(), atol=1e-3) and torch.allclose(full.b, b.detach(), atol=1e-3)
     # one row at a time with 2 iterations per refit: each refit continues from the last weights
     capped = LogisticHead(C=10.0, scale=1.0).add(X[:30], y[:30], 3)
     gaps = []
     for i in range(30, 60):
-        capped.add(X[i:i + 1], y[i:i + 1], 3, max_iter=2)
+        capped.add(X[i : i + 1], y[i : i + 1], 3, max_iter=2)
         gaps.append(float((capped.W - full.W).abs().max()))
-    assert gaps[-1] > 1e-3                                   # the cap did bind
+    assert gaps[-1] > 1e-3  # the cap did bind
     for _ in range(100):
         capped.refit(max_iter=2)
     assert float((capped.W - full.W).abs().max()) < 1e-3 < gaps[-1]
 
 
 def test_fit_with_unlabeled_texts_pseudo_labels_them_and_round_trips(tmp_path):
-    pool = ["my card is lost in the post", "card delivery is late", "password won't reset",
-            "locked out, need a new password", "dollar to yen exchange", "how much is a pound in euros"]
+    pool = [
+        "my card is lost in the post",
+        "card delivery is late",
+        "password won't reset",
+        "locked out, need a new password",
+        "dollar to yen exchange",
+        "how much is a pound in euros",
+    ]
     clf = FewShotClassifier(method="logistic", pseudo_per_class=1, self_training_rounds=2)
     clf.fit(TRAIN_X, TRAIN_Y, unlabeled=pool)
     assert clf.n_pseudo_labels_ == 3 and len(clf.head_.X) == len(TRAIN_X) + 3
@@ -287,8 +316,9 @@ def test_fit_with_unlabeled_texts_pseudo_labels_them_and_round_trips(tmp_path):
     tuned = FewShotClassifier(method="setfit", steps=2, batch_size=4, pseudo_per_class=2)
     assert tuned.fit(TRAIN_X, TRAIN_Y, unlabeled=pool).n_pseudo_labels_ == 6
     tuned.save(tmp_path / "tuned")
-    np.testing.assert_allclose(FewShotClassifier.load(tmp_path / "tuned").predict_proba(QUERIES),
-                               tuned.predict_proba(QUERIES), atol=1e-5)
+    np.testing.assert_allclose(
+        FewShotClassifier.load(tmp_path / "tuned").predict_proba(QUERIES), tuned.predict_proba(QUERIES), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("method", ["prototype", "label_prior", "zeroshot"])
@@ -303,13 +333,16 @@ def test_self_training_works_for_the_other_frozen_methods(method):
     assert list(clf.predict(pool)) == ["card", "password", "fx"]
 
 
-@pytest.mark.parametrize("kwargs,unlabeled,message", [
-    ({"method": "finetune"}, ["some text"], "not with method 'finetune'"),
-    ({}, ["fine", "  "], r"unlabeled\[1\] is empty"),
-    ({}, "one string", "unlabeled must be a list of strings"),
-    ({"pseudo_per_class": 0}, ["text"], "pseudo_per_class must be an integer >= 1, got 0"),
-    ({"self_training_rounds": 1.5}, ["text"], "self_training_rounds must be an integer >= 1, got 1.5"),
-])
+@pytest.mark.parametrize(
+    "kwargs,unlabeled,message",
+    [
+        ({"method": "finetune"}, ["some text"], "not with method 'finetune'"),
+        ({}, ["fine", "  "], r"unlabeled\[1\] is empty"),
+        ({}, "one string", "unlabeled must be a list of strings"),
+        ({"pseudo_per_class": 0}, ["text"], "pseudo_per_class must be an integer >= 1, got 0"),
+        ({"self_training_rounds": 1.5}, ["text"], "self_training_rounds must be an integer >= 1, got 1.5"),
+    ],
+)
 def test_bad_self_training_input_is_a_one_line_error(kwargs, unlabeled, message):
     with pytest.raises(KshotError, match=message):
         FewShotClassifier(**kwargs).fit(TRAIN_X, TRAIN_Y, unlabeled=unlabeled)
@@ -334,9 +367,9 @@ def test_neighbour_vote_weights_the_labels_of_the_nearest_rows():
     y = torch.tensor([0, 0, 1, 1, 2])
     vote = neighbour_vote(M, y, 3, np.array([[1.0, 0.05], [0.05, 1.0]]), k=2, chunk=1)
     np.testing.assert_allclose(vote.sum(1).numpy(), 1.0)
-    assert vote.argmax(1).tolist() == [0, 1] and vote[:, 2].abs().max() == 0   # class 2 is not among the 2 nearest
-    near = neighbour_vote(M, y, 3, np.array([[0.6, 0.4]]), k=50, temperature=0.05)   # k clipped to 5 rows
-    hot = neighbour_vote(M, y, 3, np.array([[0.6, 0.4]]), k=50, temperature=10.0)    # almost uniform weights
+    assert vote.argmax(1).tolist() == [0, 1] and vote[:, 2].abs().max() == 0  # class 2 is not among the 2 nearest
+    near = neighbour_vote(M, y, 3, np.array([[0.6, 0.4]]), k=50, temperature=0.05)  # k clipped to 5 rows
+    hot = neighbour_vote(M, y, 3, np.array([[0.6, 0.4]]), k=50, temperature=10.0)  # almost uniform weights
     assert near[0, 0] > 0.9 and abs(hot[0, 0] - 0.4) < 0.05 and hot[0, 2] > 0.15
 
 
@@ -350,7 +383,7 @@ def test_knn_vote_fixes_what_a_linear_head_cannot_and_leaves_logits_alone():
     assert (plain.proba(Q).argmax(1).numpy() == truth).mean() < 0.8
     assert (voted.proba(Q).argmax(1).numpy() == truth).mean() == 1.0
     np.testing.assert_allclose(voted.proba(Q).sum(1).numpy(), 1.0)
-    np.testing.assert_allclose(voted.logits(Q).numpy(), plain.logits(Q).numpy())   # self-training's view
+    np.testing.assert_allclose(voted.logits(Q).numpy(), plain.logits(Q).numpy())  # self-training's view
 
 
 def test_classifier_knn_round_trips_and_bad_values_are_one_line_errors(tmp_path):
@@ -365,10 +398,14 @@ def test_classifier_knn_round_trips_and_bad_values_are_one_line_errors(tmp_path)
     loaded = FewShotClassifier.load(tmp_path / "m")
     assert (loaded.knn, loaded.knn_weight, loaded.head_.params["knn"]) == (3, 0.3, 3)
     np.testing.assert_allclose(loaded.predict_proba(QUERIES), clf.predict_proba(QUERIES), atol=1e-6)
-    for kwargs, message in [({"knn": -1}, "knn must be an integer >= 0, got -1"),
-                            ({"knn_weight": 1.5}, "knn_weight must be a number from 0 to 1, got 1.5"),
-                            ({"knn": 5, "method": "prototype"},
-                             "knn=5 does not apply to method 'prototype'; it applies to: auto, logistic, setfit")]:
+    for kwargs, message in [
+        ({"knn": -1}, "knn must be an integer >= 0, got -1"),
+        ({"knn_weight": 1.5}, "knn_weight must be a number from 0 to 1, got 1.5"),
+        (
+            {"knn": 5, "method": "prototype"},
+            "knn=5 does not apply to method 'prototype'; it applies to: auto, logistic, setfit",
+        ),
+    ]:
         with pytest.raises(KshotError, match=message):
             FewShotClassifier(**kwargs).fit(TRAIN_X, TRAIN_Y)
 
@@ -376,24 +413,24 @@ def test_classifier_knn_round_trips_and_bad_values_are_one_line_errors(tmp_path)
 def test_class_memory_batches_an_anchor_with_its_nearest_classes():
     from kshot.text.contrastive import ClassMemory
 
-    angles = np.radians(np.arange(12) * 15.0)               # 12 classes on a quarter-plus arc, 15 degrees apart
+    angles = np.radians(np.arange(12) * 15.0)  # 12 classes on a quarter-plus arc, 15 degrees apart
     emb = torch.tensor(np.stack([np.cos(angles), np.sin(angles), np.zeros(12)], 1), dtype=torch.float32)
     memory, rng, candidates = ClassMemory(12), np.random.default_rng(0), np.arange(12)
-    assert memory.choose(candidates, 3, 1.0, rng) is None                    # nothing seen yet
+    assert memory.choose(candidates, 3, 1.0, rng) is None  # nothing seen yet
     memory.update(emb[:6], np.arange(6))
-    assert memory.choose(candidates, 3, 1.0, rng) is None                    # not every class seen yet
+    assert memory.choose(candidates, 3, 1.0, rng) is None  # not every class seen yet
     memory.update(torch.cat([emb[6:], emb[6:]]), np.r_[np.arange(6, 12), np.arange(6, 12)])
-    assert memory.choose(candidates, 12, 1.0, rng) is None                   # all fit in one batch: random
+    assert memory.choose(candidates, 12, 1.0, rng) is None  # all fit in one batch: random
     for _ in range(50):
         chosen = memory.choose(candidates, 3, 1.0, rng)
         anchor, others = chosen[0], chosen[1:]
-        nearest = np.argsort(np.abs(np.arange(12) - anchor), kind="stable")[1:5]   # the 2 x 2 nearest
+        nearest = np.argsort(np.abs(np.arange(12) - anchor), kind="stable")[1:5]  # the 2 x 2 nearest
         assert len(set(chosen)) == 3 and set(others) <= set(nearest), (anchor, others)
     before = memory.bank[0].clone()
-    memory.update(emb[[6, 6]], np.array([0, 0]))                              # a later visit moves the mean
+    memory.update(emb[[6, 6]], np.array([0, 0]))  # a later visit moves the mean
     assert 0 < torch.dot(memory.bank[0], before) < 0.99 and abs(float(memory.bank[0].norm()) - 1) < 1e-6
     memory.update(emb[:1], np.array([0]))
-    far = [memory.choose(candidates, 3, 0.0, rng) for _ in range(200)]      # share 0: the rest at random
+    far = [memory.choose(candidates, 3, 0.0, rng) for _ in range(200)]  # share 0: the rest at random
     assert max(np.abs(c[1:] - c[0]).max() for c in far) > 4
 
 
@@ -402,20 +439,20 @@ def test_contrastive_fine_tuning_with_neighbour_batches_uses_them_after_every_cl
 
     calls = []
     real = contrastive.ClassMemory.choose
-    monkeypatch.setattr(contrastive.ClassMemory, "choose",
-                        lambda self, *a: calls.append(real(self, *a)) or calls[-1])
+    monkeypatch.setattr(contrastive.ClassMemory, "choose", lambda self, *a: calls.append(real(self, *a)) or calls[-1])
     texts = [f"request number {i} about topic {c}" for c in range(6) for i in range(2)] + ["a lone example"]
-    labels = np.r_[np.repeat(np.arange(10, 70, 10), 2), 95]      # not 0..n-1; class 95 has one example
+    labels = np.r_[np.repeat(np.arange(10, 70, 10), 2), 95]  # not 0..n-1; class 95 has one example
     encoder = SentenceEncoder().trainable()
-    losses = contrastive.contrastive_finetune(encoder, texts, labels, steps=6, pairs_per_step=3, lr=1e-5,
-                                              seed=0, hard_share=1.0)
+    losses = contrastive.contrastive_finetune(
+        encoder, texts, labels, steps=6, pairs_per_step=3, lr=1e-5, seed=0, hard_share=1.0
+    )
     assert len(losses) == 6 and np.isfinite(losses).all()
-    assert calls[0] is None                                  # the first batch is random
-    hard = [c for c in calls if c is not None]                # then anchor + neighbours, once all 6 are seen
-    assert hard and all(len(set(c)) == 3 and 6 not in c for c in hard)   # class position 6 (95): never a pair
+    assert calls[0] is None  # the first batch is random
+    hard = [c for c in calls if c is not None]  # then anchor + neighbours, once all 6 are seen
+    assert hard and all(len(set(c)) == 3 and 6 not in c for c in hard)  # class position 6 (95): never a pair
     calls.clear()
     contrastive.contrastive_finetune(encoder, texts, labels, steps=2, pairs_per_step=3, lr=1e-5, seed=0)
-    assert calls == []                                       # hard_share=0 (the explicit methods): no memory
+    assert calls == []  # hard_share=0 (the explicit methods): no memory
 
 
 def test_supcon_loss_follows_the_embeddings_device_and_matches_its_definition():
@@ -427,7 +464,7 @@ def test_supcon_loss_follows_the_embeddings_device_and_matches_its_definition():
     assert out.device.type == "meta" and out.shape == ()
     torch.manual_seed(0)
     emb = torch.nn.functional.normalize(torch.randn(6, 5, dtype=torch.float64), dim=1)
-    labels = torch.tensor([0, 0, 1, 1, 1, 2])                # class 2: one text, no positive, not an anchor
+    labels = torch.tensor([0, 0, 1, 1, 1, 2])  # class 2: one text, no positive, not an anchor
     expected = []
     for i in range(5):
         others = [j for j in range(6) if j != i]
@@ -435,4 +472,4 @@ def test_supcon_loss_follows_the_embeddings_device_and_matches_its_definition():
         pos = [j for j in others if labels[j] == labels[i]]
         expected.append(-sum(emb[i] @ emb[j] / 0.1 - log_norm for j in pos) / len(pos))
     assert torch.allclose(supcon_loss(emb, labels, 0.1), torch.stack(expected).mean())
-    assert supcon_loss(emb[:1], labels[:1], 0.1) == 0        # no anchor with a partner: 0, not NaN
+    assert supcon_loss(emb[:1], labels[:1], 0.1) == 0  # no anchor with a partner: 0, not NaN

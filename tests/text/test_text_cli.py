@@ -12,8 +12,14 @@ from kshot.cli import main
 from kshot.data.files import load_text_file, read_table
 from kshot.text.classifier import FewShotClassifier
 
-ROWS = [("where is my card", "card"), ("my card has not arrived", "card"), ("card still missing", "card"),
-        ("reset my password", "password"), ("I forgot my password", "password"), ("new password please", "password")]
+ROWS = [
+    ("where is my card", "card"),
+    ("my card has not arrived", "card"),
+    ("card still missing", "card"),
+    ("reset my password", "password"),
+    ("I forgot my password", "password"),
+    ("new password please", "password"),
+]
 
 
 def write_csv(path, rows, header=("text", "label")):
@@ -43,15 +49,18 @@ def test_file_loader_csv_tsv_jsonl_json(tmp_path):
         assert data.labels.tolist() == [0, 0, 0, 1, 1, 1]
 
 
-@pytest.mark.parametrize("content,name,message", [
-    ("text,label\n", "empty.csv", "holds no rows"),
-    ("words,label\nhi,a\n", "cols.csv", "text column 'text' is not in"),
-    ("text,label\nhi,a\n,b\n", "cell.csv", "row 2 has an empty text"),
-    ('{"text": 5, "label": "a"}\n', "num.jsonl", "row 1 has no text"),
-    ('{"text": "hi", "label": null}\n', "null.jsonl", "row 1 has no label"),
-    ("text,label\nhi,a\n", "data.xlsx", "unknown file format '.xlsx'"),
-    ("not json", "bad.json", "cannot parse"),
-])
+@pytest.mark.parametrize(
+    "content,name,message",
+    [
+        ("text,label\n", "empty.csv", "holds no rows"),
+        ("words,label\nhi,a\n", "cols.csv", "text column 'text' is not in"),
+        ("text,label\nhi,a\n,b\n", "cell.csv", "row 2 has an empty text"),
+        ('{"text": 5, "label": "a"}\n', "num.jsonl", "row 1 has no text"),
+        ('{"text": "hi", "label": null}\n', "null.jsonl", "row 1 has no label"),
+        ("text,label\nhi,a\n", "data.xlsx", "unknown file format '.xlsx'"),
+        ("not json", "bad.json", "cannot parse"),
+    ],
+)
 def test_file_loader_bad_input(tmp_path, content, name, message):
     (tmp_path / name).write_text(content)
     with pytest.raises(KshotError, match=message):
@@ -73,8 +82,14 @@ def test_intent_loaders_on_small_files(tmp_path):
     assert train.class_names == ["x", "y"] and train.labels.tolist() == [0, 1, 0]
     assert test.items == ["d"] and test.labels.tolist() == [1]
     (tmp_path / "clinc150").mkdir()
-    split = {"train": [["hi", "greet"], ["bye", "leave"]], "val": [["hello", "greet"]], "test": [["ciao", "leave"]],
-             "oos_train": [["what"], ["huh"]], "oos_val": [["eh", "oos"]], "oos_test": [["??", "oos"]]}
+    split = {
+        "train": [["hi", "greet"], ["bye", "leave"]],
+        "val": [["hello", "greet"]],
+        "test": [["ciao", "leave"]],
+        "oos_train": [["what"], ["huh"]],
+        "oos_val": [["eh", "oos"]],
+        "oos_test": [["??", "oos"]],
+    }
     split["oos_train"] = [["what", "oos"]]
     (tmp_path / "clinc150" / "data_full.json").write_text(json.dumps(split))
     test = load_dataset("clinc150", "test", root=tmp_path)
@@ -128,12 +143,39 @@ needs_encoder = pytest.mark.skipif(not _has_text_stack(), reason="needs the ksho
 def test_cli_fit_then_predict_csv(tmp_path, capsys):
     write_csv(tmp_path / "train.csv", ROWS, header=("utterance", "intent"))
     model = tmp_path / "model"
-    assert main(["fit", str(tmp_path / "train.csv"), "--text-column", "utterance", "--label-column", "intent",
-                 "--method", "prototype", "--out", str(model)]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(tmp_path / "train.csv"),
+                "--text-column",
+                "utterance",
+                "--label-column",
+                "intent",
+                "--method",
+                "prototype",
+                "--out",
+                str(model),
+            ]
+        )
+        == 0
+    )
     assert "2 classes" in capsys.readouterr().out
     write_csv(tmp_path / "in.csv", [("my card never came", "1"), ("I lost my password", "2")], ("utterance", "id"))
-    assert main(["predict", str(model), str(tmp_path / "in.csv"), "--text-column", "utterance",
-                 "--output", str(tmp_path / "pred.csv")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(model),
+                str(tmp_path / "in.csv"),
+                "--text-column",
+                "utterance",
+                "--output",
+                str(tmp_path / "pred.csv"),
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(open(tmp_path / "pred.csv")))
     assert [r["id"] for r in rows] == ["1", "2"]
     assert [r["prediction"] for r in rows] == ["card", "password"]
@@ -154,24 +196,77 @@ def test_cli_fit_label_examples_is_saved_with_the_model(tmp_path):
 @needs_encoder
 def test_cli_fit_unlabeled_file_self_trains(tmp_path, capsys):
     write_csv(tmp_path / "train.csv", ROWS)
-    write_csv(tmp_path / "pool.csv", [("my card is stuck in the mail",), ("reset my login password",),
-                                      ("card still missing",)], header=("text",))
+    write_csv(
+        tmp_path / "pool.csv",
+        [("my card is stuck in the mail",), ("reset my login password",), ("card still missing",)],
+        header=("text",),
+    )
     out = tmp_path / "m"
-    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(out), "--method", "logistic",
-                 "--unlabeled", str(tmp_path / "pool.csv"), "--pseudo-per-class", "1"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(tmp_path / "train.csv"),
+                "--out",
+                str(out),
+                "--method",
+                "logistic",
+                "--unlabeled",
+                str(tmp_path / "pool.csv"),
+                "--pseudo-per-class",
+                "1",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert "and 2 pseudo-labelled texts" in captured.out
-    assert "encoding" in captured.err   # the progress bar over the (not yet cached) pool texts
+    assert "encoding" in captured.err  # the progress bar over the (not yet cached) pool texts
     clf = FewShotClassifier.load(out)
     assert clf.pseudo_per_class == 1 and len(clf.head_.X) == len(ROWS) + 2
-    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "r1"), "--method", "logistic",
-                 "--unlabeled",
-                 str(tmp_path / "pool.csv"), "--pseudo-per-class", "1", "--rounds", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(tmp_path / "train.csv"),
+                "--out",
+                str(tmp_path / "r1"),
+                "--method",
+                "logistic",
+                "--unlabeled",
+                str(tmp_path / "pool.csv"),
+                "--pseudo-per-class",
+                "1",
+                "--rounds",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert FewShotClassifier.load(tmp_path / "r1").self_training_rounds == 1
-    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "r2"), "--method", "logistic",
-                 "--unlabeled",
-                 str(tmp_path / "pool.csv"), "--pseudo-per-class", "1", "--knn", "2", "--knn-weight", "0.3",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(tmp_path / "train.csv"),
+                "--out",
+                str(tmp_path / "r2"),
+                "--method",
+                "logistic",
+                "--unlabeled",
+                str(tmp_path / "pool.csv"),
+                "--pseudo-per-class",
+                "1",
+                "--knn",
+                "2",
+                "--knn-weight",
+                "0.3",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     voting = FewShotClassifier.load(tmp_path / "r2")
     assert (voting.knn, voting.knn_weight) == (2, 0.3)
     texts = ["card still missing", "reset my login password"]
@@ -187,8 +282,19 @@ def test_cli_fit_unlabeled_file_self_trains(tmp_path, capsys):
     assert main(["fit", "-", "--out", str(tmp_path / "m3"), "--unlabeled", "-"]) == 2
     assert "standard input ('-') can be the training file or --unlabeled, not both" in one_error_line(capsys)
     write_csv(tmp_path / "bad.csv", [("fine",), ("",)], header=("text",))
-    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "m2"),
-                 "--unlabeled", str(tmp_path / "bad.csv")]) == 2
+    assert (
+        main(
+            [
+                "fit",
+                str(tmp_path / "train.csv"),
+                "--out",
+                str(tmp_path / "m2"),
+                "--unlabeled",
+                str(tmp_path / "bad.csv"),
+            ]
+        )
+        == 2
+    )
     assert "row 2 has an empty text" in one_error_line(capsys)
     assert not (tmp_path / "m2").exists()
 
@@ -205,14 +311,17 @@ def test_cli_predict_stdin_to_stdout(tmp_path, capsys, monkeypatch):
 
 
 @needs_encoder
-@pytest.mark.parametrize("rows,args,message", [
-    ([], [], "holds no rows"),
-    ([("a b", "x"), ("c d", "x")], [], "at least 2"),
-    (ROWS, ["--label-column", "intent"], "label column 'intent' is not in"),
-    (ROWS + [("", "card")], [], "row 7 has an empty text"),
-    (ROWS, ["--method", "magic"], "unknown method 'magic'"),
-    (ROWS, ["--device", "gpu"], "--device must be a torch device such as cpu, cuda or cuda:1, got 'gpu'"),
-])
+@pytest.mark.parametrize(
+    "rows,args,message",
+    [
+        ([], [], "holds no rows"),
+        ([("a b", "x"), ("c d", "x")], [], "at least 2"),
+        (ROWS, ["--label-column", "intent"], "label column 'intent' is not in"),
+        (ROWS + [("", "card")], [], "row 7 has an empty text"),
+        (ROWS, ["--method", "magic"], "unknown method 'magic'"),
+        (ROWS, ["--device", "gpu"], "--device must be a torch device such as cpu, cuda or cuda:1, got 'gpu'"),
+    ],
+)
 def test_cli_fit_bad_input_exits_2(tmp_path, capsys, rows, args, message):
     write_csv(tmp_path / "train.csv", rows)
     assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "m"), *args]) == 2
@@ -238,7 +347,7 @@ def test_device_choice_when_fitting_and_loading(tmp_path, capsys):
     assert check_device("cpu") == "cpu"
     if torch.cuda.is_available():
         assert check_device("cuda") == "cuda"
-    else:                                           # CI: a CPU-only torch
+    else:  # CI: a CPU-only torch
         with pytest.raises(KshotError, match=r"^device 'cuda' is not available here .*; use cpu$"):
             check_device("cuda")
     with pytest.raises(KshotError, match=r"device 'cuda:99' is not available here"):
@@ -248,10 +357,10 @@ def test_device_choice_when_fitting_and_loading(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "train.csv"), "--out", str(out), "--method", "logistic", "--device", "cpu"]) == 0
     # a model fitted on a machine with a device this one lacks loads on the CPU unless a device is asked for
     clf = FewShotClassifier.load(out)
-    clf.device = "cuda:99"                       # as if fitted there
+    clf.device = "cuda:99"  # as if fitted there
     clf.save(out)
     FewShotClassifier(method="logistic", device=torch.device("cpu")).fit(["a b", "c d"], ["x", "y"]).save(out / "d")
-    assert json.loads((out / "d" / "model.json").read_text())["params"]["device"] == "cpu"   # saved as a string
+    assert json.loads((out / "d" / "model.json").read_text())["params"]["device"] == "cpu"  # saved as a string
     with pytest.raises(KshotError, match="device 'cuda:99' is not available"):
         FewShotClassifier(**{**FewShotClassifier.load(out).get_params(), "device": "cuda:99"}).check_params()
     assert FewShotClassifier.load(out).device == "cpu"

@@ -11,14 +11,30 @@ from kshot import KshotError, load_dataset
 from kshot.cli import main
 from kshot.text import FewShotClassifier, score
 
-TRAIN = [("where is my card", "card"), ("my card has not arrived", "card"), ("card still missing", "card"),
-         ("reset my password", "password"), ("I forgot my password", "password"),
-         ("new password please", "password"), ("what is the weather today", "weather"),
-         ("will it rain tomorrow", "weather"), ("is it sunny outside", "weather")]
-TEST = [("has my card been sent", "card"), ("the card never came", "card"), ("change my password", "password"),
-        ("password reset link please", "password"), ("how cold is it", "weather"), ("is it snowing", "weather"),
-        ("my card password", "card"), ("forecast for the weekend", "weather"), ("lost my card again", "password"),
-        ("transfer money to my mum", "transfer"), ("send cash to a friend", "transfer")]
+TRAIN = [
+    ("where is my card", "card"),
+    ("my card has not arrived", "card"),
+    ("card still missing", "card"),
+    ("reset my password", "password"),
+    ("I forgot my password", "password"),
+    ("new password please", "password"),
+    ("what is the weather today", "weather"),
+    ("will it rain tomorrow", "weather"),
+    ("is it sunny outside", "weather"),
+]
+TEST = [
+    ("has my card been sent", "card"),
+    ("the card never came", "card"),
+    ("change my password", "password"),
+    ("password reset link please", "password"),
+    ("how cold is it", "weather"),
+    ("is it snowing", "weather"),
+    ("my card password", "card"),
+    ("forecast for the weekend", "weather"),
+    ("lost my card again", "password"),
+    ("transfer money to my mum", "transfer"),
+    ("send cash to a friend", "transfer"),
+]
 
 
 def write_csv(path, rows):
@@ -48,8 +64,9 @@ def test_score_matches_scikit_learn(clf):
     assert result.n == len(TEST)
     assert result.accuracy == pytest.approx(accuracy_score(labels, pred))
     truth_labels = sorted(set(labels))
-    assert result.macro_f1 == pytest.approx(f1_score(labels, pred, labels=truth_labels, average="macro",
-                                                     zero_division=0))
+    assert result.macro_f1 == pytest.approx(
+        f1_score(labels, pred, labels=truth_labels, average="macro", zero_division=0)
+    )
     p, r, f, s = precision_recall_fscore_support(labels, pred, labels=result.labels, zero_division=0)
     for i, label in enumerate(result.labels):
         row = result.per_class[label]
@@ -81,13 +98,13 @@ def test_bootstrap_macro_f1_with_unit_weights_is_scikit_learns():
 def test_score_reject_below_reports_out_of_scope(clf):
     texts = [t for t, _ in TEST[:6]] + ["transfer money to my mum", "book a table for two"]
     labels = [y for _, y in TEST[:6]] + ["oos", "oos"]
-    result = score(clf, texts, labels, reject_below=1.0)      # everything is rejected
+    result = score(clf, texts, labels, reject_below=1.0)  # everything is rejected
     assert result.unseen == {}
     assert result.oos["out_of_scope_rows"] == 2 and result.oos["rejected_rows"] == 8
     assert result.oos["oos_recall"] == 1.0 and result.oos["oos_precision"] == pytest.approx(0.25)
     assert result.oos["in_scope_accuracy"] == 0.0 and result.oos["in_scope_rejected"] == 1.0
     assert result.accuracy == pytest.approx(0.25)
-    assert score(clf, texts, labels).unseen == {"oos": 2}      # without rejection, 'oos' is an unseen label
+    assert score(clf, texts, labels).unseen == {"oos": 2}  # without rejection, 'oos' is an unseen label
 
 
 def test_score_bad_input(clf):
@@ -102,8 +119,19 @@ def test_cli_score_json_plot_and_table(model_dir, tmp_path, capsys):
     png = tmp_path / "cm.png"
     assert main(["score", str(model_dir), str(test), "--json", "--plot", str(png)]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert {"n", "accuracy", "accuracy_ci95", "macro_f1", "macro_f1_ci95", "per_class", "confusion", "labels",
-            "unseen_labels", "n_unseen_label_rows", "out_of_scope"} <= set(out)
+    assert {
+        "n",
+        "accuracy",
+        "accuracy_ci95",
+        "macro_f1",
+        "macro_f1_ci95",
+        "per_class",
+        "confusion",
+        "labels",
+        "unseen_labels",
+        "n_unseen_label_rows",
+        "out_of_scope",
+    } <= set(out)
     assert out["n"] == len(TEST) and out["unseen_labels"] == {"transfer": 2} and out["n_unseen_label_rows"] == 2
     assert len(out["confusion"]) == len(out["labels"]) == 4 and sum(map(sum, out["confusion"])) == len(TEST)
     assert out["per_class"]["card"]["support"] == 3
@@ -114,10 +142,13 @@ def test_cli_score_json_plot_and_table(model_dir, tmp_path, capsys):
     assert "reject below 0.5" in text
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--reject-below", "1.5"], "--reject-below must be a probability"),
-    (["--label-column", "intent"], "label column 'intent' is not in"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--reject-below", "1.5"], "--reject-below must be a probability"),
+        (["--label-column", "intent"], "label column 'intent' is not in"),
+    ],
+)
 def test_cli_score_bad_input(model_dir, tmp_path, capsys, args, message):
     test = write_csv(tmp_path / "test.csv", TEST)
     assert main(["score", str(model_dir), str(test), *args]) == 2
@@ -133,14 +164,16 @@ def test_cli_score_empty_file(model_dir, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------- MR / Subj
-@pytest.mark.parametrize("name,classes,sizes", [("mr", ["negative", "positive"], (5332, 5330)),
-                                                ("subj", ["subjective", "objective"], (5000, 5000))])
+@pytest.mark.parametrize(
+    "name,classes,sizes",
+    [("mr", ["negative", "positive"], (5332, 5330)), ("subj", ["subjective", "objective"], (5000, 5000))],
+)
 def test_sentence_dev_loaders(real_data_root, name, classes, sizes):
     train, test = load_dataset(name, "train", root=real_data_root), load_dataset(name, "test", root=real_data_root)
     assert train.class_names == classes and (len(train), len(test)) == sizes
     assert len(load_dataset(name, "all", root=real_data_root)) == sum(sizes)
     assert abs(np.bincount(train.labels)[0] - np.bincount(train.labels)[1]) <= 1
-    assert train.items == load_dataset(name, "train", root=real_data_root).items   # a fixed split
+    assert train.items == load_dataset(name, "train", root=real_data_root).items  # a fixed split
     with pytest.raises(KshotError, match="unknown .* split 'dev'"):
         load_dataset(name, "dev", root=real_data_root)
 
@@ -157,9 +190,9 @@ def test_auto_is_the_default_and_a_tiny_budget_keeps_the_encoder_frozen(tmp_path
     assert clf.method == "auto" and not clf.finetuned_
     assert clf.recipe_.startswith("frozen encoder, label names as examples") and "C=" in clf.recipe_
     assert "auto (time budget 0.01 s): frozen encoder" in capsys.readouterr().err
-    assert len(clf.head_.X) == len(TRAIN) + 3          # the three label texts joined as examples
+    assert len(clf.head_.X) == len(TRAIN) + 3  # the three label texts joined as examples
     assert clf.predict(["where is my card"]).tolist() == ["card"]
-    clf.partial_fit(["send money abroad", "pay my friend"], ["transfer", "transfer"])   # frozen: allowed
+    clf.partial_fit(["send money abroad", "pay my friend"], ["transfer", "transfer"])  # frozen: allowed
     loaded = FewShotClassifier.load(clf.save(tmp_path / "m"))
     assert loaded.method == "auto" and loaded.recipe_ == clf.recipe_
 
@@ -167,15 +200,15 @@ def test_auto_is_the_default_and_a_tiny_budget_keeps_the_encoder_frozen(tmp_path
 def test_auto_fine_tunes_within_its_budget(monkeypatch):
     from kshot.text import auto
 
-    monkeypatch.setattr(auto, "seconds_per_text", lambda encoder, texts: 1e-3)   # a fast machine
+    monkeypatch.setattr(auto, "seconds_per_text", lambda encoder, texts: 1e-3)  # a fast machine
     texts, labels = map(list, zip(*TRAIN))
     digits = [{"card": "0", "password": "1", "weather": "2"}[y] for y in labels]
-    clf = FewShotClassifier(time_budget="6s", seed=1).fit(texts, digits)   # a few real steps
+    clf = FewShotClassifier(time_budget="6s", seed=1).fit(texts, digits)  # a few real steps
     # planned 40 steps from the (faked) probe; the recipe reports the steps the time limit let run
     steps = re.match(r"contrastive fine-tuning, (\d+) steps of 3 classes x 10 texts", clf.recipe_)
     assert clf.finetuned_ and steps and 1 <= int(steps.group(1)) <= 40, clf.recipe_
-    assert "label names" not in clf.recipe_               # digits are not words
-    assert "weights 70% fine-tuned + 30% pre-trained" in clf.recipe_     # the WiSE-FT blend
+    assert "label names" not in clf.recipe_  # digits are not words
+    assert "weights 70% fine-tuned + 30% pre-trained" in clf.recipe_  # the WiSE-FT blend
     assert clf.predict(["will it be sunny"]).tolist() == ["2"]
 
 
@@ -188,14 +221,14 @@ def test_blend_into_averages_weights_with_the_pretrained_encoder():
     tuned = base.trainable()
     with torch.no_grad():
         for p in tuned.model.parameters():
-            p.add_(1.0)                                   # a stand-in for fine-tuning
+            p.add_(1.0)  # a stand-in for fine-tuning
     name, before = next((n, p.detach().clone()) for n, p in tuned.model.named_parameters())
     original = dict(base.model.named_parameters())[name].detach().clone()
     tuned.blend_into(base, 0.25)
     after = dict(tuned.model.named_parameters())[name].detach()
     assert torch.allclose(after, 0.25 * before + 0.75 * original, atol=1e-6)
     assert torch.allclose(after, original + 0.25, atol=1e-5)
-    assert torch.equal(dict(base.model.named_parameters())[name].detach(), original)   # the base is untouched
+    assert torch.equal(dict(base.model.named_parameters())[name].detach(), original)  # the base is untouched
     with pytest.raises(KshotError, match="only a trainable copy"):
         base.blend_into(tuned, 0.5)
 
@@ -212,7 +245,7 @@ def test_auto_plan_and_cv():
     y = np.repeat(np.arange(3), 10)
     X[np.arange(30), y] += 3
     assert auto.choose_C(X / np.linalg.norm(X, axis=1, keepdims=True), y, 3) in auto.C_GRID
-    assert auto.choose_C(X, np.arange(30) % 30, 30) == 10.0     # one example per class: no CV
+    assert auto.choose_C(X, np.arange(30) % 30, 30) == 10.0  # one example per class: no CV
 
 
 def test_label_names_count_as_words_when_nearly_all_are():
@@ -220,7 +253,7 @@ def test_label_names_count_as_words_when_nearly_all_are():
 
     assert auto.labels_are_words(["positive", "negative"]) and auto.labels_are_words(["card_arrival"])
     assert not auto.labels_are_words(["0", "1"]) and not auto.labels_are_words(["A1", "B2", "card"])
-    assert auto.labels_are_words([f"intent_{chr(97 + i)}x" for i in range(19)] + ["w2"])   # one code in 20
+    assert auto.labels_are_words([f"intent_{chr(97 + i)}x" for i in range(19)] + ["w2"])  # one code in 20
     assert not auto.labels_are_words([])
 
 
@@ -237,8 +270,20 @@ def test_bad_time_budget(tmp_path, capsys, value):
 
 def test_cli_fit_auto_prints_budget_and_choice(tmp_path, capsys):
     write_csv(tmp_path / "train.csv", TRAIN)
-    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "m"), "--time-budget", "0.05s",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(tmp_path / "train.csv"),
+                "--out",
+                str(tmp_path / "m"),
+                "--time-budget",
+                "0.05s",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "auto: time budget 0.05 s" in err and "auto chose: frozen encoder" in err
 
@@ -249,17 +294,17 @@ def test_the_step_budget_shrinks_when_the_machine_slows_down_mid_run(monkeypatch
     from kshot.core import loop
 
     clock = [0.0]
-    monkeypatch.setattr(loop.time, "perf_counter", lambda: clock[0])   # a fake clock the steps advance
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: clock[0])  # a fake clock the steps advance
     w = torch.zeros(2, requires_grad=True)
 
     def step_loss(step):
-        clock[0] += 1.0 if step < loop.PROBE + 2 else 5.0          # five times slower after a few steps
+        clock[0] += 1.0 if step < loop.PROBE + 2 else 5.0  # five times slower after a few steps
         return ((w - 1.0) ** 2).sum()
 
     losses = loop.run_steps([{"params": [w], "lr": 0.1}], 1000, step_loss, time_limit=60.0)
     # the probe's speed would allow 60 steps; re-timed before every step, the run stops within the limit
     assert 10 < len(losses) < 20 and clock[0] <= 60.0 + 5.0
-    assert float(w.detach().sum()) > 0.5                            # it did optimise
+    assert float(w.detach().sum()) > 0.5  # it did optimise
 
 
 @pytest.mark.parametrize("max_steps,expected", [(None, 20), (45, 45), (1000, 60)])
@@ -274,7 +319,7 @@ def test_the_step_budget_grows_during_the_warm_up_when_the_plan_was_pessimistic(
     lrs = []
 
     def step_loss(step):
-        clock[0] += 1.0                                              # 60 steps fit in the 60 s limit
+        clock[0] += 1.0  # 60 steps fit in the 60 s limit
         lrs.append(float(opt_lr[0]()))
         return ((w - 1.0) ** 2).sum()
 
@@ -291,6 +336,6 @@ def test_the_step_budget_grows_during_the_warm_up_when_the_plan_was_pessimistic(
     # the plan said 20 steps; the steps run at the planned limit's pace for 60, so the budget grows to
     # min(max_steps, 60) during the warm-up, and never without max_steps
     assert len(losses) == expected and clock[0] <= 60.0
-    settled = max(loop.PROBE, int(0.1 * expected)) + 1                  # the warm-up as finally planned
-    assert all(a >= b for a, b in zip(lrs[settled:], lrs[settled + 1:]))   # then it only decays, to ~0
+    settled = max(loop.PROBE, int(0.1 * expected)) + 1  # the warm-up as finally planned
+    assert all(a >= b for a, b in zip(lrs[settled:], lrs[settled + 1 :]))  # then it only decays, to ~0
     assert lrs[-1] < 0.1 * max(lrs)

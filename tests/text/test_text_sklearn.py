@@ -16,9 +16,20 @@ from kshot import KshotError  # noqa: E402
 from kshot.text import FewShotClassifier  # noqa: E402
 from kshot.text.classifier import APPLIES, METHODS  # noqa: E402
 
-TEXTS = ["where is my card", "my card has not arrived yet", "the card still isn't here", "card never came",
-         "how do I reset my password", "I forgot my password", "password reset please", "new password needed",
-         "what's the exchange rate today", "euro to dollar rate", "rate for pounds to euros", "yen exchange rate"]
+TEXTS = [
+    "where is my card",
+    "my card has not arrived yet",
+    "the card still isn't here",
+    "card never came",
+    "how do I reset my password",
+    "I forgot my password",
+    "password reset please",
+    "new password needed",
+    "what's the exchange rate today",
+    "euro to dollar rate",
+    "rate for pounds to euros",
+    "yen exchange rate",
+]
 LABELS = ["card"] * 4 + ["password"] * 4 + ["fx"] * 4
 
 
@@ -31,7 +42,7 @@ def test_params_come_from_the_constructor_signature():
     assert clf.set_params(C=0.5, scale=12.0) is clf and (clf.C, clf.scale) == (0.5, 12.0)
     with pytest.raises(KshotError, match="unknown FewShotClassifier parameter 'Cee'; choose from: C, batch_size, "):
         clf.set_params(Cee=1.0)
-    assert set(APPLIES) <= set(names)             # the table names only real parameters
+    assert set(APPLIES) <= set(names)  # the table names only real parameters
     assert all(set(methods) <= set(METHODS) for methods in APPLIES.values())
 
 
@@ -41,13 +52,23 @@ def test_sklearn_clone_copies_the_parameters_and_none_of_the_fitted_state():
     assert twin.get_params() == clf.get_params() and twin is not clf
     assert not hasattr(twin, "head_") and not hasattr(twin, "classes_")
     import torch
+
     assert clone(FewShotClassifier(device=torch.device("cpu"))).get_params()["device"] == torch.device("cpu")
 
 
-@pytest.mark.parametrize("method, param, value", [
-    ("prototype", "C", 1.0), ("logistic", "steps", 50), ("auto", "C", 3.0), ("logistic", "time_budget", 30),
-    ("prototype", "label_examples", True), ("logistic", "prior_weight", 2.0), ("finetune", "pseudo_per_class", 5),
-    ("zeroshot", "loss", "cosine")])
+@pytest.mark.parametrize(
+    "method, param, value",
+    [
+        ("prototype", "C", 1.0),
+        ("logistic", "steps", 50),
+        ("auto", "C", 3.0),
+        ("logistic", "time_budget", 30),
+        ("prototype", "label_examples", True),
+        ("logistic", "prior_weight", 2.0),
+        ("finetune", "pseudo_per_class", 5),
+        ("zeroshot", "loss", "cosine"),
+    ],
+)
 def test_a_parameter_of_another_method_is_a_one_line_error(method, param, value):
     clf = FewShotClassifier(method=method, **{param: value})
     with pytest.raises(KshotError) as err:
@@ -60,14 +81,15 @@ def test_a_parameter_of_another_method_is_a_one_line_error(method, param, value)
 def test_defaults_and_equal_values_of_other_methods_parameters_are_fine():
     # the CLI passes every flag, e.g. --time-budget "120" for any method: the default, so not an error
     FewShotClassifier(method="logistic", time_budget="120", steps=200, C=10).check_params()
-    FewShotClassifier(method="prototype", time_budget="2m").check_params()      # 2 minutes: the default too
+    FewShotClassifier(method="prototype", time_budget="2m").check_params()  # 2 minutes: the default too
     with pytest.raises(KshotError, match="time_budget='90s' does not apply to method 'prototype'"):
         FewShotClassifier(method="prototype", time_budget="90s").check_params()
 
 
 def test_grid_search_over_a_frozen_method_picks_and_refits():
-    grid = GridSearchCV(FewShotClassifier(method="logistic"), {"C": [0.01, 10.0]},
-                        cv=StratifiedKFold(2, shuffle=True, random_state=0))
+    grid = GridSearchCV(
+        FewShotClassifier(method="logistic"), {"C": [0.01, 10.0]}, cv=StratifiedKFold(2, shuffle=True, random_state=0)
+    )
     grid.fit(TEXTS, LABELS)
     assert set(grid.cv_results_["param_C"]) == {0.01, 10.0}
     assert grid.best_params_["C"] in (0.01, 10.0)
@@ -76,6 +98,10 @@ def test_grid_search_over_a_frozen_method_picks_and_refits():
 
 
 def test_cross_val_score_runs_with_the_estimators_own_accuracy():
-    scores = cross_val_score(FewShotClassifier(method="prototype"), np.array(TEXTS), np.array(LABELS),
-                             cv=StratifiedKFold(4, shuffle=True, random_state=0))
-    assert scores.shape == (4,) and scores.min() >= 2 / 3      # 3 held-out texts per fold, one per class
+    scores = cross_val_score(
+        FewShotClassifier(method="prototype"),
+        np.array(TEXTS),
+        np.array(LABELS),
+        cv=StratifiedKFold(4, shuffle=True, random_state=0),
+    )
+    assert scores.shape == (4,) and scores.min() >= 2 / 3  # 3 held-out texts per fold, one per class

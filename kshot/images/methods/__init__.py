@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..backbones import build_backbone
 from ...core.errors import KshotError
-from .base import FewShotMethod
+from ..backbones import build_backbone
 from .anil import ANIL
+from .base import FewShotMethod
 from .baseline import Baseline, BaselinePlusPlus
 from .maml import FOMAML, MAML
 from .matchingnet import MatchingNet
@@ -30,8 +30,9 @@ METHODS: dict[str, type[FewShotMethod]] = {
 }
 
 
-def build_method(name: str, item_shape, backbone: str = "conv4", backbone_params: dict | None = None,
-                 **params) -> FewShotMethod:
+def build_method(
+    name: str, item_shape, backbone: str = "conv4", backbone_params: dict | None = None, **params
+) -> FewShotMethod:
     """Build method ``name`` on a fresh ``backbone`` for items of ``item_shape``."""
     if name not in METHODS:
         raise KshotError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
@@ -46,5 +47,19 @@ def build_method(name: str, item_shape, backbone: str = "conv4", backbone_params
         raise KshotError(f"bad parameter for method {name!r}: {exc}") from None
 
 
-__all__ = ["ANIL", "FOMAML", "MAML", "METHODS", "MetaSGD", "Reptile", "Baseline", "BaselinePlusPlus",
-           "FewShotMethod", "MatchingNet", "ProtoNet", "RelationNet", "Siamese", "build_method"]
+__all__ = [
+    "ANIL",
+    "FOMAML",
+    "MAML",
+    "METHODS",
+    "MetaSGD",
+    "Reptile",
+    "Baseline",
+    "BaselinePlusPlus",
+    "FewShotMethod",
+    "MatchingNet",
+    "ProtoNet",
+    "RelationNet",
+    "Siamese",
+    "build_method",
+]

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..episodes import Episode
 from ...core.errors import KshotError
+from ..episodes import Episode
 
 
 class FewShotMethod(nn.Module):
@@ -32,9 +32,11 @@ class FewShotMethod(nn.Module):
     def __init__(self, backbone: nn.Module):
         super().__init__()
         if getattr(backbone, "flatten", True) is False and not self.uses_feature_maps:
-            raise KshotError(f"{type(self).__name__} needs flat features, but the backbone keeps its feature "
-                             "maps (flatten=False); only relationnet takes maps: drop the backbone parameter "
-                             "flatten=false")
+            raise KshotError(
+                f"{type(self).__name__} needs flat features, but the backbone keeps its feature "
+                "maps (flatten=False); only relationnet takes maps: drop the backbone parameter "
+                "flatten=false"
+            )
         self.backbone = backbone
 
     def hparams(self) -> dict:
@@ -44,12 +46,13 @@ class FewShotMethod(nn.Module):
     def loss(self, episode: Episode) -> tuple[torch.Tensor, torch.Tensor]:
         """Training loss on an episode (cross-entropy on the query logits) and the logits."""
         logits = self(episode.support, episode.support_labels, episode.query)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                               episode.query_labels.reshape(-1)), logits
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), episode.query_labels.reshape(-1)), logits
 
 
 def episode_items(episode: Episode) -> tuple[torch.Tensor, torch.Tensor]:
     """Support and query of an episode as one set: items ``[..., S + Q, ...]`` and labels ``[..., S + Q]``."""
     dim = episode.support_labels.dim() - 1
-    return (torch.cat([episode.support, episode.query], dim),
-            torch.cat([episode.support_labels, episode.query_labels], dim))
+    return (
+        torch.cat([episode.support, episode.query], dim),
+        torch.cat([episode.support_labels, episode.query_labels], dim),
+    )

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...core.errors import KshotError, check_choice, check_positive_int
 from ...core.prototypes import class_means, cosine_logits, num_ways, squared_distances
 from ..backbones import encode
-from ...core.errors import KshotError, check_choice, check_positive_int
 from .base import FewShotMethod
 
 
@@ -29,9 +29,17 @@ class Baseline(FewShotMethod):
     pretrains = True
     default_classifier = "linear"
 
-    def __init__(self, backbone, num_classes: int, classifier: str | None = None, scale: float = 10.0,
-                 test_time: str = "simpleshot", finetune_steps: int = 100, finetune_lr: float = 0.01,
-                 mean_momentum: float = 0.01):
+    def __init__(
+        self,
+        backbone,
+        num_classes: int,
+        classifier: str | None = None,
+        scale: float = 10.0,
+        test_time: str = "simpleshot",
+        finetune_steps: int = 100,
+        finetune_lr: float = 0.01,
+        mean_momentum: float = 0.01,
+    ):
         super().__init__(backbone)
         self.num_classes = check_positive_int("num_classes", num_classes, 2)
         self.classifier = check_choice("classifier", classifier or self.default_classifier, ("linear", "cosine"))
@@ -45,9 +53,15 @@ class Baseline(FewShotMethod):
         self.register_buffer("base_mean", torch.zeros(backbone.out_dim))
 
     def hparams(self) -> dict:
-        return {"num_classes": self.num_classes, "classifier": self.classifier, "scale": self.scale,
-                "test_time": self.test_time, "finetune_steps": self.finetune_steps,
-                "finetune_lr": self.finetune_lr, "mean_momentum": self.mean_momentum}
+        return {
+            "num_classes": self.num_classes,
+            "classifier": self.classifier,
+            "scale": self.scale,
+            "test_time": self.test_time,
+            "finetune_steps": self.finetune_steps,
+            "finetune_lr": self.finetune_lr,
+            "mean_momentum": self.mean_momentum,
+        }
 
     def head_logits(self, z: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """Logits of a linear (``z W^T + b``) or cosine (``scale * cos(z, W)``) head, ``[..., B, C]``."""

@@ -83,25 +83,41 @@ class GradientMethod(FewShotMethod):
     default_inner_steps = 1
     default_inner_lr = 0.4
 
-    def __init__(self, backbone: nn.Module, way: int = 5, inner_steps: int | None = None,
-                 inner_lr: float | None = None, test_inner_steps: int | None = None, strategy: str = "auto",
-                 chunk_size: int | None = None, loss: str = "cross_entropy", compile: bool = False,
-                 precision: str = "fp32", inner_batch: int | None = None, transductive: bool = True):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        way: int = 5,
+        inner_steps: int | None = None,
+        inner_lr: float | None = None,
+        test_inner_steps: int | None = None,
+        strategy: str = "auto",
+        chunk_size: int | None = None,
+        loss: str = "cross_entropy",
+        compile: bool = False,
+        precision: str = "fp32",
+        inner_batch: int | None = None,
+        transductive: bool = True,
+    ):
         super().__init__(backbone)
         if uses_running_stats(backbone):
             raise KshotError(
                 f"{type(self).__name__} needs BatchNorm without running statistics (the inner loop "
                 "normalises every task with its own batch statistics, as in the MAML paper); build the "
                 "backbone with track_running_stats=False, e.g. backbone_params={'track_running_stats': "
-                "False} (the default for this method unless backbone_params overrides it)")
+                "False} (the default for this method unless backbone_params overrides it)"
+            )
         if not isinstance(getattr(backbone, "out_dim", None), int):
-            raise KshotError(f"backbone {type(backbone).__name__} has no integer out_dim; gradient-based "
-                             "methods need it to size their linear head")
+            raise KshotError(
+                f"backbone {type(backbone).__name__} has no integer out_dim; gradient-based "
+                "methods need it to size their linear head"
+            )
         self.way = check_positive_int("way", way, 1)
         self.inner_steps = check_positive_int(
-            "inner_steps", self.default_inner_steps if inner_steps is None else inner_steps, 0)
+            "inner_steps", self.default_inner_steps if inner_steps is None else inner_steps, 0
+        )
         self.test_inner_steps = check_positive_int(
-            "test_inner_steps", self.inner_steps if test_inner_steps is None else test_inner_steps, 0)
+            "test_inner_steps", self.inner_steps if test_inner_steps is None else test_inner_steps, 0
+        )
         self.inner_lr = check_finite("inner_lr", self.default_inner_lr if inner_lr is None else inner_lr)
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
         self.chunk_size = None if chunk_size is None else check_positive_int("chunk_size", chunk_size, 1)
@@ -124,16 +140,25 @@ class GradientMethod(FewShotMethod):
         self.autograd = False  # set per call by run_tasks: torch.autograd.grad instead of torch.func.grad
 
     def hparams(self) -> dict:
-        return {"way": self.way, "inner_steps": self.inner_steps, "inner_lr": self.inner_lr,
-                "test_inner_steps": self.test_inner_steps, "strategy": self.strategy,
-                "chunk_size": self.chunk_size, "loss": self.loss_name, "compile": self.compile,
-                "precision": self.precision, "inner_batch": self.inner_batch, "transductive": self.transductive}
+        return {
+            "way": self.way,
+            "inner_steps": self.inner_steps,
+            "inner_lr": self.inner_lr,
+            "test_inner_steps": self.test_inner_steps,
+            "strategy": self.strategy,
+            "chunk_size": self.chunk_size,
+            "loss": self.loss_name,
+            "compile": self.compile,
+            "precision": self.precision,
+            "inner_batch": self.inner_batch,
+            "transductive": self.transductive,
+        }
 
     # ---- the network as a pure function of a parameter dict ----------------------------------------
 
     def features(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         """Backbone features of one task's items ``[S, ...]`` with the weights in ``params``."""
-        backbone = {k[len("backbone."):]: v for k, v in params.items() if k.startswith("backbone.")}
+        backbone = {k[len("backbone.") :]: v for k, v in params.items() if k.startswith("backbone.")}
         x = to_channels_last(x) if self.channels_last else x
         if self._pure:
             return pure_forward(self.backbone, backbone, x, autograd=self.autograd)
@@ -150,15 +175,23 @@ class GradientMethod(FewShotMethod):
         return F.mse_loss(out.squeeze(-1), y) if self.loss_name == "mse" else F.cross_entropy(out, y)
 
     def adapted_names(self, params: Params) -> tuple[str, ...]:
-        return tuple(n for n in params if n.startswith("head.")
-                     or (n.startswith("backbone.") and not self.adapt_head_only))
+        return tuple(
+            n for n in params if n.startswith("head.") or (n.startswith("backbone.") and not self.adapt_head_only)
+        )
 
     def inner_lrs(self, params: Params) -> dict:
         """Learning rate of each adapted parameter: the scalar ``inner_lr`` (Meta-SGD learns them)."""
         return {n: self.inner_lr for n in self.adapted_names(params)}
 
-    def adapt(self, params: Params, x: torch.Tensor, y: torch.Tensor, steps: int, first_order: bool,
-              batch_size: int | None = None):
+    def adapt(
+        self,
+        params: Params,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        steps: int,
+        first_order: bool,
+        batch_size: int | None = None,
+    ):
         """Parameters adapted to one task's items ``x`` and labels ``y`` (``batch_size`` items per step,
         class by class in turn; default all).
 
@@ -172,11 +205,31 @@ class GradientMethod(FewShotMethod):
             x, y = x[order], y[order]
         if self.adapt_head_only:
             z = self.features(params, x)
-            return adapt(lambda p, z_, y_: self.criterion(self.classify(p, z_), y_), params, names, lrs,
-                         steps, first_order, z, y, batch_size=batch_size, autograd=self.autograd)
-        return adapt(lambda p, x_, y_: self.criterion(self.logits(p, x_), y_), params, names, lrs,
-                     steps, first_order, x, y, channels_last=self.channels_last, batch_size=batch_size,
-                     autograd=self.autograd)
+            return adapt(
+                lambda p, z_, y_: self.criterion(self.classify(p, z_), y_),
+                params,
+                names,
+                lrs,
+                steps,
+                first_order,
+                z,
+                y,
+                batch_size=batch_size,
+                autograd=self.autograd,
+            )
+        return adapt(
+            lambda p, x_, y_: self.criterion(self.logits(p, x_), y_),
+            params,
+            names,
+            lrs,
+            steps,
+            first_order,
+            x,
+            y,
+            channels_last=self.channels_last,
+            batch_size=batch_size,
+            autograd=self.autograd,
+        )
 
     # ---- one task ----------------------------------------------------------------------------------
 
@@ -188,6 +241,7 @@ class GradientMethod(FewShotMethod):
 
     def task_meta_gradient(self, params: Params, support, support_labels, query, query_labels):
         """(meta-gradient dict, (query loss, query logits)) of one task."""
+
         def loss_and_aux(p):
             loss, logits = self.task_loss(p, support, support_labels, query, query_labels)
             return loss, (loss.detach(), logits.detach())
@@ -239,9 +293,15 @@ class GradientMethod(FewShotMethod):
             # task trips over a channels-last copy in the gradient of max-pooling, torch 2.13)
             batched = vmap(fn, in_dims=(None,) + (0,) * len(tasks))
             size = self.chunk_size or tasks[0].shape[0]
-            return join_tree([batched(params, *chunk) if chunk[0].shape[0] > 1
-                              else join_tree([fn(params, *(t[0] for t in chunk))])
-                              for chunk in zip(*(t.split(size) for t in tasks))], torch.cat)
+            return join_tree(
+                [
+                    batched(params, *chunk)
+                    if chunk[0].shape[0] > 1
+                    else join_tree([fn(params, *(t[0] for t in chunk))])
+                    for chunk in zip(*(t.split(size) for t in tasks))
+                ],
+                torch.cat,
+            )
         one_task = lambda i: fn(params, *(t[i] for t in tasks))  # noqa: E731
         n = tasks[0].shape[0]
         return join_tree(threaded_map(one_task, n) if strategy == "threads" else [one_task(i) for i in range(n)])
@@ -279,9 +339,11 @@ class GradientMethod(FewShotMethod):
         """Add a task dimension to an unbatched episode, check the way and lay images out channels-last."""
         way = self.way if self.loss_name == "mse" else num_ways(support_labels)
         if way > self.way:
-            raise KshotError(f"{type(self).__name__} was built with way={self.way} (its head has {self.way} "
-                             f"outputs) but the episode has {way} classes; train with way={way} "
-                             f"(kshot train --way {way}, or method_params={{'way': {way}}})")
+            raise KshotError(
+                f"{type(self).__name__} was built with way={self.way} (its head has {self.way} "
+                f"outputs) but the episode has {way} classes; train with way={way} "
+                f"(kshot train --way {way}, or method_params={{'way': {way}}})"
+            )
         self.task_way = way
         tensors = (support, support_labels, *rest)
         if support_labels.dim() == 1:
@@ -301,8 +363,10 @@ def bf16_autocast(fn: Callable, device_type: str) -> Callable:
     """``fn`` run under bfloat16 autocast: convolutions and matrix products in bf16, the weights, the
     inner updates and the returned gradients stay fp32. Autocast state is per thread, so the wrapper
     enters it inside each call (the ``threads`` strategy's workers included)."""
+
     @functools.wraps(fn)
     def mixed(*args):
         with torch.autocast(device_type, dtype=torch.bfloat16):
             return fn(*args)
+
     return mixed

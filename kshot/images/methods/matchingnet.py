@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...core.errors import check_positive_int
 from ...core.prototypes import cosine_logits, num_ways
 from ..backbones import encode
-from ...core.errors import check_positive_int
 from .base import FewShotMethod
 
 
@@ -39,14 +39,14 @@ class MatchingNet(FewShotMethod):
         return {"fce": self.fce, "process_steps": self.process_steps, "scale": self.scale}
 
     def forward(self, support, support_labels, query):
-        g = encode(self.backbone, support)                                  # [..., S, D]
-        f = encode(self.backbone, query)                                    # [..., Q, D]
+        g = encode(self.backbone, support)  # [..., S, D]
+        f = encode(self.backbone, query)  # [..., Q, D]
         if self.fce:
             g = self.embed_support(g)
             f = self.embed_query(f, g)
-        attention = cosine_logits(f, g, self.scale).softmax(-1)             # [..., Q, S]
+        attention = cosine_logits(f, g, self.scale).softmax(-1)  # [..., Q, S]
         onehot = F.one_hot(support_labels, num_ways(support_labels)).to(attention.dtype)
-        return (attention @ onehot).clamp_min(1e-12).log()                  # [..., Q, N]
+        return (attention @ onehot).clamp_min(1e-12).log()  # [..., Q, N]
 
     def embed_support(self, g: torch.Tensor) -> torch.Tensor:
         """Full-context support embeddings: ``g' + `` both directions of a BiLSTM over the support set."""
@@ -59,8 +59,9 @@ class MatchingNet(FewShotMethod):
         dim = f.shape[-1]
         h, c = f, torch.zeros_like(f)
         for _ in range(self.process_steps):
-            readout = (h @ g.transpose(-1, -2)).softmax(-1) @ g             # [..., Q, D]
-            h, c = self.query_cell(torch.cat([f, readout], -1).reshape(-1, 2 * dim),
-                                   (h.reshape(-1, dim), c.reshape(-1, dim)))
+            readout = (h @ g.transpose(-1, -2)).softmax(-1) @ g  # [..., Q, D]
+            h, c = self.query_cell(
+                torch.cat([f, readout], -1).reshape(-1, 2 * dim), (h.reshape(-1, dim), c.reshape(-1, dim))
+            )
             h, c = h.reshape(f.shape) + f, c.reshape(f.shape)
         return h

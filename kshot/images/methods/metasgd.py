@@ -17,8 +17,9 @@ class MetaSGD(GradientMethod):
     def __init__(self, backbone, way: int = 5, **params):
         super().__init__(backbone, way, **params)
         self.lr_names = self.adapted_names(dict(self.named_parameters()))
-        self.lrs = nn.ParameterList([nn.Parameter(torch.full_like(p, self.inner_lr))
-                                     for n, p in self.named_parameters() if n in self.lr_names])
+        self.lrs = nn.ParameterList(
+            [nn.Parameter(torch.full_like(p, self.inner_lr)) for n, p in self.named_parameters() if n in self.lr_names]
+        )
 
     def inner_lrs(self, params):
         return {n: params[f"lrs.{i}"] for i, n in enumerate(self.lr_names)}

@@ -6,9 +6,9 @@ logits are minus its squared Euclidean distance to each prototype (or the scaled
 
 from __future__ import annotations
 
+from ...core.errors import check_choice
 from ...core.prototypes import class_means, cosine_logits, num_ways, squared_distances
 from ..backbones import encode
-from ...core.errors import check_choice
 from .base import FewShotMethod
 
 

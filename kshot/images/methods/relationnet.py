@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...core.errors import check_positive_int
 from ...core.prototypes import class_means, num_ways
 from ..backbones import conv_block, encode
-from ...core.errors import check_positive_int
 from .base import FewShotMethod
 
 
@@ -37,11 +37,13 @@ class RelationNet(FewShotMethod):
         blocks = []
         for i in range(2):
             pool = side >= 2
-            blocks.append(conv_block(2 * channels if i == 0 else hidden, hidden,
-                                     downsample="maxpool" if pool else "none"))
+            blocks.append(
+                conv_block(2 * channels if i == 0 else hidden, hidden, downsample="maxpool" if pool else "none")
+            )
             side = side // 2 if pool else side
-        self.relation = nn.Sequential(*blocks, nn.Flatten(), nn.Linear(hidden * side * side, fc_dim),
-                                      nn.ReLU(inplace=True), nn.Linear(fc_dim, 1))
+        self.relation = nn.Sequential(
+            *blocks, nn.Flatten(), nn.Linear(hidden * side * side, fc_dim), nn.ReLU(inplace=True), nn.Linear(fc_dim, 1)
+        )
 
     def hparams(self) -> dict:
         return {"hidden": self.hidden, "fc_dim": self.fc_dim}
@@ -49,8 +51,8 @@ class RelationNet(FewShotMethod):
     def forward(self, support, support_labels, query):
         """Relation scores ``[..., Q, N]`` in ``[0, 1]`` (the largest wins)."""
         lead_s, lead_q = support_labels.shape, query.shape[: support_labels.dim()]
-        z_support = encode(self.backbone, support).reshape(*lead_s, -1)            # [..., S, F]
-        z_query = encode(self.backbone, query).reshape(*lead_q, -1)                # [..., Q, F]
+        z_support = encode(self.backbone, support).reshape(*lead_s, -1)  # [..., S, F]
+        z_query = encode(self.backbone, query).reshape(*lead_q, -1)  # [..., Q, F]
         classes = class_means(z_support, support_labels, num_ways(support_labels))  # [..., N, F]
         pairs = torch.cat(torch.broadcast_tensors(z_query.unsqueeze(-2), classes.unsqueeze(-3)), -1)
         c, h, w = self.feature_shape

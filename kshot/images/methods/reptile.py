@@ -26,8 +26,14 @@ class Reptile(GradientMethod):
     default_inner_lr = 0.1
 
     def task_meta_gradient(self, params, support, support_labels, query, query_labels):
-        fast = self.adapt(params, torch.cat([support, query]), torch.cat([support_labels, query_labels]),
-                          self.inner_steps, True, self.inner_batch)
+        fast = self.adapt(
+            params,
+            torch.cat([support, query]),
+            torch.cat([support_labels, query_labels]),
+            self.inner_steps,
+            True,
+            self.inner_batch,
+        )
         with torch.no_grad():
             logits = self.logits(fast, query)
             grads = {n: params[n] - fast[n] for n in params}

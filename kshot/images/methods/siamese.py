@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...core.errors import KshotError, check_positive_int
 from ...core.prototypes import num_ways
 from ..backbones import encode
-from ...core.errors import KshotError, check_positive_int
 from .base import FewShotMethod, episode_items
 
 
@@ -32,14 +32,14 @@ class Siamese(FewShotMethod):
 
     def similarity_logits(self, za: torch.Tensor, zb: torch.Tensor) -> torch.Tensor:
         """Pre-sigmoid "same class" scores of every row of ``[..., A, D]`` with every row of ``[..., B, D]``."""
-        return self.head((za.unsqueeze(-2) - zb.unsqueeze(-3)).abs()).squeeze(-1)   # [..., A, B]
+        return self.head((za.unsqueeze(-2) - zb.unsqueeze(-3)).abs()).squeeze(-1)  # [..., A, B]
 
     def classify(self, z_support, support_labels, z_query) -> torch.Tensor:
         """Log of the mean "same class" probability of each query to each class's support examples
         (computed in log space, so saturated sigmoids do not tie)."""
-        log_p = F.logsigmoid(self.similarity_logits(z_query, z_support))           # [..., Q, S]
+        log_p = F.logsigmoid(self.similarity_logits(z_query, z_support))  # [..., Q, S]
         onehot = F.one_hot(support_labels, num_ways(support_labels)).to(log_p.dtype)  # [..., S, N]
-        log_sum = (log_p.unsqueeze(-1) + onehot.log().unsqueeze(-3)).logsumexp(-2)   # [..., Q, N]
+        log_sum = (log_p.unsqueeze(-1) + onehot.log().unsqueeze(-3)).logsumexp(-2)  # [..., Q, N]
         return log_sum - onehot.sum(-2).log().unsqueeze(-2)
 
     def forward(self, support, support_labels, query):
@@ -47,7 +47,7 @@ class Siamese(FewShotMethod):
 
     def loss(self, episode):
         items, labels = episode_items(episode)
-        z = encode(self.backbone, items)                                           # [..., M, D]
+        z = encode(self.backbone, items)  # [..., M, D]
         first, second, same = sample_pairs(labels, self.pairs)
         za = z.gather(-2, first.unsqueeze(-1).expand(*first.shape, z.shape[-1]))
         zb = z.gather(-2, second.unsqueeze(-1).expand(*second.shape, z.shape[-1]))
@@ -66,15 +66,21 @@ def sample_pairs(labels: torch.Tensor, n: int, generator: torch.Generator | None
     single = labels.dim() == 1
     labels = labels.unsqueeze(0) if single else labels
     m = labels.shape[-1]
-    equal = labels.unsqueeze(-1) == labels.unsqueeze(-2)                          # [T, M, M]
+    equal = labels.unsqueeze(-1) == labels.unsqueeze(-2)  # [T, M, M]
     equal &= ~torch.eye(m, dtype=torch.bool, device=labels.device)
     different = labels.unsqueeze(-1) != labels.unsqueeze(-2)
     if not equal.flatten(1).any(1).all() or not different.flatten(1).any(1).all():
-        raise KshotError("Siamese training needs at least 2 classes and 2 items of some class per "
-                         "episode; raise way, shot or query")
+        raise KshotError(
+            "Siamese training needs at least 2 classes and 2 items of some class per episode; raise way, shot or query"
+        )
     n_same = n // 2
-    picks = torch.cat([torch.multinomial(equal.flatten(1).float(), n_same, True, generator=generator),
-                       torch.multinomial(different.flatten(1).float(), n - n_same, True, generator=generator)], 1)
+    picks = torch.cat(
+        [
+            torch.multinomial(equal.flatten(1).float(), n_same, True, generator=generator),
+            torch.multinomial(different.flatten(1).float(), n - n_same, True, generator=generator),
+        ],
+        1,
+    )
     same = torch.cat([torch.ones(n_same), torch.zeros(n - n_same)]).to(labels.device).expand_as(picks)
     first, second = picks // m, picks % m
     if single:

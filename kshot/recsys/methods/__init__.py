@@ -26,9 +26,30 @@ from .random import RandomRanker
 from .rp3beta import RP3Beta
 from .sasrec import SASRec
 
-METHODS: dict = {c.name: c for c in (GlobalMean, ItemMean, Bias, Demographic, MatrixFactorization, ItemKNN,
-                                     Popularity, RandomRanker, MeLU, Attention, FineTune, GroupPopularity, EASE,
-                                     ItemKNNRanker, RP3Beta, IALS, GRURanker, SASRec, MeLURank)}
+METHODS: dict = {
+    c.name: c
+    for c in (
+        GlobalMean,
+        ItemMean,
+        Bias,
+        Demographic,
+        MatrixFactorization,
+        ItemKNN,
+        Popularity,
+        RandomRanker,
+        MeLU,
+        Attention,
+        FineTune,
+        GroupPopularity,
+        EASE,
+        ItemKNNRanker,
+        RP3Beta,
+        IALS,
+        GRURanker,
+        SASRec,
+        MeLURank,
+    )
+}
 RANKERS = tuple(name for name, c in METHODS.items() if not c.predicts_ratings)
 
 

@@ -22,7 +22,7 @@ class ColdStartMethod:
     predicts_ratings = True
     grid: dict = {}  # setting -> values tried on the validation users (the first is the default)
     tune_shots = TUNE_SHOTS
-    tune_folds = 0   # > 0: also cross-validate on the warm users in this many groups (``cross_validation``)
+    tune_folds = 0  # > 0: also cross-validate on the warm users in this many groups (``cross_validation``)
 
     def __init__(self, seed: int = 0, **params):
         self.seed = seed
@@ -31,8 +31,10 @@ class ColdStartMethod:
         if unknown:
             from ...core.errors import KshotError
 
-            raise KshotError(f"unknown parameter {sorted(unknown)[0]!r} for method {self.name!r}; "
-                             f"allowed: {', '.join(self.params) or 'none'}")
+            raise KshotError(
+                f"unknown parameter {sorted(unknown)[0]!r} for method {self.name!r}; "
+                f"allowed: {', '.join(self.params) or 'none'}"
+            )
         self.params.update(params)
         self.fixed_ = set(params)  # given by the caller: not tuned
         self.arrays_: dict[str, np.ndarray] = {}

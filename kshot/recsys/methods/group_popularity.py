@@ -31,7 +31,7 @@ class GroupPopularity(Ranker):
         if not f.size or not np.any(f) or not self.arrays_["user_features"].shape[1]:
             return total
         sim = self.arrays_["user_features"] @ (f / np.linalg.norm(f))
-        group = np.argsort(-sim, kind="stable")[:int(self.params["group"])]
+        group = np.argsort(-sim, kind="stable")[: int(self.params["group"])]
         return liked[group].sum(0) + float(self.params["shrink"]) * total / max(len(liked), 1)
 
     def raw_scores(self, items, ratings, user_features):

@@ -40,8 +40,13 @@ def _solve_rows(x, fixed, confidence, reg, start, steps=3):
 
 class IALS(Ranker):
     name = "ials"
-    grid = {"factors": [64], "confidence": [10.0, 3.0, 30.0], "reg": [10.0, 100.0],
-            "fold_in_reg": [10.0, 1.0, 100.0], **Ranker.grid}
+    grid = {
+        "factors": [64],
+        "confidence": [10.0, 3.0, 30.0],
+        "reg": [10.0, 100.0],
+        "fold_in_reg": [10.0, 1.0, 100.0],
+        **Ranker.grid,
+    }
     iters, tune_folds = 10, 3
 
     def refit_needed(self):

@@ -11,9 +11,11 @@ class ItemMean(ColdStartMethod):
     tune_shots = (0,)
 
     def _fit(self, train):
-        self.arrays_ = {"mu": np.array([train.ratings.mean()]),
-                        "sum": np.bincount(train.items, train.ratings, train.n_items),
-                        "count": np.bincount(train.items, minlength=train.n_items).astype(np.float64)}
+        self.arrays_ = {
+            "mu": np.array([train.ratings.mean()]),
+            "sum": np.bincount(train.items, train.ratings, train.n_items),
+            "count": np.bincount(train.items, minlength=train.n_items).astype(np.float64),
+        }
 
     def predict_items(self, items, ratings, user_features):
         a, lam = self.arrays_, self.params["damping"]

@@ -11,8 +11,12 @@ from .ranker import LinearRanker, top_neighbours
 
 class ItemKNNRanker(LinearRanker):
     name = "knn"
-    grid = {"neighbours": [100, 20, 50, 200, 0], "shrink": [10.0, 0.0, 50.0], "signal": ["positive", "all"],
-            **LinearRanker.grid}
+    grid = {
+        "neighbours": [100, 20, 50, 200, 0],
+        "shrink": [10.0, 0.0, 50.0],
+        "signal": ["positive", "all"],
+        **LinearRanker.grid,
+    }
 
     def refit_needed(self):
         return ("neighbours", "shrink", "signal")

@@ -62,7 +62,7 @@ class MeLU(NeuralMethod):
     def meta_gradients(self, batch) -> tuple[dict, torch.Tensor]:
         """(meta-gradient of the mean query loss over the batch's tasks, per-task query losses)."""
         params = {n: p.detach() for n, p in self.net.named_parameters()}
-        fn = grad(lambda p, *task: (lambda l: (l, l.detach()))(self.task_loss(p, *task)), has_aux=True)
+        fn = grad(lambda p, *task: (lambda loss: (loss, loss.detach()))(self.task_loss(p, *task)), has_aux=True)
         grads, losses = vmap(fn, in_dims=(None,) + (0,) * len(batch))(params, *batch)
         return {n: g.mean(0) for n, g in grads.items()}, losses
 

@@ -56,6 +56,14 @@ class MeLURank(NeuralRanker, MeLU):
         s_w = self.support_weights(torch.as_tensor(np.asarray(ratings, np.float32)))
         uf = torch.as_tensor(np.asarray(user_features, np.float32))
         with torch.enable_grad():
-            fast = self.adapted(params, s_i, s_w, torch.ones_like(s_w), uf, int(self.params["test_steps"]),
-                                float(self.params["test_lr"]), True)
+            fast = self.adapted(
+                params,
+                s_i,
+                s_w,
+                torch.ones_like(s_w),
+                uf,
+                int(self.params["test_steps"]),
+                float(self.params["test_lr"]),
+                True,
+            )
         return self.net.rate(fast, self.all_items_, uf).detach().numpy().astype(np.float64)

@@ -46,7 +46,7 @@ class MatrixFactorization(Bias):
         if len(items) == 0:
             return self.clip(base)
         qs = q[items]
-        p = np.linalg.solve(qs.T @ qs + self.params["fold_in_reg"] * np.eye(qs.shape[1]),
-                            qs.T @ (ratings - base[items]))
+        p = np.linalg.solve(
+            qs.T @ qs + self.params["fold_in_reg"] * np.eye(qs.shape[1]), qs.T @ (ratings - base[items])
+        )
         return self.clip(base + q @ p)
-

@@ -12,7 +12,6 @@ Training tasks mimic the test: a warm user, K uniform in 0..``max_shot`` of its 
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -94,21 +93,28 @@ class NeuralMethod(ColdStartMethod):
     def sample_tasks(self, rows, train, rng) -> tuple:
         """A batch of padded training tasks (tensors with a leading task dimension)."""
         S, Q = self.max_shot, self.n_query
-        out = {k: np.zeros((self.meta_batch, n), np.float32) for k, n in
-               (("s_r", S), ("s_m", S), ("q_r", Q), ("q_m", Q))}
+        out = {
+            k: np.zeros((self.meta_batch, n), np.float32) for k, n in (("s_r", S), ("s_m", S), ("q_r", Q), ("q_m", Q))
+        }
         s_i = np.zeros((self.meta_batch, S), np.int64)
         q_i = np.zeros((self.meta_batch, Q), np.int64)
         users = rng.choice(len(rows), self.meta_batch)
         for t, u in enumerate(users):
             r = rng.permutation(rows[u])
             k = int(rng.integers(0, min(S, len(r) - 1) + 1))
-            s, q = r[:k], r[k:k + Q]
+            s, q = r[:k], r[k : k + Q]
             s_i[t, :k], out["s_r"][t, :k], out["s_m"][t, :k] = train.items[s], train.ratings[s], 1
-            q_i[t, :len(q)], out["q_r"][t, :len(q)], out["q_m"][t, :len(q)] = train.items[q], train.ratings[q], 1
+            q_i[t, : len(q)], out["q_r"][t, : len(q)], out["q_m"][t, : len(q)] = train.items[q], train.ratings[q], 1
         uf = train.user_features[[train.users[rows[u][0]] for u in users]]
-        return (torch.from_numpy(s_i), torch.from_numpy(out["s_r"]), torch.from_numpy(out["s_m"]),
-                torch.from_numpy(q_i), torch.from_numpy(out["q_r"]), torch.from_numpy(out["q_m"]),
-                torch.from_numpy(uf))
+        return (
+            torch.from_numpy(s_i),
+            torch.from_numpy(out["s_r"]),
+            torch.from_numpy(out["s_m"]),
+            torch.from_numpy(q_i),
+            torch.from_numpy(out["q_r"]),
+            torch.from_numpy(out["q_m"]),
+            torch.from_numpy(uf),
+        )
 
     def batch_loss(self, batch) -> torch.Tensor:
         """Mean query loss over a batch of tasks (differentiable w.r.t. the network's parameters)."""
@@ -119,10 +125,19 @@ class NeuralMethod(ColdStartMethod):
         rng = np.random.default_rng(self.seed)
         self.history_ = []
         validate = (lambda: self.val_score(train, self.val_tasks_)) if self.val_tasks_ else None
-        run_steps([{"params": list(self.net.parameters()), "lr": self.lr}], self.train_steps,
-                  lambda step: self.batch_loss(self.sample_tasks(rows, train, rng)), optimizer="adam",
-                  schedule="constant", clip=None, validate=validate, every=self.eval_every, keep_best=self.net,
-                  history=self.history_, description=f"training {self.name}")
+        run_steps(
+            [{"params": list(self.net.parameters()), "lr": self.lr}],
+            self.train_steps,
+            lambda step: self.batch_loss(self.sample_tasks(rows, train, rng)),
+            optimizer="adam",
+            schedule="constant",
+            clip=None,
+            validate=validate,
+            every=self.eval_every,
+            keep_best=self.net,
+            history=self.history_,
+            description=f"training {self.name}",
+        )
 
     # ---- prediction -----------------------------------------------------------------------------------
 
@@ -147,6 +162,10 @@ class NeuralMethod(ColdStartMethod):
     def load_state(self, arrays, n_items, scale):
         self.n_items, self.scale = n_items, tuple(scale)
         net = {k[4:]: torch.as_tensor(np.asarray(v)) for k, v in arrays.items() if k.startswith("net.")}
-        self.net = self.build(net["embed.item_features"].numpy(), self.dims_["user_dim"],
-                              net["embed.base"].numpy(), net["embed.known"].numpy())
+        self.net = self.build(
+            net["embed.item_features"].numpy(),
+            self.dims_["user_dim"],
+            net["embed.base"].numpy(),
+            net["embed.known"].numpy(),
+        )
         self.net.load_state_dict(net)

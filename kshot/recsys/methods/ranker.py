@@ -30,8 +30,10 @@ class Ranker(ColdStartMethod):
 
     def _fit(self, train):
         positive = default_positive(train)
-        self.arrays_ = {"prior": np.bincount(train.items, minlength=train.n_items).astype(np.float64),
-                        "positive": np.array([np.nan if positive is None else positive])}
+        self.arrays_ = {
+            "prior": np.bincount(train.items, minlength=train.n_items).astype(np.float64),
+            "positive": np.array([np.nan if positive is None else positive]),
+        }
         self._fit_ranker(train)
 
     @property
@@ -55,8 +57,9 @@ class Ranker(ColdStartMethod):
         keep = np.ones(len(train), bool)
         if (signal or self.params.get("signal", "positive")) == "positive" and self.positive_ is not None:
             keep = train.ratings >= self.positive_
-        return sparse.csr_matrix((np.ones(int(keep.sum())), (train.users[keep], train.items[keep])),
-                                 shape=(train.n_users, train.n_items))
+        return sparse.csr_matrix(
+            (np.ones(int(keep.sum())), (train.users[keep], train.items[keep])), shape=(train.n_users, train.n_items)
+        )
 
     def weights(self, ratings) -> np.ndarray:
         """Each support item's weight: 1 when liked, ``disliked`` when rated lower."""
@@ -97,8 +100,11 @@ class Ranker(ColdStartMethod):
         out = np.zeros((len(targets), len(items)))
         for j in range(len(items)):
             keep = np.arange(len(items)) != j
-            rest = (self.raw_scores(items[keep], ratings[keep], user_features)[targets] if keep.any()
-                    else np.zeros(len(targets)))
+            rest = (
+                self.raw_scores(items[keep], ratings[keep], user_features)[targets]
+                if keep.any()
+                else np.zeros(len(targets))
+            )
             out[:, j] = full - rest
         return out
 

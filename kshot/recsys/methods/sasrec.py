@@ -12,8 +12,9 @@ from .sequence import SequenceNet, SequenceRanker
 class SASRecNet(SequenceNet):
     def __init__(self, item_features, user_dim, base, known, emb, max_len, layers: int = 2, heads: int = 2):
         layer = nn.TransformerEncoderLayer(emb, heads, 2 * emb, dropout=0.2, batch_first=True, norm_first=True)
-        super().__init__(item_features, user_dim, base, known, emb,
-                         nn.TransformerEncoder(layer, layers, enable_nested_tensor=False))
+        super().__init__(
+            item_features, user_dim, base, known, emb, nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        )
         self.position = nn.Embedding(max_len + 1, emb)
         nn.init.normal_(self.position.weight, std=0.01)
 

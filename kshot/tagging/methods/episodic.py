@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...core.prototypes import class_means, squared_distances
 from ...core.loop import run_steps
+from ...core.prototypes import class_means, squared_distances
 from ..backbones import SequenceBackbone
 from .base import TagMethod, split_rows
 
@@ -35,8 +35,15 @@ def proto_loss(support: list[torch.Tensor], s_labels, query: list[torch.Tensor],
 class EpisodicTagger(TagMethod):
     name = "episodic"
 
-    def __init__(self, backbone: str = "lstm", hidden: int = 128, steps: int = 100, lr: float = 1e-3,
-                 scale: float = 5.0, seed: int = 0):
+    def __init__(
+        self,
+        backbone: str = "lstm",
+        hidden: int = 128,
+        steps: int = 100,
+        lr: float = 1e-3,
+        scale: float = 5.0,
+        seed: int = 0,
+    ):
         super().__init__(backbone=backbone, hidden=hidden, steps=steps, lr=lr, scale=scale, seed=seed)
 
     def _vectors(self, encoder, sentences):
@@ -55,7 +62,7 @@ class EpisodicTagger(TagMethod):
         torch.manual_seed(p["seed"])
         rng = np.random.default_rng(p["seed"])
         self.net = SequenceBackbone(p["backbone"], encoder.dim, p["hidden"])
-        if source is not None:    # (sentences, labels, n_classes, episode generator) of another corpus
+        if source is not None:  # (sentences, labels, n_classes, episode generator) of another corpus
             src_sents, src_labels, src_classes, eps = source
         else:
             eps = self.episodes(sentences, labels, rng)
@@ -68,7 +75,7 @@ class EpisodicTagger(TagMethod):
             s_idx, q_idx, classes = next(episodes)
             out = self.net.encode([vectors[i] for i in list(s_idx) + list(q_idx)])
             y = [gold[i] for i in list(s_idx) + list(q_idx)]
-            if classes is not None:       # an N-way episode: the other types are O
+            if classes is not None:  # an N-way episode: the other types are O
                 keep = torch.zeros(src_classes, dtype=torch.bool)
                 keep[classes] = True
                 y = [torch.where(keep[t], t, 0) for t in y]
@@ -76,9 +83,16 @@ class EpisodicTagger(TagMethod):
             return proto_loss(out[:k], y[:k], out[k:], y[k:], src_classes)
 
         self.net.train()
-        run_steps([{"params": list(self.net.parameters()), "lr": p["lr"]}], p["steps"], step_loss,
-                  optimizer="adam", schedule="constant", clip=None, description="episodic training",
-                  progress=getattr(self, "progress", False))
+        run_steps(
+            [{"params": list(self.net.parameters()), "lr": p["lr"]}],
+            p["steps"],
+            step_loss,
+            optimizer="adam",
+            schedule="constant",
+            clip=None,
+            description="episodic training",
+            progress=getattr(self, "progress", False),
+        )
         self.net.eval()
         with torch.no_grad():
             X = torch.cat(self.net.encode(self._vectors(encoder, sentences)))

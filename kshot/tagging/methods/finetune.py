@@ -8,8 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...core.prototypes import class_means
 from ...core.loop import run_steps
+from ...core.prototypes import class_means
 from ..crf import CRF
 from .base import TagMethod
 
@@ -18,8 +18,15 @@ class FineTune(TagMethod):
     name = "finetune"
     frozen = False
 
-    def __init__(self, steps: int = 60, lr: float = 5e-5, head_lr: float = 1e-3, batch_size: int = 16,
-                 crf: bool = False, seed: int = 0):
+    def __init__(
+        self,
+        steps: int = 60,
+        lr: float = 5e-5,
+        head_lr: float = 1e-3,
+        batch_size: int = 16,
+        crf: bool = False,
+        seed: int = 0,
+    ):
         super().__init__(steps=steps, lr=lr, head_lr=head_lr, batch_size=batch_size, crf=crf, seed=seed)
 
     def _build(self, dim: int, n_classes: int) -> None:
@@ -41,7 +48,7 @@ class FineTune(TagMethod):
         rng = np.random.default_rng(p["seed"])
 
         def step_loss(step):
-            batch = rng.permutation(len(sentences))[:p["batch_size"]]
+            batch = rng.permutation(len(sentences))[: p["batch_size"]]
             emissions = [self.head(v) for v in self.encoder.forward([sentences[i] for i in batch])]
             gold = [torch.as_tensor(labels[i]).long() for i in batch]
             if self.crf is not None:
@@ -49,10 +56,18 @@ class FineTune(TagMethod):
             return F.cross_entropy(torch.cat(emissions), torch.cat(gold))
 
         self.encoder.transformer.train()
-        run_steps([{"params": list(self.encoder.parameters()), "lr": p["lr"]},
-                   {"params": list(self.head.parameters()) + extra, "lr": p["head_lr"]}], p["steps"], step_loss,
-                  schedule="constant", clip=None, description="fine-tuning the tagger",
-                  progress=getattr(self, "progress", False))
+        run_steps(
+            [
+                {"params": list(self.encoder.parameters()), "lr": p["lr"]},
+                {"params": list(self.head.parameters()) + extra, "lr": p["head_lr"]},
+            ],
+            p["steps"],
+            step_loss,
+            schedule="constant",
+            clip=None,
+            description="fine-tuning the tagger",
+            progress=getattr(self, "progress", False),
+        )
         self.encoder.transformer.eval()
         return self
 
@@ -60,7 +75,7 @@ class FineTune(TagMethod):
         out = []
         with torch.inference_mode():
             for b in range(0, len(sentences), 32):
-                out += [self.head(v).log_softmax(-1) for v in self.encoder.forward(sentences[b:b + 32])]
+                out += [self.head(v).log_softmax(-1) for v in self.encoder.forward(sentences[b : b + 32])]
         return out
 
     def decode(self, scores):

@@ -9,14 +9,22 @@ from ...core.prototypes import squared_distances
 from .base import TagMethod, split_rows, token_matrix
 
 
-def nearest_distances(X: torch.Tensor, support: torch.Tensor, labels: torch.Tensor, n_classes: int,
-                      chunk: int = 4096) -> torch.Tensor:
+def nearest_distances(
+    X: torch.Tensor, support: torch.Tensor, labels: torch.Tensor, n_classes: int, chunk: int = 4096
+) -> torch.Tensor:
     """``[W, n_classes]``: squared distance of each row of X to its nearest support row of each class."""
     out = []
     for rows in X.split(chunk):
         d = squared_distances(rows, support)
-        out.append(torch.stack([d[:, labels == c].min(-1).values if (labels == c).any()
-                                else torch.full((len(rows),), float("inf")) for c in range(n_classes)], -1))
+        out.append(
+            torch.stack(
+                [
+                    d[:, labels == c].min(-1).values if (labels == c).any() else torch.full((len(rows),), float("inf"))
+                    for c in range(n_classes)
+                ],
+                -1,
+            )
+        )
     return torch.cat(out)
 
 

@@ -34,6 +34,7 @@ from ..descriptions import describe as describe_type
 from .base import TagMethod, io_runs
 from .finetune import FineTune
 
+
 def entity_ids(spans_of: list[list[tuple[int, int, int]]], lengths: list[int]) -> list[np.ndarray]:
     """Type-agnostic labels of sentences from their spans ``(start, end, class)``: 1 inside an entity."""
     out = []
@@ -61,20 +62,43 @@ class SpanTagger(TagMethod):
     name = "span"
     frozen = False
 
-    def __init__(self, steps: int = 60, lr: float = 5e-5, head_lr: float = 1e-3, batch_size: int = 16,
-                 describe: float = 0.5, context: float = 1.0, none: bool = True, scale: float = 20.0,
-                 descriptions: dict | None = None, type_names: list | None = None, source_steps: int = 200,
-                 seed: int = 0):
-        super().__init__(steps=steps, lr=lr, head_lr=head_lr, batch_size=batch_size, describe=describe,
-                         context=context, none=none, scale=scale, descriptions=descriptions,
-                         type_names=type_names, source_steps=source_steps, seed=seed)
+    def __init__(
+        self,
+        steps: int = 60,
+        lr: float = 5e-5,
+        head_lr: float = 1e-3,
+        batch_size: int = 16,
+        describe: float = 0.5,
+        context: float = 1.0,
+        none: bool = True,
+        scale: float = 20.0,
+        descriptions: dict | None = None,
+        type_names: list | None = None,
+        source_steps: int = 200,
+        seed: int = 0,
+    ):
+        super().__init__(
+            steps=steps,
+            lr=lr,
+            head_lr=head_lr,
+            batch_size=batch_size,
+            describe=describe,
+            context=context,
+            none=none,
+            scale=scale,
+            descriptions=descriptions,
+            type_names=type_names,
+            source_steps=source_steps,
+            seed=seed,
+        )
         self.progress = False
 
     # ------------------------------------------------------------------ pieces
     def _detector(self, steps: int) -> FineTune:
         p = self.params
-        det = FineTune(steps=steps, lr=p["lr"], head_lr=p["head_lr"], batch_size=p["batch_size"], crf=True,
-                       seed=p["seed"])
+        det = FineTune(
+            steps=steps, lr=p["lr"], head_lr=p["head_lr"], batch_size=p["batch_size"], crf=True, seed=p["seed"]
+        )
         det.progress = self.progress
         return det
 
@@ -87,7 +111,7 @@ class SpanTagger(TagMethod):
         out: list = [None] * len(sentences)
         with torch.no_grad(), progress_bar(len(sentences), "tagging", progress) as advance:
             for b in range(0, len(order), 32):
-                batch = order[b:b + 32]
+                batch = order[b : b + 32]
                 for i, v in zip(batch, self.encoder.forward([sentences[i] for i in batch])):
                     out[i] = v.float()
                 advance(len(batch))
@@ -122,10 +146,14 @@ class SpanTagger(TagMethod):
         self.map = None
         if source is not None:
             src_sents, src_spans, src_names = source
-            pre = self._detector(p["source_steps"]).fit(encoder, src_sents, entity_ids(src_spans, [len(s) for s in src_sents]), 2)
+            pre = self._detector(p["source_steps"]).fit(
+                encoder, src_sents, entity_ids(src_spans, [len(s) for s in src_sents]), 2
+            )
             start = pre.encoder
             self.map = self._train_map(src_sents, src_spans, src_names)
-        self.detector = self._detector(p["steps"]).fit(start, sentences, entity_ids(spans, [len(s) for s in sentences]), 2)
+        self.detector = self._detector(p["steps"]).fit(
+            start, sentences, entity_ids(spans, [len(s) for s in sentences]), 2
+        )
         self.encoder = self.detector.encoder
         # the typer's prototypes: support spans (+ the none class: words outside entities)
         vectors = self._vectors(sentences)
@@ -137,14 +165,14 @@ class SpanTagger(TagMethod):
                 ctx.append(self._context(v, a, b))
                 ys.append(int(k))
                 inside[a:b] = True
-            if True:   # the none class's examples (used when none=True)
+            if True:  # the none class's examples (used when none=True)
                 for i, w in enumerate(words):
                     if not inside[i] and any(c.isalnum() for c in w):
                         texts.append(w)
                         ctx.append(self._context(v, i, i + 1))
                         ys.append(0)
         y = torch.tensor(ys)
-        n = n_classes   # class 0 = none
+        n = n_classes  # class 0 = none
         self.text_protos = F.normalize(class_means(self._project(self._texts(texts)), y, n), dim=-1)
         self.context_protos = F.normalize(class_means(torch.stack(ctx), y, n), dim=-1)
         self.desc = self._project(self._descriptions(["none"] + names))
@@ -162,8 +190,11 @@ class SpanTagger(TagMethod):
         # the detector's encoder puts every found span far from the words outside entities, so the none
         # class is judged on the span's text alone: its context term is the best type's
         ctx_logits[:, 0] = ctx_logits[:, 1:].max(-1).values
-        return (p["describe"] * cosine_logits(text, desc, 1.0)
-                + (1 - p["describe"]) * cosine_logits(text, text_protos, 1.0) + p["context"] * ctx_logits)
+        return (
+            p["describe"] * cosine_logits(text, desc, 1.0)
+            + (1 - p["describe"]) * cosine_logits(text, text_protos, 1.0)
+            + p["context"] * ctx_logits
+        )
 
     def _train_map(self, sentences, spans, names, way: int = 3, shots: int = 2, queries: int = 4):
         """The residual map of span-text embeddings, trained on ``way``-way ``shots``-shot episodes of the
@@ -171,7 +202,7 @@ class SpanTagger(TagMethod):
         p = self.params
         texts, ys = zip(*[(" ".join(w[a:b]), k) for w, sp in zip(sentences, spans) for a, b, k in sp])
         X, y = self._texts(list(texts)), torch.tensor(ys)
-        D = self._descriptions(names)                    # class k (1..N) -> row k - 1
+        D = self._descriptions(names)  # class k (1..N) -> row k - 1
         classes = [k for k in range(1, len(names) + 1) if int((y == k).sum()) > shots]
         way = min(way, len(classes))
         net = SpanTyperMap(X.shape[1])
@@ -183,19 +214,27 @@ class SpanTagger(TagMethod):
             for j, k in enumerate(chosen):
                 rows = rng.permutation(np.flatnonzero(y.numpy() == k))
                 s_idx += rows[:shots].tolist()
-                q_idx += rows[shots:shots + queries].tolist()
+                q_idx += rows[shots : shots + queries].tolist()
                 s_y += [j] * shots
-                q_y += [j] * len(rows[shots:shots + queries])
+                q_y += [j] * len(rows[shots : shots + queries])
             Z, Dz = net(X), net(D[torch.as_tensor(chosen) - 1])
             protos = F.normalize(class_means(Z[s_idx], torch.tensor(s_y), way), dim=-1)
-            logits = (p["describe"] * cosine_logits(Z[q_idx], Dz, 1.0)
-                      + (1 - p["describe"]) * cosine_logits(Z[q_idx], protos, 1.0))
+            logits = p["describe"] * cosine_logits(Z[q_idx], Dz, 1.0) + (1 - p["describe"]) * cosine_logits(
+                Z[q_idx], protos, 1.0
+            )
             return F.cross_entropy(p["scale"] * logits, torch.tensor(q_y))
 
         if way >= 2:
-            run_steps([{"params": list(net.parameters()), "lr": 1e-3}], p["source_steps"], step_loss,
-                      optimizer="adam", schedule="constant", clip=None, progress=self.progress,
-                      description="span typer on the source")
+            run_steps(
+                [{"params": list(net.parameters()), "lr": 1e-3}],
+                p["source_steps"],
+                step_loss,
+                optimizer="adam",
+                schedule="constant",
+                clip=None,
+                progress=self.progress,
+                description="span typer on the source",
+            )
         net.eval()
         return net
 
@@ -213,8 +252,9 @@ class SpanTagger(TagMethod):
         scores = [torch.zeros(len(w), n).index_fill_(1, torch.arange(1, n), float("-inf")) for w in sentences]
         entities = [[] for _ in sentences]
         if texts:
-            logits = self._logits(self._project(self._texts(texts)), torch.stack(ctx), self.text_protos, self.desc,
-                                  self.context_protos)
+            logits = self._logits(
+                self._project(self._texts(texts)), torch.stack(ctx), self.text_protos, self.desc, self.context_protos
+            )
             if not self.params["none"]:
                 logits[:, 0] = float("-inf")
             logp = (self.params["scale"] * logits).log_softmax(-1)
@@ -236,8 +276,12 @@ class SpanTagger(TagMethod):
 
     # -------------------------------------------------------------- save/load
     def state(self):
-        out = {"text_protos": self.text_protos, "context_protos": self.context_protos, "desc": self.desc,
-               **{f"detector.{k}": v for k, v in self.detector.state().items()}}
+        out = {
+            "text_protos": self.text_protos,
+            "context_protos": self.context_protos,
+            "desc": self.desc,
+            **{f"detector.{k}": v for k, v in self.detector.state().items()},
+        }
         if self.map is not None:
             out["map.weight"] = self.map.lin.weight.detach()
         return out
@@ -248,7 +292,8 @@ class SpanTagger(TagMethod):
         self.text_protos, self.context_protos, self.desc = state["text_protos"], state["context_protos"], state["desc"]
         self.encoder = encoder
         self.detector = FineTune(crf=True).load_state(
-            {k[9:]: v for k, v in state.items() if k.startswith("detector.")}, encoder)
+            {k[9:]: v for k, v in state.items() if k.startswith("detector.")}, encoder
+        )
         self.sentence = SentenceEncoder(encoder.model_name, device=encoder.device)
         self.map = None
         if "map.weight" in state:
