@@ -5,7 +5,8 @@
 Each model is fitted on MovieLens-100K fold 0's warm users (the default, ``auto``, as ``kshot recsys train``
 fits it; the neural ones with a short training run and no tuning: latency depends on the network and the
 test-time steps, not on how long it trained), saved, loaded, then asked for the top 10 of a test user's
-first 10 ratings ``--calls`` times (``--explain`` also times the explanations).
+first 10 ratings ``--calls`` times, with and without ``--explain``. Writes one row per method into "Latency of
+`recommend`" in docs/recsys.md (``--no-doc``: only prints).
 """
 
 import argparse
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
-from common import machine  # noqa: E402
+from common import doc_page, machine, upsert_row  # noqa: E402
 
 from kshot.data import load_dataset  # noqa: E402
 from kshot.recsys.protocol import make_fold  # noqa: E402
@@ -48,33 +49,41 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--methods", nargs="*", default=list(SETTINGS))
-    ap.add_argument("--explain", action="store_true")
+    ap.add_argument("--no-doc", action="store_true", help="print only; do not write docs/recsys.md")
     args = ap.parse_args()
     torch.set_num_threads(1)
     data = load_dataset("movielens-100k", "all")
     fold = make_fold(data, 0)
     task = fold.test[0]
     user = {data.item_ids[i]: float(r) for i, r in zip(*task.support(10))}
-    print(machine(), flush=True)
+    host = machine()
+    print(host, flush=True)
     for name in args.methods:
         tune = name == "auto"
         rec = Recommender(name, params=SETTINGS[name] or None).fit(fold.train, fold.val if tune else None, tune=tune)
         with tempfile.TemporaryDirectory() as tmp:
             rec.save(tmp)
             rec = Recommender.load(tmp)
-        rec.recommend(user, k=10, explain=args.explain)  # warm-up
-        times = []
-        for _ in range(args.calls):
-            t = time.perf_counter()
-            rec.recommend(user, k=10, explain=args.explain)
-            times.append(time.perf_counter() - t)
-        times.sort()
+        cells = []
+        for explain in (False, True):
+            rec.recommend(user, k=10, explain=explain)  # warm-up
+            times = []
+            for _ in range(args.calls):
+                t = time.perf_counter()
+                rec.recommend(user, k=10, explain=explain)
+                times.append(time.perf_counter() - t)
+            times.sort()
+            cells += [f"{1000 * statistics.median(times):.2f}", f"{1000 * times[int(0.9 * len(times))]:.2f}"]
         label = f"auto ({rec.chosen_})" if name == "auto" else name
-        print(
-            f"{label:16s} median {1000 * statistics.median(times):6.2f} ms  p90 "
-            f"{1000 * times[int(0.9 * len(times))]:6.2f} ms  ({args.calls} calls)",
-            flush=True,
-        )
+        print(f"{label:16s} median / p90 ms: {cells[0]} / {cells[1]}; with explain {cells[2]} / {cells[3]}", flush=True)
+        if not args.no_doc:
+            upsert_row(
+                "Latency of `recommend`",
+                ["method", "median (ms)", "p90 (ms)", "with --explain: median", "p90", "run"],
+                label,
+                [*cells, f"`latency.py --calls {args.calls}`, {host}"],
+                doc_page("recsys"),
+            )
 
 
 if __name__ == "__main__":
