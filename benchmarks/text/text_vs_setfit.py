@@ -218,8 +218,8 @@ def summary(logs: list[Path], mode: str) -> None:
 
 
 def write_table(logs: list[Path], mode: str, path: Path) -> None:
-    """Upsert one row per set (kshot default and SetFit both run, same seeds) and a mean row into the table
-    under ``## SECTION`` of ``path`` (docs/text.md)."""
+    """Upsert one row per set the default ran on (beside SetFit over the seeds both ran, where SetFit ran)
+    and a mean row over the compared sets into the table under ``## SECTION`` of ``path`` (docs/text.md)."""
     from common import upsert_row
 
     rows = read_logs(logs)
@@ -229,32 +229,33 @@ def write_table(logs: list[Path], mode: str, path: Path) -> None:
             by.setdefault((r["set"], r["k"], r["system"]), {})[r["seed"]] = r
     diffs, held = [], []
     for (name, k, system), runs in sorted(by.items(), key=lambda kv: SETS.index(kv[0][0])):
+        if system != "kshot":
+            continue
         ref = by.get((name, k, "setfit"), {})
         seeds = sorted(set(runs) & set(ref))
-        if system != "kshot" or not seeds:
-            continue
-        a = np.array([100 * runs[i]["accuracy"] for i in seeds])
-        b = np.array([100 * ref[i]["accuracy"] for i in seeds])
-        d = a - b
-        diffs.append(d.mean())
-        held.append(name in HELD_OUT)
-        times = f"{np.median([runs[i]['fit_seconds'] for i in seeds]):.0f} / {np.median([ref[i]['fit_seconds'] for i in seeds]):.0f}"
         classes = len(load_dataset(name, "train").class_names)
         label = f"{name} (held out)" if name in HELD_OUT else name
-        upsert_row(
-            SECTION,
-            HEADER,
-            f"{label}, K={k}",
-            [
-                f"{TASKS.get(name, '')} ({classes})",
-                str(k),
+        if not seeds:  # the default alone (SetFit not run on this set yet): its row, the comparison blank
+            mine = sorted(runs)
+            a = np.array([100 * runs[i]["accuracy"] for i in mine])
+            fit = f"{np.median([runs[i]['fit_seconds'] for i in mine]):.0f} / -"
+            cells = [",".join(map(str, mine)), mean_std(a), "not run", "-", fit]
+        else:
+            a = np.array([100 * runs[i]["accuracy"] for i in seeds])
+            b = np.array([100 * ref[i]["accuracy"] for i in seeds])
+            d = a - b
+            diffs.append(d.mean())
+            held.append(name in HELD_OUT)
+            fit = f"{np.median([runs[i]['fit_seconds'] for i in seeds]):.0f} / {np.median([ref[i]['fit_seconds'] for i in seeds]):.0f}"
+            cells = [
                 ",".join(map(str, seeds)),
                 mean_std(a),
                 mean_std(b),
                 f"**{d.mean():+.1f}** ({', '.join(f'{x:+.1f}' for x in d)})",
-                times,
-            ],
-            path=path,
+                fit,
+            ]
+        upsert_row(
+            SECTION, HEADER, f"{label}, K={k}", [f"{TASKS.get(name, '')} ({classes})", str(k), *cells], path=path
         )
     if diffs:
         upsert_row(
@@ -267,7 +268,8 @@ def write_table(logs: list[Path], mode: str, path: Path) -> None:
                 "",
                 "",
                 "",
-                f"**{np.mean(diffs):+.1f}** (held out: {np.mean([x for x, h in zip(diffs, held) if h] or [np.nan]):+.1f})",
+                f"**{np.mean(diffs):+.1f}**"
+                + (f" (held out: {np.mean([x for x, h in zip(diffs, held) if h]):+.1f})" if any(held) else ""),
                 "",
             ],
             path=path,

@@ -1,5 +1,6 @@
 """benchmarks/common.py upsert_row: a benchmark rewrites its own row of its domain's docs page and nothing else."""
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -103,3 +104,27 @@ def test_recsys_blocks_are_in_their_page():
             "docs/recsys.md" in (ROOT / "benchmarks" / "recsys" / name).read_text()
             or 'doc_page("recsys")' in (ROOT / "benchmarks" / "recsys" / name).read_text()
         )
+
+
+def test_text_suite_rows_pair_the_seeds_both_systems_ran(tmp_path, real_data_root, monkeypatch):
+    """text_vs_setfit.py --write: a set both systems ran gets the paired difference over their common seeds;
+    a set only the default ran gets its own accuracy and 'not run' for SetFit; the mean row counts only the
+    compared sets."""
+    monkeypatch.setenv("KSHOT_DATA", str(real_data_root))
+    sys.path.insert(0, str(ROOT / "benchmarks" / "text"))
+    import text_vs_setfit as t
+
+    def row(s, system, seed, acc):
+        return {"set": s, "system": system, "k": 8, "seed": seed, "eval": "test", "accuracy": acc, "fit_seconds": 10.0}
+
+    log = tmp_path / "log.jsonl"
+    rows = [row("mr", "kshot", 0, 0.70), row("mr", "kshot", 1, 0.72), row("mr", "setfit", 0, 0.65)]
+    rows += [row("subj", "kshot", 0, 0.90), row("subj", "kshot", 1, 0.80)]
+    log.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    page = tmp_path / "text.md"
+    page.write_text(f"# Text\n\n## {t.SECTION}\n\nintro\n")
+    t.write_table([log], "test", page)
+    lines = {line.split(" | ")[0]: line for line in page.read_text().splitlines() if line.startswith("| ")}
+    assert "| 0 | 70.0 | 65.0 | **+5.0** (+5.0) |" in lines["| mr, K=8"]  # seed 1 has no SetFit pair
+    assert "| 0,1 | 85.0 ± 7.1 | not run | - | 10 / - |" in lines["| subj, K=8"]
+    assert "| **+5.0** |" in lines["| mean over the sets above"]  # no held-out set compared
