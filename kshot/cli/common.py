@@ -65,6 +65,12 @@ def out_option(help: str = "model directory to write") -> typer.Option:
     return typer.Option(..., "--out", help=help)
 
 
+def check_out_dir(out: Path) -> None:
+    """Before any work: ``--out`` must be a directory or a path that does not exist yet."""
+    if out.exists() and not out.is_dir():
+        raise KshotError(f"--out {out} is a file; give a directory to write the model into")
+
+
 def param_option(
     help: str = "method parameter KEY=VALUE (repeatable; values parsed as JSON when they can be)",
 ) -> typer.Option:

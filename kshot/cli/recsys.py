@@ -10,6 +10,7 @@ import typer
 
 from ..core.errors import KshotError
 from .common import (
+    check_out_dir,
     data_root_option,
     group,
     json_option,
@@ -105,6 +106,7 @@ def train(
     if (implicit or item_features or user_features or scale) and not ratings:
         raise KshotError("--implicit, --item-features, --user-features and --scale go with --ratings (your own file)")
     rec = recommender_from(method, seed, parse_params(param))
+    check_out_dir(out)
     spec = {
         "dataset": None if ratings else dataset,
         "data_root": data_root,
@@ -333,12 +335,18 @@ def ask(
     rec = _user_model(run)
     session = rec.onboard(strategy)
     given = read_answers(answers) if answers else []
-    session.ask(n)  # the replay: each batch of n asked items, answered in order, then the next batch
+    # The replay: a batch of n items is asked, answered in order, and only then the next batch; a batch
+    # answered in part is shown again without new items, so a later call rebuilds the same batches.
+    start = 0  # where the current batch begins in session.asked
+    session.ask(n)
     for item, rating in given:
         if not session.pending():
+            start = len(session.asked)
             session.ask(n)
         session.answer(item, rating)
-    rows = session.ask(n)
+    begun = any(i in session.answers for i in session.asked[start:])
+    waiting = len(session.pending()) if begun else 0
+    rows = session.ask(waiting or n)
     recs = session.recommend(top) if top else []
     if as_json:
         typer.echo(
@@ -349,14 +357,16 @@ def ask(
                     "answered": len(given),
                     "seen": int(len(session.support()[0])),
                     "ask": rows,
+                    "still_to_answer": waiting,
                     "recommendations": recs,
                 }
             )
         )
         return
-    table = Table(
-        "#", "item", "title", title=f"ask a newcomer about these {len(rows)} ({strategy}, after {len(given)} answers)"
-    )
+    title = f"ask a newcomer about these {len(rows)} ({strategy}, after {len(given)} answers)"
+    if waiting:
+        title = f"still to answer from the last batch: {len(rows)} ({strategy}, after {len(given)} answers)"
+    table = Table("#", "item", "title", title=title)
     for i, r in enumerate(rows, 1):
         table.add_row(str(i), r["item"], r["title"])
     Console().print(table)

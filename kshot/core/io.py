@@ -33,7 +33,7 @@ def open_input(path):
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no such file: {path}")
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark (spreadsheet exports) is dropped
         yield f
 
 

@@ -147,7 +147,7 @@ def _need_file(path) -> Path:
 def _read_rows(path: Path) -> list[dict]:
     """Rows of a CSV (with a header) or JSONL file as dicts of strings, with their line numbers."""
     rows = []
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         if path.suffix.lower() in (".jsonl", ".json"):
             for n, line in enumerate(f, 1):
                 if line.strip():

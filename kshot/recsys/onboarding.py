@@ -90,6 +90,8 @@ class Onboarding:
         if rating is not None:
             lo, hi = self.rec.scale_
             ok = not isinstance(rating, bool) and isinstance(rating, (int, float, np.number)) and np.isfinite(rating)
+            if ok and lo == hi:  # a model of implicit interactions: any rating says "seen"
+                rating = hi
             if not ok or not lo <= rating <= hi:
                 raise KshotError(
                     f"answer {rating!r} for item {item} is neither a rating in {lo:g}..{hi:g} nor 'not seen'"

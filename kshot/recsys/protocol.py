@@ -144,8 +144,9 @@ def make_fold(
     eligible = np.flatnonzero(counts >= need)
     if len(eligible) < n_folds:
         raise KshotError(
-            f"only {len(eligible)} users have >= {need} ratings (K up to {max_shot} plus the "
-            f"query); need at least {n_folds} for {n_folds} folds: lower K or n_folds"
+            f"only {len(eligible)} users have >= {need} ratings (up to {max_shot} as support plus the "
+            f"query); the {n_folds} folds need at least {n_folds} such users: the file needs more users "
+            f"with {need} or more interactions"
         )
     test_users, val_users = _split(eligible, fold, n_folds, seed, val_fraction)
     cold_user = np.zeros(data.n_users, bool)

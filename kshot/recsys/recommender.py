@@ -203,6 +203,8 @@ class Recommender(Estimator):
         ratings = []
         for item, r in pairs:
             ok = not isinstance(r, bool) and isinstance(r, (int, float, np.number)) and np.isfinite(r)
+            if ok and lo == hi:  # a model of implicit interactions: any rating is an interaction
+                r = hi
             if not ok or not lo <= r <= hi:
                 raise KshotError(f"rating {r!r} for item {item} is outside the scale {lo:g}..{hi:g}")
             ratings.append(float(r))

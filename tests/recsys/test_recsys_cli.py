@@ -193,6 +193,65 @@ def test_auto_train_eval_recommend_explain_and_ask(files, auto_run, tmp_path, ca
     assert "ask a newcomer about" in out and out.count("Movie ") == 2
 
 
+def test_ask_a_batch_answered_in_part_is_shown_again_then_the_next(auto_run, tmp_path, capsys):
+    """The stateless replay of `ask --answers`: answering what each call listed never fails, whatever
+    part of a batch was answered between the calls."""
+    capsys.readouterr()
+
+    def ask(answers=None):
+        extra = ["--answers", str(answers)] if answers else []
+        assert main(["recsys", "ask", str(auto_run), "--n", "4", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    first = ask()["ask"]
+    answers = tmp_path / "answers.csv"
+    given = [(first[0]["item"], "5"), (first[1]["item"], "not seen")]
+    answers.write_text("item,rating\n" + "".join(f"{i},{r}\n" for i, r in given))
+    rest = ask(answers)
+    assert [r["item"] for r in rest["ask"]] == [first[2]["item"], first[3]["item"]] and rest["still_to_answer"] == 2
+    given += [(rest["ask"][0]["item"], "4"), (rest["ask"][1]["item"], "2")]
+    answers.write_text("item,rating\n" + "".join(f"{i},{r}\n" for i, r in given))
+    second = ask(answers)
+    assert second["still_to_answer"] == 0 and len(second["ask"]) == 4
+    assert not {r["item"] for r in second["ask"]} & {r["item"] for r in first}
+    given += [(second["ask"][0]["item"], "3")]  # part of the second batch
+    answers.write_text("item,rating\n" + "".join(f"{i},{r}\n" for i, r in given))
+    assert [r["item"] for r in ask(answers)["ask"]] == [r["item"] for r in second["ask"][1:]]
+
+
+def test_bad_settings_and_out_path(files, tmp_path, capsys):
+    capsys.readouterr()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = [
+        (["-p", "lam=abc"], "ease", "lam='abc' for method 'ease' must be a number > 0"),
+        (["-p", "lam=0"], "ease", "lam=0 for method 'ease' must be a number > 0"),
+        (["-p", "neighbours=-5"], "knn", "neighbours=-5 for method 'knn' must be a whole number >= 0"),
+        (["-p", "disliked=3"], "ease", "disliked=3 for method 'ease' must be a number >= 0 and <= 1"),
+        (["-p", "signal=some"], "ease", "unknown signal (method 'ease') 'some'; choose one of: positive, all"),
+        (["-p", "train_steps=0"], "gru", "train_steps=0 for method 'gru' must be a whole number > 0"),
+    ]
+    for extra, method, match in cases:
+        assert train(files, tmp_path / "never", method, *extra) == 2, extra
+        err = capsys.readouterr().err
+        assert match in err and err.count("\n") == 1, err
+    assert train(files, afile, "popularity") == 2
+    assert "--out " + str(afile) + " is a file" in capsys.readouterr().err and afile.read_text() == "x"
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_file_with_a_byte_order_mark_reads(files, tmp_path, capsys):
+    """Spreadsheets save 'CSV UTF-8' with a byte-order mark before the first column's name."""
+    bom = tmp_path / "bom.csv"
+    bom.write_text("\ufeff" + (files / "ratings.csv").read_text(), encoding="utf-8")
+    assert main(["recsys", "train", "--ratings", str(bom), "--method", "popularity", "--out", str(tmp_path / "m")]) == 0
+    mine = tmp_path / "mine.csv"
+    mine.write_text("\ufeffitem,rating\n3,5\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["recommend", str(tmp_path / "m"), "--ratings", str(mine), "-n", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == 1
+
+
 def test_topn_bad_inputs(files, auto_run, tmp_path, capsys):
     capsys.readouterr()
     empty = tmp_path / "empty.csv"
@@ -280,3 +339,17 @@ def test_implicit_file_trains_and_recommends(files, tmp_path, capsys):
     mine.write_text("item\n3\n12\n")
     assert main(["recommend", str(out), "--ratings", str(mine), "-n", "3", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["recommendations"]) == 3
+    rated = tmp_path / "rated.csv"  # ratings given to a model of clicks: each is an interaction
+    rated.write_text("item,rating\n3,5\n12,2\n")
+    assert main(["recommend", str(out), "--ratings", str(rated), "-n", "3", "--json"]) == 0
+    assert (
+        json.loads(capsys.readouterr().out)["recommendations"]
+        == json.loads(
+            (main(["recommend", str(out), "--ratings", str(mine), "-n", "3", "--json"]), capsys.readouterr().out)[1]
+        )["recommendations"]
+    )
+    first = json.loads((main(["recsys", "ask", str(out), "--n", "1", "--json"]), capsys.readouterr().out)[1])["ask"]
+    answers = tmp_path / "answers.csv"
+    answers.write_text(f"item,rating\n{first[0]['item']},4\n")
+    assert main(["recsys", "ask", str(out), "--n", "1", "--answers", str(answers), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["seen"] == 1

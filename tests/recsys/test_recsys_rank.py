@@ -387,3 +387,18 @@ def test_implicit_interactions_end_to_end(tmp_path):
     assert np.nanmean(res[3]["ndcg10"]) > 0.5
     share = item_share(f.train)
     assert share.max() <= 1 and share.sum() > 0
+
+
+@pytest.mark.parametrize("name", ["gru", "sasrec"])
+def test_sequence_rankers_read_a_long_history_from_its_latest_items(rankers, fold, name):
+    """More items than the longest training prefix (10): the latest 10 are read, no crash, and the
+    earlier items change nothing."""
+    m = rankers[name]
+    items = np.arange(14)
+    ratings = np.full(14, 4.0, np.float32)
+    uf = fold.train.user_features[0]
+    long = m.predict_items(items, ratings, uf)
+    latest = m.predict_items(items[-10:], ratings[-10:], uf)
+    # the prior's weight depends on K (14 vs 10 items), the network's part is the same
+    np.testing.assert_allclose(m.raw_scores(items, ratings, uf), m.raw_scores(items[-10:], ratings[-10:], uf))
+    assert long.shape == latest.shape == (fold.train.n_items,) and np.isfinite(long).all()

@@ -13,6 +13,28 @@ from ..protocol import N_QUERY, evaluate_tasks, user_tasks
 TUNE_SHOTS = (1, 3, 5, 10)
 
 
+def check_setting(method: str, key: str, value, grid: list, bounds: tuple | None = None):
+    """``value`` for setting ``key`` of ``method``, checked against the kind of values its grid holds:
+    one of them for a setting of words; otherwise a finite number (a whole one where the grid's are),
+    at least 0 (above 0 where every grid value is), within ``bounds`` where given. A one-line KshotError
+    names the value and what is allowed."""
+    from ...core.errors import KshotError, check_choice
+
+    if all(isinstance(g, str) for g in grid):
+        return check_choice(f"{key} (method {method!r})", value, grid)
+    whole = all(isinstance(g, int) and not isinstance(g, bool) for g in grid)
+    low, high = bounds or (0.0 if min(grid) <= 0 else None, None)
+    number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and np.isfinite(value)
+    ok = number and (not whole or float(value).is_integer())
+    ok = ok and (value >= low if low is not None else value > 0) and (high is None or value <= high)
+    if not ok:
+        kind = "a whole number" if whole else "a number"
+        where = f">= {low:g}" if low is not None else "> 0"
+        where += f" and <= {high:g}" if high is not None else ""
+        raise KshotError(f"{key}={value!r} for method {method!r} must be {kind} {where}")
+    return int(value) if whole else float(value)
+
+
 class ColdStartMethod:
     """Base class. Subclasses set ``name``, ``grid`` (settings tried on the validation users) and
     implement ``_fit`` and ``predict_items``; learned arrays go in ``self.arrays_`` (numpy), settings are
@@ -23,6 +45,7 @@ class ColdStartMethod:
     grid: dict = {}  # setting -> values tried on the validation users (the first is the default)
     tune_shots = TUNE_SHOTS
     tune_folds = 0  # > 0: also cross-validate on the warm users in this many groups (``cross_validation``)
+    bounds: dict = {}  # setting -> (low, high) where the grid's values do not say it (see ``check_setting``)
 
     def __init__(self, seed: int = 0, **params):
         self.seed = seed
@@ -35,7 +58,9 @@ class ColdStartMethod:
                 f"unknown parameter {sorted(unknown)[0]!r} for method {self.name!r}; "
                 f"allowed: {', '.join(self.params) or 'none'}"
             )
-        self.params.update(params)
+        self.params.update(
+            {k: check_setting(self.name, k, v, self.grid[k], self.bounds.get(k)) for k, v in params.items()}
+        )
         self.fixed_ = set(params)  # given by the caller: not tuned
         self.arrays_: dict[str, np.ndarray] = {}
         self.tuning_: list = []

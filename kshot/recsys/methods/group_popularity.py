@@ -1,8 +1,8 @@
 """``group_popularity``: popularity within the new user's demographic group. The group is the ``group``
 warm users whose side features (age, gender, occupation, zip prefix on MovieLens) are closest to the new
 user's (cosine); an item's score is its number of liked interactions among them, plus ``shrink`` times its
-share of the whole warm data. Support items do not move it (it is the K = 0 model, and the prior of the
-other rankers' blend when asked for it); without user features it is plain popularity."""
+share of the whole warm data. Support items do not move it (a K = 0 model: the user's features only);
+without user features it is plain popularity."""
 
 import numpy as np
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from ...core.loop import run_steps
 from ..protocol import N_QUERY
-from .base import ColdStartMethod, damped_biases
+from .base import ColdStartMethod, check_setting, damped_biases
 
 
 class Embedder(nn.Module):
@@ -60,7 +60,11 @@ class NeuralMethod(ColdStartMethod):
     SETTINGS = ("train_steps", "meta_batch", "lr", "emb", "hidden", "inner_steps", "inner_lr", "eval_every")
 
     def __init__(self, seed: int = 0, **params):
-        own = {k: params.pop(k) for k in list(params) if k in self.SETTINGS}
+        own = {
+            k: check_setting(self.name, k, params.pop(k), [getattr(self, k, 1)])  # positive, whole where the default is
+            for k in list(params)
+            if k in self.SETTINGS
+        }
         super().__init__(seed, **params)
         for k, v in own.items():
             setattr(self, k, v)

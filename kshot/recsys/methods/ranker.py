@@ -26,6 +26,7 @@ TIE = 1e-6  # the prior's weight when ``blend`` is 0: it only breaks ties
 class Ranker(ColdStartMethod):
     predicts_ratings = False
     grid = {"blend": [1.0, 0.0, 0.3, 3.0, 10.0], "disliked": [0.5, 0.0, 1.0]}
+    bounds = {"disliked": (0.0, 1.0)}
     linear = False  # ``raw_scores`` is ``vector @ W`` (exact explanations from W's rows)
 
     def _fit(self, train):

@@ -3,7 +3,7 @@ embedded (id + side features, see ``neural.Embedder``) plus its rating, after a 
 user's side features; an encoder reads them in order (causal), and its state after the last support item
 scores every catalogue item by a dot product with the items' embeddings (tied), over the items' log
 popularity. K = 0 reads the start token alone: user features and popularity. Trained on the warm users'
-prefixes (``neural_rank``)."""
+prefixes (``neural_rank``); a user with more items than the longest prefix is read from their latest ones."""
 
 from __future__ import annotations
 
@@ -46,3 +46,8 @@ class SequenceRanker(NeuralRanker):
 
     def build(self, item_features, user_dim, base, known):
         return self.net_class()(item_features, user_dim, base, known, self.emb, self.max_shot)
+
+    def raw_scores(self, items, ratings, user_features):
+        """A user with more than ``max_shot`` items is read from their last ``max_shot`` (the network is
+        trained on sequences of at most that many)."""
+        return super().raw_scores(items[-self.max_shot :], ratings[-self.max_shot :], user_features)
