@@ -62,13 +62,14 @@ def json_option() -> typer.Option:
 
 
 def out_option(help: str = "model directory to write") -> typer.Option:
-    return typer.Option(..., "--out", help=help)
+    return typer.Option(..., "--out", help=help, callback=check_out_dir)
 
 
-def check_out_dir(out: Path) -> None:
-    """Before any work: ``--out`` must be a directory or a path that does not exist yet."""
-    if out.exists() and not out.is_dir():
+def check_out_dir(out: Path | None) -> Path | None:
+    """Before any work (the ``--out`` option's callback): a directory, or a path that does not exist yet."""
+    if out is not None and out.exists() and not out.is_dir():
         raise KshotError(f"--out {out} is a file; give a directory to write the model into")
+    return out
 
 
 def param_option(

@@ -10,7 +10,6 @@ import typer
 
 from ..core.errors import KshotError
 from .common import (
-    check_out_dir,
     data_root_option,
     group,
     json_option,
@@ -106,7 +105,6 @@ def train(
     if (implicit or item_features or user_features or scale) and not ratings:
         raise KshotError("--implicit, --item-features, --user-features and --scale go with --ratings (your own file)")
     rec = recommender_from(method, seed, parse_params(param))
-    check_out_dir(out)
     spec = {
         "dataset": None if ratings else dataset,
         "data_root": data_root,

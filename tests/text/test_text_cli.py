@@ -382,3 +382,16 @@ def test_demo_runs_offline(capsys):
     assert main(["demo", "--method", "prototype"]) == 0
     out = capsys.readouterr().out
     assert "test accuracy" in out and "talk_to_human" in out and "precision" in out
+
+
+@pytest.mark.parametrize("domain", [["fit"], ["tag", "fit"], ["image", "fit"], ["recsys", "train"]])
+def test_out_naming_a_file_is_refused_before_any_work(tmp_path, capsys, domain):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\na b,x\nc d,y\n")
+    args = [] if domain == ["recsys", "train"] else [str(data)]
+    assert main([*domain, *args, "--out", str(afile)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --out {afile} is a file; give a directory to write the model into\n"
+    assert afile.read_text() == "keep me"
