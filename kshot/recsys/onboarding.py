@@ -88,15 +88,13 @@ class Onboarding:
         if isinstance(rating, str) and rating.strip().lower() in NOT_SEEN:
             rating = None
         if rating is not None:
-            lo, hi = self.rec.scale_
-            ok = not isinstance(rating, bool) and isinstance(rating, (int, float, np.number)) and np.isfinite(rating)
-            if ok and lo == hi:  # a model of implicit interactions: any rating says "seen"
-                rating = hi
-            if not ok or not lo <= rating <= hi:
+            value = self.rec.on_scale(rating)
+            if value is None:
+                lo, hi = self.rec.scale_
                 raise KshotError(
                     f"answer {rating!r} for item {item} is neither a rating in {lo:g}..{hi:g} nor 'not seen'"
                 )
-            rating = float(rating)
+            rating = value
         self.answers[pos] = rating
 
     @staticmethod

@@ -199,16 +199,23 @@ class Recommender(Estimator):
         items = self.positions([i for i, _ in pairs])
         if len(set(items.tolist())) != len(items):
             raise KshotError("an item is given twice in the user's items (by id and by title?); give it once")
-        lo, hi = self.scale_
         ratings = []
         for item, r in pairs:
-            ok = not isinstance(r, bool) and isinstance(r, (int, float, np.number)) and np.isfinite(r)
-            if ok and lo == hi:  # a model of implicit interactions: any rating is an interaction
-                r = hi
-            if not ok or not lo <= r <= hi:
+            value = self.on_scale(r)
+            if value is None:
+                lo, hi = self.scale_
                 raise KshotError(f"rating {r!r} for item {item} is outside the scale {lo:g}..{hi:g}")
-            ratings.append(float(r))
+            ratings.append(value)
         return items, np.array(ratings, np.float32)
+
+    def on_scale(self, rating) -> float | None:
+        """``rating`` as a float on the model's scale, or None when it is not a finite number on it. A model
+        of implicit interactions (scale lo == hi) takes any finite number as an interaction."""
+        lo, hi = self.scale_
+        if isinstance(rating, bool) or not isinstance(rating, (int, float, np.number)) or not np.isfinite(rating):
+            return None
+        rating = hi if lo == hi else rating
+        return float(rating) if lo <= rating <= hi else None
 
     def _features(self, user_features) -> np.ndarray:
         if user_features is None:
