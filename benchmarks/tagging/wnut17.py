@@ -7,6 +7,8 @@ the training file, scored (entity micro F1, seqeval) on the full test file (emer
     done
     python benchmarks/tagging/mpnet.py          # assembles $KSHOT_DATA/models/all-mpnet-base-v2 (see there)
     python benchmarks/tagging/wnut17.py --method span --encoder $KSHOT_DATA/models/all-mpnet-base-v2 --out runs.jsonl
+    python benchmarks/tagging/wnut17.py --method span --unlabeled --out runs.jsonl   # + self-training on the
+                                          # training file's other sentences, their tags never read
     python benchmarks/tagging/wnut17.py --report runs.jsonl      # the markdown table
     python benchmarks/tagging/wnut17.py --report runs.jsonl --docs docs/tagging.md   # + the headline rows
     python benchmarks/tagging/wnut17.py --method span --shots 5 --seeds 0 1 --every 3 --out dev.jsonl
@@ -61,6 +63,7 @@ def run(
     encoder: str | None = None,
     every: int = 1,
     threads: int = 1,
+    unlabeled: bool = False,
 ) -> None:
     """Fit and score ``name`` (a CONFIGS key) on every support set, scored on ``split`` (``test``, or
     ``dev`` to choose settings); ``overrides`` (e.g. ``{"lr": 1e-4}``) change FewShotTagger's parameters
@@ -81,6 +84,8 @@ def run(
         name += (
             " (" + ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in overrides.items()) + ")"
         )
+    if unlabeled:
+        name += " + unlabeled"
     if split != "test" or every > 1:
         name += f" [{split}{f'/{every}' if every > 1 else ''}]"
     done = {(r["config"], r["shots"], r["seed"]) for r in _rows(out)}
@@ -90,8 +95,11 @@ def run(
                 continue
             idx = greedy_support(train.tags, k, seed)
             c0, t0 = time.process_time(), time.perf_counter()
+            rest = sorted(set(range(len(train))) - set(idx)) if unlabeled else None
             tagger = FewShotTagger(**params, seed=seed).fit(
-                [train.sentences[i] for i in idx], [train.tags[i] for i in idx]
+                [train.sentences[i] for i in idx],
+                [train.tags[i] for i in idx],
+                unlabeled=None if rest is None else [train.sentences[i] for i in rest],
             )
             c1, t1 = time.process_time(), time.perf_counter()
             pred = tagger.predict(test.sentences)
@@ -105,6 +113,7 @@ def run(
                 "shots": k,
                 "seed": seed,
                 "support_sentences": len(idx),
+                **({"pseudo_sentences": tagger.method_.pseudo_count} if unlabeled else {}),
                 **scores["micro"],
                 "f1_spans": spans["f1"],
                 "f1_types": {t: v["f1"] for t, v in scores["types"].items()},
@@ -182,6 +191,8 @@ DOCS_HEADER = [
 
 
 def command(name: str, k: int) -> str:
+    unlabeled = name.endswith(" + unlabeled")
+    name = name.removesuffix(" + unlabeled")
     base = name.split(" (")[0]
     enc = name[len(base) :].strip(" ()")
     return (
@@ -189,6 +200,7 @@ def command(name: str, k: int) -> str:
         + base
         + f" --shots {k}"
         + (f" --encoder $KSHOT_DATA/models/{enc}" if enc else "")
+        + (" --unlabeled" if unlabeled else "")
         + " --out runs.jsonl`"
     )
 
@@ -271,6 +283,12 @@ if __name__ == "__main__":
         default=1,
         help="score on every n-th sentence of the split only (development; rows are marked [test/n])",
     )
+    ap.add_argument(
+        "--unlabeled",
+        action="store_true",
+        help="self-training: give the tagger the training file's other sentences without their tags "
+        "(it tags a sample of -p pool of them); rows are named '... + unlabeled'",
+    )
     args = ap.parse_args()
     if args.report:
         print(report(args.report))
@@ -300,6 +318,7 @@ if __name__ == "__main__":
             encoder=args.encoder,
             every=args.every,
             threads=args.threads,
+            unlabeled=args.unlabeled,
         )
     else:
         ap.error("give --method or --report")

@@ -43,6 +43,12 @@ def fit(
         help="(span, episodic) another tagged corpus whose "
         "entity types all differ from these: the method trains on it first",
     ),
+    unlabeled: Optional[str] = typer.Option(
+        None,
+        "--unlabeled",
+        help="(span) sentences of the same kind of text without tags (plain text, CoNLL or JSONL; tags "
+        "ignored): self-training on the entities the tagger is sure of",
+    ),
     shots: Optional[str] = shots_option(
         None, "draw a greedy K-shot support set from the file (one value; default: fit on every sentence)"
     ),
@@ -95,7 +101,14 @@ def fit(
             **extra,
         }
     )
-    tagger.fit(data.sentences, data.tags, types=type_list, source=src)
+    extra_sentences = None
+    if unlabeled is not None:
+        from ..tagging.io import read_sentences
+
+        extra_sentences, _ = read_sentences(unlabeled)
+        if not extra_sentences:
+            raise KshotError(f"--unlabeled {unlabeled}: no sentences in the file")
+    tagger.fit(data.sentences, data.tags, types=type_list, source=src, unlabeled=extra_sentences)
     tagger.save(out)
     typer.echo(f"fitted {method} on {len(data)} sentences, types {', '.join(tagger.types_)}; model in {out}")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import KshotError, check_choice
+from ..core.errors import KshotError, check_choice, check_positive_int
 from ..core.estimator import Estimator
 from ..core.model_format import load_model, save_model
 from ..text.encoder import DEFAULT_MODEL, SentenceEncoder
@@ -39,7 +39,19 @@ METHOD_ARGS = {
     "structshot": ("tau", "scale"),
     "finetune": ("steps", "lr", "crf", "seed"),
     "episodic": ("backbone", "steps", "lr", "scale", "seed"),
-    "span": ("steps", "lr", "scale", "describe", "context", "none", "descriptions", "source_steps", "seed"),
+    "span": (
+        "steps",
+        "lr",
+        "scale",
+        "describe",
+        "context",
+        "none",
+        "descriptions",
+        "source_steps",
+        "pseudo",
+        "pool",
+        "seed",
+    ),
 }
 SOURCE_METHODS = ("episodic", "span")
 
@@ -80,6 +92,8 @@ class FewShotTagger(Estimator):
             "none",
             "descriptions",
             "source_steps",
+            "pseudo",
+            "pool",
         )
     }
 
@@ -98,6 +112,8 @@ class FewShotTagger(Estimator):
         none: bool | None = None,
         descriptions: dict | None = None,
         source_steps: int | None = None,
+        pseudo: float | None = None,
+        pool: int | None = None,
         pooling: str = "mean",
         layers: int = 4,
         shape: bool = True,
@@ -110,7 +126,7 @@ class FewShotTagger(Estimator):
         self.method, self.encoder, self.backbone, self.crf = method, encoder, backbone, crf
         self.steps, self.lr, self.tau, self.scale = steps, lr, tau, scale
         self.describe, self.context, self.none, self.descriptions = describe, context, none, descriptions
-        self.source_steps = source_steps
+        self.source_steps, self.pseudo, self.pool = source_steps, pseudo, pool
         self.pooling, self.layers, self.shape = pooling, layers, shape
         self.shape_weight, self.window = shape_weight, window
         self.seed, self.device, self.progress = seed, device, progress
@@ -123,6 +139,12 @@ class FewShotTagger(Estimator):
     def _check_params(self) -> None:
         check_choice("method", self.method, METHODS)
         self.check_method_params()
+        if self.pseudo is not None and not (
+            isinstance(self.pseudo, (int, float)) and not isinstance(self.pseudo, bool) and 0 <= self.pseudo <= 1
+        ):
+            raise KshotError(f"pseudo must be a probability between 0 and 1, got {self.pseudo!r}")
+        if self.pool is not None:
+            check_positive_int("pool", self.pool)
         if self.descriptions is not None and not (
             isinstance(self.descriptions, dict)
             and all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in self.descriptions.items())
@@ -138,14 +160,17 @@ class FewShotTagger(Estimator):
         index = {t: i for i, t in enumerate(types, 1)}
         return [[(a, b, index[k]) for a, b, k in spans(ts) if k in index] for ts in tags]
 
-    def fit(self, sentences, tags, types=None, source=None) -> "FewShotTagger":
+    def fit(self, sentences, tags, types=None, source=None, unlabeled=None) -> "FewShotTagger":
         """Fit on ``sentences`` (token lists or raw strings) and their BIO/IO ``tags``; returns self.
 
         ``types``: the entity types to learn (others become O); each must occur in ``tags``.
         ``source`` (methods ``span`` and ``episodic``): ``(sentences, tags)`` of another corpus whose entity
         types all differ from these: ``span`` fine-tunes its detector on it and trains its typer on span
         episodes of its types, ``episodic`` trains its backbone on N-way K~2K episodes of it, before the
-        fit on this support set."""
+        fit on this support set.
+        ``unlabeled`` (method ``span``): sentences without tags from the same kind of text (token lists or
+        raw strings): the tagger tags up to ``pool`` of them, takes the entities it types with probability
+        >= ``pseudo`` as extra examples and fits again (self-training)."""
         self._check_params()
         sentences, tags = self._check_xy(sentences, tags)
         found = sorted({tag_type(t) for ts in tags for t in ts if t != "O"})
@@ -161,6 +186,10 @@ class FewShotTagger(Estimator):
             tags = only_types(tags, types)
             found = sorted(set(types))
         self.types_ = found
+        if unlabeled is not None and self.method != "span":
+            raise KshotError(f"unlabeled sentences train the method span, not {self.method!r}")
+        if unlabeled is not None:
+            unlabeled = as_tokens(unlabeled)
         if source is not None and self.method not in SOURCE_METHODS:
             raise KshotError(f"a source corpus trains the methods {', '.join(SOURCE_METHODS)}, not {self.method!r}")
         encoder = self._token_encoder()
@@ -173,7 +202,15 @@ class FewShotTagger(Estimator):
         n_classes = len(self.types_) + 1
         if self.method == "span":
             src = None if source is None else self._span_source(*source)
-            self.method_.fit(encoder, sentences, labels, n_classes, spans=self._spans(tags, self.types_), source=src)
+            self.method_.fit(
+                encoder,
+                sentences,
+                labels,
+                n_classes,
+                spans=self._spans(tags, self.types_),
+                source=src,
+                unlabeled=unlabeled,
+            )
         elif source is not None:
             self.method_.fit(encoder, sentences, labels, n_classes, source=self._source(*source))
         else:

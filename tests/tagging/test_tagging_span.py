@@ -67,6 +67,26 @@ def test_span_tagger_with_a_source_corpus():
         FewShotTagger(method="proto").fit(*TRAIN, source=src)
 
 
+def test_self_training_on_unlabeled_sentences():
+    unlabeled = synthetic(24, 5)[0]  # the same kind of sentences, tags dropped
+    plain = FewShotTagger(method="span", steps=4).fit(*TRAIN)
+    tagger = FewShotTagger(method="span", steps=4, pseudo=0.6, pool=20).fit(*TRAIN, unlabeled=unlabeled)
+    kept = tagger.method_.pseudo_count
+    assert 0 < kept <= 20  # a pool of 20 of the 24 sentences, those typed with confidence kept
+    assert not np.allclose(tagger.method_.text_protos.numpy(), plain.method_.text_protos.numpy())
+    assert tagger.score(*TEST)["micro"]["f1"] >= 0.8
+    # raw strings are tokenised; a higher threshold keeps fewer sentences
+    strict = FewShotTagger(method="span", steps=4, pseudo=0.95, pool=20).fit(*TRAIN, unlabeled=unlabeled)
+    assert strict.method_.pseudo_count <= kept
+    for bad, match in [(dict(pseudo=1.5), "pseudo must be"), (dict(pool=0), "pool must be")]:
+        with pytest.raises(KshotError, match=match):
+            FewShotTagger(method="span", **bad).fit(*TRAIN, unlabeled=unlabeled)
+    with pytest.raises(KshotError, match="unlabeled sentences train the method span, not 'proto'"):
+        FewShotTagger(method="proto").fit(*TRAIN, unlabeled=unlabeled)
+    with pytest.raises(KshotError, match="sentence 1 is empty"):
+        FewShotTagger(method="span", steps=2).fit(*TRAIN, unlabeled=["Carol visited Rome", ""])
+
+
 def test_scikit_learn_conventions_and_method_parameters():
     tagger = FewShotTagger(method="span", describe=0.5, descriptions={"person": "a human"}, seed=3)
     twin = clone(tagger)
@@ -99,6 +119,12 @@ def test_cli_span_and_bad_inputs(tmp_path, capsys):
     assert "fitted span on" in capsys.readouterr().out
     assert main(["tag", "score", str(model), str(test), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["micro"]["f1"] >= 0.8
+    raw = tmp_path / "raw.txt"
+    raw.write_text("".join(" ".join(s) + "\n" for s in synthetic(12, 7)[0]))
+    argv = ["tag", "fit", str(train), "--out", str(tmp_path / "st"), "--shots", "3", "--steps", "3"]
+    assert main(argv + ["--unlabeled", str(raw), "-p", "pseudo=0.6", "--no-progress"]) == 0
+    assert FewShotTagger.load(tmp_path / "st").method_.params["pseudo"] == 0.6
+    (tmp_path / "empty.txt").write_text("\n")
     notmodel = tmp_path / "notmodel"
     notmodel.mkdir()
     (notmodel / "config.json").write_text("{}")
@@ -108,6 +134,9 @@ def test_cli_span_and_bad_inputs(tmp_path, capsys):
         ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--encoder", str(notmodel)],
         ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--method", "proto", "--crf"],
         ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "-p", "colour=3"],
+        ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--unlabeled", str(tmp_path / "empty.txt")],
+        ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--unlabeled", str(tmp_path / "nope.txt")],
+        ["tag", "fit", str(train), "--out", str(tmp_path / "x"), "--method", "proto", "--unlabeled", str(raw)],
     ]:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()

@@ -16,6 +16,13 @@ the type's name and description (kshot/tagging/descriptions.py) as an extra exam
 and with ``none=True`` a ``none`` class (the support's words outside entities, with its own description)
 that drops a span at typing. Probabilities are the softmax of ``scale x logit``.
 
+``unlabeled``: sentences of the same kind of text without tags (self-training, as in Huang et al. 2020,
+"Few-Shot NER: A Comprehensive Study"): the fitted tagger tags ``pool`` of them, keeps the sentences whose
+every entity it types with probability >= ``pseudo``, and both stages are fitted again from the start on the
+support plus these (the support repeated to stay half of the detector's data; the kept entities' mean
+weighs ``PSEUDO_WEIGHT`` against the support's in each type's prototype). One round: on the WNUT-17 dev
+file, a second round, a pool of 3,000 or a weight of 1 did no better.
+
 ``source``: another corpus whose entity types differ: the detector is first fine-tuned on its sentences
 (every type an entity) for ``source_steps`` steps, and a residual map of the span-text embeddings
 (``x + W x``, ``W`` zero at the start) is trained on N-way K-shot span episodes of its types with this
@@ -33,6 +40,9 @@ from ...core.prototypes import class_means, cosine_logits
 from ..descriptions import describe as describe_type
 from .base import TagMethod, io_runs
 from .finetune import FineTune
+
+#: weight of the pseudo-labelled spans' mean against the support's in a type's prototypes (self-training)
+PSEUDO_WEIGHT = 0.5
 
 
 def entity_ids(spans_of: list[list[tuple[int, int, int]]], lengths: list[int]) -> list[np.ndarray]:
@@ -75,6 +85,8 @@ class SpanTagger(TagMethod):
         descriptions: dict | None = None,
         type_names: list | None = None,
         source_steps: int = 200,
+        pseudo: float = 0.5,
+        pool: int = 1000,
         seed: int = 0,
     ):
         super().__init__(
@@ -89,6 +101,8 @@ class SpanTagger(TagMethod):
             descriptions=descriptions,
             type_names=type_names,
             source_steps=source_steps,
+            pseudo=pseudo,
+            pool=pool,
             seed=seed,
         )
         self.progress = False
@@ -130,7 +144,7 @@ class SpanTagger(TagMethod):
         return self._texts([describe_type(n, self.params["descriptions"]) for n in names])
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, encoder, sentences, labels, n_classes, spans=None, source=None):
+    def fit(self, encoder, sentences, labels, n_classes, spans=None, source=None, unlabeled=None):
         """``spans``: the support's entities ``(start, end, class 1..N)`` per sentence (the tagger gives
         them from the BIO tags; from ``labels`` otherwise); ``source``: ``(sentences, spans, type names)``
         of another corpus."""
@@ -151,32 +165,73 @@ class SpanTagger(TagMethod):
             )
             start = pre.encoder
             self.map = self._train_map(src_sents, src_spans, src_names)
+        self._fit_stages(start, sentences, spans, names)
+        if unlabeled:
+            self._self_train(start, sentences, spans, names, unlabeled)
+        return self
+
+    def _fit_stages(self, start, sentences, spans, names, extra=None):
+        """The detector fine-tuned from ``start`` and the typer's prototypes on the support set; ``extra``:
+        pseudo-labelled ``(sentences, spans)`` added to both, the support repeated to stay half the
+        detector's data, their spans weighing ``PSEUDO_WEIGHT`` against the support's in the prototypes."""
+        p = self.params
+        det_sents, det_spans = list(sentences), list(spans)
+        if extra:
+            reps = max(1, round(len(extra[0]) / len(sentences)))
+            det_sents, det_spans = det_sents * reps + list(extra[0]), det_spans * reps + list(extra[1])
         self.detector = self._detector(p["steps"]).fit(
-            start, sentences, entity_ids(spans, [len(s) for s in sentences]), 2
+            start, det_sents, entity_ids(det_spans, [len(s) for s in det_sents]), 2
         )
         self.encoder = self.detector.encoder
-        # the typer's prototypes: support spans (+ the none class: words outside entities)
-        vectors = self._vectors(sentences)
+        texts, ctx, ys = self._examples(sentences, spans, outside=True)
+        n = len(names) + 1  # class 0 = none
+        text_protos = class_means(self._project(self._texts(texts)), torch.tensor(ys), n)
+        ctx_protos = class_means(torch.stack(ctx), torch.tensor(ys), n)
+        if extra and any(extra[1]):
+            texts, ctx, ys = self._examples(*extra, outside=False)
+            y = torch.tensor(ys)
+            w = PSEUDO_WEIGHT * torch.bincount(y, minlength=n).clamp(max=1).unsqueeze(1).float()
+            text_protos = (text_protos + w * class_means(self._project(self._texts(texts)), y, n)) / (1 + w)
+            ctx_protos = (ctx_protos + w * class_means(torch.stack(ctx), y, n)) / (1 + w)
+        self.text_protos = F.normalize(text_protos, dim=-1)
+        self.context_protos = F.normalize(ctx_protos, dim=-1)
+        self.desc = self._project(self._descriptions(["none"] + names))
+
+    def _examples(self, sentences, spans, outside: bool):
+        """The typer's examples: (span texts, span contexts, classes), the support's words outside entities
+        as class 0 (none) with ``outside``."""
         texts, ctx, ys = [], [], []
-        for words, v, sp in zip(sentences, vectors, spans):
+        for words, v, sp in zip(sentences, self._vectors(sentences), spans):
             inside = np.zeros(len(words), dtype=bool)
             for a, b, k in sp:
                 texts.append(" ".join(words[a:b]))
                 ctx.append(self._context(v, a, b))
                 ys.append(int(k))
                 inside[a:b] = True
-            if True:  # the none class's examples (used when none=True)
+            if outside:
                 for i, w in enumerate(words):
                     if not inside[i] and any(c.isalnum() for c in w):
                         texts.append(w)
                         ctx.append(self._context(v, i, i + 1))
                         ys.append(0)
-        y = torch.tensor(ys)
-        n = n_classes  # class 0 = none
-        self.text_protos = F.normalize(class_means(self._project(self._texts(texts)), y, n), dim=-1)
-        self.context_protos = F.normalize(class_means(torch.stack(ctx), y, n), dim=-1)
-        self.desc = self._project(self._descriptions(["none"] + names))
-        return self
+        return texts, ctx, ys
+
+    def _self_train(self, start, sentences, spans, names, unlabeled):
+        """One round of self-training: tag up to ``pool`` unlabelled sentences, keep those whose every
+        entity is typed with probability >= ``pseudo`` (at least one entity), and fit both stages again on
+        the support plus these."""
+        p = self.params
+        rng = np.random.default_rng(p["seed"])
+        pool = [unlabeled[i] for i in rng.permutation(len(unlabeled))[: p["pool"]]]
+        scores, entities = self.tag(None, pool)
+        keep_s, keep_sp = [], []
+        for words, sc, ents in zip(pool, scores, entities):
+            if ents and all(float(sc[a, c].exp()) >= p["pseudo"] for a, b, c in ents):
+                keep_s.append(words)
+                keep_sp.append(ents)
+        self.pseudo_count = len(keep_s)
+        if keep_s:
+            self._fit_stages(start, sentences, spans, names, extra=(keep_s, keep_sp))
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         if self.map is None:
