@@ -213,7 +213,7 @@ def write_docs(path: Path, docs: Path) -> int:
     n = 0
     for name in dict.fromkeys(r["config"] for r in rows):
         for k in (5, 1):
-            rs = [r for r in rows if r["config"] == name and r["shots"] == k]
+            rs = sorted((r for r in rows if r["config"] == name and r["shots"] == k), key=lambda r: r["seed"])
             if not rs:
                 continue
             f1 = [100 * r["f1"] for r in rs]

@@ -223,7 +223,7 @@ class SpanTagger(TagMethod):
         p = self.params
         rng = np.random.default_rng(p["seed"])
         pool = [unlabeled[i] for i in rng.permutation(len(unlabeled))[: p["pool"]]]
-        scores, entities = self.tag(None, pool)
+        scores, entities = self.tag(None, pool, progress=self.progress)
         keep_s, keep_sp = [], []
         for words, sc, ents in zip(pool, scores, entities):
             if ents and all(float(sc[a, c].exp()) >= p["pseudo"] for a, b, c in ents):
