@@ -80,21 +80,7 @@ class FewShotTagger(Estimator):
 
     method_params = {
         name: tuple(m for m, args in METHOD_ARGS.items() if name in args)
-        for name in (
-            "backbone",
-            "crf",
-            "steps",
-            "lr",
-            "tau",
-            "scale",
-            "describe",
-            "context",
-            "none",
-            "descriptions",
-            "source_steps",
-            "pseudo",
-            "pool",
-        )
+        for name in dict.fromkeys(a for args in METHOD_ARGS.values() for a in args if a != "seed")
     }
 
     def __init__(
