@@ -95,11 +95,10 @@ def run(
                 continue
             idx = greedy_support(train.tags, k, seed)
             c0, t0 = time.process_time(), time.perf_counter()
-            rest = sorted(set(range(len(train))) - set(idx)) if unlabeled else None
+            chosen = set(idx)
+            rest = [s for i, s in enumerate(train.sentences) if i not in chosen] if unlabeled else None
             tagger = FewShotTagger(**params, seed=seed).fit(
-                [train.sentences[i] for i in idx],
-                [train.tags[i] for i in idx],
-                unlabeled=None if rest is None else [train.sentences[i] for i in rest],
+                [train.sentences[i] for i in idx], [train.tags[i] for i in idx], unlabeled=rest
             )
             c1, t1 = time.process_time(), time.perf_counter()
             pred = tagger.predict(test.sentences)

@@ -102,12 +102,10 @@ def fit(
         }
     )
     extra_sentences = None
-    if unlabeled is not None:
+    if unlabeled is not None:  # plain text, CoNLL or JSONL; an empty file is refused by the reader
         from ..tagging.io import read_sentences
 
         extra_sentences, _ = read_sentences(unlabeled)
-        if not extra_sentences:
-            raise KshotError(f"--unlabeled {unlabeled}: no sentences in the file")
     tagger.fit(data.sentences, data.tags, types=type_list, source=src, unlabeled=extra_sentences)
     tagger.save(out)
     typer.echo(f"fitted {method} on {len(data)} sentences, types {', '.join(tagger.types_)}; model in {out}")

@@ -13,6 +13,14 @@ class ChecksumError(DataError):
     """A file's sha256 does not match the expected value."""
 
 
+def is_number(value) -> bool:
+    """True for a finite number (a Python or numpy int or float); False for a bool, NaN, infinity or anything
+    else. The check before comparing a user's value with a bound."""
+    import numpy as np
+
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
 def check_positive_int(name: str, value, minimum: int = 1) -> int:
     """Return ``value`` as an int, or raise KshotError naming it when it is not an int >= minimum."""
     if isinstance(value, bool) or not hasattr(value, "__index__"):  # ints and numpy ints only

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.errors import KshotError, check_choice, check_positive_int
+from ..core.errors import KshotError, check_choice, check_positive_int, is_number
 from ..core.estimator import Estimator
 from ..core.model_format import load_model, save_model
 from ..data.interactions import Interactions
@@ -212,7 +212,7 @@ class Recommender(Estimator):
         """``rating`` as a float on the model's scale, or None when it is not a finite number on it. A model
         of implicit interactions (scale lo == hi) takes any finite number as an interaction."""
         lo, hi = self.scale_
-        if isinstance(rating, bool) or not isinstance(rating, (int, float, np.number)) or not np.isfinite(rating):
+        if not is_number(rating):
             return None
         rating = hi if lo == hi else rating
         return float(rating) if lo <= rating <= hi else None

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import KshotError, check_choice, check_positive_int
+from ..core.errors import KshotError, check_choice, check_positive_int, is_number
 from ..core.estimator import Estimator
 from ..core.model_format import load_model, save_model
 from ..text.encoder import DEFAULT_MODEL, SentenceEncoder
@@ -125,9 +125,7 @@ class FewShotTagger(Estimator):
     def _check_params(self) -> None:
         check_choice("method", self.method, METHODS)
         self.check_method_params()
-        if self.pseudo is not None and not (
-            isinstance(self.pseudo, (int, float)) and not isinstance(self.pseudo, bool) and 0 <= self.pseudo <= 1
-        ):
+        if self.pseudo is not None and not (is_number(self.pseudo) and 0 <= self.pseudo <= 1):
             raise KshotError(f"pseudo must be a probability between 0 and 1, got {self.pseudo!r}")
         if self.pool is not None:
             check_positive_int("pool", self.pool)

@@ -18,14 +18,13 @@ def check_setting(method: str, key: str, value, grid: list, bounds: tuple | None
     one of them for a setting of words; otherwise a finite number (a whole one where the grid's are),
     at least 0 (above 0 where every grid value is), within ``bounds`` where given. A one-line KshotError
     names the value and what is allowed."""
-    from ...core.errors import KshotError, check_choice
+    from ...core.errors import KshotError, check_choice, is_number
 
     if all(isinstance(g, str) for g in grid):
         return check_choice(f"{key} (method {method!r})", value, grid)
     whole = all(isinstance(g, int) and not isinstance(g, bool) for g in grid)
     low, high = bounds or (0.0 if min(grid) <= 0 else None, None)
-    number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and np.isfinite(value)
-    ok = number and (not whole or float(value).is_integer())
+    ok = is_number(value) and (not whole or float(value).is_integer())
     ok = ok and (value >= low if low is not None else value > 0) and (high is None or value <= high)
     if not ok:
         kind = "a whole number" if whole else "a number"

@@ -187,7 +187,7 @@ class SpanTagger(TagMethod):
         n = len(names) + 1  # class 0 = none
         text_protos = class_means(self._project(self._texts(texts)), torch.tensor(ys), n)
         ctx_protos = class_means(torch.stack(ctx), torch.tensor(ys), n)
-        if extra and any(extra[1]):
+        if extra:
             texts, ctx, ys = self._examples(*extra, outside=False)
             y = torch.tensor(ys)
             w = PSEUDO_WEIGHT * torch.bincount(y, minlength=n).clamp(max=1).unsqueeze(1).float()
