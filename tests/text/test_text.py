@@ -52,12 +52,51 @@ def test_cache_returns_the_same_vectors_without_encoding(monkeypatch):
 
 
 def test_long_texts_are_truncated_and_batches_padded_dynamically():
-    enc = SentenceEncoder()
+    enc = SentenceEncoder(windows=1)
     feats = enc._features(["short", "a bit longer text here"])
     assert feats["input_ids"].shape[1] <= 8  # padded to the longest of this batch, not to 256
     long_text = "word " * 5000
     assert enc._features([long_text])["input_ids"].shape[1] == enc.max_length
     assert enc.encode([long_text]).shape == (1, 384)
+
+
+def test_a_long_text_is_the_mean_of_its_windows_and_a_short_one_is_unchanged():
+    one, three = SentenceEncoder(windows=1), SentenceEncoder(windows=3)
+    span = one.max_length - 2
+    first = "the card never arrived and I am still waiting for it " * 40  # > 1 window
+    long_text = first + "please reset my password because I forgot it " * 200  # > 3 windows
+    pieces, owner = three.pieces(["short text", long_text])
+    assert pieces[0] == "short text" and list(owner) == [0, 1, 1, 1]
+    tok = one.model.tokenizer
+    ids = tok(long_text, add_special_tokens=False)["input_ids"]
+    assert [tok(p, add_special_tokens=False)["input_ids"] for p in pieces[1:]] == [
+        ids[i : i + span] for i in (0, span, 2 * span)
+    ]  # consecutive windows; the rest beyond three is dropped
+    got = three.encode(["short text", long_text])
+    np.testing.assert_allclose(got[0], one.encode(["short text"])[0], atol=1e-6)
+    mean = one.encode(pieces[1:]).mean(0)
+    np.testing.assert_allclose(got[1], mean / np.linalg.norm(mean), atol=1e-5)
+    # the truncated embedding reads only the first window: another vector, kept apart in the cache
+    assert float(one.encode([long_text])[0] @ got[1]) < 0.99 and three.key != one.key
+    with pytest.raises(KshotError, match="windows must be an integer >= 1, got 0"):
+        SentenceEncoder(windows=0)
+
+
+def test_classifier_reads_long_texts_in_windows_and_old_models_load_truncating(tmp_path):
+    long_texts = [t + " " + " ".join(["filler words about nothing in particular"] * 60) for t in TRAIN_X]
+    clf = FewShotClassifier(method="logistic").fit(long_texts, TRAIN_Y)
+    assert clf.windows == 4 and clf.encoder_.windows == 4
+    clf.save(tmp_path / "m")
+    loaded = FewShotClassifier.load(tmp_path / "m")
+    assert loaded.encoder_.windows == 4
+    np.testing.assert_allclose(loaded.predict_proba(long_texts[:3]), clf.predict_proba(long_texts[:3]), atol=1e-6)
+    params = clf.get_params()
+    del params["windows"]
+    clf.get_params = lambda deep=True: params  # saved as before the setting existed
+    clf.save(tmp_path / "old")
+    assert FewShotClassifier.load(tmp_path / "old").encoder_.windows == 1
+    with pytest.raises(KshotError, match="windows must be an integer >= 1, got 0"):
+        FewShotClassifier(method="logistic", windows=0).fit(TRAIN_X, TRAIN_Y)
 
 
 @pytest.mark.parametrize("method", ["prototype", "logistic", "label_prior"])

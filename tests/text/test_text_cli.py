@@ -320,12 +320,15 @@ def test_cli_predict_stdin_to_stdout(tmp_path, capsys, monkeypatch):
         (ROWS + [("", "card")], [], "row 7 has an empty text"),
         (ROWS, ["--method", "magic"], "unknown method 'magic'"),
         (ROWS, ["--device", "gpu"], "--device must be a torch device such as cpu, cuda or cuda:1, got 'gpu'"),
+        (ROWS, ["-p", "windows=0"], "windows must be an integer >= 1, got 0"),
+        (ROWS, ["-p", "windows=two"], "windows must be an integer >= 1, got 'two'"),
     ],
 )
 def test_cli_fit_bad_input_exits_2(tmp_path, capsys, rows, args, message):
     write_csv(tmp_path / "train.csv", rows)
     assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "m"), *args]) == 2
     assert message in one_error_line(capsys)
+    assert not (tmp_path / "m").exists()
 
 
 @needs_encoder
