@@ -106,14 +106,17 @@ class Recipe:
         return f"{body}{extra}, logistic head (C by cross-validation){'; ' + self.why if self.why else ''}"
 
 
-def plan(n_texts: int, n_classes: int, budget: float, seconds_per_text: float, elapsed: float) -> tuple[Recipe, float]:
+def plan(
+    n_texts: int, n_classes: int, budget: float, seconds_per_text: float, elapsed: float, n_windows: int | None = None
+) -> tuple[Recipe, float]:
     """The recipe for ``n_texts`` training texts in ``n_classes`` classes; returns it and the seconds that
-    fine-tuning may take."""
+    fine-tuning may take. ``seconds_per_text``: one window's forward pass (what a training step reads of each
+    text); ``n_windows``: the windows that re-encoding the training texts reads (default: one per text)."""
     classes_per_step = min(CLASSES_PER_STEP, n_classes)
     per_class = max(2, BATCH_TEXTS // n_classes)
     batch = min(n_texts, classes_per_step * per_class)
     target = int(np.clip(PASSES * n_texts / batch, *STEP_RANGE))
-    reencode = n_texts * seconds_per_text
+    reencode = (n_texts if n_windows is None else n_windows) * seconds_per_text
     available = FINETUNE_SHARE * budget - elapsed - reencode
     affordable = int(available / (TRAIN_COST * batch * seconds_per_text)) if available > 0 else 0
     if affordable < MIN_STEPS:
@@ -151,9 +154,10 @@ def choose_C(X: np.ndarray, y: np.ndarray, n_classes: int, extra=None, seed: int
 
 
 def seconds_per_text(encoder, texts: list[str]) -> float:
-    """Forward seconds per text, timed on up to 32 of ``texts`` after a small untimed warm-up batch."""
-    encoder._encode_uncached(texts[:4])
+    """Forward seconds per text, one window each (a long text's first: what a training step reads), timed on
+    up to 32 of ``texts`` after a small untimed warm-up batch."""
+    encoder._encode_pieces(texts[:4])
     probe = texts[:32]
     start = time.perf_counter()
-    encoder._encode_uncached(probe)
+    encoder._encode_pieces(probe)
     return (time.perf_counter() - start) / len(probe)

@@ -303,7 +303,10 @@ class FewShotClassifier(ClassifierMixin, Estimator):
             texts = texts + [label_text(c, self.label_template, self.label_descriptions) for c in self.classes_]
             y = np.concatenate([y, np.arange(len(self.classes_))]).astype(np.int64)
         speed = auto.seconds_per_text(base, texts)
-        recipe, seconds = auto.plan(len(texts), len(self.classes_), budget, speed, time.perf_counter() - start)
+        windows = len(base.pieces(texts)[0])  # what re-encoding the training texts reads
+        recipe, seconds = auto.plan(
+            len(texts), len(self.classes_), budget, speed, time.perf_counter() - start, n_windows=windows
+        )
         recipe.label_examples = words
         self.finetuned_ = recipe.finetune
         self.encoder_ = base.trainable() if recipe.finetune else base

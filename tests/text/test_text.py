@@ -82,6 +82,16 @@ def test_a_long_text_is_the_mean_of_its_windows_and_a_short_one_is_unchanged():
         SentenceEncoder(windows=0)
 
 
+def test_auto_times_one_window_per_text_as_a_training_step_reads(monkeypatch):
+    from kshot.text import auto
+
+    enc = SentenceEncoder(windows=4)
+    read = []
+    monkeypatch.setattr(enc, "_encode_pieces", lambda texts, progress=False: read.extend(texts))
+    auto.seconds_per_text(enc, ["word " * 2000] * 40)
+    assert len(read) == 4 + 32  # warm-up and probe: the texts themselves, each cut at one window when encoded
+
+
 def test_classifier_reads_long_texts_in_windows_and_old_models_load_truncating(tmp_path):
     long_texts = [t + " " + " ".join(["filler words about nothing in particular"] * 60) for t in TRAIN_X]
     clf = FewShotClassifier(method="logistic").fit(long_texts, TRAIN_Y)

@@ -240,6 +240,9 @@ def test_auto_plan_and_cv():
     assert fast.finetune and (fast.classes_per_step, fast.per_class) == (16, 2) and fast.steps == 385
     slow = auto.plan(616, 77, 120.0, 1.0, 1.0)[0]
     assert not slow.finetune and "fit only 0 steps" in slow.why
+    # long texts: re-encoding reads every window, a training step one window per text
+    one, four = auto.plan(40, 5, 120.0, 0.02, 1.0), auto.plan(40, 5, 120.0, 0.02, 1.0, n_windows=160)
+    assert four[1] == pytest.approx(one[1] - 120 * 0.02, abs=1e-9) and four[0].steps == one[0].steps == 40
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 8)).astype(np.float32)
     y = np.repeat(np.arange(3), 10)
