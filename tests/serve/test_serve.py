@@ -324,7 +324,7 @@ def test_export_writes_a_model_directory_that_kshot_predict_loads(env, tmp_path,
     clf = FewShotClassifier.load(path)
     assert "lost_phone" in clf.classes_ and clf.predict(["someone stole my phone"])[0] == "lost_phone"
     serve = json.loads((path / "model.json").read_text())["serve"]  # int8 service, float32 head
-    assert serve["served_quantize"] == "int8" and serve["head_fitted_on"] == "all-MiniLM-L6-v2"
+    assert serve["served_quantize"] == "int8" and serve["head_fitted_on"] == "all-MiniLM-L6-v2#w4"
     (tmp_path / "in.csv").write_text("text\nsomeone stole my phone\n")
     assert main(["predict", str(path), str(tmp_path / "in.csv")]) == 0
     assert "lost_phone" in capsys.readouterr().out

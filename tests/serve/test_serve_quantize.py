@@ -160,3 +160,13 @@ def test_a_schema_2_database_gets_key_expiry_revocation_and_writer_ids(tmp_path)
     assert store.revoke_key(key.split("_")[1]) and store.check_key(key) is None
     soon = store.create_key("read", expires=time.time() - 1)
     assert store.check_key(soon) is None and [k["role"] for k in store.list_keys()] == ["write", "read"]
+
+
+def test_windows_are_part_of_what_stored_embeddings_depend_on(tmp_path):
+    truncating = FewShotClassifier(method="logistic", windows=1).fit(["a card", "my balance"], ["c", "b"])
+    windowed = FewShotClassifier(method="logistic").fit(["a card", "my balance"], ["c", "b"])
+    assert fingerprint(truncating.save(tmp_path / "w1")) == "all-MiniLM-L6-v2"
+    assert fingerprint(windowed.save(tmp_path / "w4")) == "all-MiniLM-L6-v2#w4"
+    assert fingerprint(tmp_path / "w4", "int8") == "all-MiniLM-L6-v2#w4#int8"
+    # the same int8 encoder, whichever way it is asked for: one cache key
+    assert SentenceEncoder(windows=4, quantize="int8").key == SentenceEncoder(windows=4).quantized("int8").key

@@ -65,19 +65,38 @@ def test_a_long_text_is_the_mean_of_its_windows_and_a_short_one_is_unchanged():
     span = one.max_length - 2
     first = "the card never arrived and I am still waiting for it " * 40  # > 1 window
     long_text = first + "please reset my password because I forgot it " * 200  # > 3 windows
-    pieces, owner = three.pieces(["short text", long_text])
-    assert pieces[0] == "short text" and list(owner) == [0, 1, 1, 1]
+    pieces, owner, sizes = three.pieces(["short text", long_text])
+    assert pieces[0] == "short text" and list(owner) == [0, 1, 1, 1] and list(sizes[1:]) == [span] * 3
     tok = one.model.tokenizer
     ids = tok(long_text, add_special_tokens=False)["input_ids"]
     assert [tok(p, add_special_tokens=False)["input_ids"] for p in pieces[1:]] == [
         ids[i : i + span] for i in (0, span, 2 * span)
-    ]  # consecutive windows; the rest beyond three is dropped
+    ]  # consecutive windows (these words are one token each); the rest beyond three is dropped
     got = three.encode(["short text", long_text])
     np.testing.assert_allclose(got[0], one.encode(["short text"])[0], atol=1e-6)
     mean = one.encode(pieces[1:]).mean(0)
     np.testing.assert_allclose(got[1], mean / np.linalg.norm(mean), atol=1e-5)
     # the truncated embedding reads only the first window: another vector, kept apart in the cache
     assert float(one.encode([long_text])[0] @ got[1]) < 0.99 and three.key != one.key
+
+
+def test_windows_are_cut_between_words_and_weighted_by_length():
+    enc = SentenceEncoder(windows=4)
+    tok, span = enc.model.tokenizer, enc.max_length - 2
+    long_words = "unbelievably incomprehensible " * 200  # words of several word pieces each
+    pieces, _, sizes = enc.pieces([long_words])
+    assert len(pieces) == 4 and all(0 < n <= span for n in sizes)
+    for piece in pieces:
+        ids = tok(piece, add_special_tokens=False)["input_ids"]
+        assert not piece.startswith("##") and len(ids) <= span  # no word split, nothing cut off again
+    # one word past the window: the short last window weighs by its length, not as half of the text
+    words = "reset my password " * 200
+    n = len(tok(words, add_special_tokens=False)["input_ids"])
+    text = " ".join(words.split()[: span + 1])
+    assert len(tok(text, add_special_tokens=False)["input_ids"]) == span + 1 <= n
+    assert list(enc.pieces([text])[2]) == [span, 1]
+    assert float(enc.encode([text])[0] @ SentenceEncoder(windows=1).encode([text])[0]) > 0.99
+
     with pytest.raises(KshotError, match="windows must be an integer >= 1, got 0"):
         SentenceEncoder(windows=0)
 
