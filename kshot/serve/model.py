@@ -50,7 +50,8 @@ import numpy as np
 
 from ..core.errors import KshotError
 from ..core.model_format import check_manifest, read_manifest
-from ..text.classifier import KIND, FewShotClassifier
+from ..text.classifier import KIND, FewShotClassifier, saved_windows
+from ..text.encoder import windows_key
 from .store import Store
 
 ADD_ITERATIONS = 30  # solver iterations per incremental refit (see the module docstring)
@@ -66,8 +67,9 @@ class Overloaded(Exception):
 
 
 def fingerprint(model_dir, quantize: str = "none") -> str:
-    """What stored embeddings depend on: the encoder's name (and its weights, when fine-tuned, and
-    ``#w<n>`` when long texts are read in n windows), plus ``#int8`` when it runs quantised; read from the model directory's JSON without loading anything."""
+    """What stored embeddings depend on: the encoder's name (and its weights, when fine-tuned), ``#w<n>``
+    when it reads long texts in n windows, plus ``#int8`` when it runs quantised; read from the model
+    directory's JSON without loading anything."""
     base = _fingerprint(model_dir)
     return base if quantize == "none" else f"{base}#{quantize}"
 
@@ -79,8 +81,7 @@ def _fingerprint(model_dir) -> str:
         name = meta["params"]["encoder"]
     except (KeyError, TypeError):
         raise KshotError(f"{model_dir}'s manifest names no encoder: the file is damaged") from None
-    windows = meta["params"].get("windows", 1)  # long texts read in windows embed differently
-    suffix = f"#w{windows}" if windows != 1 else ""
+    suffix = windows_key(saved_windows(meta["params"]))
     if not meta.get("finetuned"):
         return f"{name}{suffix}"
     digest = hashlib.sha256()

@@ -68,6 +68,14 @@ METHODS = ("auto", "prototype", "logistic", "setfit", "zeroshot", "label_prior",
 FROZEN = ("prototype", "logistic", "zeroshot", "label_prior")
 KIND = "text-classifier"
 WINDOWS = 4  # a long text: up to this many windows of the encoder's length, their embeddings averaged
+
+
+def saved_windows(params: dict) -> int:
+    """The ``windows`` of a saved model's parameters: 1 (truncation, as it was fitted) for a model saved
+    before the setting existed."""
+    return params.get("windows", 1)
+
+
 _NOT = lambda *skip: tuple(m for m in METHODS if m not in skip)  # noqa: E731
 # the methods each method-specific parameter applies to; the others (encoder, method, scale, reject_label,
 # seed, device, progress) apply to every method. Setting one away from its default for another method is an
@@ -303,9 +311,9 @@ class FewShotClassifier(ClassifierMixin, Estimator):
             texts = texts + [label_text(c, self.label_template, self.label_descriptions) for c in self.classes_]
             y = np.concatenate([y, np.arange(len(self.classes_))]).astype(np.int64)
         speed = auto.seconds_per_text(base, texts)
-        windows = len(base.pieces(texts)[0])  # what re-encoding the training texts reads
+        n_windows = len(base.pieces(texts)[0])  # what re-encoding the training texts reads
         recipe, seconds = auto.plan(
-            len(texts), len(self.classes_), budget, speed, time.perf_counter() - start, n_windows=windows
+            len(texts), len(self.classes_), budget, speed, time.perf_counter() - start, n_windows=n_windows
         )
         recipe.label_examples = words
         self.finetuned_ = recipe.finetune
@@ -453,7 +461,7 @@ class FewShotClassifier(ClassifierMixin, Estimator):
         state, meta = load_model(path, KIND)
         params = dict(meta["params"])
         params["device"] = load_device(device, params.get("device"))
-        params.setdefault("windows", 1)  # saved before long texts were read in windows: truncated, as fitted
+        params["windows"] = saved_windows(params)
         clf = cls(**params)
         clf.classes_ = list(meta["classes"])
         clf.finetuned_ = bool(meta["finetuned"])

@@ -120,6 +120,12 @@ def check_quantize(quantize: str, name: str = "quantize") -> str:
     return quantize
 
 
+def windows_key(windows: int) -> str:
+    """What sets apart the embeddings of an encoder that reads long texts in ``windows`` windows (in the cache
+    and in a service's store): ``#w<n>``, nothing for 1 (truncation)."""
+    return f"#w{windows}" if windows > 1 else ""
+
+
 class SentenceEncoder:
     """Texts -> unit-norm embeddings. ``frozen`` encoders cache their embeddings.
 
@@ -147,8 +153,8 @@ class SentenceEncoder:
             self.frozen = True
         else:
             self.key, self.model, self.frozen = _key or self.name, _st, False
-        if self.windows > 1 and _st is None:  # long texts embed differently: their own cache entries
-            self.key = f"{self.key}#w{self.windows}"
+        if _st is None:  # long texts read in windows embed differently: their own cache entries
+            self.key += windows_key(self.windows)
         if check_quantize(quantize) != "none":
             q = self.quantized(quantize)
             self.key, self.model, self.quantize = q.key, q.model, q.quantize
