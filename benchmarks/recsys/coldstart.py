@@ -34,8 +34,8 @@ from kshot.recsys.recommender import AUTO, CANDIDATES, choose  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 META = ("melu", "attention", "melu_rank")  # meta-learned
-SEQUENCE = ("gru", "sasrec")
-NEURAL = META + SEQUENCE + ("finetune",)
+SEQUENCE = ("gru", "sasrec", "successors")  # read the order of the interactions
+NEURAL = META + ("gru", "sasrec", "finetune")
 SECTIONS = {"user": "MovieLens-100K user cold start", "item": "MovieLens-100K item cold start"}
 
 

@@ -29,6 +29,7 @@ SHORT = {"train_steps": 20}
 SETTINGS = {
     "auto": {},
     "ease": {},
+    "successors": {},
     "knn": {},
     "rp3beta": {},
     "ials": {},

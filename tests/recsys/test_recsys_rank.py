@@ -13,6 +13,7 @@ from kshot.recsys.methods import RANKERS, build
 from kshot.recsys.methods.ials import _solve_rows
 from kshot.recsys.methods.melu import DECISION
 from kshot.recsys.methods.neural_rank import masked_softmax_loss
+from kshot.recsys.methods.successors import DECAY, successor_counts
 from kshot.recsys.protocol import (
     Task,
     default_positive,
@@ -159,7 +160,7 @@ def ranker_scores(fold, rankers):
 def test_rankers_learn_the_taste_that_popularity_misses(ranker_scores):
     s = ranker_scores
     pop = s["popularity"][3]["ndcg10"]["mean"]
-    for name in ("ease", "knn", "rp3beta", "ials", "gru", "sasrec", "melu_rank"):
+    for name in ("ease", "successors", "knn", "rp3beta", "ials", "gru", "sasrec", "melu_rank"):
         assert s[name][3]["ndcg10"]["mean"] > pop + 0.2, name  # the group's block is in the co-occurrences
         assert s[name][3]["mae"]["mean"] is None
     # with no items, only the user's features say the group: group popularity gets it, popularity cannot
@@ -178,6 +179,71 @@ def test_ease_is_the_zero_diagonal_ridge_solution(fold):
         ref = np.linalg.solve(a.T @ a + 7.0 * np.eye(a.shape[1]), a.T @ x[:, j])
         np.testing.assert_allclose(b[others, j], ref, rtol=1e-3, atol=1e-5)
         assert b[j, j] == 0
+
+
+def chains(n_users=90, n_items=12, length=5, seed=0) -> Interactions:
+    """Every user walks ``length`` consecutive items of the cycle 0 -> 1 -> ... -> n_items - 1 -> 0 from a
+    random start, in that order, all liked: which items come next is in the order, not in the co-occurrence
+    (``i`` is seen with ``i - 1`` as often as with ``i + 1``)."""
+    rng = np.random.default_rng(seed)
+    users, items = [], []
+    for u in range(n_users):
+        start = int(rng.integers(n_items))
+        for t in range(length):
+            users.append(u), items.append((start + t) % n_items)
+    n = len(users)
+    return Interactions(
+        users,
+        items,
+        np.full(n, 5.0),
+        np.arange(n),
+        [f"u{u}" for u in range(n_users)],
+        [str(i) for i in range(n_items)],
+        np.zeros((n_users, 1)),
+        np.zeros((n_items, 1)),
+        ["none"],
+        ["none"],
+        [f"Item {i}" for i in range(n_items)],
+    )
+
+
+def test_successor_counts_by_hand():
+    # user 0: items 2, 0, 1 in time order (1 disliked); user 1: 1 then 2
+    data = Interactions(
+        [0, 0, 0, 1, 1],
+        [0, 1, 2, 1, 2],
+        [5.0, 2.0, 4.0, 5.0, 5.0],
+        [20, 30, 10, 1, 2],
+        ["a", "b"],
+        ["x", "y", "z"],
+        np.zeros((2, 1)),
+        np.zeros((3, 1)),
+        ["none"],
+        ["none"],
+        ["X", "Y", "Z"],
+    )
+    liked = data.ratings >= 4
+    t = successor_counts(data, liked)
+    expected = np.zeros((3, 3))
+    expected[2, 0] = 1.0  # user 0: z then x (gap 1); y is not liked, so nothing ends at y
+    expected[1, 2] = 1.0  # user 1: y then z
+    np.testing.assert_allclose(t, expected)
+    everything = successor_counts(data, np.ones(5, bool))
+    assert everything[2, 1] == pytest.approx(2.0**-DECAY) and everything[0, 1] == 1.0  # z .. y two apart
+
+
+def test_successors_rank_what_comes_next():
+    data = chains()
+    ease = build("ease", lam=5.0, blend=0.0).fit(data, tune=False)
+    nxt = build("successors", lam=5.0, blend=0.0, mix=4.0).fit(data, tune=False)
+    items, ratings = np.array([5]), np.array([5.0])
+    e, s = ease.raw_scores(items, ratings, None), nxt.raw_scores(items, ratings, None)
+    assert abs(e[6] - e[4]) < 0.1 * abs(e[6])  # EASE cannot tell the next item from the previous one
+    assert s[6] > s[4] + 0.5 * abs(s[6]) and s[7] > s[3]  # successors can
+    assert np.argsort(-nxt.predict_items(items, ratings, None))[0] == 6
+    nxt.params["mix"] = 0.0  # mix 0 is EASE (up to the scale)
+    r0 = nxt.raw_scores(items, ratings, None)
+    np.testing.assert_allclose(r0 / np.abs(r0).max(), e / np.abs(e).max(), atol=1e-5)
 
 
 def test_ials_conjugate_gradient_reaches_the_exact_solve(fold):
@@ -224,7 +290,7 @@ def test_blend_with_popularity_where_support_is_thin(fold, rankers):
     np.testing.assert_allclose(blended - one, 0.5 * prior)  # blend / (1 + K)^2, K = 1
 
 
-@pytest.mark.parametrize("name", ["ease", "knn", "rp3beta", "ials", "sasrec"])
+@pytest.mark.parametrize("name", ["ease", "successors", "knn", "rp3beta", "ials", "sasrec"])
 def test_contributions_explain_the_score(rankers, name):
     m = rankers[name]
     items, ratings = np.array([0, 1, 2, 45]), np.array([5.0, 4.0, 5.0, 2.0])

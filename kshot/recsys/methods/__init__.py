@@ -1,8 +1,8 @@
 """Cold-start methods, one file each; ``METHODS`` maps the names of ``kshot recsys train --method``.
 
 Rating predictors (``predicts_ratings``): mean, item_mean, bias, demographic, mf, itemknn, melu, attention,
-finetune. Top-N rankers (``RANKERS``): popularity, random, group_popularity, ease, knn, rp3beta, ials, gru,
-sasrec, melu_rank."""
+finetune. Top-N rankers (``RANKERS``): popularity, random, group_popularity, ease, successors, knn, rp3beta,
+ials, gru, sasrec, melu_rank."""
 
 from ...core.errors import check_choice
 from .attention import Attention
@@ -25,6 +25,7 @@ from .popularity import Popularity
 from .random import RandomRanker
 from .rp3beta import RP3Beta
 from .sasrec import SASRec
+from .successors import Successors
 
 METHODS: dict = {
     c.name: c
@@ -42,6 +43,7 @@ METHODS: dict = {
         FineTune,
         GroupPopularity,
         EASE,
+        Successors,
         ItemKNNRanker,
         RP3Beta,
         IALS,
