@@ -232,6 +232,35 @@ def test_successor_counts_by_hand():
     assert everything[2, 1] == pytest.approx(2.0**-DECAY) and everything[0, 1] == 1.0  # z .. y two apart
 
 
+def test_successor_counts_of_a_long_history_stop_at_the_gap_cap(monkeypatch):
+    import kshot.recsys.methods.successors as successors
+
+    monkeypatch.setattr(successors, "MAX_GAP", 7)  # a history of 40 is "long"; blocks of 3 starts
+    monkeypatch.setattr(successors, "CHUNK", 25)
+    rng = np.random.default_rng(3)
+    items, ratings = rng.integers(0, 9, 40), rng.integers(1, 6, 40).astype(float)
+    data = Interactions(
+        np.zeros(40, int),
+        items,
+        ratings,
+        np.arange(40),
+        ["u"],
+        [str(i) for i in range(9)],
+        np.zeros((1, 1)),
+        np.zeros((9, 1)),
+        ["none"],
+        ["none"],
+        [f"Item {i}" for i in range(9)],
+    )
+    liked = ratings >= 4
+    expected = np.zeros((9, 9))
+    for j in range(40):
+        for i in range(j + 1, min(j + 8, 40)):
+            if liked[i]:
+                expected[items[j], items[i]] += (i - j) ** -successors.DECAY
+    np.testing.assert_allclose(successors.successor_counts(data, liked), expected)
+
+
 def test_successors_rank_what_comes_next():
     data = chains()
     ease = build("ease", lam=5.0, blend=0.0).fit(data, tune=False)

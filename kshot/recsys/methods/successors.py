@@ -3,7 +3,7 @@ items are where they start; the items they add next tend to be the ones other us
 same items (sequential rules, as in session-based recommendation; Ludewig and Jannach, UMUAI 2018).
 
 On the warm users' interactions in time order: T[j, i] sums ``1 / gap^DECAY`` over every pair where item
-``i`` (a liked one, under ``signal="positive"``) comes ``gap`` positions after ``j``; it is divided by
+``i`` (a liked one, under ``signal="positive"``) comes ``gap`` positions after ``j`` (up to MAX_GAP); it is divided by
 ``count_j^BETA count_i^(1-BETA)`` (item counts + 1) so that neither the most popular starts nor ends
 dominate. The scores are ``x @ (B / |B| + mix * S / |S|)`` for EASE's weights B and the normalised
 successors S (each scaled by the mean of its rows' largest absolute entry): still one term per support
@@ -17,12 +17,29 @@ from .ease import EASE
 
 DECAY = 0.25  # the weight of a successor ``gap`` positions later: 1 / gap^DECAY
 BETA = 0.8  # the popularity normalisation's share on the earlier item
-CHUNK = 4_000_000  # pairs counted at a time (bounds the memory on users with long histories)
+CHUNK = 4_000_000  # pairs counted at a time (bounds the memory)
+MAX_GAP = 1_000  # successors further on are not counted (bounds the work on very long histories)
+
+
+def _pairs(n_rows: int):
+    """Positions (earlier, later) of the pairs at most MAX_GAP apart in a history of ``n_rows``, in
+    blocks of about CHUNK pairs."""
+    if n_rows <= MAX_GAP + 1:
+        yield np.triu_indices(n_rows, 1)
+        return
+    gaps = np.arange(1, MAX_GAP + 1)
+    step = max(1, CHUNK // MAX_GAP)
+    for start in range(0, n_rows - 1, step):
+        a = np.arange(start, min(start + step, n_rows - 1))[:, None]
+        b = a + gaps[None, :]
+        inside = b < n_rows
+        yield np.broadcast_to(a, b.shape)[inside], b[inside]
 
 
 def successor_counts(train, target: np.ndarray) -> np.ndarray:
-    """``[n_items, n_items]``: for each ordered pair (earlier j, later i) within a warm user's
-    interactions in time order, with ``target`` true on i's row, ``1 / gap^DECAY`` summed over users."""
+    """``[n_items, n_items]``: for each ordered pair (earlier j, later i, at most MAX_GAP positions apart)
+    within a warm user's interactions in time order, with ``target`` true on i's row, ``1 / gap^DECAY``
+    summed over users."""
     n = train.n_items
     total = np.zeros(n * n)
     firsts, seconds, weights, size = [], [], [], 0
@@ -37,15 +54,15 @@ def successor_counts(train, target: np.ndarray) -> np.ndarray:
     for rows in train.user_rows():
         if len(rows) < 2:
             continue
-        a, b = np.triu_indices(len(rows), 1)
-        keep = target[rows[b]]
-        a, b = a[keep], b[keep]
-        firsts.append(train.items[rows[a]])
-        seconds.append(train.items[rows[b]])
-        weights.append((b - a).astype(np.float64) ** -DECAY)
-        size += len(a)
-        if size > CHUNK:
-            flush()
+        for a, b in _pairs(len(rows)):
+            keep = target[rows[b]]
+            a, b = a[keep], b[keep]
+            firsts.append(train.items[rows[a]])
+            seconds.append(train.items[rows[b]])
+            weights.append((b - a).astype(np.float64) ** -DECAY)
+            size += len(a)
+            if size > CHUNK:
+                flush()
     flush()
     return total.reshape(n, n)
 
