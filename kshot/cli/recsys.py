@@ -71,7 +71,7 @@ def train(
     method: str = typer.Option(
         "auto",
         help="auto (the best of the fast rankers on validation users), or one of: "
-        "popularity, group_popularity, ease, knn, rp3beta, ials, gru, sasrec, "
+        "popularity, group_popularity, ease, successors, knn, rp3beta, ials, gru, sasrec, "
         "melu_rank (rankers); mean, item_mean, bias, demographic, mf, itemknn, "
         "melu, attention, finetune (rating predictors); random",
     ),

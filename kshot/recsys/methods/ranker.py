@@ -116,7 +116,7 @@ class Ranker(ColdStartMethod):
 
 class LinearRanker(Ranker):
     """A ranker whose scores are ``vector @ W`` for an item x item matrix ``W`` (``arrays_["weights"]``):
-    EASE, item-kNN, RP3beta. Each score is a sum of one term per support item."""
+    EASE, successors, item-kNN, RP3beta. Each score is a sum of one term per support item."""
 
     linear = True
     tune_folds = 3
