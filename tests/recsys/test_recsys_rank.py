@@ -208,15 +208,15 @@ def chains(n_users=90, n_items=12, length=5, seed=0) -> Interactions:
 
 
 def test_successor_counts_by_hand():
-    # user 0: items 2, 0, 1 in time order (1 disliked); user 1: 1 then 2
+    # user 0: items 2, 0, 1 in time order (1 disliked); user 1: 1 then 2; user 2: 0 and 2 in the same second
     data = Interactions(
-        [0, 0, 0, 1, 1],
-        [0, 1, 2, 1, 2],
-        [5.0, 2.0, 4.0, 5.0, 5.0],
-        [20, 30, 10, 1, 2],
-        ["a", "b"],
+        [0, 0, 0, 1, 1, 2, 2],
+        [0, 1, 2, 1, 2, 0, 2],
+        [5.0, 2.0, 4.0, 5.0, 5.0, 4.0, 5.0],
+        [20, 30, 10, 1, 2, 7, 7],
+        ["a", "b", "c"],
         ["x", "y", "z"],
-        np.zeros((2, 1)),
+        np.zeros((3, 1)),
         np.zeros((3, 1)),
         ["none"],
         ["none"],
@@ -225,11 +225,13 @@ def test_successor_counts_by_hand():
     liked = data.ratings >= 4
     t = successor_counts(data, liked)
     expected = np.zeros((3, 3))
-    expected[2, 0] = 1.0  # user 0: z then x (gap 1); y is not liked, so nothing ends at y
+    expected[2, 0] = 1.0 + 1.0  # user 0: z then x (gap 1; y is not liked, so nothing ends at y); user 2: tied
     expected[1, 2] = 1.0  # user 1: y then z
+    expected[0, 2] = 1.0  # user 2: x and z tied, so x -> z as well as z -> x
     np.testing.assert_allclose(t, expected)
-    everything = successor_counts(data, np.ones(5, bool))
+    everything = successor_counts(data, np.ones(7, bool))
     assert everything[2, 1] == pytest.approx(2.0**-DECAY) and everything[0, 1] == 1.0  # z .. y two apart
+    assert everything[1, 0] == 0.0  # y never comes before x
 
 
 def test_successor_counts_of_a_long_history_stop_at_the_gap_cap(monkeypatch):

@@ -3,11 +3,12 @@ items are where they start; the items they add next tend to be the ones other us
 same items (sequential rules, as in session-based recommendation; Ludewig and Jannach, UMUAI 2018).
 
 On the warm users' interactions in time order: T[j, i] sums ``1 / gap^DECAY`` over every pair where item
-``i`` (a liked one, under ``signal="positive"``) comes ``gap`` positions after ``j`` (up to MAX_GAP); it is divided by
-``count_j^BETA count_i^(1-BETA)`` (item counts + 1) so that neither the most popular starts nor ends
-dominate. The scores are ``x @ (B / |B| + mix * S / |S|)`` for EASE's weights B and the normalised
-successors S (each scaled by the mean of its rows' largest absolute entry): still one term per support
-item (the explanation), and the new user's own order does not matter. ``mix`` is chosen on the
+``i`` (a liked one, under ``signal="positive"``) comes ``gap`` positions after ``j`` (up to MAX_GAP; a pair
+with the same timestamp counts both ways, since its order is unknown). T is divided by
+``count_j^BETA like_i^(1-BETA)`` (j's interactions, i's liked ones; each + 1) so that neither the most
+popular starts nor ends dominate. The scores are ``x @ (B / |B| + mix * S / |S|)`` for EASE's weights B and
+the normalised successors S (each scaled by the mean of its rows' largest absolute entry): still one term
+per support item (the explanation), and the new user's own order does not matter. ``mix`` is chosen on the
 validation users (0 is EASE itself). DECAY and BETA were chosen on the MovieLens-100K validation users.
 """
 
@@ -39,7 +40,7 @@ def _pairs(n_rows: int):
 def successor_counts(train, target: np.ndarray) -> np.ndarray:
     """``[n_items, n_items]``: for each ordered pair (earlier j, later i, at most MAX_GAP positions apart)
     within a warm user's interactions in time order, with ``target`` true on i's row, ``1 / gap^DECAY``
-    summed over users."""
+    summed over users; pairs with equal timestamps count in both directions."""
     n = train.n_items
     total = np.zeros(n * n)
     firsts, seconds, weights, size = [], [], [], 0
@@ -47,19 +48,21 @@ def successor_counts(train, target: np.ndarray) -> np.ndarray:
     def flush():
         nonlocal firsts, seconds, weights, size
         if firsts:
-            index = np.concatenate(firsts) * n + np.concatenate(seconds)
-            total[:] += np.bincount(index, np.concatenate(weights), minlength=n * n)
+            cells, where = np.unique(np.concatenate(firsts) * n + np.concatenate(seconds), return_inverse=True)
+            total[cells] += np.bincount(where, np.concatenate(weights))
         firsts, seconds, weights, size = [], [], [], 0
 
     for rows in train.user_rows():
         if len(rows) < 2:
             continue
         for a, b in _pairs(len(rows)):
+            tied = train.timestamps[rows[a]] == train.timestamps[rows[b]]
+            a, b = np.concatenate([a, b[tied]]), np.concatenate([b, a[tied]])  # ties: both ways
             keep = target[rows[b]]
             a, b = a[keep], b[keep]
             firsts.append(train.items[rows[a]])
             seconds.append(train.items[rows[b]])
-            weights.append((b - a).astype(np.float64) ** -DECAY)
+            weights.append(np.abs(b - a).astype(np.float64) ** -DECAY)
             size += len(a)
             if size > CHUNK:
                 flush()
@@ -83,8 +86,9 @@ class Successors(EASE):
         liked = np.ones(len(train), bool)
         if self.params.get("signal", "positive") == "positive" and self.positive_ is not None:
             liked = train.ratings >= self.positive_
-        counts = np.bincount(train.items[liked], minlength=train.n_items) + 1.0
-        s = successor_counts(train, liked) / counts[:, None] ** BETA / counts[None, :] ** (1 - BETA)
+        starts = np.bincount(train.items, minlength=train.n_items) + 1.0  # every interaction can be a start
+        ends = np.bincount(train.items[liked], minlength=train.n_items) + 1.0
+        s = successor_counts(train, liked) / starts[:, None] ** BETA / ends[None, :] ** (1 - BETA)
         self.arrays_["weights"] = (b / row_scale(b)).astype(np.float32)
         self.arrays_["successors"] = (s / row_scale(s)).astype(np.float32)
 
