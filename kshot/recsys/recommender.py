@@ -30,7 +30,7 @@ from .protocol import make_fold
 
 KIND = "recommender"
 AUTO = "auto"
-CANDIDATES = ("ease", "successors", "rp3beta", "knn", "ials")  # what "auto" chooses from (fast closed forms)
+CANDIDATES = ("ease", "rp3beta", "knn", "ials")  # what "auto" chooses from (fast closed forms)
 NEURAL = ("melu", "attention", "finetune", "gru", "sasrec", "melu_rank")
 BLENDED = ("ease", "successors", "knn", "rp3beta", "ials", "gru", "sasrec", "melu_rank", AUTO)
 # constructor parameter -> the methods it applies to (scikit-learn style settings; the rest go in ``params``)
