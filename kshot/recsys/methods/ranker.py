@@ -53,11 +53,16 @@ class Ranker(ColdStartMethod):
 
     # ---- shared pieces ------------------------------------------------------------------------------
 
+    def signal_rows(self, train, signal: str | None = None) -> np.ndarray:
+        """Which of ``train``'s interactions carry the ``signal`` (``positive``: the liked ones; ``all``, or
+        implicit data: every one)."""
+        if (signal or self.params.get("signal", "positive")) == "positive" and self.positive_ is not None:
+            return train.ratings >= self.positive_
+        return np.ones(len(train), bool)
+
     def matrix(self, train, signal: str | None = None) -> sparse.csr_matrix:
         """Warm users x items, 1 where the user gave the ``signal`` (``positive``: a liked item)."""
-        keep = np.ones(len(train), bool)
-        if (signal or self.params.get("signal", "positive")) == "positive" and self.positive_ is not None:
-            keep = train.ratings >= self.positive_
+        keep = self.signal_rows(train, signal)
         return sparse.csr_matrix(
             (np.ones(int(keep.sum())), (train.users[keep], train.items[keep])), shape=(train.n_users, train.n_items)
         )

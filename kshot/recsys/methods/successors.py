@@ -83,9 +83,7 @@ class Successors(EASE):
     def _fit_ranker(self, train):
         super()._fit_ranker(train)
         b = self.arrays_["weights"].astype(np.float64)
-        liked = np.ones(len(train), bool)
-        if self.params.get("signal", "positive") == "positive" and self.positive_ is not None:
-            liked = train.ratings >= self.positive_
+        liked = self.signal_rows(train)
         starts = np.bincount(train.items, minlength=train.n_items) + 1.0  # every interaction can be a start
         ends = np.bincount(train.items[liked], minlength=train.n_items) + 1.0
         s = successor_counts(train, liked) / starts[:, None] ** BETA / ends[None, :] ** (1 - BETA)
