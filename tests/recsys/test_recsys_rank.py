@@ -181,22 +181,14 @@ def test_ease_is_the_zero_diagonal_ridge_solution(fold):
         assert b[j, j] == 0
 
 
-def chains(n_users=90, n_items=12, length=5, seed=0) -> Interactions:
-    """Every user walks ``length`` consecutive items of the cycle 0 -> 1 -> ... -> n_items - 1 -> 0 from a
-    random start, in that order, all liked: which items come next is in the order, not in the co-occurrence
-    (``i`` is seen with ``i - 1`` as often as with ``i + 1``)."""
-    rng = np.random.default_rng(seed)
-    users, items = [], []
-    for u in range(n_users):
-        start = int(rng.integers(n_items))
-        for t in range(length):
-            users.append(u), items.append((start + t) % n_items)
-    n = len(users)
+def plain(users, items, ratings, times) -> Interactions:
+    """Interactions without side features (users u0.., items 0..) from parallel lists."""
+    n_users, n_items = int(max(users)) + 1, int(max(items)) + 1
     return Interactions(
         users,
         items,
-        np.full(n, 5.0),
-        np.arange(n),
+        ratings,
+        times,
         [f"u{u}" for u in range(n_users)],
         [str(i) for i in range(n_items)],
         np.zeros((n_users, 1)),
@@ -207,20 +199,24 @@ def chains(n_users=90, n_items=12, length=5, seed=0) -> Interactions:
     )
 
 
+def chains(n_users=90, n_items=12, length=5, seed=0) -> Interactions:
+    """Every user walks ``length`` consecutive items of the cycle 0 -> 1 -> ... -> n_items - 1 -> 0 from a
+    random start, in that order, all liked: which items come next is in the order, not in the co-occurrence
+    (``i`` is seen with ``i - 1`` as often as with ``i + 1``)."""
+    rng = np.random.default_rng(seed)
+    users, items = [], []
+    for u in range(n_users):
+        start = int(rng.integers(n_items))
+        for t in range(length):
+            users.append(u), items.append((start + t) % n_items)
+    return plain(users, items, np.full(len(users), 5.0), np.arange(len(users)))
+
+
 def test_successor_counts_by_hand():
-    # user 0: items 2, 0, 1 in time order (1 disliked); user 1: 1 then 2; user 2: 0 and 2 in the same second
-    data = Interactions(
-        [0, 0, 0, 1, 1, 2, 2],
-        [0, 1, 2, 1, 2, 0, 2],
-        [5.0, 2.0, 4.0, 5.0, 5.0, 4.0, 5.0],
-        [20, 30, 10, 1, 2, 7, 7],
-        ["a", "b", "c"],
-        ["x", "y", "z"],
-        np.zeros((3, 1)),
-        np.zeros((3, 1)),
-        ["none"],
-        ["none"],
-        ["X", "Y", "Z"],
+    # items x=0, y=1, z=2; user 0: z, x, y in time order (y disliked); user 1: y then z;
+    # user 2: x and z in the same second
+    data = plain(
+        [0, 0, 0, 1, 1, 2, 2], [0, 1, 2, 1, 2, 0, 2], [5.0, 2.0, 4.0, 5.0, 5.0, 4.0, 5.0], [20, 30, 10, 1, 2, 7, 7]
     )
     liked = data.ratings >= 4
     t = successor_counts(data, liked)
@@ -241,19 +237,7 @@ def test_successor_counts_of_a_long_history_stop_at_the_gap_cap(monkeypatch):
     monkeypatch.setattr(successors, "CHUNK", 25)
     rng = np.random.default_rng(3)
     items, ratings = rng.integers(0, 9, 40), rng.integers(1, 6, 40).astype(float)
-    data = Interactions(
-        np.zeros(40, int),
-        items,
-        ratings,
-        np.arange(40),
-        ["u"],
-        [str(i) for i in range(9)],
-        np.zeros((1, 1)),
-        np.zeros((9, 1)),
-        ["none"],
-        ["none"],
-        [f"Item {i}" for i in range(9)],
-    )
+    data = plain(np.zeros(40, int), items, ratings, np.arange(40))
     liked = ratings >= 4
     expected = np.zeros((9, 9))
     for j in range(40):
