@@ -148,13 +148,12 @@ class SentenceEncoder:
         self.batch_size = batch_size
         self.windows = check_positive_int("windows", windows, 1)
         self.quantize = "none"
-        if _st is None:
+        if _st is None:  # long texts read in windows embed differently: their own cache entries
             self.key, self.model = _load_model(self.name, device)
+            self.key += windows_key(self.windows)
             self.frozen = True
         else:
             self.key, self.model, self.frozen = _key or self.name, _st, False
-        if _st is None:  # long texts read in windows embed differently: their own cache entries
-            self.key += windows_key(self.windows)
         if check_quantize(quantize) != "none":
             q = self.quantized(quantize)
             self.key, self.model, self.quantize = q.key, q.model, q.quantize
