@@ -5,6 +5,7 @@ estimator with method "auto", onboarding, and implicit data; on small synthetic 
 import numpy as np
 import pytest
 import torch
+from ratings import interactions
 from sklearn.base import clone
 
 from kshot.core.errors import KshotError
@@ -47,21 +48,17 @@ def clusters(n_users=120, n_groups=4, per_group=10, n_popular=8, per_user=24, se
             ratings.append(
                 1.0 if implicit else float(rng.integers(4, 6) if i < n_groups * per_group else rng.integers(2, 4))
             )
-    return Interactions(
+    return interactions(
         users,
         items,
         ratings,
         times,
-        [f"u{u}" for u in range(n_users)],
-        [str(i) for i in range(n_items)],
-        np.eye(n_groups)[np.arange(n_users) % n_groups],
-        np.zeros((n_items, 1)),
-        [f"group={g}" for g in range(n_groups)],
-        ["none"],
-        [f"Item {i}" for i in range(n_items)],
-        (1.0, 1.0) if implicit else (1, 5),
-        "clusters",
-        implicit,
+        n_items,
+        user_features=np.eye(n_groups)[np.arange(n_users) % n_groups],
+        user_feature_names=[f"group={g}" for g in range(n_groups)],
+        scale=(1.0, 1.0) if implicit else (1, 5),
+        name="clusters",
+        implicit=implicit,
     ).validate()
 
 
@@ -181,24 +178,6 @@ def test_ease_is_the_zero_diagonal_ridge_solution(fold):
         assert b[j, j] == 0
 
 
-def plain(users, items, ratings, times) -> Interactions:
-    """Interactions without side features (users u0.., items 0..) from parallel lists."""
-    n_users, n_items = int(max(users)) + 1, int(max(items)) + 1
-    return Interactions(
-        users,
-        items,
-        ratings,
-        times,
-        [f"u{u}" for u in range(n_users)],
-        [str(i) for i in range(n_items)],
-        np.zeros((n_users, 1)),
-        np.zeros((n_items, 1)),
-        ["none"],
-        ["none"],
-        [f"Item {i}" for i in range(n_items)],
-    )
-
-
 def chains(n_users=90, n_items=12, length=5, seed=0) -> Interactions:
     """Every user walks ``length`` consecutive items of the cycle 0 -> 1 -> ... -> n_items - 1 -> 0 from a
     random start, in that order, all liked: which items come next is in the order, not in the co-occurrence
@@ -209,13 +188,13 @@ def chains(n_users=90, n_items=12, length=5, seed=0) -> Interactions:
         start = int(rng.integers(n_items))
         for t in range(length):
             users.append(u), items.append((start + t) % n_items)
-    return plain(users, items, np.full(len(users), 5.0), np.arange(len(users)))
+    return interactions(users, items, np.full(len(users), 5.0), np.arange(len(users)))
 
 
 def test_successor_counts_by_hand():
     # items x=0, y=1, z=2; user 0: z, x, y in time order (y disliked); user 1: y then z;
     # user 2: x and z in the same second
-    data = plain(
+    data = interactions(
         [0, 0, 0, 1, 1, 2, 2], [0, 1, 2, 1, 2, 0, 2], [5.0, 2.0, 4.0, 5.0, 5.0, 4.0, 5.0], [20, 30, 10, 1, 2, 7, 7]
     )
     liked = data.ratings >= 4
@@ -237,7 +216,7 @@ def test_successor_counts_of_a_long_history_stop_at_the_gap_cap(monkeypatch):
     monkeypatch.setattr(successors, "CHUNK", 25)
     rng = np.random.default_rng(3)
     items, ratings = rng.integers(0, 9, 40), rng.integers(1, 6, 40).astype(float)
-    data = plain(np.zeros(40, int), items, ratings, np.arange(40))
+    data = interactions(np.zeros(40, int), items, ratings, np.arange(40))
     liked = ratings >= 4
     expected = np.zeros((9, 9))
     for j in range(40):
