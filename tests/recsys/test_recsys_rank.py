@@ -281,7 +281,18 @@ def test_blend_with_popularity_where_support_is_thin(fold, rankers):
     one = m.predict_items(np.array([0]), np.array([5.0]), None)
     m.params["blend"] = 2.0
     blended = m.predict_items(np.array([0]), np.array([5.0]), None)
-    np.testing.assert_allclose(blended - one, 0.5 * prior)  # blend / (1 + K)^2, K = 1
+    np.testing.assert_allclose(blended - one, 2.0 / 2**4 * prior)  # blend / (1 + K)^4, K = 1
+    three = np.array([0, 1, 2]), np.array([5.0, 5.0, 5.0])
+    m.params["blend"] = 0.0
+    base = m.predict_items(*three, None)
+    m.params["blend"] = 2.0
+    np.testing.assert_allclose(m.predict_items(*three, None) - base, 2.0 / 4**4 * prior, atol=1e-12)
+    saved_before = {k: v for k, v in m.arrays_.items() if k != "decay"}  # a model saved with the square
+    m.arrays_, kept = saved_before, m.arrays_
+    try:
+        np.testing.assert_allclose(m.predict_items(np.array([0]), np.array([5.0]), None) - one, 0.5 * prior)
+    finally:
+        m.arrays_ = kept
 
 
 @pytest.mark.parametrize("name", ["ease", "successors", "knn", "rp3beta", "ials", "sasrec"])

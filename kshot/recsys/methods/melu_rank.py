@@ -17,11 +17,12 @@ import torch
 from ...core.adapt import adapt
 from .melu import DECISION, MeLU, MeLUNet
 from .neural_rank import NeuralRanker, masked_softmax_loss
+from .ranker import BLENDS
 
 
 class MeLURank(NeuralRanker, MeLU):
     name = "melu_rank"
-    grid = {"test_steps": [1, 2, 3], "test_lr": [0.5, 0.2, 1.0, 2.0], "blend": [1.0, 0.0, 0.3, 3.0]}
+    grid = {"test_steps": [1, 2, 3], "test_lr": [0.5, 0.2, 1.0, 2.0], "blend": BLENDS}
     inner_steps, inner_lr, first_order = 1, 0.5, False
     train_steps, meta_batch, lr, emb, hidden, eval_every = 400, 16, 2e-3, 32, 64, 100
 

@@ -18,7 +18,7 @@ import torch
 
 from ..protocol import default_positive
 from .neural import NeuralMethod
-from .ranker import Ranker
+from .ranker import BLENDS, Ranker
 
 
 def masked_softmax_loss(logits: torch.Tensor, targets: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
@@ -36,7 +36,7 @@ class NeuralRanker(Ranker, NeuralMethod):
     """Base of the neural rankers: ``build`` returns an ``nn.Module`` with an ``embed`` Embedder and
     ``logits(params, s_i, s_r, s_m, uf)`` -> [tasks, items]."""
 
-    grid = {"blend": [1.0, 0.0, 0.3, 3.0]}
+    grid = {"blend": BLENDS}
     train_steps, meta_batch, lr, emb, hidden, eval_every = 600, 64, 2e-3, 64, 64, 100
 
     def _fit_ranker(self, train):

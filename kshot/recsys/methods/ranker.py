@@ -7,9 +7,11 @@ of the scale, 4 on 1..5; every interaction of implicit data), ``"all"`` every ra
 items enter as a vector: a liked item weighs 1, one rated lower ``disliked`` (seen, so a hint of the
 same audience, but not a wish for more of it).
 
-Blend: ``score = s / max|s| + blend / (1 + K)^2 * popularity / max popularity``, so the popularity prior
-counts where the support is thin and fades fast as it grows (at K = 0 a ranker is the popularity shelf, or
-its demographic variant); ``blend`` is chosen on the validation users like every other setting.
+Blend: ``score = s / max|s| + blend / (1 + K)^4 * popularity / max popularity``, so the popularity prior
+counts where the support is thin and is all but gone by K = 5 (at K = 0 a ranker is the popularity shelf, or
+its demographic variant); ``blend`` is chosen on the validation users like every other setting. The fourth
+power: on the validation users a single item needs a prior weight near 1-3 to stay level with the shelf,
+while 3 items and more are better served by 0.1 or less, which a square cannot give with one ``blend``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from ..protocol import default_positive
 from .base import ColdStartMethod
 
 TIE = 1e-6  # the prior's weight when ``blend`` is 0: it only breaks ties
+DECAY = 4  # the prior's weight falls as (1 + K)^-DECAY (saved with the model; 2 in models saved before it)
+BLENDS = [1.0, 0.0, 0.3, 3.0, 10.0, 30.0, 100.0]  # the blend values tuned
 
 
 class Ranker(ColdStartMethod):
     predicts_ratings = False
-    grid = {"blend": [1.0, 0.0, 0.3, 3.0, 10.0], "disliked": [0.5, 0.0, 1.0]}
+    grid = {"blend": BLENDS, "disliked": [0.5, 0.0, 1.0]}
     bounds = {"disliked": (0.0, 1.0)}
     linear = False  # ``raw_scores`` is ``vector @ W`` (exact explanations from W's rows)
 
@@ -34,6 +38,7 @@ class Ranker(ColdStartMethod):
         self.arrays_ = {
             "prior": np.bincount(train.items, minlength=train.n_items).astype(np.float64),
             "positive": np.array([np.nan if positive is None else positive]),
+            "decay": np.array([float(DECAY)]),
         }
         self._fit_ranker(train)
 
@@ -90,7 +95,8 @@ class Ranker(ColdStartMethod):
         prior = prior / max(float(prior.max()), 1e-12)
         top = float(np.abs(s).max()) if len(s) else 0.0
         s = s / top if top > 0 else s
-        weight = float(self.params.get("blend", 0.0)) / (1 + len(items)) ** 2
+        decay = float(self.arrays_["decay"][0]) if "decay" in self.arrays_ else 2.0  # a model saved before
+        weight = float(self.params.get("blend", 0.0)) / (1 + len(items)) ** decay
         return s + (weight + TIE) * prior
 
     # ---- explanations -----------------------------------------------------------------------------
