@@ -75,14 +75,17 @@ def main():
                 times.append(time.perf_counter() - t)
             times.sort()
             cells += [f"{1000 * statistics.median(times):.2f}", f"{1000 * times[int(0.9 * len(times))]:.2f}"]
-        label = f"auto ({rec.chosen_})" if name == "auto" else name
-        print(f"{label:16s} median / p90 ms: {cells[0]} / {cells[1]}; with explain {cells[2]} / {cells[3]}", flush=True)
+        chose = f" (auto chose {rec.chosen_})" if name == "auto" else ""  # one row whatever it chose
+        print(
+            f"{name + chose:16s} median / p90 ms: {cells[0]} / {cells[1]}; with explain {cells[2]} / {cells[3]}",
+            flush=True,
+        )
         if not args.no_doc:
             upsert_row(
                 "Latency of `recommend`",
                 ["method", "median (ms)", "p90 (ms)", "with --explain: median", "p90", "run"],
-                label,
-                [*cells, f"`latency.py --calls {args.calls}`, {host}"],
+                name,
+                [*cells, f"`latency.py --calls {args.calls}`{chose}, {host}"],
                 doc_page("recsys"),
             )
 
