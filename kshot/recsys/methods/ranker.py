@@ -10,8 +10,9 @@ same audience, but not a wish for more of it).
 Blend: ``score = s / max|s| + blend / (1 + K)^4 * popularity / max popularity``, so the popularity prior
 counts where the support is thin and is all but gone by K = 5 (at K = 0 a ranker is the popularity shelf, or
 its demographic variant); ``blend`` is chosen on the validation users like every other setting. The fourth
-power: on the validation users a single item needs a prior weight near 1-3 to stay level with the shelf,
-while 3 items and more are better served by 0.1 or less, which a square cannot give with one ``blend``.
+power: with EASE and item-kNN on MovieLens-100K's validation users, one item needed a prior weight near 1-3 to
+stay level with the shelf and three items or more 0.1 or less; ``blend`` = 30 gives 1.9 at K = 1, 0.12 at
+K = 3 and 0.02 at K = 5, which a square cannot give with one setting.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from ..protocol import default_positive
 from .base import ColdStartMethod
 
 TIE = 1e-6  # the prior's weight when ``blend`` is 0: it only breaks ties
-DECAY = 4  # the prior's weight falls as (1 + K)^-DECAY (saved with the model; 2 in models saved before it)
-BLENDS = [1.0, 0.0, 0.3, 3.0, 10.0, 30.0, 100.0]  # the blend values tuned
+PRIOR_DECAY = 4  # the prior's weight falls as (1 + K)^-PRIOR_DECAY (saved with the model; 2 in models saved before it)
+BLENDS = (1.0, 0.0, 0.3, 3.0, 10.0, 30.0, 100.0)  # the blend values tuned
 
 
 class Ranker(ColdStartMethod):
@@ -38,7 +39,7 @@ class Ranker(ColdStartMethod):
         self.arrays_ = {
             "prior": np.bincount(train.items, minlength=train.n_items).astype(np.float64),
             "positive": np.array([np.nan if positive is None else positive]),
-            "decay": np.array([float(DECAY)]),
+            "decay": np.array([float(PRIOR_DECAY)]),
         }
         self._fit_ranker(train)
 
